@@ -1,0 +1,664 @@
+"""RegenerationCharter: what to keep healthy, by which thresholds, criteria and budgets.
+
+Fields whose defaults depend on ``spec.systemType`` (thresholds, success criteria, cadence and the
+phase policy) are optional on the wire; ``profiles.resolve_spec`` fills them from the system type's
+profile, and ``weavergen regeneration define`` writes them out in full.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from weavergen.api.common import (
+    API_VERSION,
+    Condition,
+    ConfigMapKeyRef,
+    DnsLabel,
+    Fraction,
+    ObjectMeta,
+    ObjectName,
+    StatusModel,
+    WireModel,
+    cel,
+    cel_rules,
+    condition_list_field,
+)
+
+KIND: Final = "RegenerationCharter"
+PLURAL = "regenerationcharters"
+
+
+class SystemType(StrEnum):
+    """The kinds of system a charter can describe; each has its own default profile."""
+
+    WEB_SERVICE = "web-service"
+    API_GATEWAY = "api-gateway"
+    WORKER = "worker"
+    BATCH_JOB = "batch-job"
+    STREAM_PROCESSOR = "stream-processor"
+    DATABASE_PROXY = "database-proxy"
+    ML_INFERENCE = "ml-inference"
+    AGENT = "agent"
+    CACHE = "cache"
+    SCHEDULER = "scheduler"
+
+
+class EntropyLevel(StrEnum):
+    """Entropy levels, from healthy (low) to in need of full regeneration (critical)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+Seconds = Annotated[int, Field(ge=1, le=86_400)]
+StrategyName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
+]
+
+
+class LabelSelector(WireModel):
+    """Selects objects by labels (equality only)."""
+
+    match_labels: dict[str, str] = Field(
+        description="Labels an object must carry, all of them, to be selected.",
+        json_schema_extra={"minProperties": 1},
+    )
+
+
+class WorkloadRef(WireModel):
+    """A workload to keep healthy, by name or by label selector (exactly one of the two)."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "has(self.name) != has(self.selector)",
+                "set exactly one of name and selector",
+            )
+        )
+    }
+
+    kind: Literal["Deployment", "StatefulSet"] = Field(
+        default="Deployment", description="Kind of the workload: Deployment or StatefulSet."
+    )
+    name: ObjectName | None = Field(default=None, description="Name of the workload.")
+    selector: LabelSelector | None = Field(
+        default=None, description="Selects every workload of this kind whose labels match."
+    )
+
+    @model_validator(mode="after")
+    def _name_xor_selector(self) -> WorkloadRef:
+        if (self.name is None) == (self.selector is None):
+            raise ValueError("set exactly one of name and selector")
+        return self
+
+
+class TargetSpec(WireModel):
+    """The workloads to keep healthy and the configuration they depend on."""
+
+    workloads: list[WorkloadRef] = Field(
+        min_length=1,
+        max_length=32,
+        description="Deployments and StatefulSets the charter keeps healthy.",
+    )
+    config_maps: list[ObjectName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="ConfigMaps the workloads depend on; snapshotted and restorable.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    secrets: list[ObjectName] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Secrets the workloads depend on. Referenced and hashed only: their values are never "
+            "copied into snapshots, status, logs or spans."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class BaselineSpec(WireModel):
+    """Where the healthy reference behaviour comes from."""
+
+    config_map: ConfigMapKeyRef | None = Field(
+        default=None,
+        description=(
+            "OTLP/JSON spans of a known-healthy period. When unset, the baseline is captured from "
+            "the first windows measured."
+        ),
+    )
+    capture_windows: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Number of consecutive windows captured as the baseline when none is given.",
+    )
+
+
+class TelemetrySpec(WireModel):
+    """Where the workload's OpenTelemetry spans come from and how they are windowed."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "self.source != 'configMap' || has(self.configMap)",
+                "configMap is required when source is configMap",
+                ".configMap",
+            )
+        )
+    }
+
+    service_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="The service.name resource attribute of the workload's spans."
+    )
+    source: Literal["otlp", "configMap"] = Field(
+        default="otlp",
+        description=(
+            "otlp: spans pushed to the operator's OTLP/HTTP receiver; configMap: OTLP/JSON read "
+            "from the ConfigMap key in configMap."
+        ),
+    )
+    config_map: ConfigMapKeyRef | None = Field(
+        default=None, description="The OTLP/JSON spans to measure when source is configMap."
+    )
+    window_seconds: int = Field(
+        default=60, ge=5, le=3600, description="Length of one measurement window."
+    )
+    min_spans: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description="Fewer spans than this in a window gives InsufficientData, not a score.",
+    )
+    baseline: BaselineSpec = Field(
+        default_factory=BaselineSpec,
+        description="The healthy reference the current window is compared with.",
+        json_schema_extra={"default": {}},
+    )
+    registry: ConfigMapKeyRef | None = Field(
+        default=None,
+        description=(
+            "A semantic-convention registry (OpenTelemetry Weaver YAML) extending the built-in "
+            "one, for the workload's own attributes."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _config_map_for_config_map_source(self) -> TelemetrySpec:
+        if self.source == "configMap" and self.config_map is None:
+            raise ValueError("configMap is required when source is configMap")
+        return self
+
+
+class ObjectivesSpec(WireModel):
+    """Service-level objectives the health score is measured against."""
+
+    availability: float = Field(
+        default=0.99,
+        gt=0.0,
+        lt=1.0,
+        description="Target share of spans without error status, e.g. 0.99.",
+    )
+    latency_threshold_ms: float | None = Field(
+        default=None,
+        gt=0.0,
+        description=(
+            "A span slower than this breaks the latency objective. Unset: derived from the "
+            "baseline's 99th percentile."
+        ),
+    )
+    latency_target: float = Field(
+        default=0.99,
+        gt=0.0,
+        lt=1.0,
+        description="Target share of spans faster than latencyThresholdMs.",
+    )
+
+
+class ThresholdsSpec(WireModel):
+    """Entropy scores at which each level starts (score >= threshold)."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "self.medium < self.high && self.high < self.critical",
+                "thresholds must increase strictly: medium < high < critical",
+            )
+        )
+    }
+
+    mode: Literal["fixed", "computed"] = Field(
+        default="fixed",
+        description=(
+            "fixed: use the values below; computed: derive them from the baseline's own noise "
+            "and the system's complexity, never below the values below."
+        ),
+    )
+    medium: Fraction = Field(description="Entropy score where MEDIUM starts.")
+    high: Fraction = Field(description="Entropy score where HIGH starts.")
+    critical: Fraction = Field(description="Entropy score where CRITICAL starts.")
+
+    @model_validator(mode="after")
+    def _strictly_increasing(self) -> ThresholdsSpec:
+        if not self.medium < self.high < self.critical:
+            raise ValueError("thresholds must increase strictly: medium < high < critical")
+        return self
+
+
+class SuccessCriteriaSpec(WireModel):
+    """What a finished regeneration must show for the cycle to count as Succeeded."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "self.settleSeconds < self.maxRecoverySeconds",
+                "settleSeconds must be shorter than maxRecoverySeconds",
+                ".settleSeconds",
+            )
+        )
+    }
+
+    max_entropy_score: Fraction = Field(
+        description="Entropy score after regeneration must be at most this."
+    )
+    min_health_score: Fraction = Field(
+        description="Health score after regeneration must be at least this."
+    )
+    min_entropy_reduction: Fraction = Field(
+        description="Entropy score must fall by at least this much (before minus after)."
+    )
+    max_error_rate: Fraction | None = Field(
+        default=None, description="Share of error spans after regeneration must be at most this."
+    )
+    max_p99_latency_ms: float | None = Field(
+        default=None, gt=0.0, description="99th percentile span latency after regeneration."
+    )
+    max_recovery_seconds: Seconds = Field(
+        description="From the start of Implement to verified health; slower counts as failed."
+    )
+    settle_seconds: Seconds = Field(
+        description="Wait after the rollout finishes before measuring the result."
+    )
+    verify_windows: int = Field(
+        ge=1, le=20, description="Consecutive windows that must meet the criteria."
+    )
+
+    @model_validator(mode="after")
+    def _settle_within_recovery(self) -> SuccessCriteriaSpec:
+        if self.settle_seconds >= self.max_recovery_seconds:
+            raise ValueError("settleSeconds must be shorter than maxRecoverySeconds")
+        return self
+
+
+class CadenceSpec(WireModel):
+    """How often the charter is measured."""
+
+    measure_interval_seconds: int = Field(
+        ge=5, le=86_400, description="Time between two measurements of the target."
+    )
+    baseline_refresh_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=30 * 86_400,
+        description="Recapture the baseline this often while healthy; 0 keeps it until changed.",
+    )
+
+
+PHASES = ("define", "measure", "explore", "develop", "implement")
+
+
+class PhasePolicySpec(WireModel):
+    """Deadlines and retries of the phase Jobs."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            *(
+                cel(
+                    f"self.{phase}DeadlineSeconds <= self.cycleDeadlineSeconds",
+                    f"{phase}DeadlineSeconds cannot exceed cycleDeadlineSeconds",
+                    f".{phase}DeadlineSeconds",
+                )
+                for phase in PHASES
+            )
+        )
+    }
+
+    define_deadline_seconds: Seconds = Field(description="Deadline of the Define Job.")
+    measure_deadline_seconds: Seconds = Field(description="Deadline of the Measure Job.")
+    explore_deadline_seconds: Seconds = Field(description="Deadline of the Explore Job.")
+    develop_deadline_seconds: Seconds = Field(description="Deadline of the Develop Job.")
+    implement_deadline_seconds: Seconds = Field(description="Deadline of the Implement Job.")
+    cycle_deadline_seconds: Seconds = Field(
+        description="Deadline of a whole cycle; past it the cycle fails (and rolls back)."
+    )
+    backoff_limit: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed phase Job before the cycle fails."
+    )
+
+    def deadline_seconds(self, phase: str) -> int:
+        """The deadline of one phase, by its lowercase name."""
+        value: int = getattr(self, f"{phase}_deadline_seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _phases_fit_cycle(self) -> PhasePolicySpec:
+        for phase in PHASES:
+            if self.deadline_seconds(phase) > self.cycle_deadline_seconds:
+                raise ValueError(f"{phase}DeadlineSeconds cannot exceed cycleDeadlineSeconds")
+        return self
+
+
+class TriggerSpec(WireModel):
+    """When the operator starts a cycle on its own."""
+
+    mode: Literal["auto", "manual"] = Field(
+        default="auto",
+        description="auto: start a cycle at or above level; manual: only cycles people create.",
+    )
+    level: Literal["medium", "high", "critical"] = Field(
+        default="high", description="Lowest entropy level that starts a cycle in auto mode."
+    )
+
+
+class CircuitBreakerSpec(WireModel):
+    """Limits on how often the operator acts, so a fault it cannot fix does not make it thrash."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "self.cooldownSeconds <= self.maxCooldownSeconds",
+                "cooldownSeconds must not exceed maxCooldownSeconds",
+                ".cooldownSeconds",
+            )
+        )
+    }
+
+    max_cycles: int = Field(
+        default=3, ge=1, le=100, description="Most cycles allowed within windowSeconds."
+    )
+    window_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86_400, description="Window in which maxCycles are counted."
+    )
+    cooldown_seconds: int = Field(
+        default=300, ge=0, le=86_400, description="Pause after the breaker opens, doubling."
+    )
+    max_cooldown_seconds: int = Field(
+        default=3600, ge=0, le=7 * 86_400, description="Cap of the doubling cooldown."
+    )
+    max_strategy_failures: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description=(
+            "A strategy that failed this often for the same symptom signature is not tried "
+            "again; the charter escalates instead."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _cooldown_within_cap(self) -> CircuitBreakerSpec:
+        if self.cooldown_seconds > self.max_cooldown_seconds:
+            raise ValueError("cooldownSeconds must not exceed maxCooldownSeconds")
+        return self
+
+
+class StrategyPolicySpec(WireModel):
+    """Which remediation strategies the operator may choose from."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            cel(
+                "!has(self.allow) || !has(self.deny) || self.allow.all(s, !(s in self.deny))",
+                "a strategy cannot be both allowed and denied",
+                ".deny",
+            )
+        )
+    }
+
+    allow: list[StrategyName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Only these strategies may be chosen; empty allows every strategy.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    deny: list[StrategyName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="These strategies are never chosen.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> StrategyPolicySpec:
+        both = sorted(set(self.allow) & set(self.deny))
+        if both:
+            raise ValueError(f"a strategy cannot be both allowed and denied: {', '.join(both)}")
+        return self
+
+
+class StakeholderRequirements(WireModel):
+    """A stakeholder's requirements; merging them into a charter only ever tightens it."""
+
+    min_health_score: Fraction | None = Field(
+        default=None, description="Health score the stakeholder needs after regeneration."
+    )
+    max_entropy_score: Fraction | None = Field(
+        default=None, description="Entropy score the stakeholder accepts after regeneration."
+    )
+    max_recovery_seconds: Seconds | None = Field(
+        default=None, description="Longest recovery the stakeholder accepts."
+    )
+    max_error_rate: Fraction | None = Field(
+        default=None, description="Highest share of error spans the stakeholder accepts."
+    )
+    max_p99_latency_ms: float | None = Field(
+        default=None, gt=0.0, description="Highest 99th percentile latency the stakeholder accepts."
+    )
+    approval_required: bool = Field(
+        default=False,
+        description="The stakeholder approves each regeneration: the charter runs in propose mode.",
+    )
+    notes: list[Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=list, max_length=32, description="Requirements in words."
+    )
+
+
+class Stakeholder(WireModel):
+    """Someone with a stake in the system's health."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="Person, team or on-call rotation."
+    )
+    role: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
+        description="Their role, for example owner, sre or product."
+    )
+    requirements: StakeholderRequirements = Field(
+        default_factory=StakeholderRequirements,
+        description="What they require of the system and of its regeneration.",
+        json_schema_extra={"default": {}},
+    )
+
+
+class RegenerationCharterSpec(WireModel):
+    """What to keep healthy, by which thresholds, criteria and budgets."""
+
+    system_id: DnsLabel = Field(
+        description="Identity of the system; immutable, it keys the charter's history.",
+        json_schema_extra=cel_rules(cel("self == oldSelf", "systemId is immutable")),
+    )
+    system_type: SystemType = Field(
+        description="Kind of system; chooses the defaults of thresholds, criteria and cadence."
+    )
+    target: TargetSpec = Field(description="The workloads to keep healthy and their config.")
+    telemetry: TelemetrySpec = Field(description="Where the spans come from.")
+    objectives: ObjectivesSpec = Field(
+        default_factory=ObjectivesSpec,
+        description="Service-level objectives behind the health score.",
+        json_schema_extra={"default": {}},
+    )
+    thresholds: ThresholdsSpec | None = Field(
+        default=None, description="Entropy level thresholds; unset uses the system type's."
+    )
+    success_criteria: SuccessCriteriaSpec | None = Field(
+        default=None, description="What a regeneration must achieve; unset uses the system type's."
+    )
+    cadence: CadenceSpec | None = Field(
+        default=None, description="Measurement cadence; unset uses the system type's."
+    )
+    phase_policy: PhasePolicySpec | None = Field(
+        default=None, description="Phase Job deadlines and retries; unset uses the system type's."
+    )
+    trigger: TriggerSpec = Field(
+        default_factory=TriggerSpec,
+        description="When the operator starts cycles on its own.",
+        json_schema_extra={"default": {}},
+    )
+    circuit_breaker: CircuitBreakerSpec = Field(
+        default_factory=CircuitBreakerSpec,
+        description="Limits on how often the operator acts.",
+        json_schema_extra={"default": {}},
+    )
+    strategies: StrategyPolicySpec = Field(
+        default_factory=StrategyPolicySpec,
+        description="Which remediation strategies may be chosen.",
+        json_schema_extra={"default": {}},
+    )
+    stakeholders: list[Stakeholder] = Field(
+        default_factory=list, max_length=64, description="People with a stake in the system."
+    )
+    mode: Literal["observe", "propose", "enforce"] = Field(
+        default="enforce",
+        description=(
+            "observe: measure and report only; propose: stop each cycle after Develop until the "
+            "regeneration.weavergen.io/approve annotation approves it; enforce: act."
+        ),
+    )
+    executor: Literal["job", "inline"] = Field(
+        default="job",
+        description="job: each phase runs as a Kubernetes Job; inline: in the operator process.",
+    )
+
+
+class EntropyIndicator(StatusModel):
+    """One drift indicator of the latest measurement, in short."""
+
+    type: str = Field(description="Indicator type, for example latency_degradation.")
+    severity: Fraction = Field(description="How strong the drift is, 0 to 1.")
+    summary: str = Field(default="", description="The evidence in one sentence.")
+
+
+class EntropyStatus(StatusModel):
+    """The latest measurement of the target."""
+
+    score: Fraction | None = Field(default=None, description="Entropy score, 0 to 1.")
+    level: EntropyLevel | None = Field(default=None, description="Entropy level of the score.")
+    health_score: Fraction | None = Field(default=None, description="Health score, 0 to 1.")
+    indicators: list[EntropyIndicator] = Field(
+        default_factory=list, description="Drift indicators found."
+    )
+    validation_error_count: int = Field(
+        default=0, ge=0, description="Distinct semantic-convention validation errors."
+    )
+    span_count: int = Field(default=0, ge=0, description="Spans in the measured window.")
+    measured_at: datetime | None = Field(default=None, description="End of the measured window.")
+
+
+class EffectiveThresholds(StatusModel):
+    """The thresholds in force, after defaults and computation."""
+
+    medium: Fraction = Field(description="Entropy score where MEDIUM starts.")
+    high: Fraction = Field(description="Entropy score where HIGH starts.")
+    critical: Fraction = Field(description="Entropy score where CRITICAL starts.")
+    source: Literal["systemType", "charter", "computed"] = Field(
+        description="Where the values come from."
+    )
+
+
+class StrategyOutcomeHistory(StatusModel):
+    """Outcomes of one strategy for one symptom signature; feeds the success-probability model."""
+
+    strategy: str = Field(description="Strategy name.")
+    signature: str = Field(description="Symptom signature it was used for.")
+    successes: int = Field(default=0, ge=0, description="Cycles that succeeded with it.")
+    failures: int = Field(default=0, ge=0, description="Cycles that failed or rolled back with it.")
+    last_outcome: Literal["Succeeded", "RolledBack", "Failed"] | None = Field(
+        default=None, description="Outcome of the latest cycle that used it."
+    )
+    last_used_at: datetime | None = Field(default=None, description="When it was last used.")
+
+
+class CircuitBreakerStatus(StatusModel):
+    """State of the charter's circuit breaker, kept in status so it survives restarts."""
+
+    state: Literal["Closed", "Open"] = Field(default="Closed", description="Closed or Open.")
+    recent_cycle_starts: list[datetime] = Field(
+        default_factory=list, max_length=100, description="Start times of cycles in the window."
+    )
+    open_until: datetime | None = Field(default=None, description="When an open breaker closes.")
+    consecutive_openings: int = Field(
+        default=0, ge=0, description="Openings in a row; the cooldown doubles with each."
+    )
+
+
+class ControlChartSummary(StatusModel):
+    """Statistical process control of the entropy score."""
+
+    center_line: float | None = Field(default=None, description="Center line (phase-I mean).")
+    upper_control_limit: float | None = Field(default=None, description="Upper control limit.")
+    lower_control_limit: float | None = Field(default=None, description="Lower control limit.")
+    points: int = Field(default=0, ge=0, description="Points charted so far.")
+    last_signal: str | None = Field(
+        default=None, description="Latest Western Electric rule that fired, with its time."
+    )
+
+
+class CycleRef(StatusModel):
+    """A pointer to a cycle of this charter."""
+
+    name: str = Field(description="Name of the RegenerationCycle.")
+    outcome: str | None = Field(default=None, description="Its outcome once finished.")
+    finished_at: datetime | None = Field(default=None, description="When it finished.")
+
+
+class RegenerationCharterStatus(StatusModel):
+    """Observed state of the charter, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status describes."
+    )
+    conditions: list[Condition] = condition_list_field(
+        "Ready, Degraded, InsufficientData and CircuitOpen."
+    )
+    entropy: EntropyStatus | None = Field(default=None, description="Latest measurement.")
+    effective_thresholds: EffectiveThresholds | None = Field(
+        default=None, description="Thresholds in force."
+    )
+    control_chart: ControlChartSummary | None = Field(
+        default=None, description="Control chart of the entropy score."
+    )
+    strategy_history: list[StrategyOutcomeHistory] = Field(
+        default_factory=list, description="Per-strategy outcome history."
+    )
+    circuit_breaker: CircuitBreakerStatus | None = Field(
+        default=None, description="Circuit breaker state."
+    )
+    active_cycle: str | None = Field(default=None, description="The cycle running now, if any.")
+    last_cycle: CycleRef | None = Field(default=None, description="The latest finished cycle.")
+
+
+class RegenerationCharter(WireModel):
+    """A RegenerationCharter object as stored in Kubernetes."""
+
+    model_config = WireModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["regeneration.weavergen.io/v1alpha1"] = API_VERSION
+    kind: Literal["RegenerationCharter"] = KIND
+    metadata: ObjectMeta
+    spec: RegenerationCharterSpec
+    status: RegenerationCharterStatus | None = None

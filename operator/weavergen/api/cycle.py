@@ -1,0 +1,165 @@
+"""RegenerationCycle: one DMEDI run (Define, Measure, Explore, Develop, Implement) for a charter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final, Literal
+
+from pydantic import Field
+
+from weavergen.api.charter import EntropyLevel, StrategyName
+from weavergen.api.common import (
+    API_VERSION,
+    Condition,
+    Fraction,
+    ObjectMeta,
+    ObjectName,
+    StatusModel,
+    WireModel,
+    cel,
+    cel_rules,
+    condition_list_field,
+)
+
+KIND: Final = "RegenerationCycle"
+PLURAL = "regenerationcycles"
+
+PhaseName = Literal["define", "measure", "explore", "develop", "implement"]
+CyclePhase = Literal[
+    "Pending",
+    "Defining",
+    "Measuring",
+    "Exploring",
+    "Developing",
+    "AwaitingApproval",
+    "Implementing",
+    "RollingBack",
+    "Succeeded",
+    "NotNeeded",
+    "RolledBack",
+    "Failed",
+]
+FINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "NotNeeded", "RolledBack", "Failed"})
+
+
+class CharterRef(WireModel):
+    """The charter a cycle runs for, in the cycle's namespace."""
+
+    name: ObjectName = Field(description="Name of the RegenerationCharter.")
+
+
+class RegenerationCycleSpec(WireModel):
+    """One DMEDI run; immutable once created, the record of what was asked."""
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(cel("self == oldSelf", "spec is immutable"))
+    }
+
+    charter_ref: CharterRef = Field(description="The charter this cycle regenerates.")
+    reason: str = Field(
+        default="manual",
+        max_length=1024,
+        description="Why the cycle was started, for example 'entropy high (0.71)' or a ticket.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Plan the regeneration and report its diff without changing any object.",
+    )
+    strategy: StrategyName | None = Field(
+        default=None,
+        description="Use this strategy instead of the top-ranked one (must be allowed).",
+    )
+
+
+class PhaseStatus(StatusModel):
+    """Execution record of one phase."""
+
+    name: PhaseName = Field(description="define, measure, explore, develop or implement.")
+    job: str | None = Field(default=None, description="Name of the phase's Job, if any.")
+    attempts: int = Field(default=0, ge=0, description="Job attempts so far.")
+    started_at: datetime | None = Field(default=None, description="When the phase started.")
+    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    duration_seconds: float | None = Field(default=None, ge=0.0, description="Its wall time.")
+    outcome: Literal["Running", "Succeeded", "Failed", "Skipped"] | None = Field(
+        default=None, description="Outcome of the phase."
+    )
+    message: str = Field(default="", description="What happened, in a sentence.")
+
+
+class EntropySnapshot(StatusModel):
+    """Entropy of the target at one moment of the cycle."""
+
+    score: Fraction = Field(description="Entropy score, 0 to 1.")
+    level: EntropyLevel = Field(description="Entropy level.")
+    health_score: Fraction = Field(description="Health score, 0 to 1.")
+
+
+class RankedOption(StatusModel):
+    """A remediation option as ranked by Explore, with the reasons for its place."""
+
+    rank: int = Field(ge=1, description="1 is the best option.")
+    strategy: str = Field(description="Strategy name.")
+    score: Fraction = Field(
+        description="Weighted score: 0.4 success, 0.3 recovery time, 0.2 risk, 0.1 resources."
+    )
+    success_probability: Fraction = Field(description="Estimated probability of success.")
+    recovery_time_seconds: float = Field(ge=0.0, description="Estimated recovery time.")
+    risk: Fraction = Field(description="Estimated risk, 0 (none) to 1.")
+    resource_cost: Fraction = Field(description="Estimated resource cost, 0 to 1.")
+    reasons: list[str] = Field(default_factory=list, description="Why it ranked where it did.")
+
+
+class SnapshotRef(StatusModel):
+    """Where the pre-change snapshot of the targets lives."""
+
+    config_map: str = Field(description="First ConfigMap of the snapshot (chunks follow it).")
+    sha256: str = Field(description="SHA-256 of the normalised manifests, in order.")
+    objects: int = Field(ge=0, description="Number of objects snapshotted.")
+    chunks: int = Field(ge=1, description="ConfigMaps the snapshot is split over.")
+
+
+class RollbackRecord(StatusModel):
+    """What a rollback did and whether live state matched the snapshot afterwards."""
+
+    reason: str = Field(description="Why the cycle rolled back.")
+    started_at: datetime | None = Field(default=None, description="When the rollback started.")
+    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    verified: bool = Field(default=False, description="Live objects equal the snapshot again.")
+
+
+class RegenerationCycleStatus(StatusModel):
+    """Observed state of the cycle, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status describes."
+    )
+    phase: CyclePhase = Field(default="Pending", description="Where the cycle is now.")
+    conditions: list[Condition] = condition_list_field(
+        "Defined, Measured, Explored, Developed, Implemented, Succeeded, RolledBack and Failed."
+    )
+    phases: list[PhaseStatus] = Field(default_factory=list, description="Per-phase records.")
+    entropy_before: EntropySnapshot | None = Field(default=None, description="Before the fix.")
+    entropy_after: EntropySnapshot | None = Field(default=None, description="After the fix.")
+    options: list[RankedOption] = Field(default_factory=list, description="Ranked options.")
+    chosen_strategy: str | None = Field(default=None, description="The strategy carried out.")
+    snapshot: SnapshotRef | None = Field(default=None, description="The pre-change snapshot.")
+    rollback: RollbackRecord | None = Field(default=None, description="Rollback, if one ran.")
+    trace_id: str | None = Field(default=None, description="W3C trace id of the cycle's trace.")
+    workflow_state: str | None = Field(
+        default=None, description="ConfigMap holding the cycle's serialised BPMN workflow state."
+    )
+    started_at: datetime | None = Field(default=None, description="When the cycle started.")
+    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    message: str = Field(default="", description="Outcome in a sentence.")
+
+
+class RegenerationCycle(WireModel):
+    """A RegenerationCycle object as stored in Kubernetes."""
+
+    model_config = WireModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["regeneration.weavergen.io/v1alpha1"] = API_VERSION
+    kind: Literal["RegenerationCycle"] = KIND
+    metadata: ObjectMeta
+    spec: RegenerationCycleSpec
+    status: RegenerationCycleStatus | None = None

@@ -1,0 +1,1 @@
+"""Pure domain core: no Kubernetes, kopf, Prometheus or OpenTelemetry SDK I/O."""
