@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from tests.helpers import sample_objects
+from tests.invalid_charters import BASE_SPEC, INVALID_SPECS, InvalidCase
 from weavergen.api import RegenerationCharter, RegenerationCycle, SystemType
 from weavergen.api.charter import PHASES, RegenerationCharterSpec
 from weavergen.api.profiles import PROFILES, SEED_PHASE_DEADLINES, profile_for, resolve_spec
@@ -93,107 +93,15 @@ def test_resolve_spec_fills_defaults_and_keeps_explicit_values() -> None:
     assert resolve_spec(minimal).thresholds == profile_for("cache").thresholds
 
 
-BASE_SPEC: dict[str, Any] = {
-    "systemId": "checkout",
-    "systemType": "web-service",
-    "target": {"workloads": [{"kind": "Deployment", "name": "checkout"}]},
-    "telemetry": {"serviceName": "checkout"},
-}
-
-
-def with_change(path: str, value: Any) -> dict[str, Any]:
-    spec = copy.deepcopy(BASE_SPEC)
-    *parents, leaf = path.split(".")
-    node = spec
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    return spec
-
-
-# (field path, bad value, expected location, expected words): one row per invariant.
-INVALID_SPECS = [
-    ("systemId", "Checkout_1", "systemId", "should match pattern"),
-    ("systemType", "mainframe", "systemType", "Input should be"),
-    ("target.workloads", [], "target.workloads", "at least 1 item"),
-    ("target.workloads", [{"kind": "Deployment"}], "target.workloads.0", "exactly one of"),
-    (
-        "target.workloads",
-        [{"name": "a", "selector": {"matchLabels": {"app": "a"}}}],
-        "target.workloads.0",
-        "exactly one of",
-    ),
-    ("target.workloads", [{"kind": "DaemonSet", "name": "a"}], "target.workloads.0.kind", ""),
-    ("telemetry.source", "configMap", "telemetry", "configMap is required"),
-    ("telemetry.windowSeconds", 1, "telemetry.windowSeconds", "greater than or equal to 5"),
-    (
-        "thresholds",
-        {"medium": 0.6, "high": 0.6, "critical": 0.8},
-        "thresholds",
-        "medium < high < critical",
-    ),
-    (
-        "thresholds",
-        {"medium": 0.3, "high": 0.9, "critical": 0.8},
-        "thresholds",
-        "medium < high < critical",
-    ),
-    ("thresholds", {"medium": 0.3, "high": 0.6, "critical": 1.2}, "thresholds.critical", ""),
-    (
-        "strategies",
-        {"allow": ["agent-reset", "cache-refresh"], "deny": ["agent-reset"]},
-        "strategies",
-        "both allowed and denied: agent-reset",
-    ),
-    (
-        "circuitBreaker",
-        {"cooldownSeconds": 7200, "maxCooldownSeconds": 3600},
-        "circuitBreaker",
-        "cooldownSeconds must not exceed",
-    ),
-    (
-        "successCriteria",
-        {
-            "maxEntropyScore": 0.3,
-            "minHealthScore": 0.9,
-            "minEntropyReduction": 0.2,
-            "maxRecoverySeconds": 60,
-            "settleSeconds": 60,
-            "verifyWindows": 1,
-        },
-        "successCriteria",
-        "settleSeconds must be shorter",
-    ),
-    (
-        "phasePolicy",
-        {
-            "defineDeadlineSeconds": 30,
-            "measureDeadlineSeconds": 60,
-            "exploreDeadlineSeconds": 120,
-            "developDeadlineSeconds": 180,
-            "implementDeadlineSeconds": 900,
-            "cycleDeadlineSeconds": 600,
-        },
-        "phasePolicy",
-        "implementDeadlineSeconds cannot exceed",
-    ),
-    ("mode", "yolo", "mode", "'observe', 'propose' or 'enforce'"),
-    ("thresholdz", {}, "thresholdz", "Extra inputs are not permitted"),
-]
-
-
-@pytest.mark.parametrize(
-    ("path", "value", "location", "words"), INVALID_SPECS, ids=[r[0] for r in INVALID_SPECS]
-)
-def test_invalid_spec_is_rejected_naming_the_field(
-    path: str, value: Any, location: str, words: str
-) -> None:
+@pytest.mark.parametrize("case", INVALID_SPECS, ids=[c.id for c in INVALID_SPECS])
+def test_invalid_spec_is_rejected_naming_the_field(case: InvalidCase) -> None:
     with pytest.raises(ValidationError) as caught:
-        RegenerationCharterSpec.model_validate(with_change(path, value))
+        RegenerationCharterSpec.model_validate(case.spec)
     errors = caught.value.errors()
     locations = [".".join(str(p) for p in e["loc"]) for e in errors]
-    assert any(loc.startswith(location) for loc in locations), locations
-    assert any(words in e["msg"] for e in errors), [e["msg"] for e in errors]
+    # Cross-field rules are reported on the object that holds both fields.
+    assert any(loc and case.model_location.startswith(loc) for loc in locations), locations
+    assert any(case.model_words in e["msg"] for e in errors), [e["msg"] for e in errors]
 
 
 def test_base_spec_is_valid() -> None:

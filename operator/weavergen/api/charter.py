@@ -26,6 +26,7 @@ from weavergen.api.common import (
     cel,
     cel_rules,
     condition_list_field,
+    defaulted,
 )
 
 KIND: Final = "RegenerationCharter"
@@ -176,10 +177,8 @@ class TelemetrySpec(WireModel):
         le=10_000_000,
         description="Fewer spans than this in a window gives InsufficientData, not a score.",
     )
-    baseline: BaselineSpec = Field(
-        default_factory=BaselineSpec,
-        description="The healthy reference the current window is compared with.",
-        json_schema_extra={"default": {}},
+    baseline: BaselineSpec = defaulted(
+        BaselineSpec, "The healthy reference the current window is compared with."
     )
     registry: ConfigMapKeyRef | None = Field(
         default=None,
@@ -478,10 +477,8 @@ class Stakeholder(WireModel):
     role: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="Their role, for example owner, sre or product."
     )
-    requirements: StakeholderRequirements = Field(
-        default_factory=StakeholderRequirements,
-        description="What they require of the system and of its regeneration.",
-        json_schema_extra={"default": {}},
+    requirements: StakeholderRequirements = defaulted(
+        StakeholderRequirements, "What they require of the system and of its regeneration."
     )
 
 
@@ -497,10 +494,8 @@ class RegenerationCharterSpec(WireModel):
     )
     target: TargetSpec = Field(description="The workloads to keep healthy and their config.")
     telemetry: TelemetrySpec = Field(description="Where the spans come from.")
-    objectives: ObjectivesSpec = Field(
-        default_factory=ObjectivesSpec,
-        description="Service-level objectives behind the health score.",
-        json_schema_extra={"default": {}},
+    objectives: ObjectivesSpec = defaulted(
+        ObjectivesSpec, "Service-level objectives behind the health score."
     )
     thresholds: ThresholdsSpec | None = Field(
         default=None, description="Entropy level thresholds; unset uses the system type's."
@@ -514,20 +509,12 @@ class RegenerationCharterSpec(WireModel):
     phase_policy: PhasePolicySpec | None = Field(
         default=None, description="Phase Job deadlines and retries; unset uses the system type's."
     )
-    trigger: TriggerSpec = Field(
-        default_factory=TriggerSpec,
-        description="When the operator starts cycles on its own.",
-        json_schema_extra={"default": {}},
+    trigger: TriggerSpec = defaulted(TriggerSpec, "When the operator starts cycles on its own.")
+    circuit_breaker: CircuitBreakerSpec = defaulted(
+        CircuitBreakerSpec, "Limits on how often the operator acts."
     )
-    circuit_breaker: CircuitBreakerSpec = Field(
-        default_factory=CircuitBreakerSpec,
-        description="Limits on how often the operator acts.",
-        json_schema_extra={"default": {}},
-    )
-    strategies: StrategyPolicySpec = Field(
-        default_factory=StrategyPolicySpec,
-        description="Which remediation strategies may be chosen.",
-        json_schema_extra={"default": {}},
+    strategies: StrategyPolicySpec = defaulted(
+        StrategyPolicySpec, "Which remediation strategies may be chosen."
     )
     stakeholders: list[Stakeholder] = Field(
         default_factory=list, max_length=64, description="People with a stake in the system."

@@ -89,6 +89,18 @@ class Condition(StatusModel):
     )
 
 
+def defaulted(model: type[BaseModel], description: str) -> Any:
+    """A sub-object that may be omitted: its defaults are written into the schema as a whole.
+
+    The API server checks a schema default against the CEL rules as written, without applying
+    the nested defaults, so ``default: {}`` is not enough.
+    """
+    default = model().model_dump(by_alias=True, mode="json", exclude_none=True)
+    return Field(
+        default_factory=model, description=description, json_schema_extra={"default": default}
+    )
+
+
 def condition_list_field(description: str) -> Any:
     """A conditions list keyed by ``type``, as Kubernetes list-map semantics expect."""
     return Field(

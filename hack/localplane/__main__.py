@@ -1,0 +1,44 @@
+"""``python -m hack.localplane up|down|status|env`` — the plane behind make cluster-up/down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hack.localplane.plane import Binaries, Plane, PlaneError, default_state
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m hack.localplane")
+    parser.add_argument("command", choices=("build", "up", "down", "destroy", "status"))
+    parser.add_argument("--state", type=Path, default=default_state(), help="state directory")
+    parser.add_argument("--no-node-agent", action="store_true", help="start without the agent")
+    args = parser.parse_args()
+    if args.command == "build":
+        Binaries.from_cache().ensure_built()
+        return 0
+    plane = Plane(args.state)
+    if args.command == "up":
+        try:
+            plane.up(node_agent=not args.no_node_agent)
+        except PlaneError as err:
+            print(f"cluster-up failed: {err}", file=sys.stderr)
+            return 1
+        print(f"logs: {plane.logs}")
+        print(f"kubectl and helm: {plane.binaries.kubectl.parent} {plane.binaries.helm.parent}")
+        print(f"export KUBECONFIG={plane.kubeconfig}")
+    elif args.command == "down":
+        plane.down()
+        print(f"stopped the plane in {plane.state}")
+    elif args.command == "destroy":
+        plane.destroy()
+        print(f"removed {plane.state}")
+    else:
+        for name, pid in plane.running().items():
+            print(f"{name:24} {f'running (pid {pid})' if pid else 'stopped'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

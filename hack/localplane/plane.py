@@ -1,0 +1,445 @@
+"""Start and stop a local control plane: certificates, etcd, kube-apiserver, controller-manager.
+
+Every process runs in its own session, detached, with its log and pid file in the plane's state
+directory, so ``up`` can return while the plane keeps running and ``down`` can stop it from another
+process. Only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+CONTROLLERS = (
+    "job-controller",
+    "replicaset-controller",
+    "deployment-controller",
+    "statefulset-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "ttl-after-finished-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+    "pod-garbage-collector-controller",
+    "disruption-controller",
+)
+PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "node-agent")
+
+
+def log(message: str) -> None:
+    print(f"[plane {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def versions() -> dict[str, str]:
+    """The pinned versions from hack/versions.env."""
+    pins = {}
+    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            pins[key.strip()] = value.strip()
+    return pins
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WEAVERGEN_CACHE", Path.home() / ".cache" / "weavergen"))
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kubectl: Path
+    helm: Path
+
+    @classmethod
+    def from_cache(cls) -> Binaries:
+        pins, bins = versions(), cache_dir() / "bin"
+        kube = bins / f"kubernetes-{pins['KUBE_VERSION']}"
+        return cls(
+            etcd=bins / f"etcd-{pins['ETCD_VERSION']}" / "etcd",
+            kube_apiserver=kube / "kube-apiserver",
+            kube_controller_manager=kube / "kube-controller-manager",
+            kubectl=kube / "kubectl",
+            helm=bins / f"helm-{pins['HELM_VERSION']}" / "helm",
+        )
+
+    def missing(self) -> list[Path]:
+        return [p for p in vars(self).values() if not os.access(p, os.X_OK)]
+
+    def ensure_built(self) -> None:
+        """Build what is missing (a cold build takes several minutes and prints progress)."""
+        if self.missing():
+            subprocess.run(["bash", str(REPO / "hack" / "build-control-plane.sh")], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certificates(pki: Path) -> None:
+    """A CA, the apiserver's serving cert, the admin client cert and the SA signing key pair."""
+    pki.mkdir(parents=True, exist_ok=True)
+    days = "3650"
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", days,
+            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=weavergen-local-ca",
+            cwd=pki)  # fmt: skip
+    (pki / "serving.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for name, subject, ext in (
+        ("apiserver", "/CN=kube-apiserver", "serving.ext"),
+        ("admin", "/O=system:masters/CN=weavergen-admin", "client.ext"),
+    ):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", subject, cwd=pki)  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", days, "-out", f"{name}.crt", "-extfile", ext,
+                cwd=pki)  # fmt: skip
+    openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, *, token: str | None = None) -> None:
+    """A kubeconfig for the admin cert, or for a bearer token when one is given."""
+    user = (
+        {"token": token}
+        if token
+        else {
+            "client-certificate": str(pki / "admin.crt"),
+            "client-key": str(pki / "admin.key"),
+        }
+    )
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "weavergen-local",
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
+        "users": [{"name": "user", "user": user}],
+        "contexts": [
+            {"name": "weavergen-local", "context": {"cluster": "weavergen-local", "user": "user"}}
+        ],
+        "current-context": "weavergen-local",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+
+
+class PlaneError(RuntimeError):
+    """The plane failed to start; the message names the log to read."""
+
+
+class Plane:
+    """One local control plane, identified by its state directory."""
+
+    def __init__(self, state: Path, binaries: Binaries | None = None) -> None:
+        self.state = state.resolve()
+        self.binaries = binaries or Binaries.from_cache()
+        self.pki = self.state / "pki"
+        self.logs = self.state / "logs"
+        self.kubeconfig = self.state / "kubeconfig"
+
+    # -- processes ------------------------------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.state / "run" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._pid_file(name).parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file(name).open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self._pid_file(name).write_text(str(proc.pid))
+
+    def running(self) -> dict[str, int | None]:
+        return {name: self.pid(name) for name in PROCESSES}
+
+    def stop_process(self, name: str, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL it after ``timeout``."""
+        pid = self.pid(name)
+        if pid is not None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    break
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline and self.pid(name) is not None:
+                    _reap(pid)
+                    time.sleep(0.1)
+                if self.pid(name) is None:
+                    break
+        self._pid_file(name).unlink(missing_ok=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def server(self) -> str:
+        return (self.state / "server").read_text().strip()
+
+    def up(self, *, node_agent: bool = True, timeout: float = 120.0) -> None:
+        """Start every process that is not running, then wait until the plane serves."""
+        self.binaries.ensure_built()
+        started = time.monotonic()
+        if not (self.pki / "sa.key").exists():
+            make_certificates(self.pki)
+        if self.pid("etcd") is None:
+            self._start_etcd()
+        if self.pid("kube-apiserver") is None:
+            self._start_apiserver()
+        self.wait_ready(timeout)
+        if self.pid("kube-controller-manager") is None:
+            self._start_controller_manager()
+        if node_agent and self.pid("node-agent") is None:
+            self._start_node_agent()
+        self.wait_node_ready(timeout)
+        log(f"plane ready in {time.monotonic() - started:.1f}s (state {self.state})")
+
+    def down(self) -> None:
+        """Stop everything this plane started, the node agent first (it stops its pods)."""
+        for name in reversed(PROCESSES):
+            self.stop_process(name)
+
+    def destroy(self) -> None:
+        self.down()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def _start_etcd(self) -> None:
+        client, peer = free_port(), free_port()
+        (self.state / "etcd-url").write_text(f"http://127.0.0.1:{client}")
+        self._spawn(
+            "etcd",
+            [
+                str(self.binaries.etcd),
+                "--name=weavergen-local",
+                f"--data-dir={self.state / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=weavergen-local=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
+
+    def _start_apiserver(self) -> None:
+        port = free_port()
+        server = f"https://127.0.0.1:{port}"
+        (self.state / "server").write_text(server)
+        etcd = (self.state / "etcd-url").read_text()
+        pki = self.pki
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries.kube_apiserver),
+                f"--etcd-servers={etcd}",
+                f"--cert-dir={self.state / 'apiserver-certs'}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-max-token-expiration=48h",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--endpoint-reconciler-type=none",
+                "--enable-priority-and-fairness=false",
+                "--v=1",
+            ],
+        )
+        write_kubeconfig(self.kubeconfig, server, pki)
+
+    def _start_controller_manager(self) -> None:
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.binaries.kube_controller_manager),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--controllers=" + ",".join(CONTROLLERS),
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--cert-dir={self.state / 'controller-manager-certs'}",
+                f"--service-account-private-key-file={self.pki / 'sa.key'}",
+                f"--root-ca-file={self.pki / 'ca.crt'}",
+                "--use-service-account-credentials=false",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+
+    def _start_node_agent(self) -> None:
+        self._spawn(
+            "node-agent",
+            [
+                sys.executable,
+                "-m",
+                "hack.localplane.nodeagent",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--state={self.state / 'node'}",
+            ],
+            env={"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
+        )
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return context
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """GET a path of the apiserver as admin."""
+        request = urllib.request.Request(self.server + path)
+        try:
+            with urllib.request.urlopen(
+                request, context=self._ssl_context(), timeout=timeout
+            ) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def _await(self, what: str, check: object, timeout: float, logs: tuple[str, ...]) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for name in logs:
+                if self.pid(name) is None:
+                    raise PlaneError(f"{name} exited; see {self.log_file(name)}")
+            try:
+                if callable(check) and check():
+                    return
+            except (OSError, ValueError) as err:
+                last = str(err)
+            time.sleep(0.25)
+        raise PlaneError(
+            f"{what} not ready after {timeout:.0f}s ({last}); see "
+            + ", ".join(str(self.log_file(n)) for n in logs)
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        self._await(
+            "kube-apiserver /readyz",
+            lambda: self.get("/readyz")[0] == 200,
+            timeout,
+            ("etcd", "kube-apiserver"),
+        )
+
+    def wait_node_ready(self, timeout: float) -> None:
+        def node_ready() -> bool:
+            code, body = self.get("/api/v1/nodes")
+            if code != 200:
+                return False
+            return any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for node in json.loads(body).get("items", [])
+                for c in node.get("status", {}).get("conditions", [])
+            )
+
+        names = ("kube-apiserver", "kube-controller-manager")
+        if self.pid("node-agent") is not None:
+            self._await("node", node_ready, timeout, (*names, "node-agent"))
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl as admin against this plane."""
+        result = subprocess.run(
+            [str(self.binaries.kubectl), *args],
+            check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env()},
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise PlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def install_crds(self) -> None:
+        """Apply the project's CRDs and wait until they are served."""
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f",
+                     str(REPO / "crds"))  # fmt: skip
+
+    def log_files(self) -> list[Path]:
+        return [self.log_file(name) for name in PROCESSES]
+
+    def env(self) -> dict[str, str]:
+        """Environment for kubectl and helm against this plane."""
+        bin_dirs = {str(self.binaries.kubectl.parent), str(self.binaries.helm.parent)}
+        return {
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": os.pathsep.join([*sorted(bin_dirs), os.environ.get("PATH", "")]),
+        }
+
+
+def _reap(pid: int) -> None:
+    """Collect a child that has exited (only children of this process can be reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def default_state() -> Path:
+    return Path(os.environ.get("WEAVERGEN_PLANE", cache_dir() / "plane"))
