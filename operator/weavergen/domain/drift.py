@@ -1,0 +1,364 @@
+"""Drift detectors: the current window against the baseline, one indicator type each.
+
+Every detector asks for statistical significance (a test at ``Z_CRITICAL``, about p < 0.001 one
+sided, strict because seven detectors look at many operations) *and* a minimum effect size, so
+ordinary noise — a few percent of latency wobble, 0.5% -> 0.8% errors on a few thousand spans —
+raises nothing. Each indicator carries the numbers that triggered it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+from weavergen.domain.health import rate
+from weavergen.domain.sketch import KMV_SIZE, fraction_above, quantile_ns
+from weavergen.domain.stats import chi2_sf, g_test, poisson_rate_z, two_proportion_z
+from weavergen.domain.summary import OperationStats, ServiceSummary
+
+Z_CRITICAL = 3.09
+P_CRITICAL = 0.001
+MIN_OPERATION_SPANS = 50
+MIN_INSPECTED = 30
+
+INDICATOR_TYPES = (
+    "semantic_drift",
+    "latency_degradation",
+    "error_rate_increase",
+    "retry_storm",
+    "throughput_drop",
+    "attribute_cardinality_explosion",
+    "span_mix_shift",
+)
+
+
+@dataclass(frozen=True)
+class DriftIndicator:
+    type: str
+    severity: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "severity": round(self.severity, 4), "evidence": self.evidence}
+
+    def summary(self) -> str:
+        """The evidence in one line, for status and text reports."""
+        parts = [f"{k}={_short(v)}" for k, v in self.evidence.items() if not isinstance(v, list)]
+        for example in self.evidence.get("examples", [])[:2]:
+            change = example["change"]
+            if change == "type":
+                change = f"type {example['baseline_type']} -> {example['type']}"
+            parts.append(f"{example['attribute']} {change} on {example['operation']}")
+        return ", ".join(parts)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def error_rate_increase(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    n_b, n_c = baseline.span_count, current.span_count
+    e_b, e_c = baseline.error_count, current.error_count
+    p_b, p_c = e_b / n_b, e_c / n_c
+    z = two_proportion_z(e_b, n_b, e_c, n_c)
+    if z < Z_CRITICAL or p_c - p_b < max(0.01, p_b):
+        return None
+    return DriftIndicator(
+        "error_rate_increase",
+        _clip((p_c - p_b) / 0.25),
+        {
+            "baseline_error_rate": round(p_b, 5),
+            "error_rate": round(p_c, 5),
+            "z": round(z, 2),
+            "spans": n_c,
+        },
+    )
+
+
+def bonferroni_z(tests: int, alpha: float = P_CRITICAL) -> float:
+    """One-sided critical z when ``tests`` comparisons share the false-alarm budget ``alpha``."""
+    return NormalDist().inv_cdf(1 - alpha / max(tests, 1))
+
+
+def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    """An operation whose spans exceed its baseline p95 far more often, with p95 >= 1.25x.
+
+    Operations are compared one by one: a service-wide comparison would mistake a shift in the
+    operation mix (more calls to a slow endpoint) for every operation getting slower. The whole
+    service is compared only when no operation has enough spans on both sides.
+    """
+    candidates = [
+        (
+            name,
+            op.histogram,
+            baseline.operations[name].histogram,
+            op.count,
+            baseline.operations[name].count,
+        )
+        for name, op in current.operations.items()
+        if name in baseline.operations
+        and op.count >= MIN_OPERATION_SPANS
+        and baseline.operations[name].count >= MIN_OPERATION_SPANS
+    ] or [
+        (
+            "(service)",
+            current.histogram(),
+            baseline.histogram(),
+            current.span_count,
+            baseline.span_count,
+        )
+    ]
+    critical = bonferroni_z(len(candidates))
+    worst: tuple[float, dict[str, Any]] | None = None
+    for name, cur, base, n_cur, n_base in candidates:
+        p95_b = quantile_ns(base, 0.95)
+        share_b, share_c = fraction_above(base, p95_b), fraction_above(cur, p95_b)
+        z = two_proportion_z(share_b * n_base, n_base, share_c * n_cur, n_cur)
+        p95_c = quantile_ns(cur, 0.95)
+        ratio = p95_c / p95_b if p95_b > 0 else 0.0
+        if z < critical or ratio < 1.25 or share_c < 2 * share_b:
+            continue
+        evidence = {
+            "operation": name,
+            "baseline_p95_ms": round(p95_b / 1e6, 3),
+            "p95_ms": round(p95_c / 1e6, 3),
+            "p95_ratio": round(ratio, 3),
+            "share_above_baseline_p95": round(share_c, 4),
+            "z": round(z, 2),
+        }
+        if worst is None or ratio > worst[0]:
+            worst = (ratio, evidence)
+    if worst is None:
+        return None
+    return DriftIndicator("latency_degradation", _clip((worst[0] - 1) / 2), worst[1])
+
+
+def throughput_drop(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    r_b, r_c = rate(baseline), rate(current)
+    if r_b <= 0 or current.duration_s <= 0:
+        return None
+    ratio = r_c / r_b
+    z = poisson_rate_z(
+        baseline.span_count, baseline.duration_s, current.span_count, current.duration_s
+    )
+    if -z < Z_CRITICAL or ratio > 0.6:
+        return None
+    return DriftIndicator(
+        "throughput_drop",
+        _clip((1 - ratio) / 0.8),
+        {
+            "baseline_spans_per_s": round(r_b, 3),
+            "spans_per_s": round(r_c, 3),
+            "ratio": round(ratio, 3),
+            "z": round(z, 2),
+        },
+    )
+
+
+def _retries(summary: ServiceSummary) -> tuple[int, int]:
+    inspected = sum(op.inspected for op in summary.operations.values())
+    return sum(op.retries for op in summary.operations.values()), inspected
+
+
+def retry_storm(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    """Retried spans (semconv resend counts) or spans per trace rising well above the baseline."""
+    r_b, i_b = _retries(baseline)
+    r_c, i_c = _retries(current)
+    share_b = r_b / i_b if i_b else 0.0
+    share_c = r_c / i_c if i_c else 0.0
+    z = two_proportion_z(r_b, i_b, r_c, i_c)
+    spt_b, spt_c = baseline.spans_per_trace(), current.spans_per_trace()
+    spt_ratio = spt_c / spt_b if spt_b else 0.0
+    traces_c = current.traces.estimate()
+    by_share = z >= Z_CRITICAL and share_c >= 0.05 and share_c >= 3 * share_b
+    by_fanout = spt_ratio >= 1.5 and traces_c >= KMV_SIZE and baseline.traces.estimate() >= KMV_SIZE
+    if not (by_share or by_fanout):
+        return None
+    severity = max(_clip(share_c / 0.3), _clip((spt_ratio - 1) / 2) if by_fanout else 0.0)
+    return DriftIndicator(
+        "retry_storm",
+        severity,
+        {
+            "baseline_retry_share": round(share_b, 4),
+            "retry_share": round(share_c, 4),
+            "z": round(z, 2),
+            "baseline_spans_per_trace": round(spt_b, 3),
+            "spans_per_trace": round(spt_c, 3),
+        },
+    )
+
+
+def _uniqueness(stats_distinct: float, inspected: int) -> float:
+    return min(1.0, stats_distinct / inspected) if inspected else 0.0
+
+
+def attribute_cardinality_explosion(
+    current: ServiceSummary, baseline: ServiceSummary
+) -> DriftIndicator | None:
+    """An attribute (or the span name) that went from few values to nearly one per span."""
+    worst: tuple[float, dict[str, Any]] | None = None
+    names_b, names_c = baseline.operation_names.estimate(), current.operation_names.estimate()
+    if names_c >= 50 and names_c >= 5 * max(names_b, 1):
+        worst = (
+            names_c / max(names_b, 1),
+            {
+                "attribute": "(span name)",
+                "baseline_distinct": round(names_b),
+                "distinct": round(names_c),
+            },
+        )
+    for name, op in current.operations.items():
+        base = baseline.operations.get(name)
+        if base is None or op.inspected < MIN_INSPECTED or base.inspected < MIN_INSPECTED:
+            continue
+        for key, stats in op.attributes.items():
+            base_stats = base.attributes.get(key)
+            if base_stats is None:
+                continue
+            u_c = _uniqueness(stats.distinct.estimate(), op.inspected)
+            u_b = _uniqueness(base_stats.distinct.estimate(), base.inspected)
+            if stats.distinct.estimate() < 50 or u_c < 0.5 or u_c < 5 * max(u_b, 0.01):
+                continue
+            ratio = stats.distinct.estimate() / max(base_stats.distinct.estimate(), 1)
+            evidence = {
+                "operation": name,
+                "attribute": key,
+                "baseline_distinct": round(base_stats.distinct.estimate()),
+                "distinct": round(stats.distinct.estimate()),
+                "baseline_uniqueness": round(u_b, 3),
+                "uniqueness": round(u_c, 3),
+            }
+            if worst is None or ratio > worst[0]:
+                worst = (ratio, evidence)
+    if worst is None:
+        return None
+    return DriftIndicator(
+        "attribute_cardinality_explosion", _clip(math.log10(max(worst[0], 1)) / 2), worst[1]
+    )
+
+
+def span_mix_shift(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    """The share of spans per operation moved (total variation >= 0.15, G-test significant)."""
+    names = sorted(set(current.operations) | set(baseline.operations))
+    if len(names) < 2:
+        return None
+    counts_b = [
+        float(baseline.operations[n].count) if n in baseline.operations else 0.0 for n in names
+    ]
+    counts_c = [
+        float(current.operations[n].count) if n in current.operations else 0.0 for n in names
+    ]
+    total_b, total_c = sum(counts_b), sum(counts_c)
+    tvd = 0.5 * sum(abs(b / total_b - c / total_c) for b, c in zip(counts_b, counts_c, strict=True))
+    g, dof = g_test(counts_b, counts_c)
+    p = chi2_sf(g, dof)
+    if tvd < 0.15 or p > P_CRITICAL:
+        return None
+    moved = sorted(
+        names,
+        key=lambda n: -abs(counts_c[names.index(n)] / total_c - counts_b[names.index(n)] / total_b),
+    )[:3]
+    return DriftIndicator(
+        "span_mix_shift",
+        _clip(tvd / 0.5),
+        {
+            "total_variation": round(tvd, 4),
+            "g": round(g, 2),
+            "p_value": float(f"{p:.3g}"),
+            "most_moved": moved,
+        },
+    )
+
+
+def _presence(op: OperationStats, key: str) -> float:
+    stats = op.attributes.get(key)
+    return stats.carried / op.inspected if stats and op.inspected else 0.0
+
+
+def _dominant_type(op: OperationStats, key: str) -> str | None:
+    stats = op.attributes.get(key)
+    return stats.value_types.most_common(1)[0][0] if stats and stats.value_types else None
+
+
+def semantic_drift(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
+    """Attributes that disappeared, appeared or changed type on an operation."""
+    changes: list[dict[str, Any]] = []
+    for name, op in current.operations.items():
+        base = baseline.operations.get(name)
+        if base is None or op.inspected < MIN_INSPECTED or base.inspected < MIN_INSPECTED:
+            continue
+        for key in sorted(set(op.attributes) | set(base.attributes)):
+            before, after = _presence(base, key), _presence(op, key)
+            z = two_proportion_z(
+                before * base.inspected, base.inspected, after * op.inspected, op.inspected
+            )
+            if before >= 0.9 and after <= 0.5 and -z >= Z_CRITICAL:
+                changes.append(
+                    {
+                        "operation": name,
+                        "attribute": key,
+                        "change": "disappeared",
+                        "baseline_presence": round(before, 3),
+                        "presence": round(after, 3),
+                    }
+                )
+            elif before <= 0.05 and after >= 0.5 and z >= Z_CRITICAL:
+                changes.append(
+                    {
+                        "operation": name,
+                        "attribute": key,
+                        "change": "appeared",
+                        "baseline_presence": round(before, 3),
+                        "presence": round(after, 3),
+                    }
+                )
+            elif before >= 0.5 and after >= 0.5:
+                type_b, type_c = _dominant_type(base, key), _dominant_type(op, key)
+                if type_b != type_c:
+                    changes.append(
+                        {
+                            "operation": name,
+                            "attribute": key,
+                            "change": "type",
+                            "baseline_type": type_b,
+                            "type": type_c,
+                        }
+                    )
+    if not changes:
+        return None
+    affected = max(
+        (
+            c.get("baseline_presence", 0.0)
+            if c["change"] == "disappeared"
+            else c.get("presence", 1.0)
+        )
+        for c in changes
+    )
+    return DriftIndicator(
+        "semantic_drift",
+        _clip(0.5 * affected + 0.1 * len(changes)),
+        {"changes": len(changes), "examples": changes[:5]},
+    )
+
+
+DETECTORS: tuple[Callable[[ServiceSummary, ServiceSummary], DriftIndicator | None], ...] = (
+    semantic_drift,
+    latency_degradation,
+    error_rate_increase,
+    retry_storm,
+    throughput_drop,
+    attribute_cardinality_explosion,
+    span_mix_shift,
+)
+
+
+def detect(current: ServiceSummary, baseline: ServiceSummary) -> list[DriftIndicator]:
+    """Every indicator that fires, in the fixed order of ``INDICATOR_TYPES``."""
+    return [i for detector in DETECTORS if (i := detector(current, baseline)) is not None]

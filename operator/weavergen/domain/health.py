@@ -1,0 +1,106 @@
+"""Health score in [0, 1], relative to service-level objectives.
+
+    burn_health(b) = 1                                  if b <= 1
+                   = max(0, 1 - ln(b) / ln(14.4))      otherwise
+
+    errors:     b_e = error_rate / (1 - availability)
+    latency:    b_l = share_slower_than_threshold / (1 - latency_target)
+                (threshold: the charter's latencyThresholdMs, else 1.5 x the baseline's p99)
+    throughput: h_t = clip((rate / baseline_rate - 0.2) / 0.6, 0, 1)   (1 at 80% or more)
+
+    health = min(0.5 h_e + 0.3 h_l + 0.2 h_t,  2 * min(h_e, h_l, h_t))
+
+A burn rate is how fast the error budget is being spent: 1 spends it exactly over the objective's
+period, 14.4 is the classic fast-burn paging threshold (a 30-day budget gone in ~2 days), where
+health reaches 0. The weighted mean is capped by twice the worst component, so one exhausted
+objective dominates — a service failing 35% of its requests against a 99% objective has health 0,
+however good its latency — while health stays linear in each component, so sampling noise in a
+nearly exhausted objective moves health by little (a product of powers would amplify it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from weavergen.domain.sketch import fraction_above, quantile_ns
+from weavergen.domain.summary import ServiceSummary
+
+FAST_BURN = 14.4
+LATENCY_MARGIN = 1.5
+WEIGHTS = {"errors": 0.5, "latency": 0.3, "throughput": 0.2}
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What health is measured against (from the charter's spec.objectives)."""
+
+    availability: float = 0.99
+    latency_threshold_ms: float | None = None
+    latency_target: float = 0.99
+
+
+DEFAULT_OBJECTIVES = Objectives()
+
+
+@dataclass(frozen=True)
+class Health:
+    score: float
+    errors: float
+    latency: float
+    throughput: float
+    error_burn: float
+    latency_burn: float
+    throughput_ratio: float
+    latency_threshold_ms: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+def burn_health(burn: float) -> float:
+    if burn <= 1.0:
+        return 1.0
+    return max(0.0, 1.0 - math.log(burn) / math.log(FAST_BURN))
+
+
+def throughput_health(ratio: float) -> float:
+    return min(1.0, max(0.0, (ratio - 0.2) / 0.6))
+
+
+def combine(errors: float, latency: float, throughput: float) -> float:
+    parts = {"errors": errors, "latency": latency, "throughput": throughput}
+    weighted = sum(parts[k] * w for k, w in WEIGHTS.items())
+    return min(weighted, 2 * min(parts.values()))
+
+
+def latency_threshold_ms(objectives: Objectives, baseline: ServiceSummary) -> float:
+    if objectives.latency_threshold_ms is not None:
+        return objectives.latency_threshold_ms
+    return LATENCY_MARGIN * quantile_ns(baseline.histogram(), 0.99) / 1e6
+
+
+def rate(summary: ServiceSummary) -> float:
+    return summary.span_count / summary.duration_s if summary.duration_s > 0 else 0.0
+
+
+def health_of(current: ServiceSummary, baseline: ServiceSummary, objectives: Objectives) -> Health:
+    spans = current.span_count
+    error_burn = (current.error_count / spans) / (1 - objectives.availability) if spans else 0.0
+    threshold_ms = latency_threshold_ms(objectives, baseline)
+    slow = fraction_above(current.histogram(), threshold_ms * 1e6)
+    latency_burn = slow / (1 - objectives.latency_target)
+    baseline_rate = rate(baseline)
+    ratio = rate(current) / baseline_rate if baseline_rate > 0 else 1.0
+    errors, latency = burn_health(error_burn), burn_health(latency_burn)
+    throughput = throughput_health(ratio)
+    return Health(
+        score=combine(errors, latency, throughput),
+        errors=errors,
+        latency=latency,
+        throughput=throughput,
+        error_burn=error_burn,
+        latency_burn=latency_burn,
+        throughput_ratio=ratio,
+        latency_threshold_ms=threshold_ms,
+    )

@@ -1,0 +1,196 @@
+"""Measure: a current window against a baseline -> entropy, health, indicators, validation.
+
+The output follows the measurement contract of DESIGN.md section 5. Validation findings that the
+baseline already had (a development-stability attribute the service has always used, say) are
+reported as ``validation_known`` and do not count: only what changed since the baseline counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.profiles import profile_for, resolve_spec
+from weavergen.domain.drift import DriftIndicator, detect
+from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
+from weavergen.domain.health import DEFAULT_OBJECTIVES, Health, Objectives, health_of
+from weavergen.domain.otlp import decode
+from weavergen.domain.semconv import Finding, Registry, validate
+from weavergen.domain.summary import ServiceSummary, Summariser
+
+DEFAULT_MIN_SPANS = 100
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement; ``status`` is ``insufficient_data`` when there were too few spans."""
+
+    service: str
+    status: str
+    span_count: int
+    baseline_span_count: int
+    thresholds: Thresholds
+    entropy_score: float | None = None
+    health: Health | None = None
+    drift_indicators: list[DriftIndicator] = field(default_factory=list)
+    validation_errors: list[Finding] = field(default_factory=list)
+    validation_known: list[Finding] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def entropy_level(self) -> str | None:
+        if self.entropy_score is None:
+            return None
+        return self.thresholds.level(self.entropy_score).value
+
+    @property
+    def health_score(self) -> float | None:
+        return None if self.health is None else round(self.health.score, 6)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "status": self.status,
+            "reason": self.reason,
+            "entropy_score": self.entropy_score,
+            "entropy_level": self.entropy_level,
+            "health_score": self.health_score,
+            "health": self.health.as_dict() if self.health else None,
+            "drift_indicators": [i.as_dict() for i in self.drift_indicators],
+            "validation_errors": [f.as_dict() for f in self.validation_errors],
+            "validation_known": [f.as_dict() for f in self.validation_known],
+            "span_count": self.span_count,
+            "baseline_span_count": self.baseline_span_count,
+            "thresholds": self.thresholds.__dict__,
+        }
+
+
+def measure(
+    current: ServiceSummary,
+    baseline: ServiceSummary,
+    *,
+    registry: Registry | None = None,
+    objectives: Objectives = DEFAULT_OBJECTIVES,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    min_spans: int = DEFAULT_MIN_SPANS,
+) -> Measurement:
+    """Measure ``current`` against ``baseline`` (both summaries of the same service)."""
+    common = {
+        "service": current.service,
+        "span_count": current.span_count,
+        "baseline_span_count": baseline.span_count,
+        "thresholds": thresholds,
+    }
+    for what, summary in (("window", current), ("baseline", baseline)):
+        if summary.span_count < min_spans:
+            return Measurement(
+                status="insufficient_data",
+                reason=f"the {what} has {summary.span_count} spans, fewer than {min_spans}",
+                **common,  # type: ignore[arg-type]
+            )
+    registry = registry or Registry.builtin()
+    health = health_of(current, baseline, objectives)
+    indicators = detect(current, baseline)
+    known = {(f.code, f.attribute) for f in validate(baseline.observed_attributes(), registry)}
+    findings = validate(current.observed_attributes(), registry)
+    new = [f for f in findings if (f.code, f.attribute) not in known]
+    old = [f for f in findings if (f.code, f.attribute) in known]
+    return Measurement(
+        status="ok",
+        entropy_score=entropy_score(health.score, len(indicators), len(new)),
+        health=health,
+        drift_indicators=indicators,
+        validation_errors=new,
+        validation_known=old,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What a charter says about measuring: service, objectives, thresholds, minimum spans."""
+
+    service: str | None = None
+    objectives: Objectives = DEFAULT_OBJECTIVES
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    thresholds_source: str = "default"
+    compute_thresholds: bool = False
+    complexity: float = 0.5
+    min_spans: int = DEFAULT_MIN_SPANS
+
+    @classmethod
+    def from_charter(cls, spec: RegenerationCharterSpec) -> MeasureSettings:
+        resolved = resolve_spec(spec)
+        assert resolved.thresholds is not None  # resolve_spec fills it
+        given = resolved.thresholds
+        return cls(
+            service=spec.telemetry.service_name,
+            objectives=Objectives(
+                availability=spec.objectives.availability,
+                latency_threshold_ms=spec.objectives.latency_threshold_ms,
+                latency_target=spec.objectives.latency_target,
+            ),
+            thresholds=Thresholds(given.medium, given.high, given.critical),
+            thresholds_source="charter" if spec.thresholds else "systemType",
+            compute_thresholds=given.mode == "computed",
+            complexity=profile_for(spec.system_type).complexity,
+            min_spans=spec.telemetry.min_spans,
+        )
+
+
+def summarise(payloads: list[tuple[bytes, str]]) -> dict[str, ServiceSummary]:
+    """Summaries per service of OTLP payloads given as (bytes, content type)."""
+    summariser = Summariser()
+    for data, content_type in payloads:
+        summariser.add(decode(data, content_type))
+    return summariser.services
+
+
+def pick_service(
+    summaries: dict[str, ServiceSummary], wanted: str | None, what: str
+) -> ServiceSummary:
+    """The summary of the wanted service, or the only one; ``ValueError`` naming the choices."""
+    if wanted is not None:
+        if wanted not in summaries:
+            found = ", ".join(sorted(summaries)) or "none"
+            raise ValueError(f"{what}: no spans of service {wanted!r} (services found: {found})")
+        return summaries[wanted]
+    if len(summaries) != 1:
+        found = ", ".join(sorted(summaries)) or "none"
+        raise ValueError(f"{what}: choose a service with --service (services found: {found})")
+    return next(iter(summaries.values()))
+
+
+def render_text(m: Measurement) -> str:
+    """A readable report of a measurement: level, score, health, each indicator's evidence."""
+    if m.status != "ok" or m.health is None or m.entropy_score is None:
+        return f"{m.service}: insufficient data: {m.reason}\n"
+    h = m.health
+    lines = [
+        f"{m.service}: entropy {str(m.entropy_level).upper()} ({m.entropy_score:.4f}), "
+        f"health {h.score:.3f}; {len(m.drift_indicators)} drift indicators, "
+        f"{len(m.validation_errors)} new validation findings "
+        f"({m.span_count} spans, baseline {m.baseline_span_count})",
+        f"  health: errors {h.errors:.3f} (burn {h.error_burn:.2f}x), latency {h.latency:.3f} "
+        f"(burn {h.latency_burn:.2f}x over {h.latency_threshold_ms:.1f} ms), "
+        f"throughput {h.throughput:.3f} (rate {h.throughput_ratio:.2f}x baseline)",
+    ]
+    if m.drift_indicators:
+        lines.append("  drift indicators:")
+        lines += [
+            f"    {i.type:<32} severity {i.severity:.2f}  {i.summary()}" for i in m.drift_indicators
+        ]
+    if m.validation_errors:
+        lines.append("  new validation findings:")
+        lines += [
+            f"    {f.code:<24} {f.attribute:<36} {f.count:>7} spans  {f.detail}"
+            for f in m.validation_errors
+        ]
+    if m.validation_known:
+        lines.append(
+            f"  known since the baseline: {len(m.validation_known)} findings (not counted)"
+        )
+    t = m.thresholds
+    lines.append(f"  thresholds: medium {t.medium}, high {t.high}, critical {t.critical}")
+    return "\n".join(lines) + "\n"

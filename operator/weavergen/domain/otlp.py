@@ -1,0 +1,260 @@
+"""OTLP trace decoding (OTLP/JSON and OTLP/protobuf) into columnar span chunks.
+
+A chunk holds the spans of one resource and scope, as columns: the summariser aggregates them
+with numpy and reads attributes only for the spans it samples, because walking every attribute
+of every span in Python would cost more than everything else together.
+
+OTLP/JSON is parsed with :mod:`json`: ``google.protobuf.json_format`` expects base64 ids where
+OTLP/JSON uses hex, and 64-bit integers arrive as strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+STATUS_ERROR = 2
+UNKNOWN_SERVICE = "unknown_service"
+MAX_ATTRIBUTES_PER_SPAN = 128
+"""As the OpenTelemetry SDK's default limit; attributes past it are not inspected."""
+
+Attribute = tuple[str, str, Any]
+"""(key, OTLP value kind, value); kinds: string, int, double, bool, array, kvlist, bytes."""
+
+
+class OtlpError(ValueError):
+    """Input that is not valid OTLP traces; the message says where and what."""
+
+
+@dataclass
+class SpanChunk:
+    """The spans of one resource and scope, as columns."""
+
+    service: str
+    names: list[str]
+    durations_ns: np.ndarray
+    errors: np.ndarray
+    trace_ids: list[bytes]
+    start_ns: int
+    end_ns: int
+    attributes: Callable[[int], list[Attribute]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+# -- protobuf ---------------------------------------------------------------------------------
+
+_KINDS = {
+    "string_value": "string",
+    "int_value": "int",
+    "double_value": "double",
+    "bool_value": "bool",
+    "array_value": "array",
+    "kvlist_value": "kvlist",
+    "bytes_value": "bytes",
+}
+
+
+def _pb_value(value: AnyValue) -> tuple[str, Any]:
+    which = value.WhichOneof("value")
+    if which is None:
+        return "string", ""
+    return _KINDS[which], getattr(value, which)
+
+
+def _pb_service(resource: Any) -> str:
+    for kv in resource.attributes:
+        if kv.key == "service.name" and kv.value.WhichOneof("value") == "string_value":
+            return str(kv.value.string_value)
+    return UNKNOWN_SERVICE
+
+
+def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
+    """Chunks of an ``ExportTraceServiceRequest`` in protobuf encoding."""
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except DecodeError as err:
+        raise OtlpError(f"invalid OTLP/protobuf: {err}") from None
+    for resource_spans in request.resource_spans:
+        service = _pb_service(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            if not spans:
+                continue
+            starts = np.fromiter((s.start_time_unix_nano for s in spans), np.int64, len(spans))
+            ends = np.fromiter((s.end_time_unix_nano for s in spans), np.int64, len(spans))
+
+            def attributes(i: int, spans: Sequence[Any] = spans) -> list[Attribute]:
+                attrs = spans[i].attributes
+                return [(kv.key, *_pb_value(kv.value)) for kv in attrs[:MAX_ATTRIBUTES_PER_SPAN]]
+
+            yield SpanChunk(
+                service=service,
+                names=[s.name for s in spans],
+                durations_ns=np.maximum(ends - starts, 0),
+                errors=np.fromiter(
+                    (s.status.code == STATUS_ERROR for s in spans), bool, len(spans)
+                ),
+                trace_ids=[s.trace_id for s in spans],
+                start_ns=int(starts.min()),
+                end_ns=int(ends.max()),
+                attributes=attributes,
+            )
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+_JSON_KINDS = {
+    "stringValue": "string",
+    "intValue": "int",
+    "doubleValue": "double",
+    "boolValue": "bool",
+    "arrayValue": "array",
+    "kvlistValue": "kvlist",
+    "bytesValue": "bytes",
+}
+
+
+def _json_value(value: Any, where: str) -> tuple[str, Any]:
+    if not isinstance(value, dict):
+        raise OtlpError(f"{where}: expected an AnyValue object")
+    for key, kind in _JSON_KINDS.items():
+        if key in value:
+            raw = value[key]
+            if kind == "int":
+                return kind, _int(raw, where)
+            if kind == "double" and not isinstance(raw, (int, float, str)):
+                raise OtlpError(f"{where}: doubleValue must be a number")
+            if kind == "string" and not isinstance(raw, str):
+                raise OtlpError(f"{where}: stringValue must be a string")
+            return kind, float(raw) if kind == "double" else raw
+    return "string", ""
+
+
+def _int(raw: Any, where: str) -> int:
+    """OTLP/JSON 64-bit integers are strings; small ones may be numbers."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise OtlpError(f"{where}: expected an integer (or a string holding one)")
+    try:
+        return int(raw)
+    except ValueError:
+        raise OtlpError(f"{where}: {raw!r} is not an integer") from None
+
+
+def _list(obj: Any, key: str, where: str) -> list[Any]:
+    value = obj.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise OtlpError(f"{where}.{key}: expected a list")
+    return value
+
+
+def _hex_id(raw: Any, where: str) -> bytes:
+    if raw in (None, ""):
+        return b""
+    if not isinstance(raw, str):
+        raise OtlpError(f"{where}: expected a hex string")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        raise OtlpError(f"{where}: {raw!r} is not hex") from None
+
+
+def _json_attributes(raw: Any, where: str) -> list[Attribute]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise OtlpError(f"{where}: expected a list of key/value objects")
+    out = []
+    for j, kv in enumerate(raw[:MAX_ATTRIBUTES_PER_SPAN]):
+        if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
+            raise OtlpError(f"{where}[{j}]: expected {{key, value}}")
+        out.append((kv["key"], *_json_value(kv.get("value", {}), f"{where}[{j}].value")))
+    return out
+
+
+def decode_json(data: bytes | str) -> Iterator[SpanChunk]:
+    """Chunks of an OTLP/JSON traces document (hex ids, integer enums, string 64-bit ints)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise OtlpError(f"invalid OTLP/JSON: {err}") from None
+    if not isinstance(document, dict):
+        raise OtlpError("invalid OTLP/JSON: the document must be an object with resourceSpans")
+    for r, resource_spans in enumerate(_list(document, "resourceSpans", "")):
+        where = f"resourceSpans[{r}]"
+        if not isinstance(resource_spans, dict):
+            raise OtlpError(f"{where}: expected an object")
+        resource = resource_spans.get("resource") or {}
+        service = next(
+            (
+                value
+                for key, kind, value in _json_attributes(
+                    resource.get("attributes"), f"{where}.resource.attributes"
+                )
+                if key == "service.name" and kind == "string"
+            ),
+            UNKNOWN_SERVICE,
+        )
+        for s, scope_spans in enumerate(_list(resource_spans, "scopeSpans", where)):
+            chunk = _json_chunk(service, scope_spans, f"{where}.scopeSpans[{s}]")
+            if chunk is not None:
+                yield chunk
+
+
+def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
+    if not isinstance(scope_spans, dict):
+        raise OtlpError(f"{where}: expected an object")
+    spans = _list(scope_spans, "spans", where)
+    if not spans:
+        return None
+    names, starts, ends, errors, trace_ids = [], [], [], [], []
+    for i, span in enumerate(spans):
+        at = f"{where}.spans[{i}]"
+        if not isinstance(span, dict):
+            raise OtlpError(f"{at}: expected an object")
+        name = span.get("name", "")
+        if not isinstance(name, str):
+            raise OtlpError(f"{at}.name: expected a string")
+        names.append(name)
+        starts.append(_int(span.get("startTimeUnixNano", 0), f"{at}.startTimeUnixNano"))
+        ends.append(_int(span.get("endTimeUnixNano", 0), f"{at}.endTimeUnixNano"))
+        status = span.get("status") or {}
+        if not isinstance(status, dict):
+            raise OtlpError(f"{at}.status: expected an object")
+        code = status.get("code", 0)
+        errors.append(code in (STATUS_ERROR, "STATUS_CODE_ERROR"))
+        trace_ids.append(_hex_id(span.get("traceId"), f"{at}.traceId"))
+    start_arr = np.array(starts, dtype=np.int64)
+    end_arr = np.array(ends, dtype=np.int64)
+
+    def attributes(i: int) -> list[Attribute]:
+        return _json_attributes(spans[i].get("attributes"), f"{where}.spans[{i}].attributes")
+
+    return SpanChunk(
+        service=service,
+        names=names,
+        durations_ns=np.maximum(end_arr - start_arr, 0),
+        errors=np.array(errors, dtype=bool),
+        trace_ids=trace_ids,
+        start_ns=int(start_arr.min()),
+        end_ns=int(end_arr.max()),
+        attributes=attributes,
+    )
+
+
+def decode(data: bytes, content_type: str = "") -> Iterator[SpanChunk]:
+    """Decode by content type, or by sniffing when none is given (JSON starts with ``{``)."""
+    if "json" in content_type or (not content_type and data.lstrip()[:1] == b"{"):
+        return decode_json(data)
+    return decode_protobuf(data)

@@ -1,0 +1,545 @@
+"""EntropySimulator: synthetic services with known faults, emitting their spans.
+
+A synthetic system has a few operations (HTTP handlers, database calls, message publishes), each
+with a log-normal latency, a baseline error rate and a semantic-convention attribute template.
+Faults change the generating process — error rate, latency, throughput, retries, attribute
+renames and type changes, cardinality, operation mix — and the simulator knows the ground truth
+they imply: the true health (the health formula applied to the true parameters), which indicator
+types the faults must raise, and how many new validation findings they introduce. Tests and the
+simulation engine measure the emitted spans with the real Measure code and compare.
+
+Spans come out as ``SpanChunk`` columns (fast, for thousands of systems) or as OTLP/JSON and
+OTLP/protobuf requests (the same spans, for the receiver and the CLI).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from weavergen.api.charter import EntropyLevel
+from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
+from weavergen.domain.health import LATENCY_MARGIN, Objectives, burn_health, combine
+from weavergen.domain.health import throughput_health as throughput_health_of
+from weavergen.domain.otlp import Attribute, SpanChunk
+from weavergen.domain.semconv import ObservedAttribute, Registry, validate
+from weavergen.domain.summary import ServiceSummary
+
+# Attributes an operation of each kind carries, as (key, kind, values); "{status}" is filled
+# from the span's error flag. Values are drawn uniformly from the tuple.
+TEMPLATES: dict[str, list[tuple[str, str, tuple[Any, ...]]]] = {
+    "http": [
+        ("http.request.method", "string", ("GET", "POST")),
+        ("http.route", "string", ("{route}",)),
+        ("http.response.status_code", "int", ("{status}",)),
+        ("url.scheme", "string", ("https",)),
+        ("server.address", "string", ("api.internal",)),
+        ("server.port", "int", (8443,)),
+        ("app.region", "string", ("eu-west", "eu-north", "us-east", "us-west", "ap-south")),
+    ],
+    "db": [
+        ("db.system.name", "string", ("postgresql",)),
+        ("db.operation.name", "string", ("SELECT", "UPDATE")),
+        ("db.collection.name", "string", ("orders", "customers")),
+        ("server.address", "string", ("db.internal",)),
+        ("server.port", "int", (5432,)),
+        ("app.region", "string", ("eu-west", "eu-north", "us-east", "us-west", "ap-south")),
+    ],
+    "messaging": [
+        ("messaging.system", "string", ("kafka",)),
+        ("messaging.operation.name", "string", ("publish",)),
+        ("messaging.destination.name", "string", ("events",)),
+        ("server.address", "string", ("kafka.internal",)),
+        ("app.region", "string", ("eu-west", "eu-north", "us-east", "us-west", "ap-south")),
+    ],
+}
+
+# A library upgrade renames attributes within their namespace and changes a type: the drifted
+# names are not in the registry (missing_attribute) or are deprecated ones.
+RENAMES = {
+    "http.response.status_code": "http.status_code",  # deprecated name
+    "http.request.method": "http.method",  # deprecated name
+    "url.scheme": "url.schema",  # typo: missing_attribute
+    "server.port": "server.portnumber",
+    "db.system.name": "db.system_name",
+    "db.operation.name": "db.operation",  # deprecated name
+    "db.collection.name": "db.collection",
+    "messaging.operation.name": "messaging.operation.kind",
+    "messaging.destination.name": "messaging.destination",
+    "http.route": "http.path",
+}
+MISTYPES = {"http.response.status_code": "string", "server.port": "string"}
+
+FAULT_KINDS = (
+    "error_rate",
+    "latency",
+    "throughput",
+    "retry_storm",
+    "semantic",
+    "cardinality",
+    "span_mix",
+)
+INDICATOR_OF = {
+    "error_rate": "error_rate_increase",
+    "latency": "latency_degradation",
+    "throughput": "throughput_drop",
+    "retry_storm": "retry_storm",
+    "semantic": "semantic_drift",
+    "cardinality": "attribute_cardinality_explosion",
+    "span_mix": "span_mix_shift",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    kind: str
+    weight: float
+    median_ms: float
+    sigma: float
+    error_rate: float
+
+
+@dataclass(frozen=True)
+class SyntheticSystem:
+    """A service's generating process in its healthy state."""
+
+    service: str
+    operations: tuple[Operation, ...]
+    spans_per_s: float
+    window_s: float = 60.0
+    availability: float = 0.99
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What is wrong with a system now; the defaults mean healthy."""
+
+    error_rate: float | None = None  # service-wide error rate
+    latency_factor: float = 1.0
+    throughput_ratio: float = 1.0
+    retry_share: float = 0.0
+    renamed: tuple[str, ...] = ()
+    mistyped: tuple[str, ...] = ()
+    cardinality_attribute: str | None = None
+    mix_operation: str | None = None
+    mix_factor: float = 1.0
+    # Ordinary noise, which must raise nothing: multiplicative jitter on each parameter.
+    noise: float = 0.0
+
+    def kinds(self) -> set[str]:
+        kinds = set()
+        if self.error_rate is not None:
+            kinds.add("error_rate")
+        if self.latency_factor != 1.0:
+            kinds.add("latency")
+        if self.throughput_ratio != 1.0:
+            kinds.add("throughput")
+        if self.retry_share:
+            kinds.add("retry_storm")
+        if self.renamed or self.mistyped:
+            kinds.add("semantic")
+        if self.cardinality_attribute:
+            kinds.add("cardinality")
+        if self.mix_operation:
+            kinds.add("span_mix")
+        return kinds
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    health: float
+    indicators: frozenset[str]
+    validation_errors: int
+    entropy: float
+    level: EntropyLevel
+
+
+@dataclass(frozen=True)
+class Scenario:
+    system: SyntheticSystem
+    faults: Faults
+    truth: GroundTruth
+    objectives: Objectives
+    seed: int
+
+
+def _lognormal_sf(threshold_ms: float, median_ms: float, sigma: float) -> float:
+    """P(latency > threshold) for a log-normal latency."""
+    z = (math.log(threshold_ms) - math.log(median_ms)) / sigma
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _mixture_quantile(ops: tuple[Operation, ...], q: float) -> float:
+    """The q-quantile (ms) of the weighted mixture of the operations' latencies (bisection)."""
+    total = sum(op.weight for op in ops)
+    lo, hi = 1e-3, 1e7
+    for _ in range(100):
+        mid = math.sqrt(lo * hi)
+        above = sum(op.weight * _lognormal_sf(mid, op.median_ms, op.sigma) for op in ops) / total
+        lo, hi = (mid, hi) if above > 1 - q else (lo, mid)
+    return math.sqrt(lo * hi)
+
+
+class EntropySimulator:
+    """Makes systems, faults with known consequences, and their spans, from one seed."""
+
+    def __init__(self, seed: int = 0, registry: Registry | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.registry = registry or Registry.builtin()
+
+    # -- systems and truth ----------------------------------------------------------------
+
+    def system(self, name: str | None = None) -> SyntheticSystem:
+        rng = self.rng
+        count = int(rng.integers(3, 8))
+        kinds = ["http"] + [str(k) for k in rng.choice(["http", "db", "messaging"], count - 1)]
+        operations = tuple(
+            Operation(
+                name=f"{kind.upper()} op{i}" if kind != "http" else f"GET /api/v1/op{i}",
+                kind=kind,
+                weight=float(rng.uniform(0.5, 3.0)),
+                median_ms=float(rng.uniform(2, 80)),
+                sigma=float(rng.uniform(0.25, 0.6)),
+                error_rate=float(rng.uniform(0.0005, 0.004)),
+            )
+            for i, kind in enumerate(kinds)
+        )
+        return SyntheticSystem(
+            service=name or f"svc-{int(rng.integers(1_000_000_000)):09d}",
+            operations=operations,
+            spans_per_s=float(rng.uniform(40, 80)),
+        )
+
+    def objectives(self, system: SyntheticSystem) -> Objectives:
+        """Explicit objectives, so the ground truth and the measurement share the threshold."""
+        p99 = _mixture_quantile(system.operations, 0.99)
+        return Objectives(
+            availability=system.availability,
+            latency_threshold_ms=LATENCY_MARGIN * p99,
+            latency_target=0.99,
+        )
+
+    def truth(
+        self,
+        system: SyntheticSystem,
+        faults: Faults,
+        objectives: Objectives,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    ) -> GroundTruth:
+        ops = self._faulted_operations(system, faults)
+        total = sum(op.weight for op in ops)
+        error_rate = sum(op.weight * op.error_rate for op in ops) / total
+        threshold = objectives.latency_threshold_ms or 0.0
+        slow = sum(op.weight * _lognormal_sf(threshold, op.median_ms, op.sigma) for op in ops)
+        errors = burn_health(error_rate / (1 - objectives.availability))
+        latency = burn_health(slow / total / (1 - objectives.latency_target))
+        # Retries are spans too: they count in the measured span rate.
+        throughput = throughput_health_of(faults.throughput_ratio * (1 + faults.retry_share))
+        health = combine(errors, latency, throughput)
+        indicators = frozenset(INDICATOR_OF[k] for k in faults.kinds())
+        validation = self._new_findings(system, faults)
+        score = entropy_score(health, len(indicators), validation)
+        return GroundTruth(health, indicators, validation, score, thresholds.level(score))
+
+    def _faulted_operations(self, system: SyntheticSystem, faults: Faults) -> list[Operation]:
+        ops = []
+        for op in system.operations:
+            weight = op.weight * (faults.mix_factor if op.name == faults.mix_operation else 1.0)
+            error = faults.error_rate if faults.error_rate is not None else op.error_rate
+            ops.append(
+                replace(
+                    op,
+                    weight=weight,
+                    error_rate=error,
+                    median_ms=op.median_ms * faults.latency_factor,
+                )
+            )
+        return ops
+
+    def _observed(self, system: SyntheticSystem, faults: Faults) -> dict[str, ObservedAttribute]:
+        """Noise-free attribute observations of a system (to count validation findings)."""
+        observed: dict[str, ObservedAttribute] = {}
+        for op in system.operations:
+            for key, kind, values in self._template(op, faults):
+                entry = observed.setdefault(key, ObservedAttribute(0, {}, {}))
+                entry.count += 100
+                entry.value_types[kind] = entry.value_types.get(kind, 0) + 100
+                for value in values:
+                    text = str(200 if value == "{status}" else value)
+                    entry.values[text] = entry.values.get(text, 0) + 1
+        return observed
+
+    def _new_findings(self, system: SyntheticSystem, faults: Faults) -> int:
+        known = {
+            (f.code, f.attribute) for f in validate(self._observed(system, Faults()), self.registry)
+        }
+        now = validate(self._observed(system, faults), self.registry)
+        return sum((f.code, f.attribute) not in known for f in now)
+
+    def _template(self, op: Operation, faults: Faults) -> list[tuple[str, str, tuple[Any, ...]]]:
+        out = []
+        for key, kind, values in TEMPLATES[op.kind]:
+            out.append(
+                (
+                    RENAMES[key] if key in faults.renamed else key,
+                    MISTYPES[key] if key in faults.mistyped else kind,
+                    values,
+                )
+            )
+        return out
+
+    # -- scenarios ------------------------------------------------------------------------
+
+    def faults_for(self, system: SyntheticSystem, kinds: set[str]) -> Faults:
+        """Faults of the given kinds, with magnitudes well past each detector's effect size."""
+        rng = self.rng
+        present = {key for op in system.operations for key, _, _ in TEMPLATES[op.kind]}
+        renamable = sorted(present & set(RENAMES))
+        faults = Faults()
+        if "error_rate" in kinds:
+            faults = replace(faults, error_rate=float(rng.choice([0.04, 0.08, 0.15, 0.3, 0.45])))
+        if "latency" in kinds:
+            faults = replace(faults, latency_factor=float(rng.uniform(2.0, 5.0)))
+        if "throughput" in kinds:
+            # At most 0.35, so that with retries (which add spans) the rate still halves.
+            faults = replace(faults, throughput_ratio=float(rng.uniform(0.15, 0.35)))
+        if "retry_storm" in kinds:
+            faults = replace(faults, retry_share=float(rng.uniform(0.15, 0.4)))
+        if "semantic" in kinds:
+            k = int(rng.integers(1, len(renamable) + 1))
+            renamed = tuple(str(x) for x in rng.choice(renamable, k, replace=False))
+            mistyped = tuple(
+                m for m in MISTYPES if m in present and m not in renamed and rng.random() < 0.5
+            )
+            faults = replace(faults, renamed=renamed, mistyped=mistyped)
+        if "cardinality" in kinds:
+            faults = replace(faults, cardinality_attribute="app.region")
+        if "span_mix" in kinds:
+            op = system.operations[int(rng.integers(len(system.operations)))]
+            faults = replace(faults, mix_operation=op.name, mix_factor=float(rng.uniform(6, 12)))
+        return faults
+
+    def scenario(
+        self,
+        level: EntropyLevel,
+        *,
+        margin: float = 0.02,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        attempts: int = 10_000,
+    ) -> Scenario:
+        """A system whose true entropy is at ``level``, at least ``margin`` from its edges."""
+        edges = (thresholds.medium, thresholds.high, thresholds.critical)
+        for _ in range(attempts):
+            system = self.system()
+            objectives = self.objectives(system)
+            n_kinds = (
+                int(self.rng.integers(0, 6))
+                if level != EntropyLevel.LOW
+                else int(self.rng.integers(0, 2))
+            )
+            kinds = {str(k) for k in self.rng.choice(FAULT_KINDS, n_kinds, replace=False)}
+            faults = self.faults_for(system, kinds)
+            truth = self.truth(system, faults, objectives, thresholds)
+            if truth.level == level and all(abs(truth.entropy - e) >= margin for e in edges):
+                seed = int(self.rng.integers(2**31))
+                return Scenario(system, faults, truth, objectives, seed)
+        raise RuntimeError(f"no {level.value} scenario found in {attempts} attempts")
+
+    def healthy_noisy(self) -> Scenario:
+        """A healthy system with ordinary noise: jitter that must not raise any indicator."""
+        system = self.system()
+        objectives = self.objectives(system)
+        faults = Faults(noise=0.05)
+        truth = self.truth(system, Faults(), objectives)
+        return Scenario(system, faults, truth, objectives, int(self.rng.integers(2**31)))
+
+    # -- spans ----------------------------------------------------------------------------
+
+    def chunks(
+        self, system: SyntheticSystem, faults: Faults, seed: int, window_s: float | None = None
+    ) -> Iterator[SpanChunk]:
+        """The spans of one window, as one chunk per operation."""
+        rng = np.random.default_rng(seed)
+        window = window_s or system.window_s
+        noise = faults.noise
+
+        def jitter(spread: float = noise) -> float:
+            return float(rng.uniform(1 - spread, 1 + spread)) if noise else 1.0
+
+        ops = self._faulted_operations(system, faults)
+        total_weight = sum(op.weight for op in ops)
+        expected = system.spans_per_s * window * faults.throughput_ratio * jitter(2 * noise)
+        start_ns = 1_700_000_000_000_000_000 + int(rng.integers(1_000_000_000)) * 1000
+        unique = 0
+        for index, op in enumerate(ops):
+            n = int(rng.poisson(expected * op.weight / total_weight * jitter()))
+            if n == 0:
+                continue
+            retried = np.flatnonzero(rng.random(n) < faults.retry_share)
+            n_total = n + len(retried)
+            # Noise on errors is the issue's "0.5% -> 0.8% blip": up to 1.6x the usual rate.
+            error_rate = min(1.0, op.error_rate * (float(rng.uniform(0.6, 1.6)) if noise else 1))
+            errors = rng.random(n_total) < error_rate
+            median = op.median_ms * jitter()
+            durations = (median * 1e6 * np.exp(op.sigma * rng.standard_normal(n_total))).astype(
+                np.int64
+            )
+            # Two spans per trace; a retry joins the trace of the span it retries. Spans are
+            # shuffled so that retries are interleaved, as they arrive in reality.
+            trace_of = np.concatenate([np.arange(n) // 2, retried // 2]) + index * 1_000_000
+            resend = np.concatenate([np.zeros(n, bool), np.ones(len(retried), bool)])
+            order = rng.permutation(n_total)
+            trace_of, resend = trace_of[order], resend[order]
+            trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in trace_of]
+            picks = rng.integers(0, 1 << 30, size=(n_total, 4))
+            attributes = _SpanAttributes(
+                template=self._template(op, faults),
+                picks=picks,
+                errors=errors,
+                resend=resend,
+                first_unique=unique,
+                route=op.name.split(" ", 1)[-1],
+                cardinality_attribute=faults.cardinality_attribute,
+            )
+            unique += n_total
+            yield SpanChunk(
+                service=system.service,
+                names=[op.name] * n_total,
+                durations_ns=durations,
+                errors=errors,
+                trace_ids=trace_ids,
+                start_ns=start_ns,
+                end_ns=start_ns + int(window * 1e9),
+                attributes=attributes,
+            )
+
+    def summary(
+        self, system: SyntheticSystem, faults: Faults, seed: int, window_s: float | None = None
+    ) -> ServiceSummary:
+        summary = ServiceSummary(system.service)
+        for chunk in self.chunks(system, faults, seed, window_s):
+            summary.add_chunk(chunk)
+        return summary
+
+
+def _span_times(chunk: SpanChunk) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end times for a chunk's spans, spread evenly over the chunk's window."""
+    n = len(chunk)
+    starts = chunk.start_ns + (np.arange(n) * ((chunk.end_ns - chunk.start_ns) // max(n, 1)))
+    return starts, starts + chunk.durations_ns
+
+
+def _json_value(kind: str, value: Any) -> dict[str, Any]:
+    if kind == "int":
+        return {"intValue": str(value)}
+    if kind == "double":
+        return {"doubleValue": value}
+    if kind == "bool":
+        return {"boolValue": value}
+    return {"stringValue": str(value)}
+
+
+def to_otlp_json(chunks: list[SpanChunk]) -> dict[str, Any]:
+    """The chunks as one OTLP/JSON traces document (hex ids, string 64-bit integers)."""
+    resources: dict[str, list[dict[str, Any]]] = {}
+    for chunk in chunks:
+        starts, ends = _span_times(chunk)
+        spans = resources.setdefault(chunk.service, [])
+        for i in range(len(chunk)):
+            spans.append(
+                {
+                    "traceId": chunk.trace_ids[i].hex(),
+                    "spanId": (len(spans) + 1).to_bytes(8, "big").hex(),
+                    "name": chunk.names[i],
+                    "kind": 2,
+                    "startTimeUnixNano": str(int(starts[i])),
+                    "endTimeUnixNano": str(int(ends[i])),
+                    "attributes": [
+                        {"key": key, "value": _json_value(kind, value)}
+                        for key, kind, value in chunk.attributes(i)
+                    ],
+                    "status": {"code": 2} if chunk.errors[i] else {},
+                }
+            )
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [{"scope": {"name": "weavergen.simulator"}, "spans": spans}],
+            }
+            for service, spans in resources.items()
+        ]
+    }
+
+
+def to_otlp_protobuf(chunks: list[SpanChunk]) -> bytes:
+    """The chunks as one serialised OTLP ``ExportTraceServiceRequest``."""
+    request = ExportTraceServiceRequest()
+    scopes: dict[str, Any] = {}
+    for chunk in chunks:
+        scope = scopes.get(chunk.service)
+        if scope is None:
+            resource_spans = request.resource_spans.add()
+            kv = resource_spans.resource.attributes.add()
+            kv.key, kv.value.string_value = "service.name", chunk.service
+            scope = scopes[chunk.service] = resource_spans.scope_spans.add()
+            scope.scope.name = "weavergen.simulator"
+        starts, ends = _span_times(chunk)
+        for i in range(len(chunk)):
+            span = scope.spans.add()
+            span.trace_id = chunk.trace_ids[i]
+            span.span_id = (len(scope.spans)).to_bytes(8, "big")
+            span.name = chunk.names[i]
+            span.kind = 2
+            span.start_time_unix_nano = int(starts[i])
+            span.end_time_unix_nano = int(ends[i])
+            if chunk.errors[i]:
+                span.status.code = 2
+            for key, kind, value in chunk.attributes(i):
+                attribute = span.attributes.add()
+                attribute.key = key
+                if kind == "int":
+                    attribute.value.int_value = int(value)
+                elif kind == "double":
+                    attribute.value.double_value = float(value)
+                elif kind == "bool":
+                    attribute.value.bool_value = bool(value)
+                else:
+                    attribute.value.string_value = str(value)
+    return request.SerializeToString()
+
+
+@dataclass(frozen=True)
+class _SpanAttributes:
+    """The attributes of span ``i`` of one operation's chunk, built on demand."""
+
+    template: list[tuple[str, str, tuple[Any, ...]]]
+    picks: np.ndarray
+    errors: np.ndarray
+    resend: np.ndarray
+    first_unique: int
+    route: str
+    cardinality_attribute: str | None
+
+    def __call__(self, i: int) -> list[Attribute]:
+        attrs: list[Attribute] = []
+        for j, (key, kind, values) in enumerate(self.template):
+            value: Any = values[int(self.picks[i, j % 4]) % len(values)]
+            if value == "{status}":
+                value = 500 if self.errors[i] else 200
+            elif value == "{route}":
+                value = self.route
+            if key == self.cardinality_attribute:
+                value = f"user-{self.first_unique + i}"
+            attrs.append((key, kind, str(value) if kind == "string" else value))
+        if self.resend[i]:
+            attrs.append(("http.request.resend_count", "int", 1))
+        return attrs

@@ -1,0 +1,324 @@
+"""Per-service window summaries: what Measure needs from spans, in memory bounded by groups.
+
+A summary keeps, per operation (span name): span and error counts, a latency histogram, retry
+counts and, for a sample of its spans, which attributes they carried with which value types,
+a few distinct values (for enum checks) and a distinct-value sketch (for cardinality). Attribute
+sampling inspects the first ``FULL_INSPECTION`` spans of each operation in a summary and one in
+``SAMPLE_EVERY`` after that; presence and counts are scaled back by the operation's sampling
+rate. Operations, attribute keys and remembered values are capped, so neither span volume nor a
+service that invents a new span name per request can grow a summary without bound.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from weavergen.domain.otlp import Attribute, SpanChunk
+from weavergen.domain.semconv import ObservedAttribute
+from weavergen.domain.sketch import NUM_BUCKETS, DistinctCounter, bucket_of, stable_hash64
+
+FULL_INSPECTION = 256
+SAMPLE_EVERY = 16
+MAX_OPERATIONS = 256
+MAX_ATTRIBUTE_KEYS = 128
+MAX_VALUES = 32
+MAX_VALUE_LENGTH = 128
+MAX_SERVICES = 1024
+OTHER_OPERATION = "(other)"
+RETRY_ATTRIBUTES = ("http.request.resend_count", "retry.attempt")
+
+
+@dataclass
+class AttributeStats:
+    """What the inspected spans of one operation carried under one attribute key."""
+
+    carried: int = 0
+    value_types: Counter[str] = field(default_factory=Counter)
+    values: Counter[str] = field(default_factory=Counter)
+    distinct: DistinctCounter = field(default_factory=DistinctCounter)
+
+    def add(self, kind: str, value: Any) -> None:
+        self.carried += 1
+        self.value_types[kind] += 1
+        if kind in ("string", "int", "double", "bool"):
+            text = str(value)[:MAX_VALUE_LENGTH]
+            if text in self.values or len(self.values) < MAX_VALUES:
+                self.values[text] += 1
+
+    def merge(self, other: AttributeStats) -> None:
+        self.carried += other.carried
+        self.value_types.update(other.value_types)
+        for text, n in other.values.items():
+            if text in self.values or len(self.values) < MAX_VALUES:
+                self.values[text] += n
+        self.distinct.merge(other.distinct)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "carried": self.carried,
+            "valueTypes": dict(self.value_types),
+            "values": dict(self.values),
+            "distinct": self.distinct.to_list(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttributeStats:
+        return cls(
+            carried=int(data["carried"]),
+            value_types=Counter(data.get("valueTypes", {})),
+            values=Counter(data.get("values", {})),
+            distinct=DistinctCounter.from_list(data.get("distinct", [])),
+        )
+
+
+@dataclass
+class OperationStats:
+    """Counts, latency histogram and sampled attributes of one operation (span name)."""
+
+    count: int = 0
+    errors: int = 0
+    inspected: int = 0
+    retries: int = 0
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BUCKETS, dtype=np.int64))
+    attributes: dict[str, AttributeStats] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> float:
+        """Spans represented by one inspected span."""
+        return self.count / self.inspected if self.inspected else 0.0
+
+    def inspect(self, attributes: list[Attribute], distinct: dict[str, set[str]]) -> None:
+        """Record one sampled span's attributes; scalar values go to ``distinct`` for hashing."""
+        self.inspected += 1
+        retried = False
+        for key, kind, value in attributes:
+            stats = self.attributes.get(key)
+            if stats is None:
+                if len(self.attributes) >= MAX_ATTRIBUTE_KEYS:
+                    continue
+                stats = self.attributes[key] = AttributeStats()
+            stats.add(kind, value)
+            if kind in ("string", "int", "double", "bool"):
+                distinct.setdefault(key, set()).add(str(value))
+            if key in RETRY_ATTRIBUTES and kind == "int" and value > 0:
+                retried = True
+        if retried:
+            self.retries += 1
+
+    def merge(self, other: OperationStats) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.inspected += other.inspected
+        self.retries += other.retries
+        self.histogram += other.histogram
+        for key, stats in other.attributes.items():
+            mine = self.attributes.get(key)
+            if mine is not None:
+                mine.merge(stats)
+            elif len(self.attributes) < MAX_ATTRIBUTE_KEYS:
+                self.attributes[key] = AttributeStats.from_dict(stats.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        nonzero = np.flatnonzero(self.histogram)
+        return {
+            "count": self.count,
+            "errors": self.errors,
+            "inspected": self.inspected,
+            "retries": self.retries,
+            "histogram": {str(int(i)): int(self.histogram[i]) for i in nonzero},
+            "attributes": {k: v.to_dict() for k, v in sorted(self.attributes.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OperationStats:
+        histogram = np.zeros(NUM_BUCKETS, dtype=np.int64)
+        for index, n in data.get("histogram", {}).items():
+            histogram[min(int(index), NUM_BUCKETS - 1)] += int(n)
+        return cls(
+            count=int(data["count"]),
+            errors=int(data["errors"]),
+            inspected=int(data.get("inspected", 0)),
+            retries=int(data.get("retries", 0)),
+            histogram=histogram,
+            attributes={
+                k: AttributeStats.from_dict(v) for k, v in data.get("attributes", {}).items()
+            },
+        )
+
+
+@dataclass
+class ServiceSummary:
+    """Everything Measure needs about one service over one window."""
+
+    service: str
+    start_ns: int = 0
+    end_ns: int = 0
+    operations: dict[str, OperationStats] = field(default_factory=dict)
+    traces: DistinctCounter = field(default_factory=DistinctCounter)
+    operation_names: DistinctCounter = field(default_factory=DistinctCounter)
+
+    # -- derived figures ------------------------------------------------------------------
+
+    @property
+    def span_count(self) -> int:
+        return sum(op.count for op in self.operations.values())
+
+    @property
+    def error_count(self) -> int:
+        return sum(op.errors for op in self.operations.values())
+
+    @property
+    def retry_estimate(self) -> float:
+        return sum(op.retries * op.scale for op in self.operations.values())
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, (self.end_ns - self.start_ns) / 1e9)
+
+    def histogram(self) -> np.ndarray:
+        total = np.zeros(NUM_BUCKETS, dtype=np.int64)
+        for op in self.operations.values():
+            total += op.histogram
+        return total
+
+    def spans_per_trace(self) -> float:
+        traces = self.traces.estimate()
+        return self.span_count / traces if traces else 0.0
+
+    def observed_attributes(self) -> dict[str, ObservedAttribute]:
+        """Attributes over all operations, counts scaled to spans (the validator's input)."""
+        observed: dict[str, ObservedAttribute] = {}
+        for op in self.operations.values():
+            scale = op.scale
+            for key, stats in op.attributes.items():
+                entry = observed.setdefault(key, ObservedAttribute(0, {}, {}))
+                entry.count += round(stats.carried * scale)
+                for kind, n in stats.value_types.items():
+                    entry.value_types[kind] = entry.value_types.get(kind, 0) + round(n * scale)
+                for text, n in stats.values.items():
+                    entry.values[text] = entry.values.get(text, 0) + round(n * scale)
+        return observed
+
+    # -- building -------------------------------------------------------------------------
+
+    def _operation(self, name: str) -> OperationStats:
+        op = self.operations.get(name)
+        if op is None:
+            if len(self.operations) >= MAX_OPERATIONS:
+                name = OTHER_OPERATION
+                op = self.operations.get(name)
+            if op is None:
+                op = self.operations[name] = OperationStats()
+        return op
+
+    def add_chunk(self, chunk: SpanChunk) -> None:
+        """Aggregate one chunk: counts and histograms vectorised, attributes sampled."""
+        if len(chunk) == 0:
+            return
+        self.start_ns = min(self.start_ns or chunk.start_ns, chunk.start_ns)
+        self.end_ns = max(self.end_ns, chunk.end_ns)
+        codes_of: dict[str, int] = {}
+        codes = np.fromiter(
+            (codes_of.setdefault(n, len(codes_of)) for n in chunk.names), np.int64, len(chunk)
+        )
+        groups = len(codes_of)
+        counts = np.bincount(codes, minlength=groups)
+        errors = np.bincount(codes, weights=chunk.errors, minlength=groups)
+        histograms = np.bincount(
+            codes * NUM_BUCKETS + bucket_of(chunk.durations_ns), minlength=groups * NUM_BUCKETS
+        ).reshape(groups, NUM_BUCKETS)
+        self.operation_names.add_hashes(stable_hash64(codes_of))
+        self.traces.add_hashes(_trace_hashes(chunk.trace_ids))
+
+        order = np.argsort(codes, kind="stable")
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        for name, code in codes_of.items():
+            op = self._operation(name)
+            seen = op.count
+            op.count += int(counts[code])
+            op.errors += int(errors[code])
+            op.histogram += histograms[code]
+            members = order[starts[code] : starts[code] + counts[code]]
+            ordinal = seen + np.arange(len(members))
+            sampled = members[(ordinal < FULL_INSPECTION) | (ordinal % SAMPLE_EVERY == 0)]
+            distinct: dict[str, set[str]] = {}
+            for index in sampled:
+                op.inspect(chunk.attributes(int(index)), distinct)
+            for key, values in distinct.items():
+                op.attributes[key].distinct.add_hashes(stable_hash64(values))
+
+    def merge(self, other: ServiceSummary) -> None:
+        if other.start_ns:
+            self.start_ns = min(self.start_ns or other.start_ns, other.start_ns)
+        self.end_ns = max(self.end_ns, other.end_ns)
+        for name, stats in other.operations.items():
+            self._operation(name).merge(stats)
+        self.traces.merge(other.traces)
+        self.operation_names.merge(other.operation_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "startNs": str(self.start_ns),
+            "endNs": str(self.end_ns),
+            "operations": {k: v.to_dict() for k, v in sorted(self.operations.items())},
+            "traces": self.traces.to_list(),
+            "operationNames": self.operation_names.to_list(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceSummary:
+        return cls(
+            service=str(data["service"]),
+            start_ns=int(data.get("startNs", 0)),
+            end_ns=int(data.get("endNs", 0)),
+            operations={
+                k: OperationStats.from_dict(v) for k, v in data.get("operations", {}).items()
+            },
+            traces=DistinctCounter.from_list(data.get("traces", [])),
+            operation_names=DistinctCounter.from_list(data.get("operationNames", [])),
+        )
+
+
+def _trace_hashes(trace_ids: list[bytes]) -> np.ndarray:
+    """Hashes of distinct trace ids: splitmix64 of their last 8 bytes, vectorised.
+
+    Trace ids need not be random in every byte (W3C only asks it of the right-most seven), so
+    they are mixed rather than used as they are.
+    """
+    unique = set(trace_ids)
+    unique.discard(b"")
+    if not all(len(t) == 16 for t in unique):
+        return stable_hash64(unique)
+    x = np.frombuffer(b"".join(t[8:] for t in unique), dtype=">u8").astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+class Summariser:
+    """Routes decoded chunks to per-service summaries (at most ``MAX_SERVICES`` of them)."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceSummary] = {}
+        self.dropped_spans = 0
+
+    def add(self, chunks: Any) -> int:
+        """Add every chunk of an iterable; returns the number of spans accepted."""
+        accepted = 0
+        for chunk in chunks:
+            summary = self.services.get(chunk.service)
+            if summary is None:
+                if len(self.services) >= MAX_SERVICES:
+                    self.dropped_spans += len(chunk)
+                    continue
+                summary = self.services[chunk.service] = ServiceSummary(chunk.service)
+            summary.add_chunk(chunk)
+            accepted += len(chunk)
+        return accepted
