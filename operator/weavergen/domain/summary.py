@@ -206,9 +206,10 @@ class ServiceSummary:
     # -- building -------------------------------------------------------------------------
 
     def _operation(self, name: str) -> OperationStats:
+        """The stats of an operation; past the cap, new names share the ``(other)`` group."""
         op = self.operations.get(name)
         if op is None:
-            if len(self.operations) >= MAX_OPERATIONS:
+            if len(self.operations) >= MAX_OPERATIONS - 1:
                 name = OTHER_OPERATION
                 op = self.operations.get(name)
             if op is None:

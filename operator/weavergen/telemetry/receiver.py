@@ -1,0 +1,179 @@
+"""The OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf or JSON, optionally gzip).
+
+Requests are refused with a reason: 413 when the body (or its decompressed form: a gzip bomb) is
+over the limit, 415 for an unsupported content type or encoding, 400 for a body that is not OTLP,
+401 without the configured bearer token. Decoding and summarising run in a worker thread so the
+operator's event loop stays responsive. ``GET /v1/summaries/<service>?seconds=N`` hands a merged
+window summary to the Measure phase (summaries, never raw spans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import zlib
+from dataclasses import dataclass
+
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from weavergen.domain.otlp import OtlpError, decode
+from weavergen.telemetry.windows import WindowStore
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_MAX_DECOMPRESSED = 32 * 1024 * 1024
+
+
+class RequestRefused(Exception):
+    """A request the receiver refuses, with the HTTP status and the reason to send back."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED
+    token: str | None = None
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """Decompress gzip without ever holding more than ``limit + 1`` bytes of output."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as err:
+        raise RequestRefused(400, f"invalid gzip body: {err}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestRefused(413, f"decompressed body is over the limit of {limit} bytes")
+    return out
+
+
+def content_kind(content_type: str) -> str:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if media == JSON:
+        return JSON
+    raise RequestRefused(
+        415, f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}"
+    )
+
+
+def ingest(
+    store: WindowStore, body: bytes, kind: str, encoding: str, config: ReceiverConfig
+) -> int:
+    """Validate, decompress, decode and summarise one request body; returns dropped spans."""
+    if encoding == "gzip":
+        body = gunzip(body, config.max_decompressed_bytes)
+    elif encoding not in ("", "identity"):
+        raise RequestRefused(415, f"unsupported content encoding {encoding!r}: use gzip")
+    try:
+        chunks = list(decode(body, kind))
+    except OtlpError as err:
+        raise RequestRefused(400, str(err)) from None
+    _, dropped = store.add(chunks)
+    return dropped
+
+
+def response(kind: str, rejected: int) -> web.Response:
+    message = ExportTraceServiceResponse()
+    if rejected:
+        message.partial_success.rejected_spans = rejected
+        message.partial_success.error_message = "too many distinct services"
+    if kind == JSON:
+        body = (
+            {
+                "partialSuccess": {
+                    "rejectedSpans": str(rejected),
+                    "errorMessage": message.partial_success.error_message,
+                }
+            }
+            if rejected
+            else {}
+        )
+        return web.json_response(body)
+    return web.Response(body=message.SerializeToString(), content_type=PROTOBUF)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused as soon as it grows past ``limit`` (chunked bodies included)."""
+    parts, size = [], 0
+    async for part in request.content.iter_chunked(64 * 1024):
+        size += len(part)
+        if size > limit:
+            raise RequestRefused(413, f"body is over the limit of {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> web.Application:
+    """The receiver's aiohttp application (mounted by the operator, or served on its own)."""
+
+    def authorised(request: web.Request) -> bool:
+        if config.token is None:
+            return True
+        given = request.headers.get("Authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode())
+
+    async def traces(request: web.Request) -> web.Response:
+        store.counters.requests += 1
+        try:
+            if not authorised(request):
+                raise RequestRefused(401, "missing or wrong bearer token")
+            kind = content_kind(request.headers.get("Content-Type", ""))
+            if (request.content_length or 0) > config.max_body_bytes:
+                raise RequestRefused(
+                    413, f"body is over the limit of {config.max_body_bytes} bytes"
+                )
+            body = await read_limited(request, config.max_body_bytes)
+            encoding = request.headers.get("Content-Encoding", "").strip().lower()
+            dropped = await asyncio.to_thread(ingest, store, body, kind, encoding, config)
+        except RequestRefused as refused:
+            store.counters.rejected_requests += 1
+            return web.json_response(
+                {"code": refused.status, "message": refused.reason}, status=refused.status
+            )
+        return response(kind, dropped)
+
+    async def summary(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return web.json_response({"message": "missing or wrong bearer token"}, status=401)
+        try:
+            seconds = float(request.query.get("seconds", "60"))
+        except ValueError:
+            return web.json_response({"message": "seconds must be a number"}, status=400)
+        merged = store.window(request.match_info["service"], seconds)
+        return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
+
+    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    app.router.add_post("/v1/traces", traces)
+    app.router.add_get("/v1/summaries/{service}", summary)
+    return app
+
+
+def runner(app: web.Application) -> web.AppRunner:
+    """An app runner that leaves request bodies compressed.
+
+    aiohttp inflates gzip bodies itself by default, without a size limit; the receiver must see
+    the compressed bytes to refuse a decompression bomb before it is inflated.
+    """
+    return web.AppRunner(app, auto_decompress=False, access_log=None)
+
+
+async def serve(
+    store: WindowStore, config: ReceiverConfig, host: str = "127.0.0.1", port: int = 4318
+) -> tuple[web.AppRunner, int]:
+    """Start the receiver on ``host:port`` (0: any free port); returns the runner and port."""
+    app_runner = runner(build_app(store, config))
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, host, port)
+    await site.start()
+    bound: int = app_runner.addresses[0][1]
+    return app_runner, bound

@@ -1,0 +1,82 @@
+"""Window store: received spans, summarised per service into fixed time slots.
+
+Spans are binned by arrival time (a sender's clock may be skewed; arrival time is the operator's
+own), into slots of ``slot_seconds``. Only the newest ``max_slots`` slots are kept per service, so
+memory is bounded by services x slots x groups. A charter's window merges the slots covering it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from weavergen.domain.otlp import SpanChunk
+from weavergen.domain.summary import MAX_SERVICES, ServiceSummary
+
+
+@dataclass
+class ReceiverCounters:
+    requests: int = 0
+    rejected_requests: int = 0
+    spans_accepted: int = 0
+    spans_dropped: int = 0
+
+
+class WindowStore:
+    """Thread-safe per-service slot summaries of received spans."""
+
+    def __init__(
+        self,
+        slot_seconds: float = 10.0,
+        max_slots: int = 90,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.slot_seconds = slot_seconds
+        self.max_slots = max_slots
+        self.clock = clock
+        self.counters = ReceiverCounters()
+        self._slots: dict[str, dict[int, ServiceSummary]] = {}
+        self._lock = threading.Lock()
+
+    def _slot(self) -> int:
+        return int(self.clock() // self.slot_seconds)
+
+    def add(self, chunks: list[SpanChunk]) -> tuple[int, int]:
+        """Summarise chunks into the current slot; returns (accepted, dropped) span counts."""
+        slot = self._slot()
+        accepted = dropped = 0
+        with self._lock:
+            for chunk in chunks:
+                slots = self._slots.get(chunk.service)
+                if slots is None:
+                    if len(self._slots) >= MAX_SERVICES:
+                        dropped += len(chunk)
+                        continue
+                    slots = self._slots[chunk.service] = {}
+                summary = slots.get(slot)
+                if summary is None:
+                    summary = slots[slot] = ServiceSummary(chunk.service)
+                    for old in sorted(slots)[: -self.max_slots]:
+                        del slots[old]
+                summary.add_chunk(chunk)
+                accepted += len(chunk)
+            self.counters.spans_accepted += accepted
+            self.counters.spans_dropped += dropped
+        return accepted, dropped
+
+    def window(self, service: str, seconds: float) -> ServiceSummary:
+        """The merged summary of a service's slots over the last ``seconds``."""
+        newest = self._slot()
+        oldest = newest - max(1, int(-(-seconds // self.slot_seconds))) + 1
+        merged = ServiceSummary(service)
+        with self._lock:
+            for slot, summary in self._slots.get(service, {}).items():
+                if oldest <= slot <= newest:
+                    merged.merge(summary)
+        return merged
+
+    def services(self) -> list[str]:
+        with self._lock:
+            return sorted(self._slots)

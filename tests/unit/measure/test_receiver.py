@@ -1,0 +1,127 @@
+"""The OTLP/HTTP receiver on a real socket: accepted payloads, refusals with reasons, windows."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientSession
+
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
+from weavergen.domain.summary import ServiceSummary
+from weavergen.telemetry.receiver import ReceiverConfig
+from weavergen.telemetry.receiver import serve as serve_receiver
+from weavergen.telemetry.windows import WindowStore
+
+Check = Callable[[ClientSession, str, WindowStore], Awaitable[None]]
+
+
+def serve(check: Check, config: ReceiverConfig | None = None) -> WindowStore:
+    store = WindowStore(slot_seconds=5)
+
+    async def main() -> None:
+        runner, port = await serve_receiver(store, config or ReceiverConfig(), port=0)
+        try:
+            async with ClientSession() as session:
+                await check(session, f"http://127.0.0.1:{port}", store)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return store
+
+
+def payloads() -> tuple[bytes, bytes, int]:
+    sim = EntropySimulator(9)
+    chunks = list(sim.chunks(sim.system("shop"), Faults(), 1, window_s=5))
+    spans = sum(len(c) for c in chunks)
+    return to_otlp_protobuf(chunks), json.dumps(to_otlp_json(chunks)).encode(), spans
+
+
+PB, JS, SPANS = payloads()
+
+
+def test_protobuf_json_and_gzip_are_accepted_and_summarised() -> None:
+    async def check(session: ClientSession, url: str, store: WindowStore) -> None:
+        for body, headers in (
+            (PB, {"Content-Type": "application/x-protobuf"}),
+            (JS, {"Content-Type": "application/json"}),
+            (
+                gzip.compress(PB),
+                {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            ),
+        ):
+            async with session.post(f"{url}/v1/traces", data=body, headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+        async with session.get(f"{url}/v1/summaries/shop?seconds=60") as resp:
+            summary = ServiceSummary.from_dict(await resp.json())
+        assert summary.span_count == 3 * SPANS
+
+    store = serve(check)
+    assert store.counters.spans_accepted == 3 * SPANS
+    assert store.counters.rejected_requests == 0
+
+
+def test_bad_requests_are_refused_with_a_reason() -> None:
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # 64 MiB of zeros in ~64 KiB
+    cases: list[tuple[bytes, dict[str, str], int, str]] = [
+        (PB, {"Content-Type": "text/plain"}, 415, "unsupported content type"),
+        (PB, {"Content-Type": "application/x-protobuf", "Content-Encoding": "br"}, 415, "gzip"),
+        (PB[:1000], {"Content-Type": "application/x-protobuf"}, 400, "invalid OTLP/protobuf"),
+        (b'{"resourceSpans": 3}', {"Content-Type": "application/json"}, 400, "expected a list"),
+        (b"x" * (2 * 1024 * 1024), {"Content-Type": "application/json"}, 413, "over the limit"),
+        (
+            bomb,
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+            413,
+            "decompressed body is over the limit",
+        ),
+        (
+            b"\x1f\x8bnot gzip",
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            400,
+            "invalid gzip",
+        ),
+    ]
+
+    async def check(session: ClientSession, url: str, store: WindowStore) -> None:
+        for body, headers, status, reason in cases:
+            async with session.post(f"{url}/v1/traces", data=body, headers=headers) as resp:
+                answer: dict[str, Any] = await resp.json()
+                assert (resp.status, reason in answer["message"]) == (status, True), answer
+
+    store = serve(
+        check, ReceiverConfig(max_body_bytes=1024 * 1024, max_decompressed_bytes=4 * 1024 * 1024)
+    )
+    assert store.counters.rejected_requests == len(cases)
+    assert store.counters.spans_accepted == 0
+
+
+def test_a_bearer_token_can_be_required() -> None:
+    async def check(session: ClientSession, url: str, store: WindowStore) -> None:
+        headers = {"Content-Type": "application/x-protobuf"}
+        async with session.post(f"{url}/v1/traces", data=PB, headers=headers) as resp:
+            assert resp.status == 401
+        headers["Authorization"] = "Bearer s3cret"
+        async with session.post(f"{url}/v1/traces", data=PB, headers=headers) as resp:
+            assert resp.status == 200
+
+    serve(check, ReceiverConfig(token="s3cret"))
+
+
+def test_windows_keep_only_recent_slots() -> None:
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, max_slots=3, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    chunks = list(sim.chunks(sim.system("a"), Faults(), 1, window_s=1))
+    spans = sum(len(c) for c in chunks)
+    for _ in range(5):
+        store.add(chunks)
+        now[0] += 10
+    now[0] -= 10
+    assert store.window("a", 30).span_count == 3 * spans
+    assert store.window("a", 10).span_count == spans
+    assert store.window("a", 3600).span_count == 3 * spans  # older slots were dropped
