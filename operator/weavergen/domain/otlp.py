@@ -11,7 +11,7 @@ OTLP/JSON uses hex, and 64-bit integers arrive as strings.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +35,65 @@ class OtlpError(ValueError):
 
 @dataclass
 class SpanChunk:
-    """The spans of one resource and scope, as columns."""
+    """The spans of one resource and scope, as columns.
+
+    Span names are coded: ``name_codes[i]`` indexes ``name_table``. Trace ids are reduced to
+    well-mixed 64-bit hashes (``trace_hashes``), all the summary needs of them.
+    """
 
     service: str
-    names: list[str]
+    name_codes: np.ndarray
+    name_table: list[str]
     durations_ns: np.ndarray
     errors: np.ndarray
-    trace_ids: list[bytes]
+    trace_hashes: np.ndarray
     start_ns: int
     end_ns: int
     attributes: Callable[[int], list[Attribute]]
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.name_codes)
+
+    def slice(self, start: int, stop: int) -> SpanChunk:
+        """Spans ``start:stop`` as a chunk of their own (attributes re-indexed)."""
+        return SpanChunk(
+            service=self.service,
+            name_codes=self.name_codes[start:stop],
+            name_table=self.name_table,
+            durations_ns=self.durations_ns[start:stop],
+            errors=self.errors[start:stop],
+            trace_hashes=self.trace_hashes[start:stop],
+            start_ns=self.start_ns,
+            end_ns=self.end_ns,
+            attributes=lambda i: self.attributes(start + i),
+        )
+
+
+def code_names(names: Iterable[str], count: int) -> tuple[np.ndarray, list[str]]:
+    """Integer codes for names, in order of first appearance, and the table of names."""
+    table: dict[str, int] = {}
+    codes = np.fromiter((table.setdefault(n, len(table)) for n in names), np.int32, count)
+    return codes, list(table)
+
+
+def splitmix64(values: np.ndarray) -> np.ndarray:
+    """A well-mixing 64-bit finaliser, vectorised (sequential ids come out uniform)."""
+    with np.errstate(over="ignore"):
+        x = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        mixed: np.ndarray = x ^ (x >> np.uint64(31))
+        return mixed
+
+
+def hash_trace_ids(trace_ids: list[bytes]) -> np.ndarray:
+    """64-bit hashes of trace ids: splitmix64 of the last 8 bytes, which W3C makes random."""
+    raw = b"".join(trace_ids)
+    if len(raw) == 16 * len(trace_ids):
+        tails = np.frombuffer(raw, dtype=">u8").reshape(-1, 2)[:, 1]
+        return splitmix64(tails)
+    padded = b"".join(t[-8:].rjust(8, b"\0") for t in trace_ids)
+    return splitmix64(np.frombuffer(padded, dtype=">u8"))
 
 
 # -- protobuf ---------------------------------------------------------------------------------
@@ -97,14 +143,16 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
                 attrs = spans[i].attributes
                 return [(kv.key, *_pb_value(kv.value)) for kv in attrs[:MAX_ATTRIBUTES_PER_SPAN]]
 
+            codes, table = code_names((s.name for s in spans), len(spans))
             yield SpanChunk(
                 service=service,
-                names=[s.name for s in spans],
+                name_codes=codes,
+                name_table=table,
                 durations_ns=np.maximum(ends - starts, 0),
                 errors=np.fromiter(
                     (s.status.code == STATUS_ERROR for s in spans), bool, len(spans)
                 ),
-                trace_ids=[s.trace_id for s in spans],
+                trace_hashes=hash_trace_ids([s.trace_id for s in spans]),
                 start_ns=int(starts.min()),
                 end_ns=int(ends.max()),
                 attributes=attributes,
@@ -241,12 +289,14 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
     def attributes(i: int) -> list[Attribute]:
         return _json_attributes(spans[i].get("attributes"), f"{where}.spans[{i}].attributes")
 
+    codes, table = code_names(names, len(names))
     return SpanChunk(
         service=service,
-        names=names,
+        name_codes=codes,
+        name_table=table,
         durations_ns=np.maximum(end_arr - start_arr, 0),
         errors=np.array(errors, dtype=bool),
-        trace_ids=trace_ids,
+        trace_hashes=hash_trace_ids(trace_ids),
         start_ns=int(start_arr.min()),
         end_ns=int(end_arr.max()),
         attributes=attributes,

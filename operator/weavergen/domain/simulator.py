@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from weavergen.api.charter import EntropyLevel
 from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
 from weavergen.domain.health import LATENCY_MARGIN, Objectives, burn_health, combine
 from weavergen.domain.health import throughput_health as throughput_health_of
-from weavergen.domain.otlp import Attribute, SpanChunk
+from weavergen.domain.otlp import Attribute, SpanChunk, hash_trace_ids
 from weavergen.domain.semconv import ObservedAttribute, Registry, validate
 from weavergen.domain.summary import ServiceSummary
 
@@ -363,7 +363,7 @@ class EntropySimulator:
 
     def chunks(
         self, system: SyntheticSystem, faults: Faults, seed: int, window_s: float | None = None
-    ) -> Iterator[SpanChunk]:
+    ) -> Iterator[SyntheticChunk]:
         """The spans of one window, as one chunk per operation."""
         rng = np.random.default_rng(seed)
         window = window_s or system.window_s
@@ -397,6 +397,7 @@ class EntropySimulator:
             order = rng.permutation(n_total)
             trace_of, resend = trace_of[order], resend[order]
             trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in trace_of]
+            trace_hashes = hash_trace_ids(trace_ids)
             picks = rng.integers(0, 1 << 30, size=(n_total, 4))
             attributes = _SpanAttributes(
                 template=self._template(op, faults),
@@ -408,11 +409,13 @@ class EntropySimulator:
                 cardinality_attribute=faults.cardinality_attribute,
             )
             unique += n_total
-            yield SpanChunk(
+            yield SyntheticChunk(
                 service=system.service,
-                names=[op.name] * n_total,
+                name_codes=np.zeros(n_total, dtype=np.int32),
+                name_table=[op.name],
                 durations_ns=durations,
                 errors=errors,
+                trace_hashes=trace_hashes,
                 trace_ids=trace_ids,
                 start_ns=start_ns,
                 end_ns=start_ns + int(window * 1e9),
@@ -426,6 +429,16 @@ class EntropySimulator:
         for chunk in self.chunks(system, faults, seed, window_s):
             summary.add_chunk(chunk)
         return summary
+
+
+@dataclass
+class SyntheticChunk(SpanChunk):
+    """A chunk that keeps its raw trace ids, so it can be exported as OTLP."""
+
+    trace_ids: list[bytes] = field(default_factory=list)
+
+    def name(self, i: int) -> str:
+        return self.name_table[int(self.name_codes[i])]
 
 
 def _span_times(chunk: SpanChunk) -> tuple[np.ndarray, np.ndarray]:
@@ -445,7 +458,7 @@ def _json_value(kind: str, value: Any) -> dict[str, Any]:
     return {"stringValue": str(value)}
 
 
-def to_otlp_json(chunks: list[SpanChunk]) -> dict[str, Any]:
+def to_otlp_json(chunks: list[SyntheticChunk]) -> dict[str, Any]:
     """The chunks as one OTLP/JSON traces document (hex ids, string 64-bit integers)."""
     resources: dict[str, list[dict[str, Any]]] = {}
     for chunk in chunks:
@@ -456,7 +469,7 @@ def to_otlp_json(chunks: list[SpanChunk]) -> dict[str, Any]:
                 {
                     "traceId": chunk.trace_ids[i].hex(),
                     "spanId": (len(spans) + 1).to_bytes(8, "big").hex(),
-                    "name": chunk.names[i],
+                    "name": chunk.name(i),
                     "kind": 2,
                     "startTimeUnixNano": str(int(starts[i])),
                     "endTimeUnixNano": str(int(ends[i])),
@@ -480,7 +493,7 @@ def to_otlp_json(chunks: list[SpanChunk]) -> dict[str, Any]:
     }
 
 
-def to_otlp_protobuf(chunks: list[SpanChunk]) -> bytes:
+def to_otlp_protobuf(chunks: list[SyntheticChunk]) -> bytes:
     """The chunks as one serialised OTLP ``ExportTraceServiceRequest``."""
     request = ExportTraceServiceRequest()
     scopes: dict[str, Any] = {}
@@ -497,7 +510,7 @@ def to_otlp_protobuf(chunks: list[SpanChunk]) -> bytes:
             span = scope.spans.add()
             span.trace_id = chunk.trace_ids[i]
             span.span_id = (len(scope.spans)).to_bytes(8, "big")
-            span.name = chunk.names[i]
+            span.name = chunk.name(i)
             span.kind = 2
             span.start_time_unix_nano = int(starts[i])
             span.end_time_unix_nano = int(ends[i])

@@ -82,10 +82,16 @@ class DistinctCounter:
         self.hashes = np.zeros(0, dtype=np.uint64) if hashes is None else hashes
 
     def add_hashes(self, hashes: np.ndarray) -> None:
-        if hashes.size == 0:
-            return
-        merged = np.union1d(self.hashes, hashes)
-        self.hashes = merged[:KMV_SIZE]
+        if self.hashes.size >= KMV_SIZE:
+            hashes = hashes[hashes < self.hashes[-1]]
+        if hashes.size > 4 * KMV_SIZE:
+            # The 4k smallest entries hold the k smallest distinct values unless duplicates
+            # crowd them out; partitioning is linear where sorting everything is not.
+            smallest = np.partition(hashes, 4 * KMV_SIZE)[: 4 * KMV_SIZE]
+            if np.unique(smallest).size >= KMV_SIZE:
+                hashes = smallest
+        if hashes.size:
+            self.hashes = np.union1d(self.hashes, hashes)[:KMV_SIZE]
 
     def merge(self, other: DistinctCounter) -> None:
         self.add_hashes(other.hashes)

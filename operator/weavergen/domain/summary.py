@@ -2,10 +2,14 @@
 
 A summary keeps, per operation (span name): span and error counts, a latency histogram, retry
 counts and, for a sample of its spans, which attributes they carried with which value types,
-a few distinct values (for enum checks) and a distinct-value sketch (for cardinality). Attribute
-sampling inspects the first ``FULL_INSPECTION`` spans of each operation in a summary and one in
-``SAMPLE_EVERY`` after that; presence and counts are scaled back by the operation's sampling
-rate. Operations, attribute keys and remembered values are capped, so neither span volume nor a
+a few distinct values (for enum checks) and a distinct-value sketch (for cardinality).
+
+Attribute sampling inspects the first ``FULL_INSPECTION`` spans of each operation in a summary,
+one in ``SAMPLE_EVERY`` after that and one in ``SAMPLE_EVERY_SPARSE`` past ``SPARSE_AFTER``
+spans (a few thousand inspected spans per window already estimate presence to about a
+percent); presence and counts are scaled back by the operation's sampling rate.
+
+Operations, attribute keys and remembered values are capped, so neither span volume nor a
 service that invents a new span name per request can grow a summary without bound.
 """
 
@@ -23,6 +27,8 @@ from weavergen.domain.sketch import NUM_BUCKETS, DistinctCounter, bucket_of, sta
 
 FULL_INSPECTION = 256
 SAMPLE_EVERY = 16
+SPARSE_AFTER = 16_384
+SAMPLE_EVERY_SPARSE = 256
 MAX_OPERATIONS = 256
 MAX_ATTRIBUTE_KEYS = 128
 MAX_VALUES = 32
@@ -222,22 +228,21 @@ class ServiceSummary:
             return
         self.start_ns = min(self.start_ns or chunk.start_ns, chunk.start_ns)
         self.end_ns = max(self.end_ns, chunk.end_ns)
-        codes_of: dict[str, int] = {}
-        codes = np.fromiter(
-            (codes_of.setdefault(n, len(codes_of)) for n in chunk.names), np.int64, len(chunk)
-        )
-        groups = len(codes_of)
+        codes = chunk.name_codes
+        groups = len(chunk.name_table)
         counts = np.bincount(codes, minlength=groups)
         errors = np.bincount(codes, weights=chunk.errors, minlength=groups)
         histograms = np.bincount(
             codes * NUM_BUCKETS + bucket_of(chunk.durations_ns), minlength=groups * NUM_BUCKETS
         ).reshape(groups, NUM_BUCKETS)
-        self.operation_names.add_hashes(stable_hash64(codes_of))
-        self.traces.add_hashes(_trace_hashes(chunk.trace_ids))
+        self.operation_names.add_hashes(stable_hash64(chunk.name_table))
+        self.traces.add_hashes(chunk.trace_hashes)
 
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        for name, code in codes_of.items():
+        for code, name in enumerate(chunk.name_table):
+            if counts[code] == 0:
+                continue
             op = self._operation(name)
             seen = op.count
             op.count += int(counts[code])
@@ -245,7 +250,8 @@ class ServiceSummary:
             op.histogram += histograms[code]
             members = order[starts[code] : starts[code] + counts[code]]
             ordinal = seen + np.arange(len(members))
-            sampled = members[(ordinal < FULL_INSPECTION) | (ordinal % SAMPLE_EVERY == 0)]
+            step = np.where(ordinal < SPARSE_AFTER, SAMPLE_EVERY, SAMPLE_EVERY_SPARSE)
+            sampled = members[(ordinal < FULL_INSPECTION) | (ordinal % step == 0)]
             distinct: dict[str, set[str]] = {}
             for index in sampled:
                 op.inspect(chunk.attributes(int(index)), distinct)
@@ -283,24 +289,6 @@ class ServiceSummary:
             traces=DistinctCounter.from_list(data.get("traces", [])),
             operation_names=DistinctCounter.from_list(data.get("operationNames", [])),
         )
-
-
-def _trace_hashes(trace_ids: list[bytes]) -> np.ndarray:
-    """Hashes of distinct trace ids: splitmix64 of their last 8 bytes, vectorised.
-
-    Trace ids need not be random in every byte (W3C only asks it of the right-most seven), so
-    they are mixed rather than used as they are.
-    """
-    unique = set(trace_ids)
-    unique.discard(b"")
-    if not all(len(t) == 16 for t in unique):
-        return stable_hash64(unique)
-    x = np.frombuffer(b"".join(t[8:] for t in unique), dtype=">u8").astype(np.uint64)
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
 
 
 class Summariser:

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from weavergen.domain.measure import summarise
-from weavergen.domain.otlp import OtlpError, decode_json, decode_protobuf
+from weavergen.domain.otlp import OtlpError, decode_json, decode_protobuf, hash_trace_ids
 from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
 
 
@@ -60,7 +60,11 @@ def test_json_hex_ids_string_ints_and_integer_enums() -> None:
     }
     (chunk,) = decode_json(json.dumps(doc))
     assert chunk.service == "a"
-    assert chunk.trace_ids == [bytes.fromhex("5b8efff798038103d269b633813fc60c")]
+    assert chunk.name_table == ["GET /"] and chunk.name_codes.tolist() == [0]
+    assert (
+        chunk.trace_hashes.tolist()
+        == hash_trace_ids([bytes.fromhex("5b8efff798038103d269b633813fc60c")]).tolist()
+    )
     assert chunk.durations_ns.tolist() == [250_000_000]
     assert chunk.errors.tolist() == [True]
     assert chunk.attributes(0) == [("http.response.status_code", "int", 503)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weavergen.domain.otlp import SpanChunk
+from weavergen.domain.otlp import SpanChunk, code_names, hash_trace_ids
 from weavergen.domain.simulator import EntropySimulator, Faults
 from weavergen.domain.sketch import DistinctCounter, fraction_above, quantile_ns, stable_hash64
 from weavergen.domain.summary import MAX_OPERATIONS, OTHER_OPERATION, ServiceSummary
@@ -13,12 +13,14 @@ from weavergen.domain.summary import MAX_OPERATIONS, OTHER_OPERATION, ServiceSum
 
 def chunk(names: list[str], attrs: int = 0) -> SpanChunk:
     n = len(names)
+    codes, table = code_names(names, n)
     return SpanChunk(
         service="svc",
-        names=names,
+        name_codes=codes,
+        name_table=table,
         durations_ns=np.full(n, 1_000_000, dtype=np.int64),
         errors=np.zeros(n, dtype=bool),
-        trace_ids=[i.to_bytes(16, "big") for i in range(n)],
+        trace_hashes=hash_trace_ids([i.to_bytes(16, "big") for i in range(n)]),
         start_ns=0,
         end_ns=10**9,
         attributes=lambda i: [(f"k{j}", "string", f"v{i}") for j in range(attrs)],

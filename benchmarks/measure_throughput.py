@@ -1,0 +1,166 @@
+"""Measure-path throughput and memory. Prints figures; asserts nothing.
+
+(a) OTLP/protobuf decode + summarise, one core, 1 M spans
+(b) summarising already-decoded columns, 1 M spans
+(c) peak RSS of the receiver process streaming 10 M spans over OTLP/HTTP on loopback, against
+    the same for 1 M spans
+
+Run: .venv/bin/python benchmarks/measure_throughput.py [--spans 1000000] [--stream 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from weavergen.domain.otlp import SpanChunk, decode_protobuf
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.summary import ServiceSummary
+
+SPANS_PER_REQUEST = 1000
+DISTINCT_REQUESTS = 20
+
+
+def requests() -> list[bytes]:
+    """Distinct OTLP/protobuf requests of ~1000 spans, 5-7 attributes each, several operations."""
+    sim = EntropySimulator(42)
+    system = sim.system("bench")
+    out = []
+    for seed in range(DISTINCT_REQUESTS):
+        chunks = list(sim.chunks(system, Faults(), seed, window_s=SPANS_PER_REQUEST / 60))
+        out.append(to_otlp_protobuf(chunks))
+    return out
+
+
+def bench_decode(payloads: list[bytes], spans: int) -> None:
+    summary = ServiceSummary("bench")
+    done, index = 0, 0
+    started = time.process_time()
+    while done < spans:
+        for chunk in decode_protobuf(payloads[index % len(payloads)]):
+            summary.add_chunk(chunk)
+            done += len(chunk)
+        index += 1
+    elapsed = time.process_time() - started
+    print(
+        f"(a) protobuf decode + summarise: {done:,} spans in {elapsed:.2f}s CPU "
+        f"= {done / elapsed:,.0f} spans/s on one core"
+    )
+
+
+def bench_columns(payloads: list[bytes], spans: int) -> None:
+    """The same spans, already decoded into columns, summarised in batches of several sizes."""
+    decoded = [c for p in payloads for c in decode_protobuf(p)]
+    names = sorted({n for c in decoded for n in c.name_table})
+    recoded = [np.array([names.index(n) for n in c.name_table])[c.name_codes] for c in decoded]
+    rounds = -(-spans // sum(len(c) for c in decoded))
+    first = decoded[0]
+    whole = SpanChunk(
+        service="bench",
+        name_codes=np.concatenate(recoded * rounds).astype(np.int32),
+        name_table=names,
+        durations_ns=np.concatenate([c.durations_ns for c in decoded] * rounds),
+        errors=np.concatenate([c.errors for c in decoded] * rounds),
+        trace_hashes=np.concatenate([c.trace_hashes for c in decoded] * rounds),
+        start_ns=0,
+        end_ns=10**9,
+        attributes=lambda i: first.attributes(i % len(first)),
+    )
+    total = len(whole)
+    for batch in (1_000, 10_000, 100_000):
+        summary = ServiceSummary("bench")
+        started = time.process_time()
+        for start in range(0, total, batch):
+            summary.add_chunk(whole.slice(start, start + batch))
+        elapsed = time.process_time() - started
+        inspected = sum(op.inspected for op in summary.operations.values())
+        print(
+            f"(b) summarise decoded columns, batches of {batch:>7,}: {total:,} spans in "
+            f"{elapsed:.2f}s CPU = {total / elapsed:,.0f} spans/s "
+            f"({inspected:,} spans' attributes inspected)"
+        )
+
+
+SERVER = """
+import asyncio
+from weavergen.telemetry.receiver import ReceiverConfig, serve
+from weavergen.telemetry.windows import WindowStore
+
+async def main():
+    store = WindowStore()
+    runner, port = await serve(store, ReceiverConfig(), port=0)
+    print(port, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def post_all(port: int, payloads: list[bytes], spans: int, concurrency: int = 4) -> float:
+    url = f"http://127.0.0.1:{port}/v1/traces"
+    headers = {"Content-Type": "application/x-protobuf"}
+    total = -(-spans // SPANS_PER_REQUEST)
+    counter = iter(range(total))
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            for i in counter:
+                async with session.post(
+                    url, data=payloads[i % len(payloads)], headers=headers
+                ) as response:
+                    if response.status != 200:
+                        raise RuntimeError(await response.text())
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+def bench_stream(payloads: list[bytes], spans: int) -> int:
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        elapsed = asyncio.run(post_all(port, payloads, spans))
+        rss = peak_rss_kib(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+    print(
+        f"(c) receiver over HTTP:          {spans:,} spans in {elapsed:.1f}s "
+        f"= {spans / elapsed:,.0f} spans/s; receiver peak RSS {rss / 1024:.1f} MiB"
+    )
+    return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--stream", type=int, default=10_000_000)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    payloads = requests()
+    bench_decode(payloads, args.spans)
+    bench_columns(payloads, args.spans)
+    small = bench_stream(payloads, args.spans)
+    large = bench_stream(payloads, args.stream)
+    print(f"(c) peak RSS {args.stream:,} vs {args.spans:,} spans: {large / small:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
