@@ -329,7 +329,7 @@ class EntropySimulator:
         self,
         level: EntropyLevel,
         *,
-        margin: float = 0.02,
+        margin: float = 0.0,
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
         attempts: int = 10_000,
     ) -> Scenario:
