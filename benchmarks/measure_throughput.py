@@ -67,6 +67,7 @@ def bench_columns(payloads: list[bytes], spans: int) -> None:
         service="bench",
         name_codes=np.concatenate(recoded * rounds).astype(np.int32),
         name_table=names,
+        name_kinds=[2] * len(names),
         durations_ns=np.concatenate([c.durations_ns for c in decoded] * rounds),
         errors=np.concatenate([c.errors for c in decoded] * rounds),
         trace_hashes=np.concatenate([c.trace_hashes for c in decoded] * rounds),

@@ -63,21 +63,47 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+def _errors(summary: ServiceSummary, dependency: bool | None = None) -> tuple[int, int]:
+    """(errors, spans) of all operations, or of dependency calls / own operations only."""
+    ops = [
+        op
+        for op in summary.operations.values()
+        if dependency is None or op.calls_dependency == dependency
+    ]
+    return sum(op.errors for op in ops), sum(op.count for op in ops)
+
+
+def _increase(current: tuple[int, int], baseline: tuple[int, int]) -> tuple[float, float, float]:
+    """(baseline rate, current rate, z) of an error-rate comparison."""
+    (e_b, n_b), (e_c, n_c) = baseline, current
+    p_b = e_b / n_b if n_b else 0.0
+    p_c = e_c / n_c if n_c else 0.0
+    return p_b, p_c, two_proportion_z(e_b, n_b, e_c, n_c)
+
+
+def _significant(p_b: float, p_c: float, z: float) -> bool:
+    return z >= Z_CRITICAL and p_c - p_b >= max(0.01, p_b)
+
+
 def error_rate_increase(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
-    n_b, n_c = baseline.span_count, current.span_count
-    e_b, e_c = baseline.error_count, current.error_count
-    p_b, p_c = e_b / n_b, e_c / n_c
-    z = two_proportion_z(e_b, n_b, e_c, n_c)
-    if z < Z_CRITICAL or p_c - p_b < max(0.01, p_b):
+    """More errors; the evidence says whether calls to dependencies carry the increase."""
+    p_b, p_c, z = _increase(_errors(current), _errors(baseline))
+    if not _significant(p_b, p_c, z):
         return None
+    dep_b, dep_c, dep_z = _increase(_errors(current, True), _errors(baseline, True))
+    own_b, own_c, _ = _increase(_errors(current, False), _errors(baseline, False))
+    on_dependencies = _significant(dep_b, dep_c, dep_z) and dep_c - dep_b >= own_c - own_b
     return DriftIndicator(
         "error_rate_increase",
         _clip((p_c - p_b) / 0.25),
         {
             "baseline_error_rate": round(p_b, 5),
             "error_rate": round(p_c, 5),
+            "dependency_error_rate": round(dep_c, 5),
+            "own_error_rate": round(own_c, 5),
+            "on_dependency_calls": on_dependencies,
             "z": round(z, 2),
-            "spans": n_c,
+            "spans": current.span_count,
         },
     )
 
@@ -125,8 +151,10 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
         ratio = p95_c / p95_b if p95_b > 0 else 0.0
         if z < critical or ratio < 1.25 or share_c < 2 * share_b:
             continue
+        op = current.operations.get(name)
         evidence = {
             "operation": name,
+            "on_dependency_calls": bool(op and op.calls_dependency),
             "baseline_p95_ms": round(p95_b / 1e6, 3),
             "p95_ms": round(p95_c / 1e6, 3),
             "p95_ratio": round(ratio, 3),

@@ -37,13 +37,15 @@ class OtlpError(ValueError):
 class SpanChunk:
     """The spans of one resource and scope, as columns.
 
-    Span names are coded: ``name_codes[i]`` indexes ``name_table``. Trace ids are reduced to
-    well-mixed 64-bit hashes (``trace_hashes``), all the summary needs of them.
+    Span names are coded: ``name_codes[i]`` indexes ``name_table``; ``name_kinds`` holds the OTLP
+    span kind of each name (of its first span: 2 server, 3 client, 4 producer, ...). Trace ids
+    are reduced to well-mixed 64-bit hashes (``trace_hashes``), all the summary needs of them.
     """
 
     service: str
     name_codes: np.ndarray
     name_table: list[str]
+    name_kinds: list[int]
     durations_ns: np.ndarray
     errors: np.ndarray
     trace_hashes: np.ndarray
@@ -60,6 +62,7 @@ class SpanChunk:
             service=self.service,
             name_codes=self.name_codes[start:stop],
             name_table=self.name_table,
+            name_kinds=self.name_kinds,
             durations_ns=self.durations_ns[start:stop],
             errors=self.errors[start:stop],
             trace_hashes=self.trace_hashes[start:stop],
@@ -74,6 +77,12 @@ def code_names(names: Iterable[str], count: int) -> tuple[np.ndarray, list[str]]
     table: dict[str, int] = {}
     codes = np.fromiter((table.setdefault(n, len(table)) for n in names), np.int32, count)
     return codes, list(table)
+
+
+def first_kinds(codes: np.ndarray, kinds: Callable[[int], int], groups: int) -> list[int]:
+    """The span kind of the first span of each coded name."""
+    _, first = np.unique(codes, return_index=True)
+    return [kinds(int(i)) for i in first] if len(first) == groups else [0] * groups
 
 
 def splitmix64(values: np.ndarray) -> np.ndarray:
@@ -116,6 +125,10 @@ def _pb_value(value: AnyValue) -> tuple[str, Any]:
     return _KINDS[which], getattr(value, which)
 
 
+def _pb_kind(spans: Sequence[Any]) -> Callable[[int], int]:
+    return lambda i: int(spans[i].kind)
+
+
 def _pb_service(resource: Any) -> str:
     for kv in resource.attributes:
         if kv.key == "service.name" and kv.value.WhichOneof("value") == "string_value":
@@ -148,6 +161,7 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
                 service=service,
                 name_codes=codes,
                 name_table=table,
+                name_kinds=first_kinds(codes, _pb_kind(spans), len(table)),
                 durations_ns=np.maximum(ends - starts, 0),
                 errors=np.fromiter(
                     (s.status.code == STATUS_ERROR for s in spans), bool, len(spans)
@@ -294,6 +308,9 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
         service=service,
         name_codes=codes,
         name_table=table,
+        name_kinds=first_kinds(
+            codes, lambda i: _span_kind(spans[i], f"{where}.spans[{i}]"), len(table)
+        ),
         durations_ns=np.maximum(end_arr - start_arr, 0),
         errors=np.array(errors, dtype=bool),
         trace_hashes=hash_trace_ids(trace_ids),
@@ -301,6 +318,24 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
         end_ns=int(end_arr.max()),
         attributes=attributes,
     )
+
+
+def _span_kind(span: dict[str, Any], where: str) -> int:
+    kind = span.get("kind", 0)
+    if isinstance(kind, str):
+        return _KIND_NAMES.get(kind, 0)
+    if isinstance(kind, bool) or not isinstance(kind, int):
+        raise OtlpError(f"{where}.kind: expected an integer span kind")
+    return kind
+
+
+_KIND_NAMES = {
+    "SPAN_KIND_INTERNAL": 1,
+    "SPAN_KIND_SERVER": 2,
+    "SPAN_KIND_CLIENT": 3,
+    "SPAN_KIND_PRODUCER": 4,
+    "SPAN_KIND_CONSUMER": 5,
+}
 
 
 def decode(data: bytes, content_type: str = "") -> Iterator[SpanChunk]:

@@ -75,6 +75,9 @@ RENAMES = {
 }
 MISTYPES = {"http.response.status_code": "string", "server.port": "string"}
 
+SPAN_KINDS = {"http": 2, "db": 3, "messaging": 4}  # server, client, producer
+DEPENDENCY_KINDS = frozenset({"db", "messaging"})
+
 FAULT_KINDS = (
     "error_rate",
     "latency",
@@ -121,7 +124,10 @@ class Faults:
     """What is wrong with a system now; the defaults mean healthy."""
 
     error_rate: float | None = None  # service-wide error rate
+    server_error_rate: float | None = None  # the service's own operations only
+    dependency_error_rate: float | None = None  # its calls to dependencies only
     latency_factor: float = 1.0
+    dependency_latency_factor: float = 1.0
     throughput_ratio: float = 1.0
     retry_share: float = 0.0
     renamed: tuple[str, ...] = ()
@@ -134,9 +140,9 @@ class Faults:
 
     def kinds(self) -> set[str]:
         kinds = set()
-        if self.error_rate is not None:
+        if {self.error_rate, self.server_error_rate, self.dependency_error_rate} != {None}:
             kinds.add("error_rate")
-        if self.latency_factor != 1.0:
+        if self.latency_factor != 1.0 or self.dependency_latency_factor != 1.0:
             kinds.add("latency")
         if self.throughput_ratio != 1.0:
             kinds.add("throughput")
@@ -251,14 +257,14 @@ class EntropySimulator:
         ops = []
         for op in system.operations:
             weight = op.weight * (faults.mix_factor if op.name == faults.mix_operation else 1.0)
-            error = faults.error_rate if faults.error_rate is not None else op.error_rate
+            dependency = op.kind in DEPENDENCY_KINDS
+            specific = faults.dependency_error_rate if dependency else faults.server_error_rate
+            error = next(e for e in (specific, faults.error_rate, op.error_rate) if e is not None)
+            latency = faults.latency_factor * (
+                faults.dependency_latency_factor if dependency else 1.0
+            )
             ops.append(
-                replace(
-                    op,
-                    weight=weight,
-                    error_rate=error,
-                    median_ms=op.median_ms * faults.latency_factor,
-                )
+                replace(op, weight=weight, error_rate=error, median_ms=op.median_ms * latency)
             )
         return ops
 
@@ -413,6 +419,7 @@ class EntropySimulator:
                 service=system.service,
                 name_codes=np.zeros(n_total, dtype=np.int32),
                 name_table=[op.name],
+                name_kinds=[SPAN_KINDS[op.kind]],
                 durations_ns=durations,
                 errors=errors,
                 trace_hashes=trace_hashes,
@@ -470,7 +477,7 @@ def to_otlp_json(chunks: list[SyntheticChunk]) -> dict[str, Any]:
                     "traceId": chunk.trace_ids[i].hex(),
                     "spanId": (len(spans) + 1).to_bytes(8, "big").hex(),
                     "name": chunk.name(i),
-                    "kind": 2,
+                    "kind": chunk.name_kinds[0],
                     "startTimeUnixNano": str(int(starts[i])),
                     "endTimeUnixNano": str(int(ends[i])),
                     "attributes": [
@@ -511,7 +518,7 @@ def to_otlp_protobuf(chunks: list[SyntheticChunk]) -> bytes:
             span.trace_id = chunk.trace_ids[i]
             span.span_id = (len(scope.spans)).to_bytes(8, "big")
             span.name = chunk.name(i)
-            span.kind = 2
+            span.kind = chunk.name_kinds[0]
             span.start_time_unix_nano = int(starts[i])
             span.end_time_unix_nano = int(ends[i])
             if chunk.errors[i]:

@@ -81,16 +81,26 @@ class AttributeStats:
         )
 
 
+SPAN_KIND_CLIENT = 3
+SPAN_KIND_PRODUCER = 4
+
+
 @dataclass
 class OperationStats:
     """Counts, latency histogram and sampled attributes of one operation (span name)."""
 
+    kind: int = 0
     count: int = 0
     errors: int = 0
     inspected: int = 0
     retries: int = 0
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BUCKETS, dtype=np.int64))
     attributes: dict[str, AttributeStats] = field(default_factory=dict)
+
+    @property
+    def calls_dependency(self) -> bool:
+        """Client and producer spans are calls to something else: a database, a queue, an API."""
+        return self.kind in (SPAN_KIND_CLIENT, SPAN_KIND_PRODUCER)
 
     @property
     def scale(self) -> float:
@@ -116,6 +126,7 @@ class OperationStats:
             self.retries += 1
 
     def merge(self, other: OperationStats) -> None:
+        self.kind = self.kind or other.kind
         self.count += other.count
         self.errors += other.errors
         self.inspected += other.inspected
@@ -131,6 +142,7 @@ class OperationStats:
     def to_dict(self) -> dict[str, Any]:
         nonzero = np.flatnonzero(self.histogram)
         return {
+            "kind": self.kind,
             "count": self.count,
             "errors": self.errors,
             "inspected": self.inspected,
@@ -145,6 +157,7 @@ class OperationStats:
         for index, n in data.get("histogram", {}).items():
             histogram[min(int(index), NUM_BUCKETS - 1)] += int(n)
         return cls(
+            kind=int(data.get("kind", 0)),
             count=int(data["count"]),
             errors=int(data["errors"]),
             inspected=int(data.get("inspected", 0)),
@@ -244,6 +257,7 @@ class ServiceSummary:
             if counts[code] == 0:
                 continue
             op = self._operation(name)
+            op.kind = op.kind or chunk.name_kinds[code]
             seen = op.count
             op.count += int(counts[code])
             op.errors += int(errors[code])

@@ -18,6 +18,7 @@ def chunk(names: list[str], attrs: int = 0) -> SpanChunk:
         service="svc",
         name_codes=codes,
         name_table=table,
+        name_kinds=[2] * len(table),
         durations_ns=np.full(n, 1_000_000, dtype=np.int64),
         errors=np.zeros(n, dtype=bool),
         trace_hashes=hash_trace_ids([i.to_bytes(16, "big") for i in range(n)]),

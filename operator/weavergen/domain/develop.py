@@ -1,0 +1,106 @@
+"""Develop: turn the chosen option into a solution — the workflow to run, its parameters, a
+dry-run plan of every object change (as diffs), and the entropy predicted after the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from weavergen.domain.actions import ActionInput, Manifest, diff, plan_action
+from weavergen.domain.strategies import strategy as catalog_strategy
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    action: str
+    changes: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Solution:
+    strategy: str
+    workflow: str
+    process_id: str
+    parameters: dict[str, Any]
+    steps: list[PlannedStep]
+    success_probability: float
+    entropy_before: float
+    predicted_entropy: float
+    reasons: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "workflow": self.workflow,
+            "process_id": self.process_id,
+            "parameters": self.parameters,
+            "plan": [{"action": s.action, "changes": s.changes} for s in self.steps],
+            "success_probability": round(self.success_probability, 4),
+            "entropy_before": self.entropy_before,
+            "predicted_entropy": round(self.predicted_entropy, 4),
+            "reasons": self.reasons,
+        }
+
+
+def workflow_path(strategy: str) -> tuple[str, str]:
+    """The BPMN file (relative to the repository's bpmn/ folder) and process id of a strategy."""
+    return f"strategies/{strategy}.bpmn", strategy.replace("-", "_")
+
+
+def develop(
+    option: Mapping[str, Any],
+    *,
+    entropy_before: float,
+    objects: Mapping[str, Manifest],
+    golden: Mapping[str, Manifest] | None = None,
+    previous_templates: Mapping[str, Manifest] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    now: str = "1970-01-01T00:00:00Z",
+) -> Solution:
+    """A solution for a ranked option (``Option.as_status()`` form, camelCase keys).
+
+    The plan applies the strategy's actions in order to a copy of ``objects``, so each diff
+    shows the change on top of the previous steps; nothing is changed for real.
+    """
+    name = str(option["strategy"])
+    strategy = catalog_strategy(name)
+    params = {"settle_seconds": 30, "timeout_seconds": 300, "replicas_delta": 1, "ratio": 0.25}
+    params.update(parameters or {})
+    current = {k: v for k, v in objects.items()}
+    steps = []
+    for action in strategy.actions:
+        changed = plan_action(
+            action,
+            ActionInput(
+                objects=current,
+                golden=golden or {},
+                previous_templates=previous_templates or {},
+                params=params,
+                now=now,
+            ),
+        )
+        steps.append(
+            PlannedStep(
+                action,
+                [
+                    {"object": key, "diff": diff(current.get(key), new)}
+                    for key, new in changed.items()
+                ],
+            )
+        )
+        current.update(changed)
+    probability = float(option["successProbability"])
+    workflow, process_id = workflow_path(name)
+    return Solution(
+        strategy=name,
+        workflow=workflow,
+        process_id=process_id,
+        parameters=params,
+        steps=steps,
+        success_probability=probability,
+        entropy_before=entropy_before,
+        predicted_entropy=(1 - probability) * entropy_before,
+        reasons=list(option.get("reasons", [])),
+    )

@@ -1,0 +1,320 @@
+"""Explore: from a measurement and what is known about the target, ranked remediation options.
+
+1. Features: the indicator types that fired, whether validation found new problems, whether
+   errors or latency sit on calls to dependencies, and the target's recent history (a rollout,
+   a changed ConfigMap, restarting pods). Their sorted list is the *symptom signature*.
+2. Causes: a naive-Bayes model, P(feature | cause) from ``LIKELIHOOD``, gives P(cause | features).
+3. Success probability of each strategy: a Beta distribution whose prior mean is
+   sum_c P(c | features) * fix(strategy, c) (prior strength ``PRIOR_STRENGTH`` observations),
+   updated with the charter's outcome history for the same strategy and signature. For
+   ``observe-escalate`` success means "no action could have fixed it": P(unfixable cause).
+4. Score = 0.4 success + 0.3 (1 - recovery time / recovery objective) + 0.2 (1 - risk)
+   + 0.1 (1 - resources), each against fixed bounds. Options whose success probability is below
+   ``MIN_VIABLE_SUCCESS`` rank after the viable ones (a quick, harmless action that will not work
+   is no remedy). Both depend on the option alone, so adding an option never reorders the
+   others. Ties go to lower risk, then shorter recovery, then the name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from weavergen.api.charter import EntropyLevel
+from weavergen.domain.strategies import (
+    CATALOG,
+    CAUSES,
+    OBSERVE,
+    UNFIXABLE_CAUSES,
+    Strategy,
+    candidates_for,
+)
+
+WEIGHTS = {"success": 0.4, "recovery": 0.3, "risk": 0.2, "resources": 0.1}
+PRIOR_STRENGTH = 4.0
+MIN_VIABLE_SUCCESS = 0.3
+
+FEATURES = (
+    "error_rate_increase",
+    "latency_degradation",
+    "throughput_drop",
+    "retry_storm",
+    "semantic_drift",
+    "validation",
+    "dependency",
+    "recent_rollout",
+    "config_changed",
+    "restarts",
+)
+# P(feature present | cause), in the order of FEATURES.
+LIKELIHOOD: dict[str, tuple[float, ...]] = {
+    "config_corruption": (0.8, 0.3, 0.2, 0.1, 0.3, 0.3, 0.05, 0.05, 0.95, 0.2),
+    "memory_leak": (0.5, 0.8, 0.3, 0.1, 0.02, 0.02, 0.05, 0.05, 0.05, 0.9),
+    "bad_deploy": (0.8, 0.5, 0.3, 0.1, 0.2, 0.2, 0.05, 0.95, 0.05, 0.3),
+    "semantic_drift_upgrade": (0.2, 0.2, 0.1, 0.05, 0.95, 0.9, 0.02, 0.95, 0.05, 0.05),
+    "retry_storm_slow_dependency": (0.3, 0.8, 0.3, 0.95, 0.02, 0.02, 0.8, 0.05, 0.05, 0.05),
+    "failing_downstream_dependency": (0.95, 0.5, 0.3, 0.3, 0.02, 0.02, 0.95, 0.05, 0.05, 0.05),
+}
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What the gatherer knows about the target besides its spans."""
+
+    recent_rollout: bool = False
+    config_changed: bool = False
+    restarts: bool = False
+    workloads: int = 1
+    replicas: int = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Past outcomes of one strategy for one signature (from the charter's status)."""
+
+    strategy: str
+    signature: str
+    successes: int = 0
+    failures: int = 0
+
+
+def features_of(measurement: Mapping[str, Any], context: TargetContext) -> frozenset[str]:
+    """The features of a measurement (DESIGN.md 5 JSON) and the target context."""
+    indicators = measurement.get("drift_indicators") or []
+    found = {i["type"] for i in indicators if i["type"] in FEATURES}
+    if measurement.get("validation_errors"):
+        found.add("validation")
+    if any(i.get("evidence", {}).get("on_dependency_calls") for i in indicators):
+        found.add("dependency")
+    for flag in ("recent_rollout", "config_changed", "restarts"):
+        if getattr(context, flag):
+            found.add(flag)
+    return frozenset(found)
+
+
+def signature_of(features: Iterable[str]) -> str:
+    return "+".join(sorted(features)) or "none"
+
+
+def cause_posterior(features: frozenset[str]) -> dict[str, float]:
+    """P(cause | features) under a uniform prior over causes."""
+    log_scores = {}
+    for cause, probabilities in LIKELIHOOD.items():
+        log_scores[cause] = sum(
+            math.log(p if feature in features else 1.0 - p)
+            for feature, p in zip(FEATURES, probabilities, strict=True)
+        )
+    top = max(log_scores.values())
+    weights = {c: math.exp(s - top) for c, s in log_scores.items()}
+    total = sum(weights.values())
+    return {c: weights[c] / total for c in CAUSES}
+
+
+def prior_success(strategy: Strategy, causes: Mapping[str, float]) -> float:
+    if strategy.name == OBSERVE:
+        return sum(p for c, p in causes.items() if c in UNFIXABLE_CAUSES)
+    return sum(p * strategy.fix_probability(c) for c, p in causes.items())
+
+
+@dataclass(frozen=True)
+class SuccessEstimate:
+    probability: float
+    prior: float
+    successes: int
+    failures: int
+
+
+def success_probability(
+    strategy: Strategy,
+    causes: Mapping[str, float],
+    signature: str,
+    history: Sequence[Outcome] = (),
+) -> SuccessEstimate:
+    """Posterior mean of the Beta(prior * k, (1 - prior) * k) updated with the history."""
+    prior = min(0.99, max(0.01, prior_success(strategy, causes)))
+    mine = [h for h in history if (h.strategy, h.signature) == (strategy.name, signature)]
+    wins = sum(h.successes for h in mine)
+    losses = sum(h.failures for h in mine)
+    alpha = prior * PRIOR_STRENGTH + wins
+    beta = (1 - prior) * PRIOR_STRENGTH + losses
+    return SuccessEstimate(alpha / (alpha + beta), prior, wins, losses)
+
+
+class RiskAssessor:
+    """Risk in [0, 1]: the strategy's own, raised by a wide blast radius or no redundancy."""
+
+    def assess(self, strategy: Strategy, context: TargetContext) -> tuple[float, list[str]]:
+        risk, why = strategy.risk, [f"base risk {strategy.risk:.2f} ({strategy.blast_radius})"]
+        if strategy.mutating and context.replicas <= 1:
+            risk += 0.15
+            why.append("+0.15: a single replica means the change interrupts service")
+        if strategy.mutating and context.workloads > 1:
+            extra = min(0.2, 0.05 * (context.workloads - 1))
+            risk += extra
+            why.append(f"+{extra:.2f}: {context.workloads} workloads are touched")
+        return min(1.0, risk), why
+
+
+class ResourceEstimator:
+    """Resource cost in [0, 1]: the strategy's own, scaled with the pods it creates."""
+
+    def estimate(self, strategy: Strategy, context: TargetContext) -> float:
+        if not strategy.mutating:
+            return strategy.resources
+        return min(1.0, strategy.resources * (1 + 0.05 * max(0, context.replicas - 2)))
+
+
+@dataclass(frozen=True)
+class Option:
+    """A ranked remediation option and why it ranked where it did."""
+
+    rank: int
+    strategy: str
+    score: float
+    success_probability: float
+    recovery_time_seconds: float
+    risk: float
+    resource_cost: float
+    reasons: list[str] = field(default_factory=list)
+
+    def as_status(self) -> dict[str, Any]:
+        """The cycle status form (camelCase), as api.cycle.RankedOption expects."""
+        return {
+            "rank": self.rank,
+            "strategy": self.strategy,
+            "score": round(self.score, 4),
+            "successProbability": round(self.success_probability, 4),
+            "recoveryTimeSeconds": self.recovery_time_seconds,
+            "risk": round(self.risk, 4),
+            "resourceCost": round(self.resource_cost, 4),
+            "reasons": self.reasons,
+        }
+
+
+@dataclass(frozen=True)
+class Exploration:
+    signature: str
+    features: frozenset[str]
+    causes: dict[str, float]
+    options: list[Option]
+    excluded: dict[str, str]
+
+    @property
+    def best(self) -> Option:
+        return self.options[0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "signature": self.signature,
+            "features": sorted(self.features),
+            "causes": {c: round(p, 4) for c, p in self.causes.items()},
+            "options": [o.as_status() for o in self.options],
+            "excluded": self.excluded,
+        }
+
+
+def score(success: float, recovery: float, objective: float, risk: float, res: float) -> float:
+    """The weighted sum, each criterion normalised against a fixed bound."""
+    recovery_score = 1.0 - min(1.0, recovery / objective)
+    return (
+        WEIGHTS["success"] * success
+        + WEIGHTS["recovery"] * recovery_score
+        + WEIGHTS["risk"] * (1.0 - risk)
+        + WEIGHTS["resources"] * (1.0 - res)
+    )
+
+
+def explore(
+    measurement: Mapping[str, Any],
+    context: TargetContext,
+    *,
+    recovery_objective_seconds: float = 300.0,
+    history: Sequence[Outcome] = (),
+    allow: Iterable[str] = (),
+    deny: Iterable[str] = (),
+    exclude: Mapping[str, str] | None = None,
+    level: EntropyLevel | None = None,
+) -> Exploration:
+    """Rank the strategies fit for the measured level; ``exclude`` maps names to reasons."""
+    features = features_of(measurement, context)
+    signature = signature_of(features)
+    causes = cause_posterior(features)
+    level = level or EntropyLevel(measurement.get("entropy_level") or "low")
+    allowed, denied = set(allow), set(deny)
+    excluded = dict(exclude or {})
+    for s in CATALOG.values():
+        if s.name == OBSERVE:
+            continue
+        if allowed and s.name not in allowed:
+            excluded.setdefault(s.name, "not in the charter's allow list")
+        elif s.name in denied:
+            excluded.setdefault(s.name, "in the charter's deny list")
+    risks, resources = RiskAssessor(), ResourceEstimator()
+    scored = []
+    for strategy in candidates_for(level):
+        if strategy.name in excluded:
+            continue
+        estimate = success_probability(strategy, causes, signature, history)
+        risk, risk_reasons = risks.assess(strategy, context)
+        cost = resources.estimate(strategy, context)
+        recovery = (
+            recovery_objective_seconds if strategy.name == OBSERVE else (strategy.recovery_seconds)
+        )
+        total = score(estimate.probability, recovery, recovery_objective_seconds, risk, cost)
+        viable = strategy.name == OBSERVE or estimate.probability >= MIN_VIABLE_SUCCESS
+        reasons = _reasons(
+            strategy,
+            estimate,
+            causes,
+            recovery=recovery,
+            objective=recovery_objective_seconds,
+            risk=(risk, risk_reasons),
+            cost=cost,
+        )
+        if not viable:
+            reasons.append(
+                f"not viable: success {estimate.probability:.2f} < {MIN_VIABLE_SUCCESS:.2f}, "
+                "ranked after the viable options"
+            )
+        scored.append((not viable, total, risk, recovery, strategy.name, estimate, cost, reasons))
+    scored.sort(key=lambda r: (r[0], -round(r[1], 9), r[2], r[3], r[4]))
+    options = []
+    for rank, (_, total, risk, recovery, name, estimate, cost, why) in enumerate(scored, 1):
+        place = (
+            "ranked 1: highest weighted score"
+            if rank == 1
+            else f"ranked {rank}: {scored[0][1] - total:+.3f} against {scored[0][4]}"
+        )
+        options.append(
+            Option(rank, name, total, estimate.probability, recovery, risk, cost, [*why, place])
+        )
+    return Exploration(signature, features, causes, options, excluded)
+
+
+def _reasons(
+    strategy: Strategy,
+    estimate: SuccessEstimate,
+    causes: Mapping[str, float],
+    *,
+    recovery: float,
+    objective: float,
+    risk: tuple[float, list[str]],
+    cost: float,
+) -> list[str]:
+    likely = sorted(causes.items(), key=lambda kv: -kv[1])[:2]
+    cause_text = ", ".join(f"{c} {p:.2f}" for c, p in likely)
+    history = (
+        f"; history {estimate.successes} succeeded / {estimate.failures} failed"
+        if estimate.successes or estimate.failures
+        else ""
+    )
+    return [
+        f"success {estimate.probability:.2f} (prior {estimate.prior:.2f} from likely causes: "
+        f"{cause_text}{history})",
+        f"recovery ~{recovery:.0f}s of a {objective:.0f}s objective",
+        f"risk {risk[0]:.2f}: " + "; ".join(risk[1]),
+        f"resources {cost:.2f}",
+        strategy.summary,
+    ]

@@ -1,0 +1,47 @@
+"""The target as the Implement phase sees it: an interface two worlds implement.
+
+The Kubernetes layer implements it against the API server; the simulation twin implements it in
+memory. Workflow operators are written once against this interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from weavergen.domain.actions import Manifest
+from weavergen.domain.snapshot import Snapshot
+
+
+class TargetGateway(Protocol):
+    def objects(self) -> dict[str, Manifest]:
+        """The target objects now, by ``Kind/namespace/name``."""
+
+    def golden(self) -> dict[str, Manifest]:
+        """The known-good snapshot's objects (the baseline's)."""
+
+    def previous_templates(self) -> dict[str, Manifest]:
+        """Each workload's previous pod template (for rollout undo)."""
+
+    def apply(self, changed: dict[str, Manifest]) -> None:
+        """Write changed objects (already planned by ``actions``)."""
+
+    def recreate_pods(self) -> None: ...
+
+    def wait_rollout(self, timeout_seconds: int) -> bool: ...
+
+    def settle(self, seconds: int) -> None: ...
+
+    def measure(self) -> dict[str, Any]:
+        """A fresh measurement in the DESIGN.md 5 JSON form."""
+
+    def snapshot(self) -> Snapshot: ...
+
+    def restore(self, snapshot: Snapshot) -> None: ...
+
+    def escalate(self, reason: str) -> None: ...
+
+    def check_dependencies(self) -> dict[str, Any]: ...
+
+    def rebaseline_validation(self) -> None: ...
+
+    def now(self) -> str: ...

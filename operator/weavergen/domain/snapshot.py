@@ -1,0 +1,91 @@
+"""Snapshots of target objects: normalised manifests, their SHA-256, and integrity checks.
+
+A manifest is normalised by dropping what the API server owns (status, resourceVersion, uid,
+managedFields, timestamps, generation) so that re-applying it restores the object and hashing it
+says whether live equals snapshot. Secrets are never snapshotted by value: only a hash of their
+data is kept, so a snapshot can say a Secret changed without ever holding its contents.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+SERVER_OWNED_METADATA = (
+    "resourceVersion",
+    "uid",
+    "managedFields",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
+SERVER_OWNED_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+
+
+class SnapshotIntegrityError(ValueError):
+    """A snapshot whose content no longer matches its recorded hash: refused for restore."""
+
+
+def normalise(obj: Mapping[str, Any]) -> Manifest:
+    """The manifest without server-owned fields; Secret data replaced by its hash."""
+    out = copy.deepcopy(dict(obj))
+    out.pop("status", None)
+    meta = out.setdefault("metadata", {})
+    for field in SERVER_OWNED_METADATA:
+        meta.pop(field, None)
+    annotations = meta.get("annotations") or {}
+    for name in SERVER_OWNED_ANNOTATIONS:
+        annotations.pop(name, None)
+    if not annotations:
+        meta.pop("annotations", None)
+    if out.get("kind") == "Secret":
+        data = json.dumps(out.pop("data", {}) or {}, sort_keys=True).encode()
+        out.pop("stringData", None)
+        out["dataSha256"] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def canonical(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def digest(objects: Mapping[str, Manifest]) -> str:
+    """SHA-256 over the normalised manifests in key order."""
+    h = hashlib.sha256()
+    for key in sorted(objects):
+        h.update(key.encode() + b"\0" + canonical(normalise(objects[key])) + b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Normalised manifests by key, and the hash they had when taken."""
+
+    objects: dict[str, Manifest]
+    sha256: str
+
+    @classmethod
+    def take(cls, objects: Mapping[str, Manifest]) -> Snapshot:
+        normalised = {k: normalise(v) for k, v in objects.items()}
+        return cls(normalised, digest(normalised))
+
+    def verify(self) -> None:
+        actual = digest(self.objects)
+        if actual != self.sha256:
+            raise SnapshotIntegrityError(
+                f"snapshot content hashes to {actual[:12]}, recorded {self.sha256[:12]}: "
+                "it was changed after it was taken and is refused for restore"
+            )
+
+    def matches(self, live: Mapping[str, Manifest]) -> bool:
+        """Whether live objects equal the snapshot (after normalisation)."""
+        return digest({k: live[k] for k in self.objects if k in live}) == self.sha256 and set(
+            self.objects
+        ) <= set(live)

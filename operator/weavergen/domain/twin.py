@@ -1,0 +1,224 @@
+"""A digital twin of a target system for the simulation engine (pure, in memory).
+
+The twin holds the target's Kubernetes objects (a Deployment and its ConfigMap) and an underlying
+cause; the faults its spans show are derived from its state each time it is measured, so the
+strategies' real actions (applied to the twin's manifests through ``actions``) change what the
+next measurement sees. A changed ConfigMap is config corruption until reset; a bad image until
+the template is rolled back or re-applied; a memory leak until the pods restart; a retry storm
+from a slow dependency until a replica is added; a failing downstream dependency never heals.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from weavergen.domain.actions import RESTARTED_AT, Manifest, key_of
+from weavergen.domain.measure import measure
+from weavergen.domain.simulator import (
+    RENAMES,
+    TEMPLATES,
+    EntropySimulator,
+    Faults,
+    SyntheticSystem,
+)
+from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.strategies import CAUSES
+from weavergen.domain.summary import ServiceSummary
+
+GOOD_IMAGE = "registry.local/app:1.4.2"
+BAD_IMAGE = "registry.local/app:1.5.0-rc1"
+UPGRADE_IMAGE = "registry.local/app:1.5.0-otel2"
+
+
+class ActionFailed(RuntimeError):
+    """A simulated API failure injected into one action."""
+
+
+@dataclass
+class Twin:
+    system: SyntheticSystem
+    simulator: EntropySimulator
+    cause: str | None
+    namespace: str = "sim"
+    fail_action: str | None = None
+    seed: int = 0
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    golden_objects: dict[str, Manifest] = field(default_factory=dict)
+    history: list[Manifest] = field(default_factory=list)
+    leak_active: bool = False
+    replicas_at_start: int = 2
+    escalations: list[str] = field(default_factory=list)
+    measurements: int = 0
+    baseline: ServiceSummary | None = None
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        simulator: EntropySimulator,
+        cause: str | None,
+        seed: int,
+        fail_action: str | None = None,
+    ) -> Twin:
+        if cause is not None and cause not in CAUSES:
+            raise ValueError(f"unknown cause {cause!r} (known: {', '.join(CAUSES)})")
+        system = simulator.system()
+        twin = cls(system, simulator, cause, fail_action=fail_action, seed=seed)
+        name = system.service
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": twin.namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": GOOD_IMAGE, "env": []}]},
+                },
+            },
+        }
+        config = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{name}-config", "namespace": twin.namespace},
+            "data": {"timeout_ms": "800", "pool_size": "20", "feature_flags": "checkout_v2"},
+        }
+        for obj in (deployment, config):
+            twin.manifests[key_of(obj)] = obj
+        twin.golden_objects = copy.deepcopy(twin.manifests)
+        twin.baseline = simulator.summary(system, Faults(), seed)
+        twin._inject()
+        return twin
+
+    def _inject(self) -> None:
+        if self.cause == "config_corruption":
+            self.manifests[self._config_key()]["data"]["timeout_ms"] = "1"
+        elif self.cause in ("bad_deploy", "semantic_drift_upgrade"):
+            image = BAD_IMAGE if self.cause == "bad_deploy" else UPGRADE_IMAGE
+            deployment = self.manifests[self._deployment_key()]
+            self.history.append(copy.deepcopy(deployment["spec"]["template"]))
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        elif self.cause == "memory_leak":
+            self.leak_active = True
+
+    def _deployment_key(self) -> str:
+        return f"Deployment/{self.namespace}/{self.system.service}"
+
+    def _config_key(self) -> str:
+        return f"ConfigMap/{self.namespace}/{self.system.service}-config"
+
+    # -- what the spans show --------------------------------------------------------------
+
+    def faults(self) -> Faults:
+        deployment = self.manifests[self._deployment_key()]
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        config = self.manifests[self._config_key()]["data"]
+        faults = Faults()
+        if config != self.golden_objects[self._config_key()]["data"]:
+            faults = replace(faults, server_error_rate=0.3, latency_factor=1.5)
+        if image == BAD_IMAGE:
+            faults = replace(faults, server_error_rate=0.35, latency_factor=2.0)
+        if image == UPGRADE_IMAGE:
+            present = {k for op in self.system.operations for k, _, _ in TEMPLATES[op.kind]}
+            renamed = tuple(sorted(present & set(RENAMES)))[:4]
+            faults = replace(faults, renamed=renamed, server_error_rate=0.06)
+        if self.leak_active:
+            faults = replace(
+                faults,
+                latency_factor=max(faults.latency_factor, 3.0),
+                server_error_rate=max(faults.server_error_rate or 0, 0.08),
+            )
+        if (
+            self.cause == "retry_storm_slow_dependency"
+            and self._replicas() <= self.replicas_at_start
+        ):
+            faults = replace(faults, retry_share=0.35, dependency_latency_factor=3.0)
+        if self.cause == "failing_downstream_dependency":
+            faults = replace(
+                faults,
+                dependency_error_rate=0.6,
+                server_error_rate=max(faults.server_error_rate or 0, 0.3),
+            )
+        return faults
+
+    def _replicas(self) -> int:
+        return int(self.manifests[self._deployment_key()]["spec"]["replicas"])
+
+    def context_flags(self) -> dict[str, bool]:
+        """What a gatherer would see in Kubernetes: recent rollout, changed config, restarts."""
+        return {
+            "recent_rollout": bool(self.history),
+            "config_changed": self.cause == "config_corruption",
+            "restarts": self.leak_active,
+        }
+
+    # -- TargetGateway ----------------------------------------------------------------------
+
+    def objects(self) -> dict[str, Manifest]:
+        return copy.deepcopy(self.manifests)
+
+    def golden(self) -> dict[str, Manifest]:
+        return copy.deepcopy(self.golden_objects)
+
+    def previous_templates(self) -> dict[str, Manifest]:
+        return {self._deployment_key(): copy.deepcopy(self.history[-1])} if self.history else {}
+
+    def _maybe_fail(self, action: str) -> None:
+        if self.fail_action == action:
+            raise ActionFailed(f"simulated API failure during {action}")
+
+    def apply(self, changed: dict[str, Manifest]) -> None:
+        self._maybe_fail("apply")
+        for key, obj in changed.items():
+            before = self.manifests.get(key)
+            if before is not None and obj["kind"] == "Deployment":
+                old, new = before["spec"]["template"], obj["spec"]["template"]
+                if old != new:
+                    self.history.append(copy.deepcopy(old))
+                    self.leak_active = False  # new pods: the leak starts over
+                restarted = (new.get("metadata") or {}).get("annotations", {}) or {}
+                if RESTARTED_AT in restarted or obj["spec"].get("replicas") == 0:
+                    self.leak_active = False
+            self.manifests[key] = copy.deepcopy(obj)
+
+    def recreate_pods(self) -> None:
+        self._maybe_fail("recreate_pods")
+        self.leak_active = False
+
+    def wait_rollout(self, timeout_seconds: int) -> bool:
+        return True
+
+    def settle(self, seconds: int) -> None:
+        return None
+
+    def measure(self) -> dict[str, Any]:
+        assert self.baseline is not None
+        self.measurements += 1
+        current = self.simulator.summary(self.system, self.faults(), self.seed + self.measurements)
+        objectives = self.simulator.objectives(self.system)
+        return measure(current, self.baseline, objectives=objectives).as_dict()
+
+    def snapshot(self) -> Snapshot:
+        self._maybe_fail("snapshot")
+        return Snapshot.take(self.manifests)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        snapshot.verify()
+        for key, obj in snapshot.objects.items():
+            self.manifests[key] = copy.deepcopy(obj)
+
+    def escalate(self, reason: str) -> None:
+        self.escalations.append(reason)
+
+    def check_dependencies(self) -> dict[str, Any]:
+        return {"failing": self.cause == "failing_downstream_dependency"}
+
+    def rebaseline_validation(self) -> None:
+        return None
+
+    def now(self) -> str:
+        return f"2026-11-25T00:00:{self.measurements:02d}Z"
