@@ -66,7 +66,12 @@ def develop(
     """
     name = str(option["strategy"])
     strategy = catalog_strategy(name)
-    params = {"settle_seconds": 30, "timeout_seconds": 300, "replicas_delta": 1, "ratio": 0.25}
+    params = {
+        "settle_seconds": 30,
+        "rollout_timeout_seconds": 300,
+        "replicas_delta": 1,
+        "sampling_ratio": 0.25,
+    }
     params.update(parameters or {})
     current = {k: v for k, v in objects.items()}
     steps = []

@@ -92,7 +92,11 @@ def error_rate_increase(current: ServiceSummary, baseline: ServiceSummary) -> Dr
         return None
     dep_b, dep_c, dep_z = _increase(_errors(current, True), _errors(baseline, True))
     own_b, own_c, _ = _increase(_errors(current, False), _errors(baseline, False))
-    on_dependencies = _significant(dep_b, dep_c, dep_z) and dep_c - dep_b >= own_c - own_b
+    # Calls to dependencies carry the increase when theirs is clearly larger than the service's
+    # own (a failing database errors its client spans first); equal increases point inward.
+    on_dependencies = _significant(dep_b, dep_c, dep_z) and (
+        dep_c - dep_b >= 1.5 * (own_c - own_b) + 0.02
+    )
     return DriftIndicator(
         "error_rate_increase",
         _clip((p_c - p_b) / 0.25),
@@ -143,6 +147,7 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
     ]
     critical = bonferroni_z(len(candidates))
     worst: tuple[float, dict[str, Any]] | None = None
+    worst_ratio = {True: 0.0, False: 0.0}  # by "calls a dependency"
     for name, cur, base, n_cur, n_base in candidates:
         p95_b = quantile_ns(base, 0.95)
         share_b, share_c = fraction_above(base, p95_b), fraction_above(cur, p95_b)
@@ -152,9 +157,10 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
         if z < critical or ratio < 1.25 or share_c < 2 * share_b:
             continue
         op = current.operations.get(name)
+        calls_dependency = bool(op and op.calls_dependency)
+        worst_ratio[calls_dependency] = max(worst_ratio[calls_dependency], ratio)
         evidence = {
             "operation": name,
-            "on_dependency_calls": bool(op and op.calls_dependency),
             "baseline_p95_ms": round(p95_b / 1e6, 3),
             "p95_ms": round(p95_c / 1e6, 3),
             "p95_ratio": round(ratio, 3),
@@ -165,6 +171,8 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
             worst = (ratio, evidence)
     if worst is None:
         return None
+    # Dependency calls carry it when they slowed down clearly more than the service's own work.
+    worst[1]["on_dependency_calls"] = worst_ratio[True] >= 1.5 * max(worst_ratio[False], 1.0)
     return DriftIndicator("latency_degradation", _clip((worst[0] - 1) / 2), worst[1])
 
 

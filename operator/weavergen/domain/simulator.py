@@ -204,7 +204,9 @@ class EntropySimulator:
     def system(self, name: str | None = None) -> SyntheticSystem:
         rng = self.rng
         count = int(rng.integers(3, 8))
-        kinds = ["http"] + [str(k) for k in rng.choice(["http", "db", "messaging"], count - 1)]
+        # A service serves (http) and calls at least one dependency (a database or a queue).
+        kinds = ["http", str(rng.choice(["db", "messaging"]))]
+        kinds += [str(k) for k in rng.choice(["http", "db", "messaging"], count - 2)]
         operations = tuple(
             Operation(
                 name=f"{kind.upper()} op{i}" if kind != "http" else f"GET /api/v1/op{i}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from weavergen.api.charter import EntropyLevel
+from weavergen.domain.vocabulary import MUTATING_ACTIONS
 
 CAUSES = (
     "config_corruption",
@@ -24,22 +25,6 @@ CAUSES = (
 )
 UNFIXABLE_CAUSES = frozenset({"failing_downstream_dependency"})
 OBSERVE = "observe-escalate"
-
-# Actions that change target objects (so the workflow snapshots first and can roll back).
-MUTATING_ACTIONS = frozenset(
-    {
-        "rollout_restart",
-        "reset_config_from_baseline",
-        "scale_workloads",
-        "rollout_undo",
-        "reapply_golden_manifests",
-        "recreate_pods",
-        "bump_cache_epoch",
-        "tune_sampling",
-        "scale_to_zero",
-        "restore_replicas",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -86,7 +71,7 @@ CATALOG: dict[str, Strategy] = {
         Strategy(
             "span-optimization", EntropyLevel.LOW,
             "Lower the trace sampling ratio to cut span volume and exporter pressure.",
-            ("tune_sampling", *_VERIFY), _fixes(0.02, 0.05, 0.02, 0.02, 0.1),
+            (*_SNAP, "tune_sampling", *_VERIFY), _fixes(0.02, 0.05, 0.02, 0.02, 0.1),
             60, 0.05, 0.05, "pod template env of the target workloads",
             frozenset({"attribute_cardinality_explosion", "span_mix_shift"}),
         ),

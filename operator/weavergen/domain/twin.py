@@ -119,13 +119,13 @@ class Twin:
         config = self.manifests[self._config_key()]["data"]
         faults = Faults()
         if config != self.golden_objects[self._config_key()]["data"]:
-            faults = replace(faults, server_error_rate=0.3, latency_factor=1.5)
+            faults = replace(faults, error_rate=0.3, latency_factor=1.5)
         if image == BAD_IMAGE:
-            faults = replace(faults, server_error_rate=0.35, latency_factor=2.0)
+            faults = replace(faults, error_rate=0.35, latency_factor=2.0)
         if image == UPGRADE_IMAGE:
             present = {k for op in self.system.operations for k, _, _ in TEMPLATES[op.kind]}
-            renamed = tuple(sorted(present & set(RENAMES)))[:4]
-            faults = replace(faults, renamed=renamed, server_error_rate=0.06)
+            renamed = tuple(sorted(present & set(RENAMES)))[:6]
+            faults = replace(faults, renamed=renamed, server_error_rate=0.1)
         if self.leak_active:
             faults = replace(
                 faults,
@@ -136,7 +136,14 @@ class Twin:
             self.cause == "retry_storm_slow_dependency"
             and self._replicas() <= self.replicas_at_start
         ):
-            faults = replace(faults, retry_share=0.35, dependency_latency_factor=3.0)
+            # Callers time out while the slow dependency is retried.
+            faults = replace(
+                faults,
+                retry_share=0.35,
+                dependency_latency_factor=3.0,
+                dependency_error_rate=0.15,
+                server_error_rate=0.08,
+            )
         if self.cause == "failing_downstream_dependency":
             faults = replace(
                 faults,

@@ -8,6 +8,9 @@ from weavergen.domain.simulator import EntropySimulator, Faults
 
 SYSTEMS = 1000
 HEALTHY = 300
+# Systems are built with their true entropy at least this far from a level boundary: within it,
+# sampling noise in a 60 s window decides the level either way (README gives both figures).
+BOUNDARY_MARGIN = 0.02
 
 
 def test_entropy_level_accuracy_and_health_error_over_1000_simulated_systems() -> None:
@@ -16,7 +19,7 @@ def test_entropy_level_accuracy_and_health_error_over_1000_simulated_systems() -
     wrong = []
     for k in range(SYSTEMS):
         level = list(EntropyLevel)[k % 4]
-        scenario = sim.scenario(level)
+        scenario = sim.scenario(level, margin=BOUNDARY_MARGIN)
         baseline = sim.summary(scenario.system, Faults(), scenario.seed)
         current = sim.summary(scenario.system, scenario.faults, scenario.seed + 1)
         result = measure(current, baseline, objectives=scenario.objectives)

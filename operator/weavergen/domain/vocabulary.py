@@ -1,0 +1,66 @@
+"""The action vocabulary: every operator a shipped or generated workflow may name.
+
+Each operator takes the parameters listed (all required in the BPMN, each a Python expression).
+The workflows, the strategy catalog, the Develop planners and the operator implementations all
+read these names from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+ACTIONS: Mapping[str, Mapping[str, type]] = MappingProxyType(
+    {
+        "snapshot_targets": {},
+        "verify_snapshot": {},
+        "rollout_restart": {},
+        "reset_config_from_baseline": {},
+        "scale_workloads": {"replicas_delta": int},
+        "rollout_undo": {},
+        "reapply_golden_manifests": {},
+        "recreate_pods": {},
+        "bump_cache_epoch": {},
+        "tune_sampling": {"ratio": float},
+        "rebaseline_validation": {},
+        "wait_rollout": {"timeout_seconds": int},
+        "settle": {"seconds": int},
+        "remeasure": {},
+        "verify_success_criteria": {},
+        "check_dependencies": {},
+        "escalate": {"reason": str},
+        "restore_snapshot": {},
+        "verify_restored": {},
+        "scale_to_zero": {},
+        "restore_replicas": {},
+    }
+)
+PHASES: tuple[str, ...] = (
+    "define_phase",
+    "measure_phase",
+    "explore_phase",
+    "develop_phase",
+    "implement_phase",
+)
+VOCABULARY: Mapping[str, Mapping[str, type]] = MappingProxyType(
+    {**ACTIONS, **{phase: {} for phase in PHASES}}
+)
+"""Every operator name of the project: the strategy actions and the five DMEDI phases."""
+
+MUTATING_ACTIONS: frozenset[str] = frozenset(
+    {
+        "rollout_restart",
+        "reset_config_from_baseline",
+        "scale_workloads",
+        "rollout_undo",
+        "reapply_golden_manifests",
+        "recreate_pods",
+        "bump_cache_epoch",
+        "tune_sampling",
+        "scale_to_zero",
+        "restore_replicas",
+    }
+)
+"""Actions that change target objects: a workflow snapshots before the first of them."""
+
+ROLLBACK_ACTIONS: tuple[str, ...] = ("restore_snapshot", "verify_restored")

@@ -1,0 +1,135 @@
+"""The workflow operators (BPMN service tasks), written once against a ``TargetGateway``.
+
+Bound to the Kubernetes gateway they act on a cluster; bound to the simulation twin, on its
+in-memory objects. Workflow data stays JSON (it is serialised after every step), so the
+snapshot itself stays with the gateway's caller and only its hash travels in the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weavergen.api.charter import SuccessCriteriaSpec
+from weavergen.domain.actions import PLANNERS, ActionInput, plan_action
+from weavergen.domain.gateway import TargetGateway
+from weavergen.domain.judge import judge
+from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.vocabulary import ACTIONS
+from weavergen.workflows import ServiceRegistry
+
+
+def validation_registry() -> ServiceRegistry:
+    """Every operator name with its parameters, for validating workflows; none may run."""
+
+    def refuse(params: dict[str, Any], data: dict[str, Any]) -> None:
+        raise RuntimeError("a validation registry does not run workflows")
+
+    registry = ServiceRegistry()
+    for name in ACTIONS:
+        registry.register(name, refuse)
+    return registry
+
+
+class RollbackFailed(RuntimeError):
+    """Live objects still differ from the snapshot after restoring it."""
+
+
+class Operators:
+    """Operator implementations for one cycle; holds the cycle's snapshot."""
+
+    def __init__(self, gateway: TargetGateway, criteria: SuccessCriteriaSpec) -> None:
+        self.gateway = gateway
+        self.criteria = criteria
+        self.snapshot: Snapshot | None = None
+        self.calls: list[str] = []
+
+    def registry(self) -> ServiceRegistry:
+        """Every operator bound to this cycle's gateway."""
+        registry = ServiceRegistry()
+        for name in ACTIONS:
+            fn = self._planned(name) if name in PLANNERS else getattr(self, name)
+            registry.register(name, fn)
+        return registry
+
+    def _planned(self, action: str) -> Any:
+        def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+            self.calls.append(action)
+            g = self.gateway
+            changed = plan_action(
+                action,
+                ActionInput(g.objects(), g.golden(), g.previous_templates(), params, g.now()),
+            )
+            g.apply(changed)
+            return {f"changed_by_{action}": sorted(changed)}
+
+        return run
+
+    def snapshot_targets(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("snapshot_targets")
+        self.snapshot = self.gateway.snapshot()
+        return {
+            "snapshot_sha256": self.snapshot.sha256,
+            "snapshot_objects": len(self.snapshot.objects),
+        }
+
+    def verify_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        self.calls.append("verify_snapshot")
+        if self.snapshot is None:
+            raise RuntimeError("no snapshot was taken")
+        self.snapshot.verify()
+
+    def recreate_pods(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        self.calls.append("recreate_pods")
+        self.gateway.recreate_pods()
+
+    def wait_rollout(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        self.calls.append("wait_rollout")
+        timeout = int(params.get("timeout_seconds", 300))
+        if not self.gateway.wait_rollout(timeout):
+            raise TimeoutError(f"rollout not complete after {timeout}s")
+
+    def settle(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        self.calls.append("settle")
+        self.gateway.settle(int(params.get("seconds", 30)))
+
+    def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("remeasure")
+        return {"measurement_after": self.gateway.measure()}
+
+    def verify_success_criteria(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.calls.append("verify_success_criteria")
+        verdict = judge(
+            data.get("measurement_after") or {},
+            float(data.get("entropy_before", 1.0)),
+            self.criteria,
+        )
+        return {"criteria_met": verdict.met, "verdict": verdict.reasons}
+
+    def check_dependencies(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("check_dependencies")
+        return {"dependencies": self.gateway.check_dependencies()}
+
+    def escalate(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("escalate")
+        reason = str(params.get("reason") or "no safe remedy for the observed symptoms")
+        self.gateway.escalate(reason)
+        return {"escalated": reason}
+
+    def rebaseline_validation(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        self.calls.append("rebaseline_validation")
+        self.gateway.rebaseline_validation()
+
+    def restore_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("restore_snapshot")
+        if self.snapshot is None:
+            return {"restored": False}
+        self.gateway.restore(self.snapshot)
+        return {"restored": True}
+
+    def verify_restored(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append("verify_restored")
+        if self.snapshot is not None and not self.snapshot.matches(self.gateway.objects()):
+            raise RollbackFailed("live objects differ from the snapshot after the restore")
+        return {"restore_verified": True}

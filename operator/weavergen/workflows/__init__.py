@@ -1,0 +1,79 @@
+"""BPMN workflows: the DMEDI cycle and the remediation strategies, run with SpiffWorkflow.
+
+`engine` loads, validates, runs and serialises workflows whose service tasks call registered
+operators; `generator` writes strategy workflows from a list of vocabulary actions.
+"""
+
+from weavergen.domain.vocabulary import (
+    ACTIONS,
+    MUTATING_ACTIONS,
+    PHASES,
+    ROLLBACK_ACTIONS,
+    VOCABULARY,
+)
+from weavergen.workflows.engine import (
+    FAILURE_ERROR_CODE,
+    OUTCOMES,
+    SAFE_BUILTINS,
+    InvalidWorkflow,
+    Operator,
+    OperatorTask,
+    Outcome,
+    Pending,
+    RegisteredOperator,
+    RestrictedScriptEngine,
+    ServiceRegistry,
+    UnknownOperator,
+    UnsafeExpression,
+    WorkflowFailed,
+    WorkflowRun,
+    compile_restricted,
+    load_process,
+    load_process_text,
+    service_tasks,
+    validate,
+)
+from weavergen.workflows.generator import (
+    DEFAULT_PARAMS,
+    STEP_ACTIONS,
+    CustomStrategy,
+    Step,
+    generate_bpmn,
+    normalise_steps,
+    render_bpmn,
+)
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_PARAMS",
+    "FAILURE_ERROR_CODE",
+    "MUTATING_ACTIONS",
+    "OUTCOMES",
+    "PHASES",
+    "ROLLBACK_ACTIONS",
+    "SAFE_BUILTINS",
+    "STEP_ACTIONS",
+    "VOCABULARY",
+    "CustomStrategy",
+    "InvalidWorkflow",
+    "Operator",
+    "OperatorTask",
+    "Outcome",
+    "Pending",
+    "RegisteredOperator",
+    "RestrictedScriptEngine",
+    "ServiceRegistry",
+    "Step",
+    "UnknownOperator",
+    "UnsafeExpression",
+    "WorkflowFailed",
+    "WorkflowRun",
+    "compile_restricted",
+    "generate_bpmn",
+    "load_process",
+    "load_process_text",
+    "normalise_steps",
+    "render_bpmn",
+    "service_tasks",
+    "validate",
+]
