@@ -1,0 +1,183 @@
+"""``TargetGateway`` against the API server: the Implement phase's hands on a real cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.domain.actions import Manifest
+from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
+from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.summary import ServiceSummary
+from weavergen.k8s import snapshots
+from weavergen.k8s.rest import Rest
+from weavergen.k8s.targets import Targets
+
+
+def golden_name(charter: str) -> str:
+    """Where a charter's known-good snapshot lives."""
+    return f"{charter}-golden"
+
+
+class KubeGateway:
+    """One charter's target in one namespace, as the workflow operators see it."""
+
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        charter: str,
+        spec: RegenerationCharterSpec,
+        *,
+        receiver_url: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.charter = charter
+        self.spec = spec
+        self.targets = Targets(rest, namespace, spec.target)
+        self.settings = MeasureSettings.from_charter(spec)
+        self.receiver_url = receiver_url
+        self.sleep = sleep
+        self.events: list[str] = []
+
+    # -- objects ------------------------------------------------------------------------------
+
+    def objects(self) -> dict[str, Manifest]:
+        return self.targets.objects()
+
+    def golden(self) -> dict[str, Manifest]:
+        try:
+            return snapshots.load(self.rest, self.namespace, golden_name(self.charter)).objects
+        except SnapshotIntegrityError:
+            return {}
+
+    def previous_templates(self) -> dict[str, Manifest]:
+        return self.targets.previous_templates()
+
+    def apply(self, changed: dict[str, Manifest]) -> None:
+        for obj in changed.values():
+            self.targets.write(obj)
+
+    def recreate_pods(self) -> None:
+        self.targets.recreate_pods()
+
+    def wait_rollout(self, timeout_seconds: int) -> bool:
+        return self.targets.wait_rollout(timeout_seconds)
+
+    def settle(self, seconds: int) -> None:
+        self.sleep(seconds)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.take(self.objects())
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Integrity first; then every snapshotted object is written back as it was."""
+        snapshot.verify()
+        for obj in snapshot.objects.values():
+            self.targets.write(obj)
+
+    def store_golden(self) -> Snapshot:
+        """Keep the target's current objects as the known-good snapshot (while healthy)."""
+        snapshot = self.snapshot()
+        snapshots.store(self.rest, self.namespace, golden_name(self.charter), snapshot)
+        return snapshot
+
+    # -- measuring ----------------------------------------------------------------------------
+
+    def _config_map_spans(self, name: str, key: str) -> ServiceSummary:
+        config_map = self.rest.get("ConfigMap", self.namespace, name)
+        if config_map is None:
+            raise LookupError(f"ConfigMap {self.namespace}/{name} with spans does not exist")
+        text = (config_map.get("data") or {}).get(key)
+        if text is None:
+            raise LookupError(f"ConfigMap {self.namespace}/{name} has no key {key!r}")
+        payloads = [(line.encode(), "application/json") for line in _documents(text)]
+        return pick_service(summarise(payloads), self.settings.service, f"{name}/{key}")
+
+    def _receiver_window(self) -> ServiceSummary:
+        assert self.receiver_url is not None
+        url = (
+            f"{self.receiver_url}/v1/summaries/{self.spec.telemetry.service_name}"
+            f"?seconds={self.spec.telemetry.window_seconds}"
+        )
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return ServiceSummary.from_dict(json.loads(response.read()))
+
+    def current(self) -> ServiceSummary:
+        telemetry = self.spec.telemetry
+        if telemetry.source == "configMap":
+            assert telemetry.config_map is not None  # the schema requires it
+            return self._config_map_spans(telemetry.config_map.name, telemetry.config_map.key)
+        return self._receiver_window()
+
+    def baseline(self) -> ServiceSummary:
+        ref = self.spec.telemetry.baseline.config_map
+        if ref is None:
+            raise LookupError("the charter names no baseline ConfigMap")
+        return self._config_map_spans(ref.name, ref.key)
+
+    def measure(self) -> dict[str, Any]:
+        s = self.settings
+        result = measure(
+            self.current(),
+            self.baseline(),
+            objectives=s.objectives,
+            thresholds=s.thresholds,
+            min_spans=s.min_spans,
+        )
+        return result.as_dict()
+
+    # -- people -------------------------------------------------------------------------------
+
+    def escalate(self, reason: str) -> None:
+        self.events.append(reason)
+        stamp = self.now()
+        self.rest.create(
+            "Event",
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{self.charter}.", "namespace": self.namespace},
+                "involvedObject": {
+                    "apiVersion": "regeneration.weavergen.io/v1alpha1",
+                    "kind": "RegenerationCharter",
+                    "name": self.charter,
+                    "namespace": self.namespace,
+                },
+                "reason": "Escalated",
+                "message": reason,
+                "type": "Warning",
+                "source": {"component": "weavergen-operator"},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+            },
+        )
+
+    def check_dependencies(self) -> dict[str, Any]:
+        return {}
+
+    def rebaseline_validation(self) -> None:
+        return None
+
+    def now(self) -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _documents(text: str) -> list[str]:
+    """One OTLP/JSON document, or one per line."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return [line for line in text.splitlines() if line.strip()]
+    return [text]

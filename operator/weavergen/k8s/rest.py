@@ -1,0 +1,112 @@
+"""A small JSON client over the kubernetes ApiClient (which keeps auth, TLS and retries).
+
+The operator works with objects as plain JSON dicts, as kopf hands them over and as the pure
+domain plans them; the typed models of the kubernetes package would only be converted back and
+forth. Errors stay ``ApiException`` with the HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Deployment": ("apis/apps/v1", "deployments"),
+    "StatefulSet": ("apis/apps/v1", "statefulsets"),
+    "ReplicaSet": ("apis/apps/v1", "replicasets"),
+    "ConfigMap": ("api/v1", "configmaps"),
+    "Pod": ("api/v1", "pods"),
+    "Event": ("api/v1", "events"),
+    "Job": ("apis/batch/v1", "jobs"),
+    "RegenerationCharter": ("apis/regeneration.weavergen.io/v1alpha1", "regenerationcharters"),
+    "RegenerationCycle": ("apis/regeneration.weavergen.io/v1alpha1", "regenerationcycles"),
+}
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class Rest:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def _path(self, kind: str, namespace: str, name: str | None = None) -> str:
+        group, plural = RESOURCES[kind]
+        path = f"/{group}/namespaces/{namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        method, url, headers, payload, post = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(
+            method, url, header_params=headers, body=payload, post_params=post
+        )
+        response.read()  # type: ignore[no-untyped-call]
+        data = response.data
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(
+                http_resp=response, body=data.decode(errors="replace") if data else None, data=None
+            )
+        parsed: Obj = json.loads(data) if data else {}
+        return parsed
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The object, or None when it does not exist."""
+        try:
+            return _typed(self._call("GET", self._path(kind, namespace, name)), kind)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str, selector: dict[str, str] | None = None) -> list[Obj]:
+        query = []
+        if selector:
+            query.append(
+                ("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+            )
+        items = self._call("GET", self._path(kind, namespace), query=query).get("items", [])
+        return [_typed(item, kind) for item in items]
+
+    def create(self, kind: str, namespace: str, body: Obj) -> Obj:
+        return self._call("POST", self._path(kind, namespace), body)
+
+    def replace(self, kind: str, namespace: str, name: str, body: Obj) -> Obj:
+        return self._call("PUT", self._path(kind, namespace, name), body)
+
+    def patch(
+        self, kind: str, namespace: str, name: str, patch: Obj, subresource: str | None = None
+    ) -> Obj:
+        path = self._path(kind, namespace, name) + (f"/{subresource}" if subresource else "")
+        return self._call("PATCH", path, patch, content_type=MERGE_PATCH)
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        try:
+            self._call("DELETE", self._path(kind, namespace, name))
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+
+def _typed(obj: Obj, kind: str) -> Obj:
+    """List items come without apiVersion and kind; put them back first, as manifests have them."""
+    group = RESOURCES[kind][0]
+    api_version = group.removeprefix("apis/").removeprefix("api/")
+    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    return {"apiVersion": api_version, "kind": kind, **rest}

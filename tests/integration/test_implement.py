@@ -1,0 +1,244 @@
+"""Implement on a real API server: snapshots in ConfigMaps, real actions, BPMN, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from hack.localplane.plane import Plane
+from tests.integration.conftest import wait_for
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.profiles import profile_for
+from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_action
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json
+from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.k8s import snapshots
+from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.rest import Rest
+from weavergen.k8s.targets import Targets
+from weavergen.phases.operators import Operators
+from weavergen.phases.simulate import BPMN_DIR
+from weavergen.workflows import WorkflowRun, load_process
+
+PYTHON = os.path.basename(sys.executable)
+
+
+@pytest.fixture
+def rest(api: client.ApiClient) -> Rest:
+    return Rest(api)
+
+
+def deployment(name: str, image: str = "app:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "command": [PYTHON, "-c", "import time; time.sleep(3600)"],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def apply(plane: Plane, namespace: str, *objects: dict[str, Any]) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=body)
+
+
+def test_snapshots_are_chunked_immutable_and_checked(rest: Rest, namespace: str) -> None:
+    big = {
+        f"ConfigMap/{namespace}/c{i}": config_map(f"c{i}", {"blob": "x" * 700_000})
+        for i in range(3)
+    }
+    snapshot = Snapshot.take(big)
+    chunks = snapshots.store(rest, namespace, "snap", snapshot)
+    assert chunks == 3  # 2.1 MB of manifests under the 1 MiB object limit
+    again = snapshots.load(rest, namespace, "snap")
+    assert again.sha256 == snapshot.sha256 and again.objects == snapshot.objects
+    assert snapshots.store(rest, namespace, "snap", snapshot) == 3  # the same again: a no-op
+    other = Snapshot.take({"ConfigMap/x/y": config_map("y", {"a": "b"})})
+    with pytest.raises(snapshots.SnapshotConflict, match="never overwritten"):
+        snapshots.store(rest, namespace, "snap", other)
+    # Chunks are immutable ConfigMaps; one deleted and recreated with other content is refused.
+    rest.delete("ConfigMap", namespace, "snap-1")
+    forged = rest.get("ConfigMap", namespace, "snap-2")
+    assert forged is not None
+    forged["metadata"] = {**forged["metadata"], "name": "snap-1"}
+    forged["metadata"].pop("resourceVersion")
+    forged["metadata"].pop("uid")
+    rest.create("ConfigMap", namespace, forged)
+    with pytest.raises(SnapshotIntegrityError, match=r"refused for restore|not valid JSON"):
+        snapshots.load(rest, namespace, "snap")
+    rest.delete("ConfigMap", namespace, "snap-2")
+    with pytest.raises(SnapshotIntegrityError, match="missing chunk 2 of 3"):
+        snapshots.load(rest, namespace, "snap")
+
+
+def test_rollout_undo_returns_to_the_previous_revision(
+    plane: Plane, rest: Rest, namespace: str
+) -> None:
+    apply(plane, namespace, deployment("web", "app:1"))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    apply(plane, namespace, deployment("web", "app:2-bad"))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    targets = Targets(
+        rest, namespace, RegenerationCharterSpec.model_validate(charter_spec()).target
+    )
+    given = ActionInput(targets.objects(), previous_templates=targets.previous_templates())
+    for obj in plan_action("rollout_undo", given).values():
+        targets.write(obj)
+    assert targets.wait_rollout(60)
+    live = targets.objects()[f"Deployment/{namespace}/web"]
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
+
+
+def charter_spec() -> dict[str, Any]:
+    return {
+        "systemId": "web",
+        "systemType": "web-service",
+        "target": {"workloads": [{"name": "web"}], "configMaps": ["web-config"]},
+        "telemetry": {
+            "serviceName": "web",
+            "source": "configMap",
+            "configMap": {"name": "web-spans", "key": "spans.json"},
+            "baseline": {"configMap": {"name": "web-baseline", "key": "spans.json"}},
+        },
+    }
+
+
+def spans(faults: Faults, seed: int) -> str:
+    """About 500 spans of OTLP/JSON: a ConfigMap holds at most 1 MiB."""
+    sim = EntropySimulator(3)
+    system = sim.system("web")
+    return json.dumps(to_otlp_json(list(sim.chunks(system, faults, seed, window_s=8))))
+
+
+def put(rest: Rest, namespace: str, obj: dict[str, Any]) -> None:
+    """Create or replace a ConfigMap (kubectl apply would double it with its annotation)."""
+    Targets(rest, namespace, RegenerationCharterSpec.model_validate(charter_spec()).target).write(
+        obj
+    )
+
+
+GOOD = {"timeout_ms": "800", "pool": "20"}
+BROKEN = {"timeout_ms": "1", "pool": "20"}
+
+
+@pytest.fixture
+def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[KubeGateway]:
+    """A healthy Deployment and ConfigMap with a golden snapshot, then the config corrupted."""
+    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    gateway = KubeGateway(
+        rest,
+        namespace,
+        "web",
+        RegenerationCharterSpec.model_validate(charter_spec()),
+        sleep=lambda _: None,
+    )
+    assert gateway.measure()["entropy_level"] == "low"
+    gateway.store_golden()
+    put(rest, namespace, config_map("web-config", BROKEN))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
+    yield gateway
+
+
+def run_strategy(gateway: KubeGateway, strategy: str, entropy_before: float) -> tuple[Any, Any]:
+    criteria = profile_for("web-service").success_criteria
+    assert criteria is not None
+    operators = Operators(gateway, criteria)
+    spec, subs = load_process(
+        BPMN_DIR / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
+    )
+    run = WorkflowRun.start(
+        spec, subs, operators.registry(), {"entropy_before": entropy_before, "settle_seconds": 0}
+    )
+    run.run()
+    return run, operators
+
+
+def test_partial_regeneration_resets_config_restarts_and_succeeds(
+    plane: Plane, rest: Rest, namespace: str, broken_target: KubeGateway
+) -> None:
+    before = broken_target.measure()
+    assert before["entropy_level"] in ("medium", "high", "critical")
+    stop = threading.Event()
+
+    def collector() -> None:
+        """Stands in for the exporter: once the restarted pods read the reset config, their
+        spans are healthy again."""
+        while not stop.wait(0.2):
+            objects = broken_target.objects()
+            config = objects[f"ConfigMap/{namespace}/web-config"]["data"]
+            template = objects[f"Deployment/{namespace}/web"]["spec"]["template"]
+            restarted = RESTARTED_AT in ((template.get("metadata") or {}).get("annotations") or {})
+            if config == GOOD and restarted:
+                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
+                return
+
+    thread = threading.Thread(target=collector, daemon=True)
+    thread.start()
+    try:
+        run, operators = run_strategy(
+            broken_target, "partial-regeneration", before["entropy_score"]
+        )
+    finally:
+        stop.set()
+        thread.join(5)
+    assert run.data["outcome"] == "succeeded", run.data.get("failure")
+    assert run.data["criteria_met"] is True
+    live = broken_target.objects()
+    assert live[f"ConfigMap/{namespace}/web-config"]["data"] == GOOD
+    assert operators.calls[:4] == [
+        "snapshot_targets",
+        "verify_snapshot",
+        "reset_config_from_baseline",
+        "rollout_restart",
+    ]
+    wait_for(broken_target.targets.rolled_out, what="the restart to roll out")
+
+
+def test_unmet_criteria_roll_back_to_a_byte_identical_state(
+    rest: Rest, namespace: str, broken_target: KubeGateway
+) -> None:
+    before_objects = broken_target.objects()
+    before = broken_target.measure()
+    run, operators = run_strategy(broken_target, "agent-reset", before["entropy_score"])
+    assert run.data["outcome"] == "rolled_back"
+    assert run.data["criteria_met"] is False
+    assert operators.calls[-2:] == ["restore_snapshot", "verify_restored"]
+    assert operators.snapshot is not None
+    after = broken_target.objects()
+    assert Snapshot.take(after).sha256 == Snapshot.take(before_objects).sha256
+    template = after[
+        key_of(deployment("web") | {"metadata": {"name": "web", "namespace": namespace}})
+    ]
+    assert RESTARTED_AT not in (
+        (template["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+    )
