@@ -378,6 +378,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- operator ---------------------------------------------------------------------------------
+
+
+def cmd_operator_run(args: argparse.Namespace) -> int:
+    import kopf  # noqa: PLC0415 - only the operator needs kopf at start-up
+
+    import weavergen.handlers  # noqa: F401, PLC0415 - registers the handlers
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    os.environ.setdefault("WEAVERGEN_RECEIVER_PORT", str(args.receiver_port))
+    os.environ.setdefault("WEAVERGEN_RECEIVER_HOST", args.receiver_host)
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, verbose=args.verbose)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        # A peering name makes kopf wait for the peering CRD even when standalone.
+        peering_name=None if args.standalone else args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -408,7 +433,47 @@ def build_parser() -> argparse.ArgumentParser:
     regen_cmds = regen.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_define, _add_measure, _add_explore, _add_develop, _add_simulate):
         add(regen_cmds)
+    _add_operator(groups)
     return parser
+
+
+def _add_operator(groups: Any) -> None:
+    operator = groups.add_parser("operator", help="run the operator")
+    commands = operator.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run the kopf operator (charters, cycles, OTLP receiver)",
+        description=(
+            "Reconcile RegenerationCharters and RegenerationCycles with kopf, and receive spans "
+            "over OTLP/HTTP. Uses --kubeconfig, $KUBECONFIG or ~/.kube/config, else the "
+            "in-cluster service account."
+        ),
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: all namespaces",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig file")
+    run.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: do not coordinate with other operator instances",
+    )
+    run.add_argument("--peering", default="weavergen-operator", help="peering object name")
+    run.add_argument(
+        "--liveness",
+        default=None,
+        metavar="URL",
+        help="serve liveness/readiness, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument("--receiver-port", type=int, default=4318, help="OTLP/HTTP port")
+    run.add_argument("--receiver-host", default="127.0.0.1", help="OTLP/HTTP bind address")
+    run.add_argument("--log-format", choices=("json", "text"), default="json")
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=cmd_operator_run)
 
 
 def _add_define(regen_cmds: Any) -> None:

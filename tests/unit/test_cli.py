@@ -220,7 +220,7 @@ def test_console_script_help_lists_only_working_commands() -> None:
     exe = shutil.which("weavergen", path=str(Path(sys.executable).parent))
     assert exe, "the weavergen console script is not installed"
     top = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    assert "crds" in top and "regeneration" in top and "operator" not in top.split("COMMAND")[-1]
+    assert "crds" in top and "regeneration" in top and "operator" in top
     regen = subprocess.run(
         [exe, "regeneration", "--help"], capture_output=True, text=True, check=True
     ).stdout

@@ -36,10 +36,13 @@ CyclePhase = Literal[
     "RollingBack",
     "Succeeded",
     "NotNeeded",
+    "Escalated",
     "RolledBack",
     "Failed",
 ]
-FINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "NotNeeded", "RolledBack", "Failed"})
+FINAL_PHASES: frozenset[str] = frozenset(
+    {"Succeeded", "NotNeeded", "Escalated", "RolledBack", "Failed"}
+)
 
 
 class CharterRef(WireModel):

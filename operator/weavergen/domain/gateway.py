@@ -34,7 +34,11 @@ class TargetGateway(Protocol):
     def measure(self) -> dict[str, Any]:
         """A fresh measurement in the DESIGN.md 5 JSON form."""
 
-    def snapshot(self) -> Snapshot: ...
+    def snapshot(self) -> Snapshot:
+        """Take (and keep, where the gateway can) a snapshot of the target objects."""
+
+    def saved_snapshot(self) -> Snapshot | None:
+        """The snapshot this cycle took earlier, also after a restart; None if none."""
 
     def restore(self, snapshot: Snapshot) -> None: ...
 

@@ -52,6 +52,7 @@ class Twin:
     escalations: list[str] = field(default_factory=list)
     measurements: int = 0
     baseline: ServiceSummary | None = None
+    last_snapshot: Snapshot | None = None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -211,7 +212,11 @@ class Twin:
 
     def snapshot(self) -> Snapshot:
         self._maybe_fail("snapshot")
-        return Snapshot.take(self.manifests)
+        self.last_snapshot = Snapshot.take(self.manifests)
+        return self.last_snapshot
+
+    def saved_snapshot(self) -> Snapshot | None:
+        return self.last_snapshot
 
     def restore(self, snapshot: Snapshot) -> None:
         snapshot.verify()

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.actions import Manifest
+from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
+from weavergen.domain.explore import TargetContext
 from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.domain.summary import ServiceSummary
@@ -35,6 +36,8 @@ class KubeGateway:
         spec: RegenerationCharterSpec,
         *,
         receiver_url: str | None = None,
+        snapshot_name: str | None = None,
+        owner: dict[str, Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rest = rest
@@ -44,6 +47,8 @@ class KubeGateway:
         self.targets = Targets(rest, namespace, spec.target)
         self.settings = MeasureSettings.from_charter(spec)
         self.receiver_url = receiver_url
+        self.snapshot_name = snapshot_name
+        self.owner = owner
         self.sleep = sleep
         self.events: list[str] = []
 
@@ -77,7 +82,25 @@ class KubeGateway:
     # -- snapshots ----------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        return Snapshot.take(self.objects())
+        """Take a snapshot; with a name, store it (immutable, owned by the cycle) first.
+
+        A cycle that runs this step again (after a restart) gets its first snapshot back: the
+        objects may already be changed, and a snapshot is never overwritten.
+        """
+        saved = self.saved_snapshot()
+        if saved is not None:
+            return saved
+        snapshot = Snapshot.take(self.objects())
+        if self.snapshot_name:
+            snapshots.store(self.rest, self.namespace, self.snapshot_name, snapshot, self.owner)
+        return snapshot
+
+    def saved_snapshot(self) -> Snapshot | None:
+        if not self.snapshot_name or not self.rest.get(
+            "ConfigMap", self.namespace, self.snapshot_name
+        ):
+            return None
+        return snapshots.load(self.rest, self.namespace, self.snapshot_name)
 
     def restore(self, snapshot: Snapshot) -> None:
         """Integrity first; then every snapshotted object is written back as it was."""
@@ -162,6 +185,36 @@ class KubeGateway:
                 "lastTimestamp": stamp,
                 "count": 1,
             },
+        )
+
+    def context(self) -> TargetContext:
+        """What Kubernetes says about the target besides its spans."""
+        objects, golden = self.objects(), self.golden()
+        workloads = [o for o in objects.values() if o["kind"] in WORKLOAD_KINDS]
+        config_changed = any(
+            (golden[key].get("data") or {}) != (obj.get("data") or {})
+            for key, obj in objects.items()
+            if obj["kind"] == "ConfigMap" and key in golden
+        )
+        template_changed = any(
+            key in golden and golden[key]["spec"]["template"] != obj["spec"]["template"]
+            for key, obj in objects.items()
+            if obj["kind"] in WORKLOAD_KINDS
+        )
+        restarts = any(
+            status.get("restartCount", 0) > 0
+            for obj in workloads
+            for pod in self.rest.list(
+                "Pod", self.namespace, obj["spec"]["selector"].get("matchLabels")
+            )
+            for status in pod.get("status", {}).get("containerStatuses", []) or []
+        )
+        return TargetContext(
+            recent_rollout=template_changed and bool(self.previous_templates()),
+            config_changed=config_changed,
+            restarts=restarts,
+            workloads=max(1, len(workloads)),
+            replicas=min((o["spec"].get("replicas", 1) for o in workloads), default=1),
         )
 
     def check_dependencies(self) -> dict[str, Any]:

@@ -72,11 +72,18 @@ class Operators:
             "snapshot_objects": len(self.snapshot.objects),
         }
 
+    def _taken(self) -> Snapshot | None:
+        """This cycle's snapshot, from memory or, after a restart, from the gateway."""
+        if self.snapshot is None:
+            self.snapshot = self.gateway.saved_snapshot()
+        return self.snapshot
+
     def verify_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("verify_snapshot")
-        if self.snapshot is None:
+        snapshot = self._taken()
+        if snapshot is None:
             raise RuntimeError("no snapshot was taken")
-        self.snapshot.verify()
+        snapshot.verify()
 
     def recreate_pods(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("recreate_pods")
@@ -123,13 +130,15 @@ class Operators:
 
     def restore_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("restore_snapshot")
-        if self.snapshot is None:
+        snapshot = self._taken()
+        if snapshot is None:
             return {"restored": False}
-        self.gateway.restore(self.snapshot)
+        self.gateway.restore(snapshot)
         return {"restored": True}
 
     def verify_restored(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("verify_restored")
-        if self.snapshot is not None and not self.snapshot.matches(self.gateway.objects()):
+        snapshot = self._taken()
+        if snapshot is not None and not snapshot.matches(self.gateway.objects()):
             raise RollbackFailed("live objects differ from the snapshot after the restore")
         return {"restore_verified": True}

@@ -1,0 +1,140 @@
+"""Pure decisions of the charter reconciler: when to measure, what the status says, when to act.
+
+Inputs are the charter's spec and status (as the API server stores them), a measurement or the
+reason there is none, and the time; outputs are a status patch and, maybe, the reason to start a
+cycle. Conditions keep their lastTransitionTime while their status is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
+from weavergen.api.profiles import resolve_spec
+
+LEVELS = list(EntropyLevel)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def stamp(now: datetime) -> str:
+    return now.strftime(TIME_FORMAT)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=None) if text else None
+
+
+class Conditions:
+    """A status's conditions, set one by one for one generation at one time."""
+
+    def __init__(
+        self, current: list[dict[str, Any]], generation: int | None, now: datetime
+    ) -> None:
+        self.items = list(current)
+        self.generation = generation
+        self.now = now
+
+    def set(self, kind: str, status: bool, reason: str, message: str) -> None:
+        """Set one condition; its lastTransitionTime changes only when its status does."""
+        value = "True" if status else "False"
+        old = next((c for c in self.items if c.get("type") == kind), None)
+        since = old["lastTransitionTime"] if old and old.get("status") == value else stamp(self.now)
+        self.items = [c for c in self.items if c.get("type") != kind] + [
+            {
+                "type": kind,
+                "status": value,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": since,
+                "observedGeneration": self.generation,
+            }
+        ]
+
+
+def measurement_due(
+    spec: RegenerationCharterSpec, status: Mapping[str, Any], now: datetime
+) -> bool:
+    cadence = resolve_spec(spec).cadence
+    assert cadence is not None
+    last = parse_time((status.get("entropy") or {}).get("measuredAt"))
+    return last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds)
+
+
+@dataclass(frozen=True)
+class CharterDecision:
+    status: dict[str, Any]
+    start_cycle: str | None = None
+
+
+def decide(
+    spec: RegenerationCharterSpec,
+    *,
+    generation: int | None,
+    status: Mapping[str, Any],
+    measurement: Mapping[str, Any] | None,
+    problem: str | None,
+    now: datetime,
+) -> CharterDecision:
+    """The charter's next status, and the reason to start a cycle if one should start."""
+    resolved = resolve_spec(spec)
+    assert resolved.thresholds is not None
+    conditions = Conditions(list(status.get("conditions") or []), generation, now)
+    patch: dict[str, Any] = {
+        "observedGeneration": generation,
+        "effectiveThresholds": {
+            "medium": resolved.thresholds.medium,
+            "high": resolved.thresholds.high,
+            "critical": resolved.thresholds.critical,
+            "source": "charter" if spec.thresholds else "systemType",
+        },
+    }
+    if problem is not None:
+        conditions.set("Ready", False, "MeasurementFailed", problem)
+        patch["conditions"] = conditions.items
+        return CharterDecision(patch)
+    assert measurement is not None
+    if measurement.get("status") != "ok":
+        conditions.set("InsufficientData", True, "TooFewSpans", str(measurement.get("reason")))
+        conditions.set("Ready", True, "Measuring", "waiting for enough spans")
+        patch["conditions"] = conditions.items
+        patch["entropy"] = {"measuredAt": stamp(now), "spanCount": measurement.get("span_count", 0)}
+        return CharterDecision(patch)
+    level = EntropyLevel(measurement["entropy_level"])
+    trigger = EntropyLevel(spec.trigger.level)
+    degraded = LEVELS.index(level) >= LEVELS.index(trigger)
+    score = measurement["entropy_score"]
+    patch["entropy"] = {
+        "score": score,
+        "level": level.value,
+        "healthScore": measurement["health_score"],
+        "indicators": [
+            {"type": i["type"], "severity": i["severity"], "summary": _summary(i)}
+            for i in measurement.get("drift_indicators", [])
+        ],
+        "validationErrorCount": len(measurement.get("validation_errors", [])),
+        "spanCount": measurement.get("span_count", 0),
+        "measuredAt": stamp(now),
+    }
+    conditions.set(
+        "InsufficientData", False, "EnoughSpans", f"{patch['entropy']['spanCount']} spans"
+    )
+    conditions.set("Ready", True, "Measured", f"entropy {level.value} ({score})")
+    conditions.set(
+        "Degraded",
+        degraded,
+        "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
+        f"entropy {level.value} ({score}), trigger at {trigger.value}",
+    )
+    patch["conditions"] = conditions.items
+    acts = spec.trigger.mode == "auto" and spec.mode != "observe"
+    start = degraded and acts and not status.get("activeCycle")
+    return CharterDecision(patch, f"entropy {level.value} ({score})" if start else None)
+
+
+def _summary(indicator: Mapping[str, Any]) -> str:
+    evidence = indicator.get("evidence") or {}
+    parts = [f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict))]
+    return ", ".join(parts)[:256]

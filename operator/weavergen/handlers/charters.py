@@ -1,0 +1,94 @@
+"""RegenerationCharter: measure on the charter's cadence, keep status current, start cycles."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.common import GROUP, VERSION
+from weavergen.domain.otlp import OtlpError
+from weavergen.domain.reconcile import decide, measurement_due
+from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.rest import Rest
+
+TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
+CHARTER_LABEL = "regeneration.weavergen.io/charter"
+
+
+def cycle_manifest(
+    name: str, namespace: str, uid: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RegenerationCycle",
+        "metadata": {
+            "name": f"{name}-{now:%Y%m%d-%H%M%S}",
+            "namespace": namespace,
+            "labels": {CHARTER_LABEL: name},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "RegenerationCharter",
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"charterRef": {"name": name}, "reason": reason},
+    }
+
+
+@kopf.timer(GROUP, VERSION, "regenerationcharters", interval=TIMER_SECONDS, initial_delay=1)
+def reconcile_charter(
+    *,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str | None,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    assert namespace is not None  # both kinds are namespaced
+    charter = RegenerationCharterSpec.model_validate(dict(spec))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not measurement_due(charter, status, now):
+        return
+    rest: Rest = memo.rest
+    gateway = KubeGateway(rest, namespace, name, charter, receiver_url=memo.receiver_url)
+    measurement, problem = None, None
+    try:
+        measurement = gateway.measure()
+    except (LookupError, OtlpError, ValueError, OSError) as err:
+        problem = str(err)
+    decision = decide(
+        charter,
+        generation=meta.get("generation"),
+        status=status,
+        measurement=measurement,
+        problem=problem,
+        now=now,
+    )
+    healthy = measurement is not None and measurement.get("entropy_level") == "low"
+    if healthy and not gateway.golden():
+        gateway.store_golden()
+        logger.info("captured the known-good snapshot charter=%s", name)
+    if decision.start_cycle:
+        cycle = cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
+        rest.create("RegenerationCycle", namespace, cycle)
+        decision.status["activeCycle"] = cycle["metadata"]["name"]
+        kopf.info(
+            body,
+            reason="CycleStarted",
+            message=f"started {cycle['metadata']['name']}: {decision.start_cycle}",
+        )
+    for key, value in decision.status.items():
+        patch.status[key] = value

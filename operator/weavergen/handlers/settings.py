@@ -1,0 +1,47 @@
+"""Operator-wide kopf settings and shared clients (kept in kopf's memo, not in globals)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from weavergen.k8s.client import api_client
+from weavergen.k8s.rest import Rest
+from weavergen.telemetry.receiver import ReceiverConfig, serve
+from weavergen.telemetry.windows import WindowStore
+
+PREFIX = "regeneration.weavergen.io"
+FINALIZER = f"{PREFIX}/finalizer"
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = int(os.environ.get("WEAVERGEN_WORKERS", "8"))
+    memo.rest = Rest(api_client())
+    port = int(os.environ.get("WEAVERGEN_RECEIVER_PORT", "4318"))
+    host = os.environ.get("WEAVERGEN_RECEIVER_HOST", "127.0.0.1")
+    memo.windows = WindowStore()
+    memo.receiver, bound = await serve(
+        memo.windows, ReceiverConfig(token=os.environ.get("WEAVERGEN_RECEIVER_TOKEN")), host, port
+    )
+    memo.receiver_url = f"http://127.0.0.1:{bound}"
+    logging.getLogger(__name__).info("started the OTLP receiver port=%d", bound)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    receiver = getattr(memo, "receiver", None)
+    if receiver is not None:
+        await receiver.cleanup()

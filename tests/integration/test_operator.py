@@ -1,0 +1,222 @@
+"""The operator as a process on the local plane: charters measured, cycles run to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from hack.localplane.plane import Plane
+from tests.integration.conftest import wait_for
+from tests.integration.test_implement import (
+    BROKEN,
+    GOOD,
+    apply,
+    config_map,
+    deployment,
+    put,
+    spans,
+)
+from weavergen.domain.actions import RESTARTED_AT
+from weavergen.domain.simulator import Faults
+from weavergen.k8s.rest import Rest
+
+
+@pytest.fixture
+def rest(api: client.ApiClient) -> Rest:
+    return Rest(api)
+
+
+@pytest.fixture
+def operator(plane: Plane, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """``weavergen operator run`` watching the test's namespace; yields its log file."""
+    log = tmp_path / "operator.log"
+    env = {**os.environ, **plane.env(), "WEAVERGEN_TIMER_SECONDS": "1"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "weavergen.cli",
+                "operator",
+                "run",
+                "--standalone",
+                "--namespace",
+                namespace,
+                "--receiver-port",
+                "0",
+                "--log-format",
+                "text",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def charter(mode: str = "enforce") -> dict[str, Any]:
+    return {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCharter",
+        "metadata": {"name": "web"},
+        "spec": {
+            "systemId": "web",
+            "systemType": "web-service",
+            "mode": mode,
+            "executor": "inline",
+            "target": {"workloads": [{"name": "web"}], "configMaps": ["web-config"]},
+            "telemetry": {
+                "serviceName": "web",
+                "source": "configMap",
+                "configMap": {"name": "web-spans", "key": "spans.json"},
+                "baseline": {"configMap": {"name": "web-baseline", "key": "spans.json"}},
+            },
+            "cadence": {"measureIntervalSeconds": 5},
+            "trigger": {"mode": "auto", "level": "medium"},
+            "successCriteria": {
+                "maxEntropyScore": 0.3,
+                "minHealthScore": 0.9,
+                "minEntropyReduction": 0.2,
+                "maxRecoverySeconds": 120,
+                "settleSeconds": 1,
+                "verifyWindows": 1,
+            },
+        },
+    }
+
+
+def status(rest: Rest, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    obj = rest.get(kind, namespace, name) or {}
+    found: dict[str, Any] = obj.get("status") or {}
+    return found
+
+
+def condition(status: dict[str, Any], kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
+    plane: Plane, rest: Rest, namespace: str, operator: Path
+) -> None:
+    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter()))
+
+    healthy = wait_for(
+        lambda: (
+            (s := status(rest, namespace, "RegenerationCharter", "web"))
+            .get("entropy", {})
+            .get("level")
+            and s
+        ),
+        60,
+        what=f"a first measurement (operator log: {operator})",
+    )
+    assert isinstance(healthy, dict)
+    assert healthy["entropy"]["level"] == "low"
+    assert condition(healthy, "Ready") == "True" and condition(healthy, "Degraded") == "False"
+    assert rest.list("RegenerationCycle", namespace) == []
+    wait_for(
+        lambda: rest.get("ConfigMap", namespace, "web-golden"), 30, what="the known-good snapshot"
+    )
+
+    stop = threading.Event()
+
+    def collector() -> None:
+        """The exporter's part: spans turn healthy once restarted pods read the reset config."""
+        while not stop.wait(0.3):
+            config = (rest.get("ConfigMap", namespace, "web-config") or {}).get("data")
+            web = rest.get("Deployment", namespace, "web") or {}
+            annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+            if config == GOOD and RESTARTED_AT in annotations:
+                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
+                return
+
+    put(rest, namespace, config_map("web-config", BROKEN))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
+    thread = threading.Thread(target=collector, daemon=True)
+    thread.start()
+    try:
+        cycles = wait_for(
+            lambda: rest.list("RegenerationCycle", namespace),
+            60,
+            what=f"a cycle to start (operator log: {operator})",
+        )
+        assert isinstance(cycles, list) and len(cycles) == 1
+        name = cycles[0]["metadata"]["name"]
+        final = wait_for(
+            lambda: (
+                (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
+                in ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+                and s
+            ),
+            180,
+            what=f"the cycle to finish (operator log: {operator})",
+        )
+    finally:
+        stop.set()
+        thread.join(5)
+    assert isinstance(final, dict)
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.read_text()[-3000:])
+    assert final["chosenStrategy"] == "partial-regeneration"
+    assert final["entropyBefore"]["level"] in ("medium", "high", "critical")
+    assert final["entropyAfter"]["level"] == "low"
+    assert all(o["reasons"] for o in final["options"])
+    for kind in ("Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"):
+        assert condition(final, kind) == "True", kind
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+    assert rest.get("ConfigMap", namespace, f"{name}-snapshot") is not None
+    assert rest.get("ConfigMap", namespace, f"{name}-workflow") is not None
+    charter_status = wait_for(
+        lambda: (s := status(rest, namespace, "RegenerationCharter", "web")).get("lastCycle") and s,
+        30,
+        what="the charter to record the cycle",
+    )
+    assert isinstance(charter_status, dict)
+    assert charter_status["lastCycle"] == {
+        "name": name,
+        "outcome": "Succeeded",
+        "finishedAt": final["finishedAt"],
+    }
+    assert not charter_status.get("activeCycle")
+    (entry,) = charter_status["strategyHistory"]
+    assert entry["strategy"] == "partial-regeneration" and entry["successes"] == 1
+
+
+def test_observe_mode_never_starts_a_cycle(
+    plane: Plane, rest: Rest, namespace: str, operator: Path
+) -> None:
+    apply(plane, namespace, deployment("web"), config_map("web-config", BROKEN))
+    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 2)}))
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
+    degraded = wait_for(
+        lambda: (
+            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "Degraded")
+            == "True"
+            and s
+        ),
+        60,
+        what=f"the charter to report Degraded (operator log: {operator})",
+    )
+    assert isinstance(degraded, dict)
+    assert degraded["entropy"]["level"] in ("medium", "high", "critical")
+    assert rest.list("RegenerationCycle", namespace) == []
