@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from weavergen import __version__
 from weavergen.api import crdgen
-from weavergen.api.charter import RegenerationCharter, Stakeholder, SystemType
+from weavergen.api.charter import PHASES, RegenerationCharter, Stakeholder, SystemType
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.actions import key_of
 from weavergen.domain.define import InvalidName, InvalidTarget, define_charter, parse_target
@@ -378,6 +378,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- phase ------------------------------------------------------------------------------------
+
+
+def cmd_phase_run(args: argparse.Namespace) -> int:
+    from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
+    from weavergen.k8s.jobs import run_phase  # noqa: PLC0415
+    from weavergen.k8s.rest import Rest  # noqa: PLC0415
+    from weavergen.phases.cycle import PhaseFailed  # noqa: PLC0415
+
+    namespace, sep, cycle = args.cycle.partition("/")
+    if not sep or not namespace or not cycle:
+        fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
+    try:
+        result = run_phase(Rest(api_client()), namespace, cycle, args.phase)
+    except (PhaseFailed, LookupError, ValueError) as err:
+        print(f"phase {args.phase} of {args.cycle} failed: {err}", file=sys.stderr)
+        return 1
+    print(f"phase {args.phase} of {args.cycle} done: {', '.join(sorted(result))}")
+    return 0
+
+
 # -- operator ---------------------------------------------------------------------------------
 
 
@@ -434,6 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_define, _add_measure, _add_explore, _add_develop, _add_simulate):
         add(regen_cmds)
     _add_operator(groups)
+    phase = groups.add_parser("phase", help="run one DMEDI phase of a cycle (in a Job)")
+    phase_cmds = phase.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    phase_run = phase_cmds.add_parser(
+        "run",
+        help="run one phase and write its result ConfigMap",
+        description="What a phase Job runs: one phase of a cycle, its result into <cycle>-<phase>.",
+    )
+    phase_run.add_argument("--phase", required=True, choices=PHASES)
+    phase_run.add_argument("--cycle", required=True, metavar="NAMESPACE/NAME")
+    phase_run.set_defaults(func=cmd_phase_run)
     return parser
 
 

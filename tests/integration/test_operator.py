@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from hack.localplane.plane import Plane
+from tests.helpers import REPO
 from tests.integration.conftest import wait_for
 from tests.integration.test_implement import (
     BROKEN,
@@ -70,7 +71,7 @@ def operator(plane: Plane, namespace: str, tmp_path: Path) -> Iterator[Path]:
             process.kill()
 
 
-def charter(mode: str = "enforce") -> dict[str, Any]:
+def charter(mode: str = "enforce", executor: str = "inline") -> dict[str, Any]:
     return {
         "apiVersion": "regeneration.weavergen.io/v1alpha1",
         "kind": "RegenerationCharter",
@@ -79,7 +80,7 @@ def charter(mode: str = "enforce") -> dict[str, Any]:
             "systemId": "web",
             "systemType": "web-service",
             "mode": mode,
-            "executor": "inline",
+            "executor": executor,
             "target": {"workloads": [{"name": "web"}], "configMaps": ["web-config"]},
             "telemetry": {
                 "serviceName": "web",
@@ -111,15 +112,15 @@ def condition(status: dict[str, Any], kind: str) -> str | None:
     return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
-def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
-    plane: Plane, rest: Rest, namespace: str, operator: Path
-) -> None:
+def start_healthy(plane: Plane, rest: Rest, namespace: str, operator: Path, executor: str) -> None:
+    """A healthy target, its charter measured low, and its known-good snapshot taken."""
+    rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
     apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter()))
-
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(executor=executor)))
     healthy = wait_for(
         lambda: (
             (s := status(rest, namespace, "RegenerationCharter", "web"))
@@ -138,10 +139,15 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
         lambda: rest.get("ConfigMap", namespace, "web-golden"), 30, what="the known-good snapshot"
     )
 
+
+def corrupt_and_wait_for_the_cycle(
+    rest: Rest, namespace: str, operator: Path
+) -> tuple[str, dict[str, Any]]:
+    """Corrupt the config; the exporter's spans turn healthy once restarted pods read the reset
+    config. Returns the cycle's name and final status."""
     stop = threading.Event()
 
     def collector() -> None:
-        """The exporter's part: spans turn healthy once restarted pods read the reset config."""
         while not stop.wait(0.3):
             config = (rest.get("ConfigMap", namespace, "web-config") or {}).get("data")
             web = rest.get("Deployment", namespace, "web") or {}
@@ -175,6 +181,15 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
         stop.set()
         thread.join(5)
     assert isinstance(final, dict)
+    return name, final
+
+
+@pytest.mark.parametrize("executor", ["inline", "job"])
+def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
+    plane: Plane, rest: Rest, namespace: str, operator: Path, executor: str
+) -> None:
+    start_healthy(plane, rest, namespace, operator, executor)
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator)
     assert final["phase"] == "Succeeded", (final.get("message"), operator.read_text()[-3000:])
     assert final["chosenStrategy"] == "partial-regeneration"
     assert final["entropyBefore"]["level"] in ("medium", "high", "critical")
@@ -185,6 +200,14 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
     assert rest.get("ConfigMap", namespace, f"{name}-snapshot") is not None
     assert rest.get("ConfigMap", namespace, f"{name}-workflow") is not None
+    jobs = {j["metadata"]["name"] for j in rest.list("Job", namespace)}
+    phases = ("define", "measure", "explore", "develop", "implement")
+    if executor == "job":
+        assert jobs == {f"{name}-{phase}" for phase in phases}
+        for phase in phases:
+            assert rest.get("ConfigMap", namespace, f"{name}-{phase}") is not None
+    else:
+        assert jobs == set()
     charter_status = wait_for(
         lambda: (s := status(rest, namespace, "RegenerationCharter", "web")).get("lastCycle") and s,
         30,

@@ -1,9 +1,9 @@
 """RegenerationCycle: drive ``dmedi_cycle.bpmn`` to its end, recording every phase in status.
 
 The cycle is level-based: a timer looks at every unfinished cycle and resumes its workflow from
-the state saved in its ConfigMap, so a restarted operator carries on where it stopped. Phases run
-inline in the operator process for now (``spec.executor: job`` is run the same way until the
-Job executor lands, and the status says so).
+the state saved in its ConfigMap, so a restarted operator carries on where it stopped. With
+``executor: job`` each phase is a Job (``k8s/jobs.py``) and the workflow waits at its task until
+the Job's result is there; with ``executor: inline`` the phases run in the operator process.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from typing import Any
 
 import kopf
 
-from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.charter import PHASES, RegenerationCharterSpec
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
+from weavergen.api.profiles import resolve_spec
 from weavergen.domain.explore import Outcome
 from weavergen.domain.reconcile import Conditions, stamp
 from weavergen.k8s.cycles import CycleRunner, snapshot_name
 from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.jobs import PhaseJobs
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases
 
@@ -151,6 +153,14 @@ def reconcile_cycle(
         for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
     ]
     phases = CyclePhases(gateway, charter, cycle, gateway.context(), history)
+    jobs = None
+    if charter.executor == "job":
+        policy = resolve_spec(charter).phase_policy
+        assert policy is not None
+        runner_jobs = PhaseJobs(
+            rest, namespace, cycle=name, owner=owner, policy=policy, receiver_url=memo.receiver_url
+        )
+        jobs = {phase: runner_jobs.operator(phase) for phase in PHASES}
     started = status.get("startedAt") or stamp(_now())
     current = dict(status)
 
@@ -167,7 +177,10 @@ def reconcile_cycle(
         current = {**current, **update}
         rest.patch("RegenerationCycle", namespace, name, {"status": update}, "status")
 
-    run = CycleRunner(rest, namespace, name, owner, phases).run(on_step)
+    run = CycleRunner(rest, namespace, name, owner, phases.registry(jobs)).run(on_step)
+    if run.waiting:
+        pending = "; ".join(run.pending.values())
+        rest.patch("RegenerationCycle", namespace, name, {"status": {"message": pending}}, "status")
     if not run.completed:
         return
     final = {**cycle_status(run.data, current, meta.get("generation")), "startedAt": started}

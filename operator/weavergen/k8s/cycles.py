@@ -12,9 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from weavergen.k8s.rest import Rest
-from weavergen.phases.cycle import CyclePhases
 from weavergen.phases.simulate import BPMN_DIR
-from weavergen.workflows import WorkflowRun, load_process
+from weavergen.workflows import ServiceRegistry, WorkflowRun, load_process
 
 STATE_KEY = "state.json.gz"
 
@@ -29,16 +28,21 @@ def snapshot_name(cycle: str) -> str:
 
 class CycleRunner:
     def __init__(
-        self, rest: Rest, namespace: str, cycle: str, owner: dict[str, Any], phases: CyclePhases
+        self,
+        rest: Rest,
+        namespace: str,
+        cycle: str,
+        owner: dict[str, Any],
+        registry: ServiceRegistry,
     ) -> None:
         self.rest = rest
         self.namespace = namespace
         self.cycle = cycle
         self.owner = owner
-        self.phases = phases
+        self.registry = registry
 
     def _load(self) -> WorkflowRun:
-        registry = self.phases.registry()
+        registry = self.registry
         saved = self.rest.get("ConfigMap", self.namespace, state_name(self.cycle))
         blob = (saved or {}).get("binaryData", {}).get(STATE_KEY)
         if blob:
@@ -69,7 +73,7 @@ class CycleRunner:
         while not run.completed:
             task = run.step()
             self._save(run)
-            if task is None:
-                break
+            if task is None or task in run.pending:
+                break  # done, or a phase Job is still running: the next reconcile resumes
             on_step(task, run.data)
         return run

@@ -7,11 +7,11 @@ Implement runs the chosen strategy's own workflow with the operators bound to th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
+from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.develop import develop
@@ -43,16 +43,12 @@ class CyclePhases:
         assert self.spec.success_criteria is not None
         self.operators = Operators(self.gateway, self.spec.success_criteria)
 
-    def registry(self) -> ServiceRegistry:
+    def registry(self, phase_operators: Mapping[str, Any] | None = None) -> ServiceRegistry:
+        """The cycle's operators; ``phase_operators`` (by phase) replace the inline phases."""
         registry = ServiceRegistry()
-        for name in (
-            "define_phase",
-            "measure_phase",
-            "explore_phase",
-            "develop_phase",
-            "implement_phase",
-        ):
-            registry.register(name, getattr(self, name))
+        for phase in PHASES:
+            fn = (phase_operators or {}).get(phase) or getattr(self, f"{phase}_phase")
+            registry.register(f"{phase}_phase", fn)
         registry.register("restore_snapshot", self.operators.restore_snapshot)
         return registry
 

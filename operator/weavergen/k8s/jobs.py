@@ -1,0 +1,220 @@
+"""Phases as Kubernetes Jobs: the operator starts one Job per phase and waits for its result.
+
+A Job runs ``weavergen phase run --phase P --cycle NS/NAME`` from the operator's image; the
+phase reads the results earlier phases left in ``<cycle>-<phase>`` ConfigMaps and writes its own
+there, owned by the cycle. The operator side is a workflow operator that creates the Job once
+(deterministic name, owner reference, labels, deadline and retries from the charter), reports
+``Pending`` while it runs, and returns the validated result, or fails with the Job's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
+from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.domain.explore import Outcome
+from weavergen.k8s.cycles import snapshot_name
+from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.rest import Rest
+from weavergen.phases.cycle import CyclePhases, PhaseFailed
+from weavergen.workflows import Pending
+
+RESULT_KEY = "result.json"
+CYCLE_LABEL = "regeneration.weavergen.io/cycle"
+PHASE_LABEL = "regeneration.weavergen.io/phase"
+DEFAULT_IMAGE = "weavergen-operator:0.1.0"
+PHASE_SERVICE_ACCOUNT = "weavergen-phase"
+
+
+def result_name(cycle: str, phase: str) -> str:
+    return f"{cycle}-{phase}"
+
+
+def job_manifest(
+    *,
+    namespace: str,
+    cycle: str,
+    owner: dict[str, Any],
+    phase: str,
+    policy: PhasePolicySpec,
+    receiver_url: str | None,
+) -> dict[str, Any]:
+    """The Job of one phase (pure: same inputs, same Job)."""
+    env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
+    if receiver_url:
+        env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
+    labels = {CYCLE_LABEL: cycle, PHASE_LABEL: phase, "app.kubernetes.io/name": "weavergen-phase"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": result_name(cycle, phase),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "activeDeadlineSeconds": policy.deadline_seconds(phase),
+            "backoffLimit": policy.backoff_limit,
+            "ttlSecondsAfterFinished": 3600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": PHASE_SERVICE_ACCOUNT,
+                    "containers": [
+                        {
+                            "name": "phase",
+                            "image": os.environ.get("WEAVERGEN_IMAGE", DEFAULT_IMAGE),
+                            "command": [
+                                "weavergen",
+                                "phase",
+                                "run",
+                                "--phase",
+                                phase,
+                                "--cycle",
+                                f"{namespace}/{cycle}",
+                            ],
+                            "env": env,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def job_failure(job: dict[str, Any]) -> str | None:
+    """The reason a Job failed for good, or None while it may still succeed."""
+    for condition in (job.get("status") or {}).get("conditions", []):
+        if (
+            condition.get("type") in ("Failed", "FailureTarget")
+            and condition.get("status") == "True"
+        ):
+            return f"{condition.get('reason')}: {condition.get('message', '')}".strip(": ")
+    return None
+
+
+class PhaseJobs:
+    """Workflow operators that run each phase as a Job of the cycle."""
+
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        *,
+        cycle: str,
+        owner: dict[str, Any],
+        policy: PhasePolicySpec,
+        receiver_url: str | None = None,
+    ) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.cycle = cycle
+        self.owner = owner
+        self.policy = policy
+        self.receiver_url = receiver_url
+
+    def operator(self, phase: str) -> Any:
+        def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+            result = self.rest.get("ConfigMap", self.namespace, result_name(self.cycle, phase))
+            if result is not None:
+                return parse_result(result, phase)
+            name = result_name(self.cycle, phase)
+            job = self.rest.get("Job", self.namespace, name)
+            if job is None:
+                self.rest.create(
+                    "Job",
+                    self.namespace,
+                    job_manifest(
+                        namespace=self.namespace,
+                        cycle=self.cycle,
+                        owner=self.owner,
+                        phase=phase,
+                        policy=self.policy,
+                        receiver_url=self.receiver_url,
+                    ),
+                )
+                raise Pending(f"started Job {name}")
+            failure = job_failure(job)
+            if failure:
+                raise PhaseFailed(f"Job {name} failed: {failure}")
+            if any(
+                c.get("type") == "Complete" and c.get("status") == "True"
+                for c in (job.get("status") or {}).get("conditions", [])
+            ):
+                raise PhaseFailed(f"Job {name} completed without writing its result ConfigMap")
+            raise Pending(f"Job {name} is running")
+
+        return run
+
+
+def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
+    """A phase result as written by the Job; a malformed one fails the phase with the reason."""
+    text = (config_map.get("data") or {}).get(RESULT_KEY)
+    try:
+        result = json.loads(text or "")
+    except ValueError:
+        raise PhaseFailed(f"the {phase} result ConfigMap holds no valid JSON") from None
+    if not isinstance(result, dict):
+        raise PhaseFailed(f"the {phase} result must be a JSON object")
+    return result
+
+
+def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, Any]:
+    """The Job side: run one phase with the earlier phases' results, write the result."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r} (known: {', '.join(PHASES)})")
+    cycle_obj = rest.get("RegenerationCycle", namespace, cycle)
+    if cycle_obj is None:
+        raise LookupError(f"cycle {namespace}/{cycle} does not exist")
+    spec = RegenerationCycleSpec.model_validate(cycle_obj["spec"])
+    charter_obj = rest.get("RegenerationCharter", namespace, spec.charter_ref.name)
+    if charter_obj is None:
+        raise LookupError(f"charter {namespace}/{spec.charter_ref.name} does not exist")
+    charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
+    owner = {
+        "apiVersion": cycle_obj["apiVersion"],
+        "kind": "RegenerationCycle",
+        "name": cycle,
+        "uid": cycle_obj["metadata"]["uid"],
+        "controller": True,
+    }
+    gateway = KubeGateway(
+        rest,
+        namespace,
+        spec.charter_ref.name,
+        charter,
+        receiver_url=os.environ.get("WEAVERGEN_RECEIVER_URL"),
+        snapshot_name=snapshot_name(cycle),
+        owner=owner,
+    )
+    history = [
+        Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
+        for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
+    ]
+    phases = CyclePhases(gateway, charter, spec, gateway.context(), history)
+    data: dict[str, Any] = {}
+    for earlier in PHASES[: PHASES.index(phase)]:
+        found = rest.get("ConfigMap", namespace, result_name(cycle, earlier))
+        if found is not None:
+            data.update(parse_result(found, earlier))
+    result: dict[str, Any] = getattr(phases, f"{phase}_phase")({}, data)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": result_name(cycle, phase),
+            "namespace": namespace,
+            "labels": {CYCLE_LABEL: cycle, PHASE_LABEL: phase},
+            "ownerReferences": [owner],
+        },
+        "data": {RESULT_KEY: json.dumps(result)},
+    }
+    if rest.get("ConfigMap", namespace, result_name(cycle, phase)) is None:
+        rest.create("ConfigMap", namespace, body)
+    return result
