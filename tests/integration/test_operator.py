@@ -197,6 +197,16 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
     assert all(o["reasons"] for o in final["options"])
     for kind in ("Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"):
         assert condition(final, kind) == "True", kind
+    records = {r["name"]: r for r in final["phases"]}
+    assert list(records) == ["define", "measure", "explore", "develop", "implement"]
+    assert all(r["outcome"] == "Succeeded" and r["durationSeconds"] >= 0 for r in records.values())
+    if executor == "job":
+        assert all(r["job"] == f"{name}-{phase}" for phase, r in records.items())
+    events = plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    reasons = {
+        e["reason"] for e in json.loads(events)["items"] if e["involvedObject"]["name"] == name
+    }
+    assert {"Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"} <= reasons
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
     assert rest.get("ConfigMap", namespace, f"{name}-snapshot") is not None
     assert rest.get("ConfigMap", namespace, f"{name}-workflow") is not None

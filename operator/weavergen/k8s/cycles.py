@@ -8,10 +8,22 @@ run twice (snapshots are never overwritten; actions are level-based).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from weavergen.api.charter import PHASES, RegenerationCharterSpec
+from weavergen.api.common import API_VERSION
+from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.profiles import resolve_spec
+from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
+from weavergen.domain.explore import Outcome
+from weavergen.domain.reconcile import stamp
+from weavergen.k8s.events import post_event
+from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.jobs import PhaseJobs, snapshot_name
 from weavergen.k8s.rest import Rest
+from weavergen.phases.cycle import CyclePhases
 from weavergen.phases.simulate import BPMN_DIR
 from weavergen.workflows import ServiceRegistry, WorkflowRun, load_process
 
@@ -20,10 +32,6 @@ STATE_KEY = "state.json.gz"
 
 def state_name(cycle: str) -> str:
     return f"{cycle}-workflow"
-
-
-def snapshot_name(cycle: str) -> str:
-    return f"{cycle}-snapshot"
 
 
 class CycleRunner:
@@ -77,3 +85,188 @@ class CycleRunner:
                 break  # done, or a phase Job is still running: the next reconcile resumes
             on_step(task, run.data)
         return run
+
+
+class CycleReconciler:
+    """One reconcile of one cycle: gather, run the workflow from its saved state, record."""
+
+    def __init__(self, rest: Rest, receiver_url: str | None = None) -> None:
+        self.rest = rest
+        self.receiver_url = receiver_url
+
+    def reconcile(
+        self,
+        namespace: str,
+        name: str,
+        meta: Mapping[str, Any],
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """Advance the cycle; returns its final status once it has finished, else None."""
+        cycle = RegenerationCycleSpec.model_validate(dict(spec))
+        charter_obj = self.rest.get("RegenerationCharter", namespace, cycle.charter_ref.name)
+        if charter_obj is None:
+            return {
+                "phase": "Failed",
+                "message": f"charter {cycle.charter_ref.name} does not exist",
+            }
+        charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
+        owner = {
+            "apiVersion": API_VERSION,
+            "kind": "RegenerationCycle",
+            "name": name,
+            "uid": meta["uid"],
+            "controller": True,
+        }
+        involved = {
+            **{k: owner[k] for k in ("apiVersion", "kind", "name", "uid")},
+            "namespace": namespace,
+        }
+        gateway = KubeGateway(
+            self.rest,
+            namespace,
+            cycle.charter_ref.name,
+            charter,
+            receiver_url=self.receiver_url,
+            snapshot_name=snapshot_name(name),
+            owner=owner,
+        )
+        history = [
+            Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
+            for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
+        ]
+        phases = CyclePhases(gateway, charter, cycle, gateway.context(), history)
+        jobs = None
+        if charter.executor == "job":
+            policy = resolve_spec(charter).phase_policy
+            assert policy is not None
+            phase_jobs = PhaseJobs(
+                self.rest,
+                namespace,
+                cycle=name,
+                owner=owner,
+                policy=policy,
+                receiver_url=self.receiver_url,
+            )
+            jobs = {phase: phase_jobs.operator(phase) for phase in PHASES}
+        current: dict[str, Any] = {
+            "startedAt": status.get("startedAt") or stamp(_now()),
+            "workflowState": state_name(name),
+            **dict(status),
+        }
+
+        def on_step(task: str, data: dict[str, Any]) -> None:
+            now = _now()
+            update = cycle_status(data, current, meta.get("generation"), now)
+            if task in PHASE_TASKS:
+                update["phases"] = phase_records(
+                    current.get("phases") or [],
+                    task,
+                    finished=True,
+                    now=now,
+                    cycle_started=current["startedAt"],
+                )
+                post_event(self.rest, involved, f"{PHASE_TASKS[task][0]}", f"phase {task} finished")
+                following = NEXT_PHASE.get(task)
+                if following and "phase" not in update:
+                    update["phase"] = RUNNING_PHASE[following]
+            current.update(update)
+            self.patch_status(
+                namespace,
+                name,
+                {**update, "startedAt": current["startedAt"], "workflowState": state_name(name)},
+            )
+
+        run = CycleRunner(self.rest, namespace, name, owner, phases.registry(jobs)).run(on_step)
+        if run.waiting:
+            task = next(iter(run.pending))
+            job = f"{name}-{task}" if jobs else None
+            self.patch_status(
+                namespace,
+                name,
+                {
+                    "phase": RUNNING_PHASE.get(task, "Pending"),
+                    "message": "; ".join(run.pending.values()),
+                    "phases": phase_records(
+                        current.get("phases") or [],
+                        task,
+                        finished=False,
+                        now=_now(),
+                        cycle_started=current["startedAt"],
+                        job=job,
+                    ),
+                },
+            )
+            return None
+        if not run.completed:
+            return None
+        final = {
+            **cycle_status(run.data, current, meta.get("generation"), _now()),
+            "startedAt": current["startedAt"],
+        }
+        post_event(
+            self.rest,
+            involved,
+            str(final.get("phase")),
+            str(final.get("message", "")),
+            warning=final.get("phase") in ("RolledBack", "Failed"),
+        )
+        self.record_on_charter(namespace, cycle.charter_ref.name, name, final, run.data)
+        return final
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.rest.patch("RegenerationCycle", namespace, name, {"status": status}, "status")
+
+    def record_on_charter(
+        self,
+        namespace: str,
+        charter: str,
+        cycle: str,
+        final: dict[str, Any],
+        data: Mapping[str, Any],
+    ) -> None:
+        """Free the charter for its next cycle and add the outcome to its strategy history."""
+        obj = self.rest.get("RegenerationCharter", namespace, charter) or {}
+        history = list((obj.get("status") or {}).get("strategyHistory") or [])
+        exploration, chosen = data.get("exploration"), data.get("chosen")
+        if (
+            exploration
+            and chosen
+            and final.get("phase") in ("Succeeded", "RolledBack", "Escalated")
+        ):
+            key = (chosen["strategy"], exploration["signature"])
+            entry = next((h for h in history if (h["strategy"], h["signature"]) == key), None)
+            if entry is None:
+                entry = {"strategy": key[0], "signature": key[1], "successes": 0, "failures": 0}
+                history.append(entry)
+            won = final["phase"] in ("Succeeded", "Escalated")
+            entry["successes" if won else "failures"] += 1
+            entry["lastOutcome"] = "Succeeded" if won else "RolledBack"
+            entry["lastUsedAt"] = final.get("finishedAt")
+        last = {"name": cycle, "outcome": final.get("phase"), "finishedAt": final.get("finishedAt")}
+        self.rest.patch(
+            "RegenerationCharter",
+            namespace,
+            charter,
+            {
+                "status": {
+                    "activeCycle": None,
+                    "lastCycle": last,
+                    "strategyHistory": history,
+                    "entropy": {"measuredAt": None},
+                }
+            },
+            "status",
+        )
+
+
+NEXT_PHASE = {
+    "define": "measure",
+    "measure": "explore",
+    "explore": "develop",
+    "develop": "implement",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -16,6 +16,7 @@ from weavergen.domain.measure import MeasureSettings, measure, pick_service, sum
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.domain.summary import ServiceSummary
 from weavergen.k8s import snapshots
+from weavergen.k8s.events import post_event
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
@@ -163,29 +164,13 @@ class KubeGateway:
 
     def escalate(self, reason: str) -> None:
         self.events.append(reason)
-        stamp = self.now()
-        self.rest.create(
-            "Event",
-            self.namespace,
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"generateName": f"{self.charter}.", "namespace": self.namespace},
-                "involvedObject": {
-                    "apiVersion": "regeneration.weavergen.io/v1alpha1",
-                    "kind": "RegenerationCharter",
-                    "name": self.charter,
-                    "namespace": self.namespace,
-                },
-                "reason": "Escalated",
-                "message": reason,
-                "type": "Warning",
-                "source": {"component": "weavergen-operator"},
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            },
-        )
+        charter = {
+            "apiVersion": "regeneration.weavergen.io/v1alpha1",
+            "kind": "RegenerationCharter",
+            "name": self.charter,
+            "namespace": self.namespace,
+        }
+        post_event(self.rest, charter, "Escalated", reason, warning=True)
 
     def context(self) -> TargetContext:
         """What Kubernetes says about the target besides its spans."""

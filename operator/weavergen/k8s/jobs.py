@@ -16,7 +16,6 @@ from typing import Any
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.domain.explore import Outcome
-from weavergen.k8s.cycles import snapshot_name
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases, PhaseFailed
@@ -27,6 +26,11 @@ CYCLE_LABEL = "regeneration.weavergen.io/cycle"
 PHASE_LABEL = "regeneration.weavergen.io/phase"
 DEFAULT_IMAGE = "weavergen-operator:0.1.0"
 PHASE_SERVICE_ACCOUNT = "weavergen-phase"
+
+
+def snapshot_name(cycle: str) -> str:
+    """Where a cycle keeps the snapshot it takes before changing anything."""
+    return f"{cycle}-snapshot"
 
 
 def result_name(cycle: str, phase: str) -> str:

@@ -1,0 +1,117 @@
+"""A cycle's status from its workflow data and phase timings (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from weavergen.domain.reconcile import Conditions, parse_time, stamp
+
+# The phase's BPMN task, the condition it sets, and the data key its result is under.
+PHASE_TASKS = {
+    "define": ("Defined", "define"),
+    "measure": ("Measured", "measurement_before"),
+    "explore": ("Explored", "exploration"),
+    "develop": ("Developed", "solution"),
+    "implement": ("Implemented", "implementation"),
+}
+RUNNING_PHASE = {
+    "define": "Defining",
+    "measure": "Measuring",
+    "explore": "Exploring",
+    "develop": "Developing",
+    "implement": "Implementing",
+}
+OUTCOME_PHASE = {
+    "succeeded": "Succeeded",
+    "not_needed": "NotNeeded",
+    "rolled_back": "RolledBack",
+    "failed": "Failed",
+    "rollback_failed": "Failed",
+}
+
+
+def _entropy(measurement: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not measurement or measurement.get("status") != "ok":
+        return None
+    return {
+        "score": measurement["entropy_score"],
+        "level": measurement["entropy_level"],
+        "healthScore": measurement["health_score"],
+    }
+
+
+def phase_records(
+    previous: list[dict[str, Any]],
+    task: str,
+    *,
+    finished: bool,
+    now: datetime,
+    cycle_started: str | None = None,
+    job: str | None = None,
+) -> list[dict[str, Any]]:
+    """The per-phase records with one phase marked running or finished (idempotent).
+
+    A phase first seen when it finishes (an inline phase) started when the one before it ended.
+    """
+    records = [dict(r) for r in previous]
+    record = next((r for r in records if r["name"] == task), None)
+    if record is None:
+        since = records[-1].get("finishedAt") if records else cycle_started
+        record = {"name": task, "startedAt": since or stamp(now), "attempts": 1,
+                  "outcome": "Running"}  # fmt: skip
+        if job:
+            record["job"] = job
+        records.append(record)
+    if finished and record.get("outcome") == "Running":
+        started = parse_time(record["startedAt"]) or now
+        record["finishedAt"] = stamp(now)
+        record["durationSeconds"] = round((now - started).total_seconds(), 3)
+        record["outcome"] = "Succeeded"
+    return records
+
+
+def cycle_status(
+    data: Mapping[str, Any], status: Mapping[str, Any], generation: int | None, now: datetime
+) -> dict[str, Any]:
+    """Conditions, entropy before/after, options and, once finished, the outcome."""
+    conditions = Conditions(list(status.get("conditions") or []), generation, now)
+    for condition, key in PHASE_TASKS.values():
+        if key in data:
+            conditions.set(condition, True, "PhaseCompleted", f"{condition.lower()} done")
+    patch: dict[str, Any] = {
+        "observedGeneration": generation,
+        "entropyBefore": _entropy(data.get("measurement_before")),
+        "entropyAfter": _entropy(data.get("measurement_after")),
+    }
+    if "exploration" in data:
+        patch["options"] = data["exploration"]["options"]
+        patch["chosenStrategy"] = data["chosen"]["strategy"]
+    outcome = data.get("outcome")
+    if outcome:
+        phase = OUTCOME_PHASE.get(str(outcome), "Failed")
+        if (data.get("implementation") or {}).get("outcome") == "escalated":
+            phase = "Escalated"
+        message = outcome_message(phase, data)
+        patch.update({"phase": phase, "finishedAt": stamp(now), "message": message})
+        for kind in ("Succeeded", "RolledBack", "Failed"):
+            conditions.set(kind, phase == kind, phase, message if phase == kind else "")
+    patch["conditions"] = conditions.items
+    return {k: v for k, v in patch.items() if v is not None}
+
+
+def outcome_message(phase: str, data: Mapping[str, Any]) -> str:
+    implementation = data.get("implementation") or {}
+    failure = data.get("failure") or implementation.get("failure")
+    verdict = implementation.get("verdict") or []
+    strategy = (data.get("chosen") or {}).get("strategy")
+    if phase == "Succeeded":
+        return f"{strategy} succeeded: " + "; ".join(verdict)
+    if phase == "NotNeeded":
+        return "entropy is below the level that needs regeneration"
+    if phase == "Escalated":
+        return "no safe remedy for these symptoms: escalated without changing anything"
+    if failure:
+        return f"{failure.get('task')} failed: {failure.get('error')}"
+    return f"{strategy} did not meet the success criteria: " + "; ".join(verdict)

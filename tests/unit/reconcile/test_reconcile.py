@@ -1,0 +1,155 @@
+"""Pure decisions of the reconcilers: conditions, cadence, cycle starts, cycle status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.domain.cycle_status import cycle_status, phase_records
+from weavergen.domain.reconcile import Conditions, decide, measurement_due, stamp
+
+NOW = datetime(2026, 11, 25, 12, 0, 0)
+SPEC = RegenerationCharterSpec.model_validate(
+    {
+        "systemId": "web",
+        "systemType": "web-service",
+        "target": {"workloads": [{"name": "web"}]},
+        "telemetry": {"serviceName": "web"},
+        "trigger": {"mode": "auto", "level": "medium"},
+    }
+)
+
+
+def measurement(level: str, score: float) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "entropy_level": level,
+        "entropy_score": score,
+        "health_score": 0.5,
+        "drift_indicators": [],
+        "validation_errors": [],
+        "span_count": 900,
+    }
+
+
+def test_conditions_keep_their_transition_time_while_unchanged() -> None:
+    first = Conditions([], 1, NOW)
+    first.set("Ready", True, "Measured", "ok")
+    later = Conditions(first.items, 2, NOW + timedelta(minutes=5))
+    later.set("Ready", True, "Measured", "still ok")
+    assert later.items[0]["lastTransitionTime"] == stamp(NOW)
+    assert later.items[0]["observedGeneration"] == 2
+    later.set("Ready", False, "MeasurementFailed", "gone")
+    assert later.items[0]["lastTransitionTime"] == stamp(NOW + timedelta(minutes=5))
+
+
+def test_measurement_follows_the_cadence() -> None:
+    assert measurement_due(SPEC, {}, NOW)
+    recent = {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=10))}}
+    assert not measurement_due(SPEC, recent, NOW)  # web-service measures every 30 s
+    assert measurement_due(
+        SPEC, {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=31))}}, NOW
+    )
+
+
+def test_a_cycle_starts_at_the_trigger_level_once() -> None:
+    low = decide(
+        SPEC, generation=1, status={}, measurement=measurement("low", 0.1), problem=None, now=NOW
+    )
+    assert low.start_cycle is None
+    assert {c["type"]: c["status"] for c in low.status["conditions"]}["Degraded"] == "False"
+    sick = decide(
+        SPEC,
+        generation=1,
+        status={},
+        measurement=measurement("medium", 0.45),
+        problem=None,
+        now=NOW,
+    )
+    assert sick.start_cycle == "entropy medium (0.45)"
+    busy = decide(
+        SPEC,
+        generation=1,
+        status={"activeCycle": "web-1"},
+        measurement=measurement("high", 0.7),
+        problem=None,
+        now=NOW,
+    )
+    assert busy.start_cycle is None
+    observing = SPEC.model_copy(update={"mode": "observe"})
+    watched = decide(
+        observing,
+        generation=1,
+        status={},
+        measurement=measurement("high", 0.7),
+        problem=None,
+        now=NOW,
+    )
+    assert watched.start_cycle is None
+
+
+def test_problems_and_insufficient_data_are_conditions_not_scores() -> None:
+    failed = decide(
+        SPEC,
+        generation=3,
+        status={},
+        measurement=None,
+        problem="ConfigMap web-spans does not exist",
+        now=NOW,
+    )
+    (ready,) = failed.status["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == (
+        "Ready",
+        "False",
+        "MeasurementFailed",
+    )
+    few = decide(
+        SPEC,
+        generation=3,
+        status={},
+        measurement={
+            "status": "insufficient_data",
+            "reason": "the window has 12 spans",
+            "span_count": 12,
+        },
+        problem=None,
+        now=NOW,
+    )
+    kinds = {c["type"]: c for c in few.status["conditions"]}
+    assert kinds["InsufficientData"]["status"] == "True"
+    assert "score" not in few.status["entropy"]
+
+
+def test_phase_records_time_each_phase() -> None:
+    start = stamp(NOW)
+    records = phase_records(
+        [], "define", finished=True, now=NOW + timedelta(seconds=2), cycle_started=start
+    )
+    records = phase_records(
+        records, "measure", finished=False, now=NOW + timedelta(seconds=3), job="c-measure"
+    )
+    records = phase_records(records, "measure", finished=True, now=NOW + timedelta(seconds=9))
+    again = phase_records(records, "measure", finished=True, now=NOW + timedelta(seconds=99))
+    assert again == records  # idempotent
+    define, measure = records
+    assert define["durationSeconds"] == 2.0 and define["startedAt"] == start
+    # A phase starts when the one before it ends (its Job is created right then).
+    assert measure["durationSeconds"] == 7.0 and measure["job"] == "c-measure"
+
+
+def test_cycle_status_outcomes() -> None:
+    data = {
+        "define": {},
+        "measurement_before": measurement("high", 0.7),
+        "outcome": "rolled_back",
+        "exploration": {"options": [{"strategy": "agent-reset"}], "signature": "s"},
+        "chosen": {"strategy": "agent-reset"},
+        "implementation": {"outcome": "rolled_back", "verdict": ["entropy 0.5 > 0.3"]},
+    }
+    status = cycle_status(data, {}, 1, NOW)
+    assert status["phase"] == "RolledBack" and status["chosenStrategy"] == "agent-reset"
+    assert "entropy 0.5 > 0.3" in status["message"]
+    kinds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert kinds["RolledBack"] == "True" and kinds["Succeeded"] == "False"
+    assert kinds["Defined"] == kinds["Measured"] == kinds["Explored"] == "True"
