@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,39 +38,63 @@ def rest(api: client.ApiClient) -> Rest:
     return Rest(api)
 
 
+class OperatorProcess:
+    """``weavergen operator run`` watching one namespace, restartable; logs to one file."""
+
+    def __init__(self, plane: Plane, namespace: str, log: Path) -> None:
+        self.env = {**os.environ, **plane.env(), "WEAVERGEN_TIMER_SECONDS": "1"}
+        self.namespace = namespace
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "weavergen.cli",
+                    "operator",
+                    "run",
+                    "--standalone",
+                    "--namespace",
+                    self.namespace,
+                    "--receiver-port",
+                    "0",
+                    "--log-format",
+                    "text",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no chance to save anything."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def __str__(self) -> str:
+        return str(self.log)
+
+
 @pytest.fixture
-def operator(plane: Plane, namespace: str, tmp_path: Path) -> Iterator[Path]:
-    """``weavergen operator run`` watching the test's namespace; yields its log file."""
-    log = tmp_path / "operator.log"
-    env = {**os.environ, **plane.env(), "WEAVERGEN_TIMER_SECONDS": "1"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "weavergen.cli",
-                "operator",
-                "run",
-                "--standalone",
-                "--namespace",
-                namespace,
-                "--receiver-port",
-                "0",
-                "--log-format",
-                "text",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+def operator(plane: Plane, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(plane, namespace, tmp_path / "operator.log")
+    process.start()
     try:
-        yield log
+        yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process.stop()
 
 
 def charter(mode: str = "enforce", executor: str = "inline") -> dict[str, Any]:
@@ -112,7 +138,15 @@ def condition(status: dict[str, Any], kind: str) -> str | None:
     return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
-def start_healthy(plane: Plane, rest: Rest, namespace: str, operator: Path, executor: str) -> None:
+def start_healthy(
+    plane: Plane,
+    rest: Rest,
+    namespace: str,
+    operator: OperatorProcess,
+    *,
+    executor: str,
+    mode: str = "enforce",
+) -> None:
     """A healthy target, its charter measured low, and its known-good snapshot taken."""
     rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
@@ -120,7 +154,9 @@ def start_healthy(plane: Plane, rest: Rest, namespace: str, operator: Path, exec
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(executor=executor)))
+    plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(mode, executor=executor))
+    )
     healthy = wait_for(
         lambda: (
             (s := status(rest, namespace, "RegenerationCharter", "web"))
@@ -141,7 +177,10 @@ def start_healthy(plane: Plane, rest: Rest, namespace: str, operator: Path, exec
 
 
 def corrupt_and_wait_for_the_cycle(
-    rest: Rest, namespace: str, operator: Path
+    rest: Rest,
+    namespace: str,
+    operator: OperatorProcess,
+    while_running: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Corrupt the config; the exporter's spans turn healthy once restarted pods read the reset
     config. Returns the cycle's name and final status."""
@@ -168,6 +207,8 @@ def corrupt_and_wait_for_the_cycle(
         )
         assert isinstance(cycles, list) and len(cycles) == 1
         name = cycles[0]["metadata"]["name"]
+        if while_running is not None:
+            while_running(name)
         final = wait_for(
             lambda: (
                 (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
@@ -186,11 +227,17 @@ def corrupt_and_wait_for_the_cycle(
 
 @pytest.mark.parametrize("executor", ["inline", "job"])
 def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
-    plane: Plane, rest: Rest, namespace: str, operator: Path, executor: str
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, executor: str
 ) -> None:
-    start_healthy(plane, rest, namespace, operator, executor)
+    start_healthy(plane, rest, namespace, operator, executor=executor)
     name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator)
-    assert final["phase"] == "Succeeded", (final.get("message"), operator.read_text()[-3000:])
+    assert_healed(plane, rest, namespace, name, final=final, executor=executor)
+
+
+def assert_healed(
+    plane: Plane, rest: Rest, namespace: str, name: str, *, final: dict[str, Any], executor: str
+) -> None:
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
     assert final["chosenStrategy"] == "partial-regeneration"
     assert final["entropyBefore"]["level"] in ("medium", "high", "critical")
     assert final["entropyAfter"]["level"] == "low"
@@ -235,7 +282,7 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
 
 
 def test_observe_mode_never_starts_a_cycle(
-    plane: Plane, rest: Rest, namespace: str, operator: Path
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
     apply(plane, namespace, deployment("web"), config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
@@ -253,3 +300,62 @@ def test_observe_mode_never_starts_a_cycle(
     assert isinstance(degraded, dict)
     assert degraded["entropy"]["level"] in ("medium", "high", "critical")
     assert rest.list("RegenerationCycle", namespace) == []
+
+
+def test_propose_mode_waits_for_approval_with_the_plan_in_status(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    start_healthy(plane, rest, namespace, operator, executor="inline", mode="propose")
+
+    def approve_after_checking_nothing_changed(name: str) -> None:
+        waiting = wait_for(
+            lambda: (
+                (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
+                == "AwaitingApproval"
+                and s
+            ),
+            90,
+            what=f"the cycle to wait for approval (operator log: {operator})",
+        )
+        assert isinstance(waiting, dict)
+        planned = {(c["action"], c["object"]) for c in waiting["plan"]}
+        assert ("reset_config_from_baseline", f"ConfigMap/{namespace}/web-config") in planned
+        assert "timeout_ms" in waiting["plan"][0]["diff"] or len(waiting["plan"]) > 1
+        assert "approve" in waiting["message"]
+        time.sleep(3)  # several reconciles later, still nothing changed without approval
+        assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == BROKEN
+        plane.kubectl(
+            "annotate", "rcy", name, "-n", namespace, "regeneration.weavergen.io/approve=true"
+        )
+
+    _, final = corrupt_and_wait_for_the_cycle(
+        rest, namespace, operator, approve_after_checking_nothing_changed
+    )
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_phase(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    start_healthy(plane, rest, namespace, operator, executor="job")
+
+    def kill_in_every_phase(name: str) -> None:
+        for phase in ("define", "measure", "explore", "develop", "implement"):
+            wait_for(
+                lambda p=phase: rest.get("Job", namespace, f"{name}-{p}"),
+                90,
+                what=f"the {phase} Job (operator log: {operator})",
+            )
+            operator.kill()
+            operator.start()
+
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_in_every_phase)
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    jobs = rest.list("Job", namespace)
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(
+        f"{name}-{p}" for p in ("define", "measure", "explore", "develop", "implement")
+    )
+    for job in jobs:  # one attempt each: nothing ran twice
+        assert job["status"].get("succeeded") == 1 and not job["status"].get("failed")
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD

@@ -112,6 +112,14 @@ class RankedOption(StatusModel):
     reasons: list[str] = Field(default_factory=list, description="Why it ranked where it did.")
 
 
+class PlannedChange(StatusModel):
+    """One object change of the Develop plan, as a unified diff (cut at 4 KiB)."""
+
+    action: str = Field(description="The workflow action that makes the change.")
+    object: str = Field(description="Kind/namespace/name of the object.")
+    diff: str = Field(default="", max_length=4096, description="Unified diff, now -> planned.")
+
+
 class SnapshotRef(StatusModel):
     """Where the pre-change snapshot of the targets lives."""
 
@@ -145,6 +153,13 @@ class RegenerationCycleStatus(StatusModel):
     entropy_after: EntropySnapshot | None = Field(default=None, description="After the fix.")
     options: list[RankedOption] = Field(default_factory=list, description="Ranked options.")
     chosen_strategy: str | None = Field(default=None, description="The strategy carried out.")
+    plan: list[PlannedChange] = Field(
+        default_factory=list,
+        description="Object changes Develop planned (propose mode: to approve).",
+    )
+    predicted_entropy: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Entropy Develop expects after the fix."
+    )
     snapshot: SnapshotRef | None = Field(default=None, description="The pre-change snapshot.")
     rollback: RollbackRecord | None = Field(default=None, description="Rollback, if one ran.")
     trace_id: str | None = Field(default=None, description="W3C trace id of the cycle's trace.")

@@ -23,6 +23,7 @@ RUNNING_PHASE = {
     "develop": "Developing",
     "implement": "Implementing",
 }
+DIFF_LIMIT = 4096
 OUTCOME_PHASE = {
     "succeeded": "Succeeded",
     "not_needed": "NotNeeded",
@@ -59,8 +60,12 @@ def phase_records(
     record = next((r for r in records if r["name"] == task), None)
     if record is None:
         since = records[-1].get("finishedAt") if records else cycle_started
-        record = {"name": task, "startedAt": since or stamp(now), "attempts": 1,
-                  "outcome": "Running"}  # fmt: skip
+        record = {
+            "name": task,
+            "startedAt": since or stamp(now),
+            "attempts": 1,
+            "outcome": "Running",
+        }
         if job:
             record["job"] = job
         records.append(record)
@@ -88,6 +93,18 @@ def cycle_status(
     if "exploration" in data:
         patch["options"] = data["exploration"]["options"]
         patch["chosenStrategy"] = data["chosen"]["strategy"]
+    solution = data.get("solution")
+    if solution:
+        patch["plan"] = [
+            {
+                "action": step["action"],
+                "object": change["object"],
+                "diff": change["diff"][:DIFF_LIMIT],
+            }
+            for step in solution["plan"]
+            for change in step["changes"]
+        ]
+        patch["predictedEntropy"] = solution["predicted_entropy"]
     outcome = data.get("outcome")
     if outcome:
         phase = OUTCOME_PHASE.get(str(outcome), "Failed")

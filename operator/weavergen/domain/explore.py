@@ -236,14 +236,24 @@ def explore(
     deny: Iterable[str] = (),
     exclude: Mapping[str, str] | None = None,
     level: EntropyLevel | None = None,
+    max_failures: int | None = None,
 ) -> Exploration:
-    """Rank the strategies fit for the measured level; ``exclude`` maps names to reasons."""
+    """Rank the strategies fit for the measured level; ``exclude`` maps names to reasons.
+
+    A strategy that already failed ``max_failures`` times for the same signature is excluded,
+    so the operator escalates instead of repeating what does not work.
+    """
     features = features_of(measurement, context)
     signature = signature_of(features)
     causes = cause_posterior(features)
     level = level or EntropyLevel(measurement.get("entropy_level") or "low")
     allowed, denied = set(allow), set(deny)
     excluded = dict(exclude or {})
+    for h in history:
+        if max_failures and h.signature == signature and h.failures >= max_failures:
+            excluded.setdefault(
+                h.strategy, f"failed {h.failures} times for these symptoms: not tried again"
+            )
     for s in CATALOG.values():
         if s.name == OBSERVE:
             continue

@@ -128,10 +128,73 @@ def decide(
         "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
         f"entropy {level.value} ({score}), trigger at {trigger.value}",
     )
-    patch["conditions"] = conditions.items
     acts = spec.trigger.mode == "auto" and spec.mode != "observe"
-    start = degraded and acts and not status.get("activeCycle")
+    wants = degraded and acts and not status.get("activeCycle")
+    breaker, allowed, why = circuit_breaker(spec, status.get("circuitBreaker") or {}, wants, now)
+    patch["circuitBreaker"] = breaker
+    conditions.set("CircuitOpen", breaker["state"] == "Open", "CircuitBreaker", why)
+    patch["conditions"] = conditions.items
+    start = wants and allowed
     return CharterDecision(patch, f"entropy {level.value} ({score})" if start else None)
+
+
+def circuit_breaker(
+    spec: RegenerationCharterSpec, state: Mapping[str, Any], wants: bool, now: datetime
+) -> tuple[dict[str, Any], bool, str]:
+    """The breaker's next state, whether a wanted cycle may start, and why (pure).
+
+    At most ``maxCycles`` cycles start within ``windowSeconds``; one more opens the breaker for
+    ``cooldownSeconds``, doubled for each opening in a row (capped at ``maxCooldownSeconds``).
+    A breaker whose cooldown is over closes again; a quiet window resets the doubling.
+    """
+    policy = spec.circuit_breaker
+    window = timedelta(seconds=policy.window_seconds)
+    recent = [
+        t
+        for t in state.get("recentCycleStarts") or []
+        if (started := parse_time(t)) is not None and now - started < window
+    ]
+    openings = int(state.get("consecutiveOpenings", 0))
+    open_until = parse_time(state.get("openUntil"))
+    if open_until is not None and now < open_until:
+        why = f"open until {stamp(open_until)}: {len(recent)} cycles in {policy.window_seconds}s"
+        return (
+            {
+                "state": "Open",
+                "recentCycleStarts": recent,
+                "openUntil": stamp(open_until),
+                "consecutiveOpenings": openings,
+            },
+            False,
+            why,
+        )
+    if not recent:
+        openings = 0
+    if wants and len(recent) >= policy.max_cycles:
+        cooldown = min(policy.cooldown_seconds * 2**openings, policy.max_cooldown_seconds)
+        until = now + timedelta(seconds=cooldown)
+        why = (
+            f"opened: {len(recent)} cycles within {policy.window_seconds}s reached maxCycles "
+            f"{policy.max_cycles}; cooling down {cooldown}s"
+        )
+        return (
+            {
+                "state": "Open",
+                "recentCycleStarts": recent,
+                "openUntil": stamp(until),
+                "consecutiveOpenings": openings + 1,
+            },
+            False,
+            why,
+        )
+    if wants:
+        recent = [*recent, stamp(now)]
+    why = f"closed: {len(recent)} of {policy.max_cycles} cycles in the window"
+    return (
+        {"state": "Closed", "recentCycleStarts": recent, "consecutiveOpenings": openings},
+        wants,
+        why,
+    )
 
 
 def _summary(indicator: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ from weavergen.k8s.jobs import PhaseJobs, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases
 from weavergen.phases.simulate import BPMN_DIR
-from weavergen.workflows import ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
 
 STATE_KEY = "state.json.gz"
 
@@ -85,6 +85,17 @@ class CycleRunner:
                 break  # done, or a phase Job is still running: the next reconcile resumes
             on_step(task, run.data)
         return run
+
+
+APPROVAL_ANNOTATION = "regeneration.weavergen.io/approve"
+
+
+def awaiting_approval(params: dict[str, Any], data: dict[str, Any]) -> None:
+    """Implement in propose mode, until a person approves the plan Develop left in status."""
+    raise Pending(
+        f"plan ready ({(data.get('chosen') or {}).get('strategy')}): approve with "
+        f"kubectl annotate rcy <name> {APPROVAL_ANNOTATION}=true"
+    )
 
 
 class CycleReconciler:
@@ -177,15 +188,24 @@ class CycleReconciler:
                 {**update, "startedAt": current["startedAt"], "workflowState": state_name(name)},
             )
 
-        run = CycleRunner(self.rest, namespace, name, owner, phases.registry(jobs)).run(on_step)
+        operators = dict(jobs or {})
+        approved = (meta.get("annotations") or {}).get(APPROVAL_ANNOTATION) == "true"
+        if charter.mode == "propose" and not approved and not cycle.dry_run:
+            operators["implement"] = awaiting_approval
+        run = CycleRunner(self.rest, namespace, name, owner, phases.registry(operators)).run(
+            on_step
+        )
         if run.waiting:
             task = next(iter(run.pending))
             job = f"{name}-{task}" if jobs else None
+            waiting_for_people = operators.get(task) is awaiting_approval
             self.patch_status(
                 namespace,
                 name,
                 {
-                    "phase": RUNNING_PHASE.get(task, "Pending"),
+                    "phase": "AwaitingApproval"
+                    if waiting_for_people
+                    else RUNNING_PHASE.get(task, "Pending"),
                     "message": "; ".join(run.pending.values()),
                     "phases": phase_records(
                         current.get("phases") or [],

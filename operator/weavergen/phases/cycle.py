@@ -89,6 +89,7 @@ class CyclePhases:
             history=self.history,
             allow=self.spec.strategies.allow,
             deny=self.spec.strategies.deny,
+            max_failures=self.spec.circuit_breaker.max_strategy_failures,
         )
         chosen = exploration.best.as_status()
         if self.cycle.strategy:

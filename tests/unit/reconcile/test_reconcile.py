@@ -153,3 +153,74 @@ def test_cycle_status_outcomes() -> None:
     kinds = {c["type"]: c["status"] for c in status["conditions"]}
     assert kinds["RolledBack"] == "True" and kinds["Succeeded"] == "False"
     assert kinds["Defined"] == kinds["Measured"] == kinds["Explored"] == "True"
+
+
+def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> None:
+    spec = SPEC.model_copy(
+        update={
+            "circuit_breaker": SPEC.circuit_breaker.model_copy(
+                update={
+                    "max_cycles": 2,
+                    "window_seconds": 3600,
+                    "cooldown_seconds": 300,
+                    "max_cooldown_seconds": 3600,
+                }
+            )
+        }
+    )
+    status: dict[str, Any] = {}
+    starts = []
+    for minute in range(4):
+        now = NOW + timedelta(minutes=minute)
+        decision = decide(
+            spec,
+            generation=1,
+            status=status,
+            measurement=measurement("high", 0.7),
+            problem=None,
+            now=now,
+        )
+        status = {**status, **decision.status}
+        starts.append(decision.start_cycle is not None)
+    assert starts == [True, True, False, False]
+    kinds = {c["type"]: c for c in status["conditions"]}
+    assert kinds["CircuitOpen"]["status"] == "True"
+    assert status["circuitBreaker"]["state"] == "Open"
+    # After the cooldown it closes; the window still holds two starts, so it opens again for
+    # twice as long (doubling), and only a quiet window resets that.
+    later = NOW + timedelta(minutes=2, seconds=301)
+    again = decide(
+        spec,
+        generation=1,
+        status=status,
+        measurement=measurement("high", 0.7),
+        problem=None,
+        now=later,
+    )
+    assert again.start_cycle is None and again.status["circuitBreaker"]["consecutiveOpenings"] == 2
+    quiet = NOW + timedelta(hours=2)
+    reopened = decide(
+        spec,
+        generation=1,
+        status={**status, **again.status},
+        measurement=measurement("high", 0.7),
+        problem=None,
+        now=quiet,
+    )
+    assert reopened.start_cycle is not None
+    assert reopened.status["circuitBreaker"]["state"] == "Closed"
+
+
+def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> None:
+    from weavergen.domain.explore import Outcome, TargetContext, explore  # noqa: PLC0415
+
+    m = {
+        **measurement("high", 0.7),
+        "drift_indicators": [{"type": "error_rate_increase", "severity": 1, "evidence": {}}],
+    }
+    first = explore(m, TargetContext(config_changed=True), max_failures=2)
+    best = first.best.strategy
+    history = [Outcome(best, first.signature, 0, 2)]
+    second = explore(m, TargetContext(config_changed=True), history=history, max_failures=2)
+    assert best not in [o.strategy for o in second.options]
+    assert "not tried again" in second.excluded[best]
