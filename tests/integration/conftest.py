@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
-from hack.localplane.plane import Plane
+from hack.localplane.plane import Plane, write_kubeconfig
+from tests.helpers import REPO
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,3 +50,20 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition}")
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig holding a token of the weavergen-operator service account, bound by
+    config/rbac/operator.yaml: what the operator runs under in the tests, to prove its RBAC."""
+    lock = tmp_path_factory.getbasetemp().parent / "operator-rbac.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        plane.kubectl("create", "namespace", "weavergen-system", check=False)
+        plane.kubectl("apply", "-f", str(REPO / "config" / "rbac" / "operator.yaml"))
+    token = plane.kubectl(
+        "create", "token", "weavergen-operator", "-n", "weavergen-system", "--duration=4h"
+    ).stdout.strip()
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    write_kubeconfig(path, plane.server, plane.pki, token=token)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -242,3 +243,59 @@ def test_unmet_criteria_roll_back_to_a_byte_identical_state(
     assert RESTARTED_AT not in (
         (template["spec"]["template"].get("metadata") or {}).get("annotations") or {}
     )
+
+
+def test_regeneration_auto_runs_one_cycle_inline_from_the_cli(
+    plane: Plane, rest: Rest, namespace: str, broken_target: KubeGateway, tmp_path: Any
+) -> None:
+    path = tmp_path / "charter.json"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "regeneration.weavergen.io/v1alpha1",
+                "kind": "RegenerationCharter",
+                "metadata": {"name": "web", "namespace": namespace},
+                "spec": {
+                    **charter_spec(),
+                    "successCriteria": {
+                        "maxEntropyScore": 0.3,
+                        "minHealthScore": 0.9,
+                        "minEntropyReduction": 0.2,
+                        "maxRecoverySeconds": 120,
+                        "settleSeconds": 1,
+                        "verifyWindows": 1,
+                    },
+                },
+            }
+        )
+    )
+    stop = threading.Event()
+
+    def collector() -> None:
+        while not stop.wait(0.2):
+            objects = broken_target.objects()
+            template = objects[f"Deployment/{namespace}/web"]["spec"]["template"]
+            restarted = RESTARTED_AT in ((template.get("metadata") or {}).get("annotations") or {})
+            if objects[f"ConfigMap/{namespace}/web-config"]["data"] == GOOD and restarted:
+                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
+                return
+
+    thread = threading.Thread(target=collector, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "weavergen.cli", "regeneration", "auto", "--charter", str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **plane.env()},
+            timeout=300,
+            check=False,
+        )
+    finally:
+        stop.set()
+        thread.join(5)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "succeeded" and summary["strategy"] == "partial-regeneration"
+    assert summary["entropy_after"] < summary["entropy_before"]
+    assert "done: implement" in result.stderr  # progress, task by task

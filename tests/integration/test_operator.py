@@ -28,9 +28,12 @@ from tests.integration.test_implement import (
     put,
     spans,
 )
+from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.actions import RESTARTED_AT
 from weavergen.domain.simulator import Faults
+from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s.rest import Rest
+from weavergen.k8s.targets import Targets
 
 
 @pytest.fixture
@@ -39,10 +42,16 @@ def rest(api: client.ApiClient) -> Rest:
 
 
 class OperatorProcess:
-    """``weavergen operator run`` watching one namespace, restartable; logs to one file."""
+    """``weavergen operator run`` watching one namespace under the operator's service account
+    (config/rbac/operator.yaml), restartable; logs to one file."""
 
-    def __init__(self, plane: Plane, namespace: str, log: Path) -> None:
-        self.env = {**os.environ, **plane.env(), "WEAVERGEN_TIMER_SECONDS": "1"}
+    def __init__(self, plane: Plane, namespace: str, log: Path, kubeconfig: Path) -> None:
+        self.env = {
+            **os.environ,
+            **plane.env(),
+            "WEAVERGEN_TIMER_SECONDS": "1",
+            "KUBECONFIG": str(kubeconfig),
+        }
         self.namespace = namespace
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -88,8 +97,10 @@ class OperatorProcess:
 
 
 @pytest.fixture
-def operator(plane: Plane, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(plane, namespace, tmp_path / "operator.log")
+def operator(
+    plane: Plane, namespace: str, tmp_path: Path, operator_kubeconfig: Path
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(plane, namespace, tmp_path / "operator.log", operator_kubeconfig)
     process.start()
     try:
         yield process
@@ -359,3 +370,68 @@ def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_p
     for job in jobs:  # one attempt each: nothing ran twice
         assert job["status"].get("succeeded") == 1 and not job["status"].get("failed")
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """Nothing heals the spans here, so the first cycle's verification fails: the target goes
+    back to exactly its pre-cycle state, and with maxCycles 1 no second cycle starts."""
+    rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
+    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    spec = charter()
+    spec["spec"]["circuitBreaker"] = {
+        "maxCycles": 1,
+        "windowSeconds": 3600,
+        "cooldownSeconds": 600,
+        "maxCooldownSeconds": 3600,
+    }
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
+    wait_for(
+        lambda: rest.get("ConfigMap", namespace, "web-golden"),
+        60,
+        what=f"the known-good snapshot (operator log: {operator})",
+    )
+    put(rest, namespace, config_map("web-config", BROKEN))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
+    before = Targets(rest, namespace, RegenerationCharterSpec.model_validate(spec["spec"]).target)
+    pre_cycle = Snapshot.take(before.objects())
+    cycles = wait_for(
+        lambda: rest.list("RegenerationCycle", namespace),
+        60,
+        what=f"a cycle (operator log: {operator})",
+    )
+    assert isinstance(cycles, list)
+    name = cycles[0]["metadata"]["name"]
+    final = wait_for(
+        lambda: (
+            (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
+            in ("Succeeded", "RolledBack", "Failed")
+            and s
+        ),
+        120,
+        what=f"the cycle to finish (operator log: {operator})",
+    )
+    assert isinstance(final, dict)
+    assert final["phase"] == "RolledBack", final.get("message")
+    assert condition(final, "RolledBack") == "True"
+    assert "did not meet the success criteria" in final["message"]
+    assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # byte-identical again
+    opened = wait_for(
+        lambda: (
+            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "CircuitOpen")
+            == "True"
+            and s
+        ),
+        60,
+        what=f"the circuit breaker to open (operator log: {operator})",
+    )
+    assert isinstance(opened, dict)
+    assert opened["circuitBreaker"]["state"] == "Open"
+    assert opened["strategyHistory"][0]["failures"] == 1
+    time.sleep(5)  # several measurements later: still one cycle
+    assert len(rest.list("RegenerationCycle", namespace)) == 1

@@ -129,6 +129,8 @@ def outcome_message(phase: str, data: Mapping[str, Any]) -> str:
         return "entropy is below the level that needs regeneration"
     if phase == "Escalated":
         return "no safe remedy for these symptoms: escalated without changing anything"
+    if verdict and verdict != ["every success criterion met"]:
+        return f"{strategy} did not meet the success criteria: " + "; ".join(verdict)
     if failure:
         return f"{failure.get('task')} failed: {failure.get('error')}"
     return f"{strategy} did not meet the success criteria: " + "; ".join(verdict)
