@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +14,21 @@ from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import wait_for
+from tests.scenario import (
+    BROKEN,
+    GOOD,
+    HealingExporter,
+    apply,
+    charter_spec,
+    config_map,
+    deployment,
+    put,
+    spans,
+)
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
 from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_action
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json
+from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.k8s import snapshots
 from weavergen.k8s.gateway import KubeGateway
@@ -28,46 +38,10 @@ from weavergen.phases.operators import Operators
 from weavergen.phases.simulate import BPMN_DIR
 from weavergen.workflows import WorkflowRun, load_process
 
-PYTHON = os.path.basename(sys.executable)
-
 
 @pytest.fixture
 def rest(api: client.ApiClient) -> Rest:
     return Rest(api)
-
-
-def deployment(name: str, image: str = "app:1") -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": image,
-                            "command": [PYTHON, "-c", "import time; time.sleep(3600)"],
-                        }
-                    ],
-                },
-            },
-        },
-    }
-
-
-def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
-
-
-def apply(plane: Plane, namespace: str, *objects: dict[str, Any]) -> None:
-    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=body)
 
 
 def test_snapshots_are_chunked_immutable_and_checked(rest: Rest, namespace: str) -> None:
@@ -117,38 +91,6 @@ def test_rollout_undo_returns_to_the_previous_revision(
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
 
 
-def charter_spec() -> dict[str, Any]:
-    return {
-        "systemId": "web",
-        "systemType": "web-service",
-        "target": {"workloads": [{"name": "web"}], "configMaps": ["web-config"]},
-        "telemetry": {
-            "serviceName": "web",
-            "source": "configMap",
-            "configMap": {"name": "web-spans", "key": "spans.json"},
-            "baseline": {"configMap": {"name": "web-baseline", "key": "spans.json"}},
-        },
-    }
-
-
-def spans(faults: Faults, seed: int) -> str:
-    """About 500 spans of OTLP/JSON: a ConfigMap holds at most 1 MiB."""
-    sim = EntropySimulator(3)
-    system = sim.system("web")
-    return json.dumps(to_otlp_json(list(sim.chunks(system, faults, seed, window_s=8))))
-
-
-def put(rest: Rest, namespace: str, obj: dict[str, Any]) -> None:
-    """Create or replace a ConfigMap (kubectl apply would double it with its annotation)."""
-    Targets(rest, namespace, RegenerationCharterSpec.model_validate(charter_spec()).target).write(
-        obj
-    )
-
-
-GOOD = {"timeout_ms": "800", "pool": "20"}
-BROKEN = {"timeout_ms": "1", "pool": "20"}
-
-
 @pytest.fixture
 def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[KubeGateway]:
     """A healthy Deployment and ConfigMap with a golden snapshot, then the config corrupted."""
@@ -189,29 +131,10 @@ def test_partial_regeneration_resets_config_restarts_and_succeeds(
 ) -> None:
     before = broken_target.measure()
     assert before["entropy_level"] in ("medium", "high", "critical")
-    stop = threading.Event()
-
-    def collector() -> None:
-        """Stands in for the exporter: once the restarted pods read the reset config, their
-        spans are healthy again."""
-        while not stop.wait(0.2):
-            objects = broken_target.objects()
-            config = objects[f"ConfigMap/{namespace}/web-config"]["data"]
-            template = objects[f"Deployment/{namespace}/web"]["spec"]["template"]
-            restarted = RESTARTED_AT in ((template.get("metadata") or {}).get("annotations") or {})
-            if config == GOOD and restarted:
-                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
-                return
-
-    thread = threading.Thread(target=collector, daemon=True)
-    thread.start()
-    try:
+    with HealingExporter(rest, namespace):
         run, operators = run_strategy(
             broken_target, "partial-regeneration", before["entropy_score"]
         )
-    finally:
-        stop.set()
-        thread.join(5)
     assert run.data["outcome"] == "succeeded", run.data.get("failure")
     assert run.data["criteria_met"] is True
     live = broken_target.objects()
@@ -269,20 +192,7 @@ def test_regeneration_auto_runs_one_cycle_inline_from_the_cli(
             }
         )
     )
-    stop = threading.Event()
-
-    def collector() -> None:
-        while not stop.wait(0.2):
-            objects = broken_target.objects()
-            template = objects[f"Deployment/{namespace}/web"]["spec"]["template"]
-            restarted = RESTARTED_AT in ((template.get("metadata") or {}).get("annotations") or {})
-            if objects[f"ConfigMap/{namespace}/web-config"]["data"] == GOOD and restarted:
-                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
-                return
-
-    thread = threading.Thread(target=collector, daemon=True)
-    thread.start()
-    try:
+    with HealingExporter(rest, namespace):
         result = subprocess.run(
             [sys.executable, "-m", "weavergen.cli", "regeneration", "auto", "--charter", str(path)],
             capture_output=True,
@@ -291,9 +201,6 @@ def test_regeneration_auto_runs_one_cycle_inline_from_the_cli(
             timeout=300,
             check=False,
         )
-    finally:
-        stop.set()
-        thread.join(5)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["outcome"] == "succeeded" and summary["strategy"] == "partial-regeneration"

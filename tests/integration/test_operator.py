@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +15,21 @@ from kubernetes import client
 from hack.localplane.plane import Plane
 from tests.helpers import REPO
 from tests.integration.conftest import wait_for
-from tests.integration.test_implement import (
+from tests.scenario import (
     BROKEN,
     GOOD,
+    HealingExporter,
+    OperatorProcess,
     apply,
+    condition,
     config_map,
     deployment,
     put,
     spans,
+    status,
 )
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.actions import RESTARTED_AT
-from weavergen.domain.simulator import Faults
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
 from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
@@ -39,61 +38,6 @@ from weavergen.k8s.targets import Targets
 @pytest.fixture
 def rest(api: client.ApiClient) -> Rest:
     return Rest(api)
-
-
-class OperatorProcess:
-    """``weavergen operator run`` watching one namespace under the operator's service account
-    (config/rbac/operator.yaml), restartable; logs to one file."""
-
-    def __init__(self, plane: Plane, namespace: str, log: Path, kubeconfig: Path) -> None:
-        self.env = {
-            **os.environ,
-            **plane.env(),
-            "WEAVERGEN_TIMER_SECONDS": "1",
-            "KUBECONFIG": str(kubeconfig),
-        }
-        self.namespace = namespace
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("a") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "weavergen.cli",
-                    "operator",
-                    "run",
-                    "--standalone",
-                    "--namespace",
-                    self.namespace,
-                    "--receiver-port",
-                    "0",
-                    "--log-format",
-                    "text",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no chance to save anything."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def __str__(self) -> str:
-        return str(self.log)
 
 
 @pytest.fixture
@@ -137,16 +81,6 @@ def charter(mode: str = "enforce", executor: str = "inline") -> dict[str, Any]:
             },
         },
     }
-
-
-def status(rest: Rest, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    obj = rest.get(kind, namespace, name) or {}
-    found: dict[str, Any] = obj.get("status") or {}
-    return found
-
-
-def condition(status: dict[str, Any], kind: str) -> str | None:
-    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
 def start_healthy(
@@ -195,22 +129,9 @@ def corrupt_and_wait_for_the_cycle(
 ) -> tuple[str, dict[str, Any]]:
     """Corrupt the config; the exporter's spans turn healthy once restarted pods read the reset
     config. Returns the cycle's name and final status."""
-    stop = threading.Event()
-
-    def collector() -> None:
-        while not stop.wait(0.3):
-            config = (rest.get("ConfigMap", namespace, "web-config") or {}).get("data")
-            web = rest.get("Deployment", namespace, "web") or {}
-            annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
-            if config == GOOD and RESTARTED_AT in annotations:
-                put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
-                return
-
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
-    thread = threading.Thread(target=collector, daemon=True)
-    thread.start()
-    try:
+    with HealingExporter(rest, namespace):
         cycles = wait_for(
             lambda: rest.list("RegenerationCycle", namespace),
             60,
@@ -229,9 +150,6 @@ def corrupt_and_wait_for_the_cycle(
             180,
             what=f"the cycle to finish (operator log: {operator})",
         )
-    finally:
-        stop.set()
-        thread.join(5)
     assert isinstance(final, dict)
     return name, final
 
@@ -435,3 +353,56 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     assert opened["strategyHistory"][0]["failures"] == 1
     time.sleep(5)  # several measurements later: still one cycle
     assert len(rest.list("RegenerationCycle", namespace)) == 1
+
+
+def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    spec = charter("observe")
+    spec["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 10, "minSpans": 100}
+    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
+    port = wait_for(operator.receiver_port, 30, what="the operator's OTLP receiver")
+    sim = EntropySimulator(3)
+    system = sim.system("web")
+
+    def push(faults: Faults, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        seed = 100
+        while time.monotonic() < deadline:
+            seed += 1
+            body = to_otlp_protobuf(list(sim.chunks(system, faults, seed, window_s=3)))
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/traces",
+                data=body,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+            time.sleep(0.5)
+
+    push(Faults(), 14)
+    assert rest.get("ConfigMap", namespace, "web-baseline") is not None  # captured
+    healthy = wait_for(
+        lambda: (
+            (s := status(rest, namespace, "RegenerationCharter", "web"))
+            .get("entropy", {})
+            .get("level")
+            and s
+        ),
+        30,
+        what=f"a measurement from pushed spans (operator log: {operator})",
+    )
+    assert isinstance(healthy, dict) and healthy["entropy"]["level"] == "low"
+    push(Faults(error_rate=0.35), 12)
+    sick = wait_for(
+        lambda: (
+            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "Degraded")
+            == "True"
+            and s
+        ),
+        30,
+        what=f"the pushed errors to show (operator log: {operator})",
+    )
+    assert isinstance(sick, dict)
+    assert "error_rate_increase" in {i["type"] for i in sick["entropy"]["indicators"]}

@@ -14,6 +14,7 @@ from typing import Any
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import resolve_spec
+from weavergen.domain.strategies import CATALOG
 
 LEVELS = list(EntropyLevel)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -91,6 +92,12 @@ def decide(
             "source": "charter" if spec.thresholds else "systemType",
         },
     }
+    unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
+    if unknown:
+        problem = f"unknown strategies in spec.strategies: {', '.join(unknown)}"
+        conditions.set("Ready", False, "UnknownStrategy", problem)
+        patch["conditions"] = conditions.items
+        return CharterDecision(patch)
     if problem is not None:
         conditions.set("Ready", False, "MeasurementFailed", problem)
         patch["conditions"] = conditions.items

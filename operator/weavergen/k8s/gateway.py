@@ -20,6 +20,13 @@ from weavergen.k8s.events import post_event
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
+BASELINE_KEY = "summary.json"
+
+
+def baseline_name(charter: str) -> str:
+    """Where a charter's captured baseline summary lives."""
+    return f"{charter}-baseline"
+
 
 def golden_name(charter: str) -> str:
     """Where a charter's known-good snapshot lives."""
@@ -144,10 +151,35 @@ class KubeGateway:
         return self._receiver_window()
 
     def baseline(self) -> ServiceSummary:
+        """The charter's baseline ConfigMap of spans, or the window captured as the baseline.
+
+        Without a baseline ConfigMap the first window with enough spans is kept, as a summary
+        in ``<charter>-baseline`` (measuring starts from the next window): a charter is applied
+        to a system that is healthy now, or its baseline must be given.
+        """
         ref = self.spec.telemetry.baseline.config_map
-        if ref is None:
-            raise LookupError("the charter names no baseline ConfigMap")
-        return self._config_map_spans(ref.name, ref.key)
+        if ref is not None:
+            return self._config_map_spans(ref.name, ref.key)
+        stored = self.rest.get("ConfigMap", self.namespace, baseline_name(self.charter))
+        if stored is not None:
+            return ServiceSummary.from_dict(json.loads(stored["data"][BASELINE_KEY]))
+        window = self.current()
+        if window.span_count < self.settings.min_spans:
+            raise LookupError(
+                f"no baseline yet: the window has {window.span_count} spans, fewer than "
+                f"{self.settings.min_spans}"
+            )
+        self.rest.create(
+            "ConfigMap",
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": baseline_name(self.charter), "namespace": self.namespace},
+                "data": {BASELINE_KEY: json.dumps(window.to_dict())},
+            },
+        )
+        raise LookupError("captured the baseline from this window; measuring from the next")
 
     def measure(self) -> dict[str, Any]:
         s = self.settings

@@ -224,3 +224,15 @@ def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> 
     second = explore(m, TargetContext(config_changed=True), history=history, max_failures=2)
     assert best not in [o.strategy for o in second.options]
     assert "not tried again" in second.excluded[best]
+
+
+def test_unknown_strategy_names_make_the_charter_not_ready() -> None:
+    spec = SPEC.model_copy(
+        update={"strategies": SPEC.strategies.model_copy(update={"deny": ["agent-rest"]})}
+    )
+    decision = decide(
+        spec, generation=4, status={}, measurement=measurement("high", 0.7), problem=None, now=NOW
+    )
+    (ready,) = decision.status["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "UnknownStrategy")
+    assert "agent-rest" in ready["message"] and decision.start_cycle is None

@@ -1,0 +1,189 @@
+"""The scenario the integration tests and the cycle benchmark share: a Deployment and its
+ConfigMap, spans in ConfigMaps, a config corruption, and an exporter that reports healthy spans
+once restarted pods read the reset config. Also the operator as a restartable process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from hack.localplane.plane import Plane
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.domain.actions import RESTARTED_AT
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json
+from weavergen.k8s.rest import Rest
+from weavergen.k8s.targets import Targets
+
+PYTHON = os.path.basename(sys.executable)
+GOOD = {"timeout_ms": "800", "pool": "20"}
+BROKEN = {"timeout_ms": "1", "pool": "20"}
+
+
+def deployment(name: str, image: str = "app:1") -> dict[str, Any]:
+    """A Deployment whose pods are a sleeping Python process (the node agent runs them)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "command": [PYTHON, "-c", "import time; time.sleep(3600)"],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def apply(plane: Plane, namespace: str, *objects: dict[str, Any]) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=body)
+
+
+def charter_spec() -> dict[str, Any]:
+    return {
+        "systemId": "web",
+        "systemType": "web-service",
+        "target": {"workloads": [{"name": "web"}], "configMaps": ["web-config"]},
+        "telemetry": {
+            "serviceName": "web",
+            "source": "configMap",
+            "configMap": {"name": "web-spans", "key": "spans.json"},
+            "baseline": {"configMap": {"name": "web-baseline", "key": "spans.json"}},
+        },
+    }
+
+
+def spans(faults: Faults, seed: int) -> str:
+    """About 500 spans of OTLP/JSON: a ConfigMap holds at most 1 MiB."""
+    sim = EntropySimulator(3)
+    system = sim.system("web")
+    return json.dumps(to_otlp_json(list(sim.chunks(system, faults, seed, window_s=8))))
+
+
+def put(rest: Rest, namespace: str, obj: dict[str, Any]) -> None:
+    """Create or replace a ConfigMap (kubectl apply would double it with its annotation)."""
+    target = RegenerationCharterSpec.model_validate(charter_spec()).target
+    Targets(rest, namespace, target).write(obj)
+
+
+def status(rest: Rest, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    obj = rest.get(kind, namespace, name) or {}
+    found: dict[str, Any] = obj.get("status") or {}
+    return found
+
+
+def condition(status: dict[str, Any], kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
+
+
+class HealingExporter:
+    """Stands in for the app's span exporter: once the config is reset and the pods restarted,
+    the spans it writes are healthy again (a context manager running a polling thread)."""
+
+    def __init__(self, rest: Rest, namespace: str) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.3):
+            config = (self.rest.get("ConfigMap", self.namespace, "web-config") or {}).get("data")
+            web = self.rest.get("Deployment", self.namespace, "web") or {}
+            annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+            if config == GOOD and RESTARTED_AT in annotations:
+                healthy = config_map("web-spans", {"spans.json": spans(Faults(), 4)})
+                put(self.rest, self.namespace, healthy)
+                return
+
+    def __enter__(self) -> HealingExporter:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+class OperatorProcess:
+    """``weavergen operator run`` watching one namespace, restartable; logs to one file."""
+
+    def __init__(self, plane: Plane, namespace: str, log: Path, kubeconfig: Path) -> None:
+        self.env = {
+            **os.environ,
+            **plane.env(),
+            "WEAVERGEN_TIMER_SECONDS": "1",
+            "KUBECONFIG": str(kubeconfig),
+        }
+        self.namespace = namespace
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "weavergen.cli",
+            "operator",
+            "run",
+            "--standalone",
+            "--namespace",
+            self.namespace,
+            "--receiver-port",
+            "0",
+            "--log-format",
+            "text",
+        ]
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                            env=self.env)  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no chance to save anything."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def receiver_port(self) -> int | None:
+        """The OTLP receiver's port, once the operator has logged it."""
+        found = re.findall(r"started the OTLP receiver port=(\d+)", self.log.read_text())
+        return int(found[-1]) if found else None
+
+    def __str__(self) -> str:
+        return str(self.log)
