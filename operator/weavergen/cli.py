@@ -512,8 +512,9 @@ def cmd_operator_run(args: argparse.Namespace) -> int:
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=args.standalone,
-        # A peering name makes kopf wait for the peering CRD even when standalone.
+        # Active/standby needs kopf's peering CRDs (config/crd/kopf-peering.yaml); without a
+        # peering name the operator runs alone rather than waiting for them.
+        standalone=args.standalone or not args.peering,
         peering_name=None if args.standalone else args.peering,
         liveness_endpoint=args.liveness,
     )
@@ -632,9 +633,14 @@ def _add_operator(groups: Any) -> None:
     run.add_argument(
         "--standalone",
         action="store_true",
-        help="no peering: do not coordinate with other operator instances",
+        help="no peering, even with --peering (the default without it)",
     )
-    run.add_argument("--peering", default="weavergen-operator", help="peering object name")
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="active/standby with the other instances of this peering name "
+        "(needs config/crd/kopf-peering.yaml)",
+    )
     run.add_argument(
         "--liveness",
         default=None,
