@@ -173,11 +173,17 @@ def assert_healed(
     assert all(o["reasons"] for o in final["options"])
     for kind in ("Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"):
         assert condition(final, kind) == "True", kind
+    assert len(final["traceId"]) == 32
     records = {r["name"]: r for r in final["phases"]}
     assert list(records) == ["define", "measure", "explore", "develop", "implement"]
     assert all(r["outcome"] == "Succeeded" and r["durationSeconds"] >= 0 for r in records.values())
     if executor == "job":
         assert all(r["job"] == f"{name}-{phase}" for phase, r in records.items())
+        job = rest.get("Job", namespace, f"{name}-measure") or {}
+        env = {
+            e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["TRACEPARENT"].startswith(f"00-{final['traceId']}-")
     events = plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     reasons = {
         e["reason"] for e in json.loads(events)["items"] if e["involvedObject"]["name"] == name

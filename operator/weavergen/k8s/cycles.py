@@ -8,6 +8,7 @@ run twice (snapshots are never overwritten; actions are level-based).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -147,6 +148,7 @@ class CycleReconciler:
             for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
         ]
         phases = CyclePhases(gateway, charter, cycle, gateway.context(), history)
+        trace_id = status.get("traceId") or trace_id_of(meta["uid"])
         jobs = None
         if charter.executor == "job":
             policy = resolve_spec(charter).phase_policy
@@ -158,9 +160,11 @@ class CycleReconciler:
                 owner=owner,
                 policy=policy,
                 receiver_url=self.receiver_url,
+                trace_id=trace_id,
             )
             jobs = {phase: phase_jobs.operator(phase) for phase in PHASES}
         current: dict[str, Any] = {
+            "traceId": trace_id,
             "startedAt": status.get("startedAt") or stamp(_now()),
             "workflowState": state_name(name),
             **dict(status),
@@ -185,7 +189,12 @@ class CycleReconciler:
             self.patch_status(
                 namespace,
                 name,
-                {**update, "startedAt": current["startedAt"], "workflowState": state_name(name)},
+                {
+                    **update,
+                    "startedAt": current["startedAt"],
+                    "workflowState": state_name(name),
+                    "traceId": trace_id,
+                },
             )
 
         operators = dict(jobs or {})
@@ -223,6 +232,7 @@ class CycleReconciler:
         final = {
             **cycle_status(run.data, current, meta.get("generation"), _now()),
             "startedAt": current["startedAt"],
+            "traceId": trace_id,
         }
         post_event(
             self.rest,
@@ -286,6 +296,11 @@ NEXT_PHASE = {
     "explore": "develop",
     "develop": "implement",
 }
+
+
+def trace_id_of(uid: str) -> str:
+    """The cycle's W3C trace id: derived from its uid, so every reconcile agrees on it."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
 def _now() -> datetime:

@@ -13,8 +13,11 @@ import json
 import os
 from typing import Any
 
+from pydantic import ValidationError
+
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.domain.explore import Outcome
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
@@ -45,9 +48,13 @@ def job_manifest(
     phase: str,
     policy: PhasePolicySpec,
     receiver_url: str | None,
+    trace_id: str | None = None,
 ) -> dict[str, Any]:
     """The Job of one phase (pure: same inputs, same Job)."""
     env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
+    if trace_id:
+        # W3C trace context: the phase's spans join the cycle's trace (parent: the cycle root).
+        env.append({"name": "TRACEPARENT", "value": f"00-{trace_id}-{trace_id[:16]}-01"})
     if receiver_url:
         env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
     labels = {CYCLE_LABEL: cycle, PHASE_LABEL: phase, "app.kubernetes.io/name": "weavergen-phase"}
@@ -115,7 +122,9 @@ class PhaseJobs:
         owner: dict[str, Any],
         policy: PhasePolicySpec,
         receiver_url: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
+        self.trace_id = trace_id
         self.rest = rest
         self.namespace = namespace
         self.cycle = cycle
@@ -141,6 +150,7 @@ class PhaseJobs:
                         phase=phase,
                         policy=self.policy,
                         receiver_url=self.receiver_url,
+                        trace_id=self.trace_id,
                     ),
                 )
                 raise Pending(f"started Job {name}")
@@ -166,6 +176,13 @@ def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
         raise PhaseFailed(f"the {phase} result ConfigMap holds no valid JSON") from None
     if not isinstance(result, dict):
         raise PhaseFailed(f"the {phase} result must be a JSON object")
+    try:
+        PHASE_RESULTS[phase].model_validate(result)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
+        )
+        raise PhaseFailed(f"the {phase} result is malformed: {problems}") from None
     return result
 
 

@@ -236,3 +236,25 @@ def test_unknown_strategy_names_make_the_charter_not_ready() -> None:
     (ready,) = decision.status["conditions"]
     assert (ready["status"], ready["reason"]) == ("False", "UnknownStrategy")
     assert "agent-rest" in ready["message"] and decision.start_cycle is None
+
+
+def test_malformed_phase_results_fail_the_phase_naming_the_field() -> None:
+    import pytest  # noqa: PLC0415
+
+    from weavergen.k8s.jobs import parse_result  # noqa: PLC0415
+    from weavergen.phases.cycle import PhaseFailed  # noqa: PLC0415
+
+    good = {
+        "data": {
+            "result.json": '{"implementation": {"outcome": "succeeded"}, '
+            '"implementation_succeeded": true}'
+        }
+    }
+    assert parse_result(good, "implement")["implementation_succeeded"] is True
+    for text, words in (
+        ("{not json", "no valid JSON"),
+        ("[1]", "JSON object"),
+        ('{"implementation": {}}', "implementation_succeeded"),
+    ):
+        with pytest.raises(PhaseFailed, match=words):
+            parse_result({"data": {"result.json": text}}, "implement")
