@@ -174,6 +174,8 @@ def assert_healed(
     for kind in ("Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"):
         assert condition(final, kind) == "True", kind
     assert len(final["traceId"]) == 32
+    assert final["snapshot"]["configMap"] == f"{name}-snapshot"
+    assert len(final["snapshot"]["sha256"]) == 64 and final["snapshot"]["objects"] == 2
     records = {r["name"]: r for r in final["phases"]}
     assert list(records) == ["define", "measure", "explore", "develop", "implement"]
     assert all(r["outcome"] == "Succeeded" and r["durationSeconds"] >= 0 for r in records.values())

@@ -24,6 +24,7 @@ from weavergen.k8s.events import post_event
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.jobs import PhaseJobs, snapshot_name
 from weavergen.k8s.rest import Rest
+from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
 from weavergen.phases.cycle import CyclePhases
 from weavergen.phases.simulate import BPMN_DIR
 from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
@@ -234,6 +235,15 @@ class CycleReconciler:
             "startedAt": current["startedAt"],
             "traceId": trace_id,
         }
+        stored = self.rest.get("ConfigMap", namespace, snapshot_name(name))
+        if stored is not None and run.data.get("snapshot"):
+            annotations = stored["metadata"].get("annotations") or {}
+            final["snapshot"] = {
+                "configMap": snapshot_name(name),
+                "sha256": annotations.get(SHA_ANNOTATION, ""),
+                "objects": run.data["snapshot"].get("objects") or 0,
+                "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
+            }
         post_event(
             self.rest,
             involved,

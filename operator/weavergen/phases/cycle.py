@@ -137,6 +137,12 @@ class CyclePhases:
                 "verdict": run.data.get("verdict"),
                 "failure": run.data.get("failure"),
             },
+            "snapshot": {
+                "sha256": run.data.get("snapshot_sha256"),
+                "objects": run.data.get("snapshot_objects"),
+            }
+            if run.data.get("snapshot_sha256")
+            else None,
             "measurement_after": run.data.get("measurement_after"),
             "implementation_succeeded": outcome in ("succeeded", "escalated"),
         }
