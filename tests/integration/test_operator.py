@@ -91,7 +91,8 @@ def start_healthy(
     *,
     executor: str,
     mode: str = "enforce",
-) -> None:
+    spec_update: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A healthy target, its charter measured low, and its known-good snapshot taken."""
     rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
@@ -99,9 +100,9 @@ def start_healthy(
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    plane.kubectl(
-        "apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(mode, executor=executor))
-    )
+    applied = charter(mode, executor=executor)
+    applied["spec"].update(spec_update or {})
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(applied))
     healthy = wait_for(
         lambda: (
             (s := status(rest, namespace, "RegenerationCharter", "web"))
@@ -119,6 +120,7 @@ def start_healthy(
     wait_for(
         lambda: rest.get("ConfigMap", namespace, "web-golden"), 30, what="the known-good snapshot"
     )
+    return applied
 
 
 def corrupt_and_wait_for_the_cycle(
@@ -303,24 +305,14 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
 ) -> None:
     """Nothing heals the spans here, so the first cycle's verification fails: the target goes
     back to exactly its pre-cycle state, and with maxCycles 1 no second cycle starts."""
-    rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
-    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
-    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
-    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
-    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    spec = charter()
-    spec["spec"]["circuitBreaker"] = {
+    breaker = {
         "maxCycles": 1,
         "windowSeconds": 3600,
         "cooldownSeconds": 600,
         "maxCooldownSeconds": 3600,
     }
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
-    wait_for(
-        lambda: rest.get("ConfigMap", namespace, "web-golden"),
-        60,
-        what=f"the known-good snapshot (operator log: {operator})",
+    spec = start_healthy(
+        plane, rest, namespace, operator, executor="job", spec_update={"circuitBreaker": breaker}
     )
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))

@@ -9,6 +9,7 @@ from typing import Any
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import wait_for
+from tests.scenario import deployment
 
 PYTHON = os.path.basename(sys.executable)
 
@@ -71,31 +72,6 @@ def test_a_failing_job_fails_after_its_backoff_limit(plane: Plane, namespace: st
         terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
         assert terminated["exitCode"] == 3
         assert terminated["message"] == "boom"  # the log's tail, as FallbackToLogsOnError
-
-
-def deployment(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 2,
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "python",
-                            "command": [PYTHON, "-c", "import time; time.sleep(3600)"],
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 def running_pids(plane: Plane, namespace: str, selector: str) -> dict[str, int]:

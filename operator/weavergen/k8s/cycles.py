@@ -13,19 +13,15 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from weavergen.api.charter import PHASES, RegenerationCharterSpec
-from weavergen.api.common import API_VERSION
+from weavergen.api.charter import PHASES
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
-from weavergen.domain.explore import Outcome
 from weavergen.domain.reconcile import stamp
 from weavergen.k8s.events import post_event
-from weavergen.k8s.gateway import KubeGateway
-from weavergen.k8s.jobs import PhaseJobs, snapshot_name
+from weavergen.k8s.jobs import PhaseJobs, cycle_owner, cycle_phases, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
-from weavergen.phases.cycle import CyclePhases
 from weavergen.phases.simulate import BPMN_DIR
 from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
 
@@ -123,32 +119,21 @@ class CycleReconciler:
                 "phase": "Failed",
                 "message": f"charter {cycle.charter_ref.name} does not exist",
             }
-        charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
-        owner = {
-            "apiVersion": API_VERSION,
-            "kind": "RegenerationCycle",
-            "name": name,
-            "uid": meta["uid"],
-            "controller": True,
-        }
+        owner = cycle_owner(name, meta["uid"])
         involved = {
             **{k: owner[k] for k in ("apiVersion", "kind", "name", "uid")},
             "namespace": namespace,
         }
-        gateway = KubeGateway(
+        phases = cycle_phases(
             self.rest,
             namespace,
-            cycle.charter_ref.name,
-            charter,
+            cycle=name,
+            uid=meta["uid"],
+            spec=cycle,
+            charter_obj=charter_obj,
             receiver_url=self.receiver_url,
-            snapshot_name=snapshot_name(name),
-            owner=owner,
         )
-        history = [
-            Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
-            for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
-        ]
-        phases = CyclePhases(gateway, charter, cycle, gateway.context(), history)
+        charter = phases.charter
         trace_id = status.get("traceId") or trace_id_of(meta["uid"])
         jobs = None
         if charter.executor == "job":

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
+from weavergen.api.common import API_VERSION
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.domain.explore import Outcome
@@ -186,6 +187,46 @@ def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
     return result
 
 
+def cycle_owner(name: str, uid: str) -> dict[str, Any]:
+    """The owner reference every object of a cycle carries."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RegenerationCycle",
+        "name": name,
+        "uid": uid,
+        "controller": True,
+    }
+
+
+def cycle_phases(
+    rest: Rest,
+    namespace: str,
+    *,
+    cycle: str,
+    uid: str,
+    spec: RegenerationCycleSpec,
+    charter_obj: dict[str, Any],
+    receiver_url: str | None,
+) -> CyclePhases:
+    """The phases of one cycle bound to its charter's target: the same for the operator
+    (inline) and for a phase Job."""
+    charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
+    gateway = KubeGateway(
+        rest,
+        namespace,
+        spec.charter_ref.name,
+        charter,
+        receiver_url=receiver_url,
+        snapshot_name=snapshot_name(cycle),
+        owner=cycle_owner(cycle, uid),
+    )
+    history = [
+        Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
+        for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
+    ]
+    return CyclePhases(gateway, charter, spec, gateway.context(), history)
+
+
 def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, Any]:
     """The Job side: run one phase with the earlier phases' results, write the result."""
     if phase not in PHASES:
@@ -197,28 +238,16 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
     charter_obj = rest.get("RegenerationCharter", namespace, spec.charter_ref.name)
     if charter_obj is None:
         raise LookupError(f"charter {namespace}/{spec.charter_ref.name} does not exist")
-    charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
-    owner = {
-        "apiVersion": cycle_obj["apiVersion"],
-        "kind": "RegenerationCycle",
-        "name": cycle,
-        "uid": cycle_obj["metadata"]["uid"],
-        "controller": True,
-    }
-    gateway = KubeGateway(
+    owner = cycle_owner(cycle, cycle_obj["metadata"]["uid"])
+    phases = cycle_phases(
         rest,
         namespace,
-        spec.charter_ref.name,
-        charter,
+        cycle=cycle,
+        uid=cycle_obj["metadata"]["uid"],
+        spec=spec,
+        charter_obj=charter_obj,
         receiver_url=os.environ.get("WEAVERGEN_RECEIVER_URL"),
-        snapshot_name=snapshot_name(cycle),
-        owner=owner,
     )
-    history = [
-        Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
-        for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
-    ]
-    phases = CyclePhases(gateway, charter, spec, gateway.context(), history)
     data: dict[str, Any] = {}
     for earlier in PHASES[: PHASES.index(phase)]:
         found = rest.get("ConfigMap", namespace, result_name(cycle, earlier))

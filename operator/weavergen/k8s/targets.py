@@ -8,6 +8,7 @@ from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import TargetSpec, WorkloadRef
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest, key_of
+from weavergen.domain.snapshot import normalise
 from weavergen.k8s.rest import Rest
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -68,25 +69,38 @@ class Targets:
                 out[key] = template
         return out
 
-    def write(self, obj: Manifest) -> None:
-        """Replace (or create) one object; the live resourceVersion guards against lost updates."""
+    def write(self, obj: Manifest, attempts: int = 5) -> None:
+        """Replace (or create) one object, guarded by the live resourceVersion.
+
+        A conflict (409) caused only by what the API server and controllers own (status,
+        revision annotations) is retried with fresh state; a conflict where the object's own
+        content changed under us is someone else's edit, not overwritten blindly:
+        ``TargetChanged``.
+        """
         kind, name = obj["kind"], obj["metadata"]["name"]
         body = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
         body.pop("status", None)
-        live = self.rest.get(kind, self.namespace, name)
-        if live is None:
+        first = self.rest.get(kind, self.namespace, name)
+        if first is None:
             body["metadata"].pop("resourceVersion", None)
             self.rest.create(kind, self.namespace, body)
             return
-        body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-        try:
-            self.rest.replace(kind, self.namespace, name, body)
-        except ApiException as err:
-            if err.status == 409:
+        live = first
+        for _ in range(attempts):
+            body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            try:
+                self.rest.replace(kind, self.namespace, name, body)
+                return
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+            live = self.rest.get(kind, self.namespace, name) or {}
+            if normalise(live) != normalise(first):
                 raise TargetChanged(
-                    f"{kind} {self.namespace}/{name} changed while writing"
-                ) from None
-            raise
+                    f"{kind} {self.namespace}/{name} was edited by someone else while the "
+                    "operator was changing it; not overwriting that edit"
+                )
+        raise TargetChanged(f"{kind} {self.namespace}/{name} kept changing while writing")
 
     def recreate_pods(self) -> int:
         """Delete every pod of the target workloads; their controllers recreate them."""
