@@ -304,11 +304,12 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
     """Nothing heals the spans here, so the first cycle's verification fails: the target goes
-    back to exactly its pre-cycle state, and with maxCycles 1 no second cycle starts."""
+    back to exactly its pre-cycle state; with maxCycles 1 the breaker opens, closes after its
+    5 s cooldown for one trial cycle, and opens again for twice as long when that fails too."""
     breaker = {
         "maxCycles": 1,
         "windowSeconds": 3600,
-        "cooldownSeconds": 600,
+        "cooldownSeconds": 5,
         "maxCooldownSeconds": 3600,
     }
     spec = start_healthy(
@@ -351,8 +352,32 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     assert isinstance(opened, dict)
     assert opened["circuitBreaker"]["state"] == "Open"
     assert opened["strategyHistory"][0]["failures"] == 1
-    time.sleep(5)  # several measurements later: still one cycle
-    assert len(rest.list("RegenerationCycle", namespace)) == 1
+    open_until = opened["circuitBreaker"]["openUntil"]
+    trial = wait_for(
+        lambda: [
+            c for c in rest.list("RegenerationCycle", namespace) if c["metadata"]["name"] != name
+        ],
+        60,
+        what=f"the trial cycle after the cooldown (operator log: {operator})",
+    )
+    assert isinstance(trial, list) and len(trial) == 1
+    assert trial[0]["metadata"]["creationTimestamp"] >= open_until  # not before the cooldown
+    reopened = wait_for(
+        lambda: (
+            (s := status(rest, namespace, "RegenerationCharter", "web"))
+            .get("circuitBreaker", {})
+            .get("consecutiveOpenings")
+            == 2
+            and s
+        ),
+        120,
+        what=f"the breaker to open again (operator log: {operator})",
+    )
+    assert isinstance(reopened, dict)
+    assert condition(reopened, "CircuitOpen") == "True"
+    assert "cooling down 10s" in next(
+        c["message"] for c in reopened["conditions"] if c["type"] == "CircuitOpen"
+    )
 
 
 def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(

@@ -137,7 +137,10 @@ def decide(
     )
     acts = spec.trigger.mode == "auto" and spec.mode != "observe"
     wants = degraded and acts and not status.get("activeCycle")
-    breaker, allowed, why = circuit_breaker(spec, status.get("circuitBreaker") or {}, wants, now)
+    last_outcome = (status.get("lastCycle") or {}).get("outcome")
+    breaker, allowed, why = circuit_breaker(
+        spec, status.get("circuitBreaker") or {}, wants=wants, now=now, last_outcome=last_outcome
+    )
     patch["circuitBreaker"] = breaker
     conditions.set("CircuitOpen", breaker["state"] == "Open", "CircuitBreaker", why)
     patch["conditions"] = conditions.items
@@ -146,13 +149,19 @@ def decide(
 
 
 def circuit_breaker(
-    spec: RegenerationCharterSpec, state: Mapping[str, Any], wants: bool, now: datetime
+    spec: RegenerationCharterSpec,
+    state: Mapping[str, Any],
+    *,
+    wants: bool,
+    now: datetime,
+    last_outcome: str | None = None,
 ) -> tuple[dict[str, Any], bool, str]:
     """The breaker's next state, whether a wanted cycle may start, and why (pure).
 
     At most ``maxCycles`` cycles start within ``windowSeconds``; one more opens the breaker for
-    ``cooldownSeconds``, doubled for each opening in a row (capped at ``maxCooldownSeconds``).
-    A breaker whose cooldown is over closes again; a quiet window resets the doubling.
+    ``cooldownSeconds``. When the cooldown is over the breaker closes and the next cycle is a
+    trial: if it fails to heal, the breaker opens again for twice as long (capped at
+    ``maxCooldownSeconds``); a cycle that succeeds resets the doubling.
     """
     policy = spec.circuit_breaker
     window = timedelta(seconds=policy.window_seconds)
@@ -161,22 +170,19 @@ def circuit_breaker(
         for t in state.get("recentCycleStarts") or []
         if (started := parse_time(t)) is not None and now - started < window
     ]
-    openings = int(state.get("consecutiveOpenings", 0))
+    openings = 0 if last_outcome == "Succeeded" else int(state.get("consecutiveOpenings", 0))
     open_until = parse_time(state.get("openUntil"))
     if open_until is not None and now < open_until:
         why = f"open until {stamp(open_until)}: {len(recent)} cycles in {policy.window_seconds}s"
-        return (
-            {
-                "state": "Open",
-                "recentCycleStarts": recent,
-                "openUntil": stamp(open_until),
-                "consecutiveOpenings": openings,
-            },
-            False,
-            why,
-        )
-    if not recent:
-        openings = 0
+        still_open = {
+            "state": "Open",
+            "recentCycleStarts": recent,
+            "openUntil": stamp(open_until),
+            "consecutiveOpenings": openings,
+        }
+        return still_open, False, why
+    if open_until is not None:
+        recent = []  # the cooldown is served: the next cycle is a trial
     if wants and len(recent) >= policy.max_cycles:
         cooldown = min(policy.cooldown_seconds * 2**openings, policy.max_cooldown_seconds)
         until = now + timedelta(seconds=cooldown)
@@ -184,24 +190,24 @@ def circuit_breaker(
             f"opened: {len(recent)} cycles within {policy.window_seconds}s reached maxCycles "
             f"{policy.max_cycles}; cooling down {cooldown}s"
         )
-        return (
-            {
-                "state": "Open",
-                "recentCycleStarts": recent,
-                "openUntil": stamp(until),
-                "consecutiveOpenings": openings + 1,
-            },
-            False,
-            why,
-        )
+        opened = {
+            "state": "Open",
+            "recentCycleStarts": recent,
+            "openUntil": stamp(until),
+            "consecutiveOpenings": openings + 1,
+        }
+        return opened, False, why
     if wants:
         recent = [*recent, stamp(now)]
     why = f"closed: {len(recent)} of {policy.max_cycles} cycles in the window"
-    return (
-        {"state": "Closed", "recentCycleStarts": recent, "consecutiveOpenings": openings},
-        wants,
-        why,
-    )
+    # openUntil None removes a served cooldown from status (status is merge-patched).
+    closed = {
+        "state": "Closed",
+        "recentCycleStarts": recent,
+        "openUntil": None,
+        "consecutiveOpenings": openings,
+    }
+    return closed, wants, why
 
 
 def _summary(indicator: Mapping[str, Any]) -> str:

@@ -159,6 +159,7 @@ class CycleReconciler:
         def on_step(task: str, data: dict[str, Any]) -> None:
             now = _now()
             update = cycle_status(data, current, meta.get("generation"), now)
+            update.update(self.snapshot_ref(namespace, name, data))
             if task in PHASE_TASKS:
                 update["phases"] = phase_records(
                     current.get("phases") or [],
@@ -220,15 +221,7 @@ class CycleReconciler:
             "startedAt": current["startedAt"],
             "traceId": trace_id,
         }
-        stored = self.rest.get("ConfigMap", namespace, snapshot_name(name))
-        if stored is not None and run.data.get("snapshot"):
-            annotations = stored["metadata"].get("annotations") or {}
-            final["snapshot"] = {
-                "configMap": snapshot_name(name),
-                "sha256": annotations.get(SHA_ANNOTATION, ""),
-                "objects": run.data["snapshot"].get("objects") or 0,
-                "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
-            }
+        final.update(self.snapshot_ref(namespace, name, run.data))
         post_event(
             self.rest,
             involved,
@@ -238,6 +231,21 @@ class CycleReconciler:
         )
         self.record_on_charter(namespace, cycle.charter_ref.name, name, final, run.data)
         return final
+
+    def snapshot_ref(self, namespace: str, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"snapshot": ...}`` once Implement has taken one, else nothing."""
+        stored = self.rest.get("ConfigMap", namespace, snapshot_name(name))
+        if stored is None or not data.get("snapshot"):
+            return {}
+        annotations = stored["metadata"].get("annotations") or {}
+        return {
+            "snapshot": {
+                "configMap": snapshot_name(name),
+                "sha256": annotations.get(SHA_ANNOTATION, ""),
+                "objects": data["snapshot"].get("objects") or 0,
+                "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
+            }
+        }
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.rest.patch("RegenerationCycle", namespace, name, {"status": status}, "status")

@@ -7,7 +7,7 @@ from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.cycle_status import cycle_status, phase_records
-from weavergen.domain.reconcile import Conditions, decide, measurement_due, stamp
+from weavergen.domain.reconcile import Conditions, decide, measurement_due, parse_time, stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
 SPEC = RegenerationCharterSpec.model_validate(
@@ -186,10 +186,9 @@ def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> N
     kinds = {c["type"]: c for c in status["conditions"]}
     assert kinds["CircuitOpen"]["status"] == "True"
     assert status["circuitBreaker"]["state"] == "Open"
-    # After the cooldown it closes; the window still holds two starts, so it opens again for
-    # twice as long (doubling), and only a quiet window resets that.
+    # After the cooldown it closes and lets one trial cycle start...
     later = NOW + timedelta(minutes=2, seconds=301)
-    again = decide(
+    trial = decide(
         spec,
         generation=1,
         status=status,
@@ -197,18 +196,38 @@ def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> N
         problem=None,
         now=later,
     )
-    assert again.start_cycle is None and again.status["circuitBreaker"]["consecutiveOpenings"] == 2
-    quiet = NOW + timedelta(hours=2)
-    reopened = decide(
+    assert trial.start_cycle is not None and trial.status["circuitBreaker"]["state"] == "Closed"
+    # Status is merge-patched: the served cooldown must be removed explicitly.
+    assert trial.status["circuitBreaker"]["openUntil"] is None
+    status = {**status, **trial.status}
+    # ...and when the trial fails too, the next opening lasts twice as long.
+    failed = {**status, "lastCycle": {"outcome": "RolledBack"}}
+    for minute in (1, 2):
+        now = later + timedelta(minutes=minute)
+        reopened = decide(
+            spec,
+            generation=1,
+            status=failed,
+            measurement=measurement("high", 0.7),
+            problem=None,
+            now=now,
+        )
+        failed = {**failed, **reopened.status}
+    breaker = failed["circuitBreaker"]
+    assert breaker["state"] == "Open" and breaker["consecutiveOpenings"] == 2
+    opened_at = later + timedelta(minutes=2)
+    assert parse_time(breaker["openUntil"]) == opened_at + timedelta(seconds=600)
+    # A cycle that heals resets the doubling.
+    healed = {**failed, "lastCycle": {"outcome": "Succeeded"}}
+    after = decide(
         spec,
         generation=1,
-        status={**status, **again.status},
+        status=healed,
         measurement=measurement("high", 0.7),
         problem=None,
-        now=quiet,
+        now=opened_at + timedelta(seconds=601),
     )
-    assert reopened.start_cycle is not None
-    assert reopened.status["circuitBreaker"]["state"] == "Closed"
+    assert after.status["circuitBreaker"]["consecutiveOpenings"] == 0
 
 
 def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> None:
