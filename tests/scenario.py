@@ -163,8 +163,9 @@ class OperatorProcess:
             "text",
         ]
         with self.log.open("a") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            env=self.env)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=self.env
+            )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no chance to save anything."""

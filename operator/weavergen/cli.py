@@ -509,7 +509,9 @@ def cmd_operator_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("WEAVERGEN_RECEIVER_HOST", args.receiver_host)
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(log_format=log_format, verbose=args.verbose)
+    os.environ["WEAVERGEN_NAMESPACES"] = ",".join(args.namespace)
     kopf.run(
+        priority=args.priority,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         # Active/standby needs kopf's peering CRDs (config/crd/kopf-peering.yaml); without a
@@ -640,6 +642,12 @@ def _add_operator(groups: Any) -> None:
         metavar="NAME",
         help="active/standby with the other instances of this peering name "
         "(needs config/crd/kopf-peering.yaml)",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="with --peering: the highest priority instance is active, others wait",
     )
     run.add_argument(
         "--liveness",

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
@@ -30,6 +31,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.INFO
     settings.execution.max_workers = int(os.environ.get("WEAVERGEN_WORKERS", "8"))
     memo.rest = Rest(api_client())
+    if not settings.peering.standalone and settings.peering.name:
+        ensure_peering(
+            memo.rest,
+            settings.peering.name,
+            [n for n in os.environ.get("WEAVERGEN_NAMESPACES", "").split(",") if n],
+        )
     port = int(os.environ.get("WEAVERGEN_RECEIVER_PORT", "4318"))
     host = os.environ.get("WEAVERGEN_RECEIVER_HOST", "127.0.0.1")
     memo.windows = WindowStore()
@@ -38,6 +45,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     memo.receiver_url = f"http://127.0.0.1:{bound}"
     logging.getLogger(__name__).info("started the OTLP receiver port=%d", bound)
+
+
+def ensure_peering(rest: Rest, name: str, namespaces: list[str]) -> None:
+    """kopf only updates its peering objects; the first instance of a pair creates them."""
+    targets: list[tuple[str, str | None]] = [("KopfPeering", n) for n in namespaces] or [
+        ("ClusterKopfPeering", None)
+    ]
+    for kind, namespace in targets:
+        body = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": kind,
+            "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        }
+        try:
+            rest.create(kind, namespace, body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
 
 
 @kopf.on.cleanup()

@@ -25,6 +25,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Job": ("apis/batch/v1", "jobs"),
     "RegenerationCharter": ("apis/regeneration.weavergen.io/v1alpha1", "regenerationcharters"),
     "RegenerationCycle": ("apis/regeneration.weavergen.io/v1alpha1", "regenerationcycles"),
+    "KopfPeering": ("apis/kopf.dev/v1", "kopfpeerings"),
+    "ClusterKopfPeering": ("apis/kopf.dev/v1", "clusterkopfpeerings"),
 }
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -33,9 +35,11 @@ class Rest:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
 
-    def _path(self, kind: str, namespace: str, name: str | None = None) -> str:
+    def _path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
+        """The resource path; a None namespace means a cluster-scoped resource."""
         group, plural = RESOURCES[kind]
-        path = f"/{group}/namespaces/{namespace}/{plural}"
+        scope = f"/namespaces/{namespace}" if namespace is not None else ""
+        path = f"/{group}{scope}/{plural}"
         return f"{path}/{name}" if name else path
 
     def _call(
@@ -84,7 +88,7 @@ class Rest:
         items = self._call("GET", self._path(kind, namespace), query=query).get("items", [])
         return [_typed(item, kind) for item in items]
 
-    def create(self, kind: str, namespace: str, body: Obj) -> Obj:
+    def create(self, kind: str, namespace: str | None, body: Obj) -> Obj:
         return self._call("POST", self._path(kind, namespace), body)
 
     def replace(self, kind: str, namespace: str, name: str, body: Obj) -> Obj:
