@@ -136,7 +136,10 @@ class HealingExporter:
 class OperatorProcess:
     """``weavergen operator run`` watching one namespace, restartable; logs to one file."""
 
-    def __init__(self, plane: Plane, namespace: str, log: Path, kubeconfig: Path) -> None:
+    def __init__(
+        self, plane: Plane, namespace: str, log: Path, kubeconfig: Path, *flags: str
+    ) -> None:
+        self.flags = flags or ("--standalone",)
         self.env = {
             **os.environ,
             **plane.env(),
@@ -154,7 +157,7 @@ class OperatorProcess:
             "weavergen.cli",
             "operator",
             "run",
-            "--standalone",
+            *self.flags,
             "--namespace",
             self.namespace,
             "--receiver-port",

@@ -431,3 +431,47 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     )
     assert isinstance(sick, dict)
     assert "error_rate_increase" in {i["type"] for i in sick["entropy"]["indicators"]}
+
+
+def test_an_active_standby_pair_acts_once(
+    plane: Plane, rest: Rest, namespace: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    """Two instances peering under one name: only the higher priority one handles charters."""
+    plane.kubectl("apply", "-f", str(REPO / "config" / "crd" / "kopf-peering.yaml"))
+    plane.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    pair = [
+        OperatorProcess(
+            plane,
+            namespace,
+            tmp_path / f"operator-{priority}.log",
+            operator_kubeconfig,
+            "--peering",
+            "weavergen",
+            "--priority",
+            str(priority),
+        )
+        for priority in (10, 5)
+    ]
+    try:
+        for process in pair:
+            process.start()
+        wait_for(
+            lambda: (
+                len((rest.get("KopfPeering", namespace, "weavergen") or {}).get("status") or {})
+                == 2
+            ),
+            60,
+            what=f"both instances in the peering ({pair[0]}, {pair[1]})",
+        )
+        plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
+        wait_for(
+            lambda: status(rest, namespace, "RegenerationCharter", "web").get("conditions"),
+            60,
+            what=f"the active instance to reconcile ({pair[0]})",
+        )
+        time.sleep(3)
+        active, standby = (p.log.read_text().count("reconcile_charter") for p in pair)
+        assert active > 0 and standby == 0
+    finally:
+        for process in pair:
+            process.stop()
