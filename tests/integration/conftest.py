@@ -8,12 +8,15 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
 
 from hack.localplane.plane import Plane, write_kubeconfig
 from tests.helpers import REPO
+from tests.scenario import status
+from weavergen.k8s.rest import Rest
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,3 +70,24 @@ def operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) 
     path = tmp_path_factory.mktemp("operator") / "kubeconfig"
     write_kubeconfig(path, plane.server, plane.pki, token=token)
     return path
+
+
+def await_status(
+    rest: Rest,
+    namespace: str,
+    kind: str,
+    name: str,
+    until: Callable[[dict[str, Any]], object],
+    *,
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """Poll an object's status until ``until(status)`` holds; return that status."""
+
+    def holding() -> dict[str, Any] | None:
+        current = status(rest, namespace, kind, name)
+        return current if until(current) else None
+
+    found = wait_for(holding, timeout, what=what)
+    assert isinstance(found, dict)
+    return found

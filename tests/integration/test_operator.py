@@ -14,7 +14,7 @@ from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.helpers import REPO
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import await_status, wait_for
 from tests.scenario import (
     BROKEN,
     GOOD,
@@ -103,17 +103,15 @@ def start_healthy(
     applied = charter(mode, executor=executor)
     applied["spec"].update(spec_update or {})
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(applied))
-    healthy = wait_for(
-        lambda: (
-            (s := status(rest, namespace, "RegenerationCharter", "web"))
-            .get("entropy", {})
-            .get("level")
-            and s
-        ),
-        60,
+    healthy = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: s.get("entropy", {}).get("level"),
+        timeout=60,
         what=f"a first measurement (operator log: {operator})",
     )
-    assert isinstance(healthy, dict)
     assert healthy["entropy"]["level"] == "low"
     assert condition(healthy, "Ready") == "True" and condition(healthy, "Degraded") == "False"
     assert rest.list("RegenerationCycle", namespace) == []
@@ -136,23 +134,24 @@ def corrupt_and_wait_for_the_cycle(
     with HealingExporter(rest, namespace):
         cycles = wait_for(
             lambda: rest.list("RegenerationCycle", namespace),
-            60,
+            timeout=60,
             what=f"a cycle to start (operator log: {operator})",
         )
         assert isinstance(cycles, list) and len(cycles) == 1
         name = cycles[0]["metadata"]["name"]
         if while_running is not None:
             while_running(name)
-        final = wait_for(
-            lambda: (
-                (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
-                in ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
-                and s
+        final = await_status(
+            rest,
+            namespace,
+            "RegenerationCycle",
+            name,
+            lambda s: (
+                s.get("phase") in ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
             ),
-            180,
+            timeout=180,
             what=f"the cycle to finish (operator log: {operator})",
         )
-    assert isinstance(final, dict)
     return name, final
 
 
@@ -204,12 +203,15 @@ def assert_healed(
             assert rest.get("ConfigMap", namespace, f"{name}-{phase}") is not None
     else:
         assert jobs == set()
-    charter_status = wait_for(
-        lambda: (s := status(rest, namespace, "RegenerationCharter", "web")).get("lastCycle") and s,
-        30,
+    charter_status = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: s.get("lastCycle"),
+        timeout=30,
         what="the charter to record the cycle",
     )
-    assert isinstance(charter_status, dict)
     assert charter_status["lastCycle"] == {
         "name": name,
         "outcome": "Succeeded",
@@ -227,16 +229,15 @@ def test_observe_mode_never_starts_a_cycle(
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 2)}))
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
-    degraded = wait_for(
-        lambda: (
-            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "Degraded")
-            == "True"
-            and s
-        ),
-        60,
+    degraded = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: condition(s, "Degraded") == "True",
+        timeout=60,
         what=f"the charter to report Degraded (operator log: {operator})",
     )
-    assert isinstance(degraded, dict)
     assert degraded["entropy"]["level"] in ("medium", "high", "critical")
     assert rest.list("RegenerationCycle", namespace) == []
 
@@ -247,16 +248,15 @@ def test_propose_mode_waits_for_approval_with_the_plan_in_status(
     start_healthy(plane, rest, namespace, operator, executor="inline", mode="propose")
 
     def approve_after_checking_nothing_changed(name: str) -> None:
-        waiting = wait_for(
-            lambda: (
-                (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
-                == "AwaitingApproval"
-                and s
-            ),
-            90,
+        waiting = await_status(
+            rest,
+            namespace,
+            "RegenerationCycle",
+            name,
+            lambda s: s.get("phase") == "AwaitingApproval",
+            timeout=90,
             what=f"the cycle to wait for approval (operator log: {operator})",
         )
-        assert isinstance(waiting, dict)
         planned = {(c["action"], c["object"]) for c in waiting["plan"]}
         assert ("reset_config_from_baseline", f"ConfigMap/{namespace}/web-config") in planned
         assert "timeout_ms" in waiting["plan"][0]["diff"] or len(waiting["plan"]) > 1
@@ -283,7 +283,7 @@ def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_p
         for phase in ("define", "measure", "explore", "develop", "implement"):
             wait_for(
                 lambda p=phase: rest.get("Job", namespace, f"{name}-{p}"),
-                90,
+                timeout=90,
                 what=f"the {phase} Job (operator log: {operator})",
             )
             operator.kill()
@@ -321,35 +321,33 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     pre_cycle = Snapshot.take(before.objects())
     cycles = wait_for(
         lambda: rest.list("RegenerationCycle", namespace),
-        60,
+        timeout=60,
         what=f"a cycle (operator log: {operator})",
     )
     assert isinstance(cycles, list)
     name = cycles[0]["metadata"]["name"]
-    final = wait_for(
-        lambda: (
-            (s := status(rest, namespace, "RegenerationCycle", name)).get("phase")
-            in ("Succeeded", "RolledBack", "Failed")
-            and s
-        ),
-        120,
+    final = await_status(
+        rest,
+        namespace,
+        "RegenerationCycle",
+        name,
+        lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
+        timeout=120,
         what=f"the cycle to finish (operator log: {operator})",
     )
-    assert isinstance(final, dict)
     assert final["phase"] == "RolledBack", final.get("message")
     assert condition(final, "RolledBack") == "True"
     assert "did not meet the success criteria" in final["message"]
     assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # byte-identical again
-    opened = wait_for(
-        lambda: (
-            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "CircuitOpen")
-            == "True"
-            and s
-        ),
-        60,
+    opened = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: condition(s, "CircuitOpen") == "True",
+        timeout=60,
         what=f"the circuit breaker to open (operator log: {operator})",
     )
-    assert isinstance(opened, dict)
     assert opened["circuitBreaker"]["state"] == "Open"
     assert opened["strategyHistory"][0]["failures"] == 1
     open_until = opened["circuitBreaker"]["openUntil"]
@@ -357,23 +355,20 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
         lambda: [
             c for c in rest.list("RegenerationCycle", namespace) if c["metadata"]["name"] != name
         ],
-        60,
+        timeout=60,
         what=f"the trial cycle after the cooldown (operator log: {operator})",
     )
     assert isinstance(trial, list) and len(trial) == 1
     assert trial[0]["metadata"]["creationTimestamp"] >= open_until  # not before the cooldown
-    reopened = wait_for(
-        lambda: (
-            (s := status(rest, namespace, "RegenerationCharter", "web"))
-            .get("circuitBreaker", {})
-            .get("consecutiveOpenings")
-            == 2
-            and s
-        ),
-        120,
+    reopened = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: s.get("circuitBreaker", {}).get("consecutiveOpenings") == 2,
+        timeout=120,
         what=f"the breaker to open again (operator log: {operator})",
     )
-    assert isinstance(reopened, dict)
     assert condition(reopened, "CircuitOpen") == "True"
     assert "cooling down 10s" in next(
         c["message"] for c in reopened["conditions"] if c["type"] == "CircuitOpen"
@@ -408,28 +403,27 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
 
     push(Faults(), 14)
     assert rest.get("ConfigMap", namespace, "web-baseline") is not None  # captured
-    healthy = wait_for(
-        lambda: (
-            (s := status(rest, namespace, "RegenerationCharter", "web"))
-            .get("entropy", {})
-            .get("level")
-            and s
-        ),
-        30,
+    healthy = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: s.get("entropy", {}).get("level"),
+        timeout=30,
         what=f"a measurement from pushed spans (operator log: {operator})",
     )
+    assert healthy["entropy"]["level"] == "low"
     assert isinstance(healthy, dict) and healthy["entropy"]["level"] == "low"
     push(Faults(error_rate=0.35), 12)
-    sick = wait_for(
-        lambda: (
-            condition(s := status(rest, namespace, "RegenerationCharter", "web"), "Degraded")
-            == "True"
-            and s
-        ),
-        30,
+    sick = await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: condition(s, "Degraded") == "True",
+        timeout=30,
         what=f"the pushed errors to show (operator log: {operator})",
     )
-    assert isinstance(sick, dict)
     assert "error_rate_increase" in {i["type"] for i in sick["entropy"]["indicators"]}
 
 
@@ -460,13 +454,13 @@ def test_an_active_standby_pair_acts_once(
                 len((rest.get("KopfPeering", namespace, "weavergen") or {}).get("status") or {})
                 == 2
             ),
-            60,
+            timeout=60,
             what=f"both instances in the peering ({pair[0]}, {pair[1]})",
         )
         plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
         wait_for(
             lambda: status(rest, namespace, "RegenerationCharter", "web").get("conditions"),
-            60,
+            timeout=60,
             what=f"the active instance to reconcile ({pair[0]})",
         )
         time.sleep(3)
