@@ -1,0 +1,5 @@
+import sys
+
+from weavergen.cli import main
+
+sys.exit(main())

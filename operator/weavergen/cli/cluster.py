@@ -1,0 +1,243 @@
+"""Commands against a cluster: `regeneration implement|auto`, `phase run`, `operator run`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from weavergen.api.charter import RegenerationCharter
+from weavergen.api.profiles import resolve_spec
+from weavergen.cli.common import (
+    fail,
+    load_charter,
+    load_json_or_yaml,
+)
+from weavergen.phases.operators import Operators
+from weavergen.phases.simulate import BPMN_DIR
+from weavergen.workflows import WorkflowRun, load_process
+
+
+def _charter_gateway(args: argparse.Namespace) -> tuple[RegenerationCharter, Any]:
+    from weavergen.k8s.client import api_client  # noqa: PLC0415 - only these need a cluster
+    from weavergen.k8s.gateway import KubeGateway  # noqa: PLC0415
+    from weavergen.k8s.rest import Rest  # noqa: PLC0415
+
+    charter = load_charter(args.charter)
+    namespace = args.namespace or charter.metadata.namespace or "default"
+    gateway = KubeGateway(
+        Rest(api_client(args.kubeconfig)),
+        namespace,
+        charter.metadata.name,
+        charter.spec,
+        receiver_url=args.receiver,
+    )
+    return charter, gateway
+
+
+def _progress(task: str) -> None:
+    print(f"  done: {task}", file=sys.stderr, flush=True)
+
+
+def cmd_implement(args: argparse.Namespace) -> int:
+    solution = load_json_or_yaml(args.solution, "solution file")
+    if not isinstance(solution, dict) or "workflow" not in solution:
+        fail(f"solution file {args.solution}: expected the JSON of `regeneration develop`")
+    if args.dry_run:
+        for step in solution["plan"]:
+            for change in step["changes"]:
+                print(f"# {step['action']}\n{change['diff']}")
+        print(f"dry run: {solution['strategy']} would make the changes above; nothing changed")
+        return 0
+    charter, gateway = _charter_gateway(args)
+    criteria = resolve_spec(charter.spec).success_criteria
+    assert criteria is not None
+    operators = Operators(gateway, criteria)
+    spec, subprocesses = load_process(BPMN_DIR / solution["workflow"], solution["process_id"])
+    print(f"implementing {solution['strategy']} on {gateway.namespace}", file=sys.stderr)
+    run = WorkflowRun.start(
+        spec,
+        subprocesses,
+        operators.registry(),
+        {"entropy_before": solution["entropy_before"], **solution["parameters"]},
+    )
+    run.run(_progress)
+    outcome = run.data.get("outcome")
+    print(
+        json.dumps(
+            {
+                "outcome": outcome,
+                "verdict": run.data.get("verdict"),
+                "failure": run.data.get("failure"),
+                "calls": operators.calls,
+            },
+            indent=2,
+        )
+    )
+    return 0 if outcome == "succeeded" else 1
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    from weavergen.api.cycle import RegenerationCycleSpec  # noqa: PLC0415
+    from weavergen.phases.cycle import CyclePhases  # noqa: PLC0415
+
+    charter, gateway = _charter_gateway(args)
+    cycle = RegenerationCycleSpec.model_validate(
+        {
+            "charterRef": {"name": charter.metadata.name},
+            "reason": "weavergen regeneration auto",
+            "dryRun": args.dry_run,
+        }
+    )
+    phases = CyclePhases(gateway, charter.spec, cycle, gateway.context())
+    spec, subprocesses = load_process(BPMN_DIR / "dmedi_cycle.bpmn", "dmedi_cycle")
+    run = WorkflowRun.start(spec, subprocesses, phases.registry(), {})
+    print(f"DMEDI cycle for {gateway.namespace}/{charter.metadata.name}", file=sys.stderr)
+    run.run(_progress)
+    data = run.data
+    before, after = data.get("measurement_before") or {}, data.get("measurement_after") or {}
+    print(
+        json.dumps(
+            {
+                "outcome": data.get("outcome"),
+                "strategy": (data.get("chosen") or {}).get("strategy"),
+                "entropy_before": before.get("entropy_score"),
+                "entropy_after": after.get("entropy_score"),
+                "implementation": data.get("implementation"),
+            },
+            indent=2,
+        )
+    )
+    return 0 if data.get("outcome") in ("succeeded", "not_needed") else 1
+
+
+def cmd_phase_run(args: argparse.Namespace) -> int:
+    from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
+    from weavergen.k8s.jobs import run_phase  # noqa: PLC0415
+    from weavergen.k8s.rest import Rest  # noqa: PLC0415
+    from weavergen.phases.cycle import PhaseFailed  # noqa: PLC0415
+
+    namespace, sep, cycle = args.cycle.partition("/")
+    if not sep or not namespace or not cycle:
+        fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
+    try:
+        result = run_phase(Rest(api_client()), namespace, cycle, args.phase)
+    except (PhaseFailed, LookupError, ValueError) as err:
+        print(f"phase {args.phase} of {args.cycle} failed: {err}", file=sys.stderr)
+        return 1
+    print(f"phase {args.phase} of {args.cycle} done: {', '.join(sorted(result))}")
+    return 0
+
+
+def cmd_operator_run(args: argparse.Namespace) -> int:
+    import kopf  # noqa: PLC0415 - only the operator needs kopf at start-up
+
+    import weavergen.handlers  # noqa: F401, PLC0415 - registers the handlers
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    os.environ.setdefault("WEAVERGEN_RECEIVER_PORT", str(args.receiver_port))
+    os.environ.setdefault("WEAVERGEN_RECEIVER_HOST", args.receiver_host)
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, verbose=args.verbose)
+    os.environ["WEAVERGEN_NAMESPACES"] = ",".join(args.namespace)
+    kopf.run(
+        priority=args.priority,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        # Active/standby needs kopf's peering CRDs (config/crd/kopf-peering.yaml); without a
+        # peering name the operator runs alone rather than waiting for them.
+        standalone=args.standalone or not args.peering,
+        peering_name=None if args.standalone else args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def cluster_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--charter", required=True, metavar="FILE", help="the charter (YAML)")
+    command.add_argument("--namespace", "-n", help="namespace (default: the charter's)")
+    command.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG)")
+    command.add_argument(
+        "--receiver", metavar="URL", help="operator OTLP receiver, for telemetry.source otlp"
+    )
+
+
+def add_implement(regen_cmds: Any) -> None:
+    implement = regen_cmds.add_parser(
+        "implement",
+        help="carry out a developed solution on the cluster, inline, with rollback",
+        description=(
+            "Run the solution's strategy workflow against the current kubeconfig: snapshot, "
+            "actions, rollout, settle, re-measure, judge; roll back when it does not hold."
+        ),
+    )
+    implement.add_argument(
+        "--solution", required=True, metavar="FILE", help="JSON of `regeneration develop`"
+    )
+    implement.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    cluster_arguments(implement)
+    implement.set_defaults(func=cmd_implement)
+
+
+def add_auto(regen_cmds: Any) -> None:
+    auto = regen_cmds.add_parser(
+        "auto",
+        help="run one whole DMEDI cycle for a charter, inline, printing progress",
+        description="Define, Measure, Explore, Develop, Implement once, without the operator.",
+    )
+    auto.add_argument("--dry-run", action="store_true", help="plan only, change nothing")
+    cluster_arguments(auto)
+    auto.set_defaults(func=cmd_auto)
+
+
+def add_operator(groups: Any) -> None:
+    operator = groups.add_parser("operator", help="run the operator")
+    commands = operator.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run the kopf operator (charters, cycles, OTLP receiver)",
+        description=(
+            "Reconcile RegenerationCharters and RegenerationCycles with kopf, and receive spans "
+            "over OTLP/HTTP. Uses --kubeconfig, $KUBECONFIG or ~/.kube/config, else the "
+            "in-cluster service account."
+        ),
+    )
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: all namespaces",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig file")
+    run.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering, even with --peering (the default without it)",
+    )
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="active/standby with the other instances of this peering name "
+        "(needs config/crd/kopf-peering.yaml)",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="with --peering: the highest priority instance is active, others wait",
+    )
+    run.add_argument(
+        "--liveness",
+        default=None,
+        metavar="URL",
+        help="serve liveness/readiness, e.g. http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument("--receiver-port", type=int, default=4318, help="OTLP/HTTP port")
+    run.add_argument("--receiver-host", default="127.0.0.1", help="OTLP/HTTP bind address")
+    run.add_argument("--log-format", choices=("json", "text"), default="json")
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.set_defaults(func=cmd_operator_run)
