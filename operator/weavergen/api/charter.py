@@ -407,6 +407,42 @@ class CircuitBreakerSpec(WireModel):
         return self
 
 
+class ProactiveSpec(WireModel):
+    """Cycles started ahead of a predicted threshold crossing."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Start a cycle when the entropy trend is predicted to reach the trigger "
+        "level within horizonSeconds.",
+    )
+    horizon_seconds: int = Field(
+        default=900, ge=60, le=86_400, description="How far ahead a predicted crossing counts."
+    )
+
+
+class SpcSpec(WireModel):
+    """Statistical process control of entropy, health and cycle duration."""
+
+    baseline_points: int = Field(
+        default=20,
+        ge=8,
+        le=500,
+        description="Measurements in the phase-I baseline the control limits are computed from.",
+    )
+    hold_down_points: int = Field(
+        default=20,
+        ge=8,
+        le=500,
+        description="Stable points needed after a successful cycle before limits are relearned.",
+    )
+    trigger_cycles: bool = Field(
+        default=False,
+        description="Start a cycle when the entropy chart signals an upward shift (any Western "
+        "Electric rule), even below the trigger level.",
+    )
+    proactive: ProactiveSpec = defaulted(ProactiveSpec, "Cycles ahead of a predicted crossing.")
+
+
 class StrategyPolicySpec(WireModel):
     """Which remediation strategies the operator may choose from."""
 
@@ -516,6 +552,9 @@ class RegenerationCharterSpec(WireModel):
     strategies: StrategyPolicySpec = defaulted(
         StrategyPolicySpec, "Which remediation strategies may be chosen."
     )
+    spc: SpcSpec = defaulted(
+        SpcSpec, "Control charts of entropy, health and cycle duration, and what they may trigger."
+    )
     stakeholders: list[Stakeholder] = Field(
         default_factory=list, max_length=64, description="People with a stake in the system."
     )
@@ -593,16 +632,92 @@ class CircuitBreakerStatus(StatusModel):
     )
 
 
-class ControlChartSummary(StatusModel):
-    """Statistical process control of the entropy score."""
+class ChartPoint(StatusModel):
+    """One charted value."""
 
-    center_line: float | None = Field(default=None, description="Center line (phase-I mean).")
-    upper_control_limit: float | None = Field(default=None, description="Upper control limit.")
-    lower_control_limit: float | None = Field(default=None, description="Lower control limit.")
-    points: int = Field(default=0, ge=0, description="Points charted so far.")
-    last_signal: str | None = Field(
-        default=None, description="Latest Western Electric rule that fired, with its time."
+    at: str = Field(description="When it was measured.")
+    value: float = Field(description="The value.")
+
+
+class ChartSignal(StatusModel):
+    """A control-chart signal: a Western Electric rule that fired."""
+
+    chart: Literal["individuals", "movingRange", "ewma"] = Field(description="Chart it fired on.")
+    rule: Literal["WE1", "WE2", "WE3", "WE4"] = Field(
+        description="WE1 one point beyond 3 sigma; WE2 2 of 3 beyond 2 sigma; WE3 4 of 5 beyond "
+        "1 sigma; WE4 8 in a row on one side (same side of the center line for WE2-WE4)."
     )
+    at: str = Field(description="Time of the point that completed the pattern.")
+    value: float = Field(description="The point, moving range or EWMA value.")
+    side: Literal["upper", "lower"] = Field(description="Side of the center line.")
+    message: str = Field(description="The signal in one sentence.")
+
+
+class Rebaseline(StatusModel):
+    """Points collected to relearn the limits after a deliberate change."""
+
+    candidates: list[float] = Field(default_factory=list, description="Candidate baseline.")
+
+
+class HoltState(StatusModel):
+    """Holt linear-trend smoothing state behind the forecast."""
+
+    level: float = Field(description="Smoothed level.")
+    trend: float = Field(description="Smoothed change per point.")
+
+
+class ControlChartStatus(StatusModel):
+    """Individuals, moving-range and EWMA control chart of one metric."""
+
+    phase: Literal["baseline", "monitoring"] = Field(
+        default="baseline",
+        description="baseline: collecting phase-I points; monitoring: limits frozen, rules on.",
+    )
+    center_line: float | None = Field(default=None, description="Center line (baseline mean).")
+    sigma: float | None = Field(default=None, description="Sigma estimate, MR-bar / 1.128.")
+    upper_control_limit: float | None = Field(default=None, description="Center + 3 sigma.")
+    lower_control_limit: float | None = Field(default=None, description="Center - 3 sigma.")
+    moving_range_upper_limit: float | None = Field(
+        default=None, description="Moving-range chart limit, 3.267 MR-bar."
+    )
+    ewma: float | None = Field(default=None, description="Current EWMA value.")
+    ewma_upper_limit: float | None = Field(default=None, description="EWMA upper limit.")
+    ewma_lower_limit: float | None = Field(default=None, description="EWMA lower limit.")
+    points: int = Field(default=0, ge=0, description="Points charted so far.")
+    monitored_points: int = Field(default=0, ge=0, description="Points judged by these limits.")
+    limits_since: str | None = Field(default=None, description="When these limits were set.")
+    baseline_values: list[float] = Field(
+        default_factory=list, description="Phase-I points collected so far."
+    )
+    history: list[ChartPoint] = Field(default_factory=list, description="Latest points.")
+    signals: list[ChartSignal] = Field(default_factory=list, description="Latest signals.")
+    last_signal: str | None = Field(default=None, description="The latest signal's message.")
+    rebaseline: Rebaseline | None = Field(
+        default=None, description="Set while relearning limits after a successful cycle."
+    )
+    holt: HoltState | None = Field(default=None, description="Trend state of the forecast.")
+
+
+class ControlCharts(StatusModel):
+    """The charter's control charts."""
+
+    entropy: ControlChartStatus | None = Field(default=None, description="Entropy score.")
+    health: ControlChartStatus | None = Field(default=None, description="Health score.")
+    cycle_duration: ControlChartStatus | None = Field(
+        default=None, description="Duration of finished cycles, seconds."
+    )
+    rebaselined_after: str | None = Field(
+        default=None, description="The successful cycle after which limits are being relearned."
+    )
+
+
+class EntropyForecast(StatusModel):
+    """When the entropy trend is predicted to reach the next threshold."""
+
+    level: str = Field(description="The threshold's level.")
+    threshold: float = Field(description="The threshold's entropy score.")
+    seconds: float = Field(description="Predicted seconds from the latest measurement.")
+    trend_per_point: float = Field(description="Entropy change per measurement.")
 
 
 class CycleRef(StatusModel):
@@ -626,8 +741,15 @@ class RegenerationCharterStatus(StatusModel):
     effective_thresholds: EffectiveThresholds | None = Field(
         default=None, description="Thresholds in force."
     )
-    control_chart: ControlChartSummary | None = Field(
-        default=None, description="Control chart of the entropy score."
+    control_charts: ControlCharts | None = Field(
+        default=None, description="Control charts of entropy, health and cycle duration."
+    )
+    forecast: EntropyForecast | None = Field(
+        default=None, description="Predicted crossing of the next entropy threshold, if rising."
+    )
+    handled_request: str | None = Field(
+        default=None,
+        description="The latest regeneration.weavergen.io/requested-at annotation handled.",
     )
     strategy_history: list[StrategyOutcomeHistory] = Field(
         default_factory=list, description="Per-strategy outcome history."

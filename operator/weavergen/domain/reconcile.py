@@ -8,12 +8,14 @@ cycle. Conditions keep their lastTransitionTime while their status is unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import resolve_spec
+from weavergen.domain.control import chart_measurement
+from weavergen.domain.spc import Signal
 from weavergen.domain.strategies import CATALOG
 
 LEVELS = list(EntropyLevel)
@@ -56,8 +58,14 @@ class Conditions:
 
 
 def measurement_due(
-    spec: RegenerationCharterSpec, status: Mapping[str, Any], now: datetime
+    spec: RegenerationCharterSpec,
+    status: Mapping[str, Any],
+    now: datetime,
+    requested: str | None = None,
 ) -> bool:
+    """On the cadence, or at once when a cycle was requested and not yet handled."""
+    if requested and requested != status.get("handledRequest"):
+        return True
     cadence = resolve_spec(spec).cadence
     assert cadence is not None
     last = parse_time((status.get("entropy") or {}).get("measuredAt"))
@@ -68,6 +76,7 @@ def measurement_due(
 class CharterDecision:
     status: dict[str, Any]
     start_cycle: str | None = None
+    signals: list[tuple[str, Signal]] = field(default_factory=list)
 
 
 def decide(
@@ -78,8 +87,13 @@ def decide(
     measurement: Mapping[str, Any] | None,
     problem: str | None,
     now: datetime,
+    requested: str | None = None,
 ) -> CharterDecision:
-    """The charter's next status, and the reason to start a cycle if one should start."""
+    """The charter's next status, and the reason to start a cycle if one should start.
+
+    ``requested`` is the time of the latest cycle request (the entropy gate's annotation); a
+    request not handled yet starts a cycle at any level, within mode and circuit breaker.
+    """
     resolved = resolve_spec(spec)
     assert resolved.thresholds is not None
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
@@ -135,8 +149,31 @@ def decide(
         "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
         f"entropy {level.value} ({score}), trigger at {trigger.value}",
     )
+    assert resolved.cadence is not None
+    charted = chart_measurement(
+        spec,
+        status.get("controlCharts"),
+        entropy=score,
+        health=measurement["health_score"],
+        at=stamp(now),
+        thresholds={
+            "medium": resolved.thresholds.medium,
+            "high": resolved.thresholds.high,
+            "critical": resolved.thresholds.critical,
+        },
+        interval_seconds=resolved.cadence.measure_interval_seconds,
+        last_cycle=status.get("lastCycle"),
+    )
+    patch["controlCharts"] = charted.charts
+    patch["forecast"] = charted.forecast
     acts = spec.trigger.mode == "auto" and spec.mode != "observe"
-    wants = degraded and acts and not status.get("activeCycle")
+    asked = bool(requested) and requested != status.get("handledRequest")
+    if asked:
+        patch["handledRequest"] = requested
+    wants = (
+        ((degraded or charted.start_cycle is not None) and acts)
+        or (asked and spec.mode != "observe")
+    ) and not status.get("activeCycle")
     last_outcome = (status.get("lastCycle") or {}).get("outcome")
     breaker, allowed, why = circuit_breaker(
         spec, status.get("circuitBreaker") or {}, wants=wants, now=now, last_outcome=last_outcome
@@ -145,7 +182,12 @@ def decide(
     conditions.set("CircuitOpen", breaker["state"] == "Open", "CircuitBreaker", why)
     patch["conditions"] = conditions.items
     start = wants and allowed
-    return CharterDecision(patch, f"entropy {level.value} ({score})" if start else None)
+    reason = f"entropy {level.value} ({score})"
+    if asked:
+        reason += ", requested through the gate"
+    elif not degraded and charted.start_cycle:
+        reason += f", {charted.start_cycle}"
+    return CharterDecision(patch, reason if start else None, charted.signals)
 
 
 def circuit_breaker(
