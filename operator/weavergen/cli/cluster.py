@@ -17,6 +17,7 @@ from weavergen.cli.common import (
 )
 from weavergen.phases.operators import Operators
 from weavergen.phases.simulate import BPMN_DIR
+from weavergen.telemetry import tracing
 from weavergen.workflows import WorkflowRun, load_process
 
 
@@ -122,11 +123,14 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     namespace, sep, cycle = args.cycle.partition("/")
     if not sep or not namespace or not cycle:
         fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
+    tracing.configure("weavergen-phase")
     try:
         result = run_phase(Rest(api_client()), namespace, cycle, args.phase)
     except (PhaseFailed, LookupError, ValueError) as err:
         print(f"phase {args.phase} of {args.cycle} failed: {err}", file=sys.stderr)
         return 1
+    finally:
+        tracing.flush()
     print(f"phase {args.phase} of {args.cycle} done: {', '.join(sorted(result))}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ from weavergen.domain.explore import Outcome
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases, PhaseFailed
+from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending
 
 RESULT_KEY = "result.json"
@@ -55,7 +57,8 @@ def job_manifest(
     env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
     if trace_id:
         # W3C trace context: the phase's spans join the cycle's trace (parent: the cycle root).
-        env.append({"name": "TRACEPARENT", "value": f"00-{trace_id}-{trace_id[:16]}-01"})
+        env.append({"name": "TRACEPARENT", "value": traceparent(trace_id)})
+    env.extend(otel_environment())
     if receiver_url:
         env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
     labels = {CYCLE_LABEL: cycle, PHASE_LABEL: phase, "app.kubernetes.io/name": "weavergen-phase"}
@@ -98,6 +101,19 @@ def job_manifest(
             },
         },
     }
+
+
+def otel_environment(env: Mapping[str, str] = os.environ) -> list[dict[str, str]]:
+    """The operator's own ``OTEL_*`` settings, so a phase Job exports where the operator does.
+
+    Headers may hold credentials; they are passed only as the operator has them, in the Job of
+    its own cycle, which only the operator and people with the same rights can read.
+    """
+    return [
+        {"name": name, "value": value}
+        for name, value in sorted(env.items())
+        if name.startswith("OTEL_") and name != "OTEL_SERVICE_NAME"
+    ]
 
 
 def job_failure(job: dict[str, Any]) -> str | None:
@@ -207,6 +223,7 @@ def cycle_phases(
     spec: RegenerationCycleSpec,
     charter_obj: dict[str, Any],
     receiver_url: str | None,
+    trace_parent: str | None = None,
 ) -> CyclePhases:
     """The phases of one cycle bound to its charter's target: the same for the operator
     (inline) and for a phase Job."""
@@ -224,7 +241,7 @@ def cycle_phases(
         Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
         for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
     ]
-    return CyclePhases(gateway, charter, spec, gateway.context(), history)
+    return CyclePhases(gateway, charter, spec, gateway.context(), history, trace_parent)
 
 
 def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, Any]:
@@ -247,13 +264,14 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
         spec=spec,
         charter_obj=charter_obj,
         receiver_url=os.environ.get("WEAVERGEN_RECEIVER_URL"),
+        trace_parent=os.environ.get("TRACEPARENT"),
     )
     data: dict[str, Any] = {}
     for earlier in PHASES[: PHASES.index(phase)]:
         found = rest.get("ConfigMap", namespace, result_name(cycle, earlier))
         if found is not None:
             data.update(parse_result(found, earlier))
-    result: dict[str, Any] = getattr(phases, f"{phase}_phase")({}, data)
+    result = phases.traced(phase)({}, data)
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

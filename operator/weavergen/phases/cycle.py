@@ -7,7 +7,8 @@ Implement runs the chosen strategy's own workflow with the operators bound to th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,8 @@ from weavergen.domain.explore import Outcome, TargetContext, explore
 from weavergen.domain.gateway import TargetGateway
 from weavergen.phases.operators import Operators
 from weavergen.phases.simulate import BPMN_DIR
-from weavergen.workflows import ServiceRegistry, WorkflowRun, load_process
+from weavergen.telemetry import tracing
+from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
 
 LEVELS = list(EntropyLevel)
 
@@ -37,6 +39,7 @@ class CyclePhases:
     cycle: RegenerationCycleSpec
     context: TargetContext = field(default_factory=TargetContext)
     history: Sequence[Outcome] = ()
+    trace_parent: str | None = None
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
@@ -47,10 +50,50 @@ class CyclePhases:
         """The cycle's operators; ``phase_operators`` (by phase) replace the inline phases."""
         registry = ServiceRegistry()
         for phase in PHASES:
-            fn = (phase_operators or {}).get(phase) or getattr(self, f"{phase}_phase")
+            fn = (phase_operators or {}).get(phase) or self.traced(phase)
             registry.register(f"{phase}_phase", fn)
         registry.register("restore_snapshot", self.operators.restore_snapshot)
         return registry
+
+    def traced(self, phase: str) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+        """The phase, recording a ``dmedi_<phase>`` span under the cycle's root once it ends.
+
+        A phase that is only waiting (``Pending``) records nothing: it has not run yet.
+        """
+        run: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] = getattr(
+            self, f"{phase}_phase"
+        )
+
+        def traced_phase(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+            started = time.time_ns()
+            attributes = {"weavergen.phase": phase, "weavergen.system.id": self.spec.system_id}
+            try:
+                result = run(params, data)
+            except Pending:
+                raise
+            except Exception as err:
+                self._record(phase, started, attributes, error=str(err) or type(err).__name__)
+                raise
+            self._record(phase, started, {**attributes, **phase_attributes(result)})
+            return result
+
+        return traced_phase
+
+    def _record(
+        self,
+        phase: str,
+        started: int,
+        attributes: Mapping[str, tracing.AttributeValue],
+        error: str | None = None,
+    ) -> None:
+        tracing.record_span(
+            f"dmedi_{phase}",
+            parent=tracing.parent_context(self.trace_parent),
+            start_ns=started,
+            end_ns=time.time_ns(),
+            attributes=attributes,
+            error=error,
+        )
 
     def define_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
@@ -146,3 +189,21 @@ class CyclePhases:
             "measurement_after": run.data.get("measurement_after"),
             "implementation_succeeded": outcome in ("succeeded", "escalated"),
         }
+
+
+def phase_attributes(result: Mapping[str, Any]) -> dict[str, tracing.AttributeValue]:
+    """What a phase span says about its result: entropy and health, the strategy, the outcome."""
+    measurement = result.get("measurement_before") or result.get("measurement_after") or {}
+    when = "before" if "measurement_before" in result else "after"
+    implementation = result.get("implementation") or {}
+    return tracing.attributes_of(
+        {
+            f"weavergen.entropy.{when}": measurement.get("entropy_score"),
+            f"weavergen.entropy.level.{when}": measurement.get("entropy_level"),
+            f"weavergen.health.{when}": measurement.get("health_score"),
+            "weavergen.strategy": (result.get("chosen") or result.get("solution") or {}).get(
+                "strategy"
+            ),
+            "weavergen.implementation.outcome": implementation.get("outcome"),
+        }
+    )
