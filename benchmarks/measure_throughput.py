@@ -92,12 +92,12 @@ def bench_columns(payloads: list[bytes], spans: int) -> None:
 
 SERVER = """
 import asyncio
-from weavergen.telemetry.receiver import ReceiverConfig, serve
+from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 
 async def main():
     store = WindowStore()
-    runner, port = await serve(store, ReceiverConfig(), port=0)
+    runner, port = await serve(build_app(store, ReceiverConfig()), port=0)
     print(port, flush=True)
     await asyncio.sleep(3600)
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -137,7 +138,13 @@ class OperatorProcess:
     """``weavergen operator run`` watching one namespace, restartable; logs to one file."""
 
     def __init__(
-        self, plane: Plane, namespace: str, log: Path, kubeconfig: Path, *flags: str
+        self,
+        plane: Plane,
+        namespace: str,
+        log: Path,
+        kubeconfig: Path,
+        *flags: str,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.flags = flags or ("--standalone",)
         self.env = {
@@ -145,6 +152,7 @@ class OperatorProcess:
             **plane.env(),
             "WEAVERGEN_TIMER_SECONDS": "1",
             "KUBECONFIG": str(kubeconfig),
+            **(env or {}),
         }
         self.namespace = namespace
         self.log = log
@@ -186,7 +194,7 @@ class OperatorProcess:
 
     def receiver_port(self) -> int | None:
         """The OTLP receiver's port, once the operator has logged it."""
-        found = re.findall(r"started the OTLP receiver port=(\d+)", self.log.read_text())
+        found = re.findall(r"started the OTLP receiver\S* .*port=(\d+)", self.log.read_text())
         return int(found[-1]) if found else None
 
     def __str__(self) -> str:

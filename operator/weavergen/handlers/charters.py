@@ -10,10 +10,12 @@ import kopf
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import GROUP, VERSION
+from weavergen.domain.gate import REQUEST_ANNOTATION
 from weavergen.domain.otlp import OtlpError
 from weavergen.domain.reconcile import decide, measurement_due
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
+from weavergen.telemetry import metrics
 
 TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
 CHARTER_LABEL = "regeneration.weavergen.io/charter"
@@ -60,7 +62,8 @@ def reconcile_charter(
     assert namespace is not None  # both kinds are namespaced
     charter = RegenerationCharterSpec.model_validate(dict(spec))
     now = datetime.now(UTC).replace(tzinfo=None)
-    if not measurement_due(charter, status, now):
+    requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
+    if not measurement_due(charter, status, now, requested):
         return
     rest: Rest = memo.rest
     gateway = KubeGateway(rest, namespace, name, charter, receiver_url=memo.receiver_url)
@@ -76,6 +79,7 @@ def reconcile_charter(
         measurement=measurement,
         problem=problem,
         now=now,
+        requested=requested,
     )
     healthy = measurement is not None and measurement.get("entropy_level") == "low"
     if healthy and not gateway.golden():
@@ -92,3 +96,15 @@ def reconcile_charter(
         )
     for key, value in decision.status.items():
         patch.status[key] = value
+    for _metric, signal in decision.signals:
+        kopf.warn(body, reason=f"ControlChart{signal.rule}", message=signal.message)
+    metrics.record_charter(namespace, name, decision.status)
+    metrics.record_forecast(namespace, name, decision.status.get("forecast"))
+    for metric, signal in decision.signals:
+        metrics.record_signal(namespace, name, metric, signal)
+
+
+@kopf.on.delete(GROUP, VERSION, "regenerationcharters", optional=True)
+def forget_charter(*, name: str, namespace: str | None, **_: Any) -> None:
+    """Drop a deleted charter's metric series (optional: it never blocks the deletion)."""
+    metrics.forget_charter(namespace or "", name)

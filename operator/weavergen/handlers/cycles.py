@@ -13,6 +13,7 @@ import kopf
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
 from weavergen.k8s.cycles import CycleReconciler
+from weavergen.telemetry import metrics
 
 
 @kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5)
@@ -37,4 +38,5 @@ def reconcile_cycle(
     if final is not None:
         for key, value in final.items():
             patch.status[key] = value
+        metrics.record_cycle(namespace, spec["charterRef"]["name"], final)
         logger.info("finished cycle=%s phase=%s", name, final.get("phase"))

@@ -9,9 +9,12 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from weavergen.handlers.http import add_routes
 from weavergen.k8s.client import api_client
+from weavergen.k8s.gate import Gate
 from weavergen.k8s.rest import Rest
-from weavergen.telemetry.receiver import ReceiverConfig, serve
+from weavergen.telemetry import metrics, tracing
+from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 
 PREFIX = "regeneration.weavergen.io"
@@ -39,12 +42,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         )
     port = int(os.environ.get("WEAVERGEN_RECEIVER_PORT", "4318"))
     host = os.environ.get("WEAVERGEN_RECEIVER_HOST", "127.0.0.1")
+    token = os.environ.get("WEAVERGEN_RECEIVER_TOKEN")
     memo.windows = WindowStore()
-    memo.receiver, bound = await serve(
-        memo.windows, ReceiverConfig(token=os.environ.get("WEAVERGEN_RECEIVER_TOKEN")), host, port
-    )
+    metrics.register_receiver(memo.windows)
+    app = build_app(memo.windows, ReceiverConfig(token=token))
+    add_routes(app, Gate(memo.rest), token)
+    memo.receiver, bound = await serve(app, host, port)
     memo.receiver_url = f"http://127.0.0.1:{bound}"
-    logging.getLogger(__name__).info("started the OTLP receiver port=%d", bound)
+    exporting = tracing.configure("weavergen-operator")
+    logging.getLogger(__name__).info(
+        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s",
+        bound,
+        "otlp" if exporting else "off",
+    )
 
 
 def ensure_peering(rest: Rest, name: str, namespaces: list[str]) -> None:
@@ -70,3 +80,4 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.cleanup()
+    tracing.shutdown()

@@ -13,16 +13,19 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from weavergen.api.charter import PHASES
+from weavergen.api.charter import PHASES, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
+from weavergen.domain.control import chart_cycle
 from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
-from weavergen.domain.reconcile import stamp
-from weavergen.k8s.events import post_event
+from weavergen.domain.reconcile import parse_time, stamp
+from weavergen.k8s.events import involved, post_event
 from weavergen.k8s.jobs import PhaseJobs, cycle_owner, cycle_phases, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
 from weavergen.phases.simulate import BPMN_DIR
+from weavergen.telemetry import metrics, tracing
+from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
 
 STATE_KEY = "state.json.gz"
@@ -120,6 +123,7 @@ class CycleReconciler:
                 "message": f"charter {cycle.charter_ref.name} does not exist",
             }
         owner = cycle_owner(name, meta["uid"])
+        trace_id = status.get("traceId") or trace_id_of(meta["uid"])
         involved = {
             **{k: owner[k] for k in ("apiVersion", "kind", "name", "uid")},
             "namespace": namespace,
@@ -132,9 +136,9 @@ class CycleReconciler:
             spec=cycle,
             charter_obj=charter_obj,
             receiver_url=self.receiver_url,
+            trace_parent=traceparent(trace_id),
         )
         charter = phases.charter
-        trace_id = status.get("traceId") or trace_id_of(meta["uid"])
         jobs = None
         if charter.executor == "job":
             policy = resolve_spec(charter).phase_policy
@@ -220,6 +224,7 @@ class CycleReconciler:
             **cycle_status(run.data, current, meta.get("generation"), _now()),
             "startedAt": current["startedAt"],
             "traceId": trace_id,
+            "phases": current.get("phases") or [],
         }
         final.update(self.snapshot_ref(namespace, name, run.data))
         post_event(
@@ -230,6 +235,16 @@ class CycleReconciler:
             warning=final.get("phase") in ("RolledBack", "Failed"),
         )
         self.record_on_charter(namespace, cycle.charter_ref.name, name, final, run.data)
+        record_cycle_span(
+            trace_id,
+            final,
+            {
+                "weavergen.cycle.name": name,
+                "weavergen.cycle.namespace": namespace,
+                "weavergen.charter.name": cycle.charter_ref.name,
+                "weavergen.system.id": charter.system_id,
+            },
+        )
         return final
 
     def snapshot_ref(self, namespace: str, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,6 +292,24 @@ class CycleReconciler:
             entry["lastOutcome"] = "Succeeded" if won else "RolledBack"
             entry["lastUsedAt"] = final.get("finishedAt")
         last = {"name": cycle, "outcome": final.get("phase"), "finishedAt": final.get("finishedAt")}
+        charts: dict[str, Any] = {}
+        duration = metrics.cycle_seconds(final)
+        if duration is not None and obj.get("spec"):
+            charted = chart_cycle(
+                RegenerationCharterSpec.model_validate(obj["spec"]),
+                (obj.get("status") or {}).get("controlCharts"),
+                duration_seconds=duration,
+                at=str(final.get("finishedAt")),
+            )
+            charts = charted.charts
+            for _, signal in charted.signals:
+                post_event(
+                    self.rest,
+                    involved(obj),
+                    f"ControlChart{signal.rule}",
+                    signal.message,
+                    warning=True,
+                )
         self.rest.patch(
             "RegenerationCharter",
             namespace,
@@ -287,10 +320,49 @@ class CycleReconciler:
                     "lastCycle": last,
                     "strategyHistory": history,
                     "entropy": {"measuredAt": None},
+                    **({"controlCharts": charts} if charts else {}),
                 }
             },
             "status",
         )
+
+
+def record_cycle_span(trace_id: str, final: Mapping[str, Any], identity: Mapping[str, str]) -> None:
+    """The cycle's root span, recorded once it is over, from its final status."""
+    started = parse_time(final.get("startedAt"))
+    finished = parse_time(final.get("finishedAt")) or _now()
+    before, after = final.get("entropyBefore") or {}, final.get("entropyAfter") or {}
+    outcome = str(final.get("phase"))
+    snapshot = final.get("snapshot") or {}
+    tracing.record_cycle(
+        trace_id,
+        start_ns=_nanoseconds(started or finished),
+        end_ns=_nanoseconds(finished),
+        attributes=tracing.attributes_of(
+            {
+                **identity,
+                "weavergen.cycle.outcome": outcome,
+                "weavergen.entropy.before": before.get("score"),
+                "weavergen.entropy.after": after.get("score"),
+                "weavergen.entropy.level.before": before.get("level"),
+                "weavergen.entropy.level.after": after.get("level"),
+                "weavergen.health.before": before.get("healthScore"),
+                "weavergen.health.after": after.get("healthScore"),
+                "weavergen.strategy": final.get("chosenStrategy"),
+            }
+        ),
+        error=str(final.get("message")) if outcome == "Failed" else None,
+        rollback={
+            "weavergen.rollback.reason": str(final.get("message", "")),
+            "weavergen.rollback.restored_objects": int(snapshot.get("objects") or 0),
+        }
+        if outcome == "RolledBack"
+        else None,
+    )
+
+
+def _nanoseconds(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp() * 1e9)
 
 
 NEXT_PHASE = {

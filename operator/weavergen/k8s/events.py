@@ -31,3 +31,15 @@ def post_event(
             "count": 1,
         },
     )
+
+
+def involved(obj: dict[str, Any]) -> dict[str, Any]:
+    """The involvedObject reference of a stored object."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "uid": meta.get("uid"),
+    }

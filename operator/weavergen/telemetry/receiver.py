@@ -168,10 +168,11 @@ def runner(app: web.Application) -> web.AppRunner:
 
 
 async def serve(
-    store: WindowStore, config: ReceiverConfig, host: str = "127.0.0.1", port: int = 4318
+    app: web.Application, host: str = "127.0.0.1", port: int = 4318
 ) -> tuple[web.AppRunner, int]:
-    """Start the receiver on ``host:port`` (0: any free port); returns the runner and port."""
-    app_runner = runner(build_app(store, config))
+    """Start ``app`` (see ``build_app``) on ``host:port`` (0: any free port); returns the
+    runner and the port it bound."""
+    app_runner = runner(app)
     await app_runner.setup()
     site = web.TCPSite(app_runner, host, port)
     await site.start()

@@ -12,7 +12,7 @@ from aiohttp import ClientSession
 
 from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
 from weavergen.domain.summary import ServiceSummary
-from weavergen.telemetry.receiver import ReceiverConfig
+from weavergen.telemetry.receiver import ReceiverConfig, build_app
 from weavergen.telemetry.receiver import serve as serve_receiver
 from weavergen.telemetry.windows import WindowStore
 
@@ -23,7 +23,7 @@ def serve(check: Check, config: ReceiverConfig | None = None) -> WindowStore:
     store = WindowStore(slot_seconds=5)
 
     async def main() -> None:
-        runner, port = await serve_receiver(store, config or ReceiverConfig(), port=0)
+        runner, port = await serve_receiver(build_app(store, config or ReceiverConfig()), port=0)
         try:
             async with ClientSession() as session:
                 await check(session, f"http://127.0.0.1:{port}", store)
