@@ -83,7 +83,10 @@ def _reason_to_start(
     signals: list[tuple[str, Signal]],
     forecast: Mapping[str, Any] | None,
 ) -> str | None:
-    worse = [s for metric, s in signals if s.side == WORSE_SIDE[metric]]
+    # A moving-range signal is a jump either way (an improvement too): it never starts a cycle.
+    worse = [
+        s for metric, s in signals if s.chart != "movingRange" and s.side == WORSE_SIDE[metric]
+    ]
     if spec.spc.trigger_cycles and worse:
         return f"control chart signal: {worse[0].message}"
     proactive = spec.spc.proactive
