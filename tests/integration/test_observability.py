@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -207,6 +208,36 @@ def test_a_cycle_in_jobs_exports_one_trace_that_validate_passes_and_metrics_show
     assert any(s["rule"] == "WE1" and s["side"] == "upper" for s in entropy_chart["signals"])
     events = json.loads(plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
     assert any(e["reason"] == "ControlChartWE1" for e in events["items"])
+    assert_the_report_shows_it(plane, namespace, tmp_path, final)
+
+
+def assert_the_report_shows_it(
+    plane: Plane, namespace: str, tmp_path: Path, final: dict[str, Any]
+) -> None:
+    """`regeneration report --charter` reads the cluster and draws the charts and the cycle."""
+    page = tmp_path / "report.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "weavergen.cli",
+            "regeneration",
+            "report",
+            "--charter",
+            f"{namespace}/web",
+            "-o",
+            str(page),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **plane.env()},
+    )
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert html.count("<svg") >= 4  # entropy, health, cycle duration, the cycle's phases
+    assert final["traceId"] in html and final["chosenStrategy"] in html
 
 
 def assert_the_trace_validates(
