@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from hack.localplane.plane import Plane
-from tests.helpers import SAMPLES, manifests
+from tests.helpers import REPO, SAMPLES, manifests
+from tests.integration.conftest import wait_for
 from tests.invalid_charters import BASE_SPEC, INVALID_SPECS, InvalidCase
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if manifests(p))
@@ -109,3 +110,38 @@ def test_status_is_a_subresource(plane: Plane, namespace: str) -> None:
     header, row = table.splitlines()[:2]
     assert header.split()[:5] == ["NAME", "SYSTEM", "MODE", "LEVEL", "ENTROPY"]
     assert row.split()[:5] == ["checkout", "web-service", "enforce", "medium", "0.42"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "section"),
+    [
+        ("regenerationcharter", "spec"),
+        ("regenerationcharter", "status"),
+        ("regenerationcycle", "spec"),
+        ("regenerationcycle", "status"),
+    ],
+)
+def test_kubectl_explain_describes_every_field(plane: Plane, kind: str, section: str) -> None:
+    """`kubectl explain` reads the published OpenAPI: every field of each section is there with
+    its description (from the pydantic models)."""
+    crd = next(
+        c
+        for c in manifests(REPO / "crds" / f"regeneration.weavergen.io_{kind}s.yaml")
+        if c["kind"] == "CustomResourceDefinition"
+    )
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][section]
+    # The API server publishes a new CRD's OpenAPI a moment after it is established.
+    explained = str(
+        wait_for(
+            lambda: (
+                (r := plane.kubectl("explain", f"{kind}.{section}", check=False)).returncode == 0
+                and r.stdout
+            ),
+            30,
+            what=f"kubectl explain {kind}.{section}",
+        )
+    )
+    for field, node in schema["properties"].items():
+        first_words = " ".join(node["description"].split()[:3])
+        assert f"  {field}\t" in explained, (field, explained)
+        assert first_words in " ".join(explained.split()), (field, first_words)
