@@ -60,8 +60,10 @@ def add_validate(regen_cmds: Any) -> None:
             "Read OTLP spans (JSON, JSON lines, or protobuf) exported by the operator and its "
             "phase Jobs. A cycle passes when all five dmedi_* phases completed and entropy fell "
             "by more than --min-improvement (relative). Given many cycles it also checks the "
-            "regeneration success rate, the average health improvement and, for cycles with "
-            "ground truth (simulations), the entropy-detection accuracy. Exit 0 pass, 1 fail."
+            "regeneration success rate and the average health improvement over the cycles that "
+            "regenerated (NotNeeded and Escalated cycles changed nothing on purpose) and, for "
+            "cycles with ground truth (`regeneration simulate --spans-out`), the "
+            "entropy-detection accuracy. Exit 0 pass, 1 fail."
         ),
     )
     validate.add_argument(

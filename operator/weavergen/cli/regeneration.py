@@ -40,6 +40,7 @@ from weavergen.domain.semconv import Registry, RegistryError
 from weavergen.domain.thresholds import ThresholdCalculator
 from weavergen.phases.operators import validation_registry
 from weavergen.phases.simulate import BPMN_DIR, ScenarioResult, SimulationEngine
+from weavergen.telemetry import tracing
 from weavergen.workflows import load_process, validate
 
 _STAKEHOLDERS = TypeAdapter(list[Stakeholder])
@@ -246,7 +247,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    summary = engine.run(args.scenarios, progress).summary()
+    if args.spans_out:
+        spans_out = Path(args.spans_out)
+        try:
+            spans_out.write_bytes(b"")
+        except OSError as err:
+            fail(f"cannot write spans file {spans_out}: {err.strerror}")
+        tracing.shutdown()  # this command's spans go to the file, whatever was set up before
+        tracing.configure("weavergen-simulator", tracing.OtlpJsonFileExporter(spans_out))
+    try:
+        summary = engine.run(args.scenarios, progress).summary()
+    finally:
+        if args.spans_out:
+            tracing.flush()
+            tracing.shutdown()
+    if args.spans_out:
+        print(f"spans of {args.scenarios} simulated cycles: {args.spans_out}", file=sys.stderr)
     if args.output == "json":
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
@@ -380,5 +396,11 @@ def add_simulate(regen_cmds: Any) -> None:
         help="share of scenarios with a failure injected mid-workflow",
     )
     simulate_cmd.add_argument("--quiet", action="store_true", help="no per-scenario progress")
+    simulate_cmd.add_argument(
+        "--spans-out",
+        metavar="FILE",
+        help="write each scenario's DMEDI cycle spans to FILE as OTLP/JSON lines, as the "
+        "operator records them (check them with `regeneration validate --spans FILE`)",
+    )
     simulate_cmd.add_argument("--output", choices=("json", "text"), default="text", help="format")
     simulate_cmd.set_defaults(func=cmd_simulate)

@@ -18,17 +18,30 @@ ROOT_SPAN = "dmedi_cycle"
 SPAN_PREFIX = "dmedi_"
 STATUS_ERROR = 2
 ROLLBACK_EVENT = "rollback"
+# Cycles that changed nothing on purpose: NotNeeded found a healthy system, Escalated found
+# symptoms no strategy can safely fix (a failing dependency) and handed them to people. Neither
+# is a regeneration, so neither counts for or against regeneration effectiveness.
+NO_REGENERATION = ("NotNeeded", "Escalated")
 TOLERANCE = 1e-9
 """Aggregate checks pass within float rounding: 0.7 - 0.4 is a health improvement of 0.3."""
 
 
 class Check(NamedTuple):
-    """One acceptance check: passes when ``value >= target``."""
+    """One acceptance check over ``cases`` cycles: passes when ``value >= target``."""
 
     name: str
     value: float
     target: float
     passed: bool
+    cases: int
+
+
+CHECK_SCOPE = {
+    "regeneration_success_rate": "cycles that regenerated (not NotNeeded or Escalated)",
+    "average_health_improvement": "cycles that regenerated (not NotNeeded or Escalated)",
+    "entropy_detection_accuracy": "cycles with a known true level",
+}
+"""Which cycles each aggregate check counts, for people."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +198,9 @@ class ValidationReport:
     """The cycles of a capture and the acceptance checks over them."""
 
     cycles: tuple[CycleValidation, ...]
-    success_rate: float
-    average_health_improvement: float
+    success_rate: float | None
+    average_health_improvement: float | None
+    regeneration_cases: int
     detection_accuracy: float | None
     detection_cases: int
     checks: tuple[Check, ...]
@@ -197,6 +211,7 @@ class ValidationReport:
             "passed": self.passed,
             "success_rate": self.success_rate,
             "average_health_improvement": self.average_health_improvement,
+            "regeneration_cases": self.regeneration_cases,
             "detection_accuracy": self.detection_accuracy,
             "detection_cases": self.detection_cases,
             "checks": [check._asdict() for check in self.checks],
@@ -204,8 +219,12 @@ class ValidationReport:
         }
 
 
-def _check(name: str, value: float, target: float) -> Check:
-    return Check(name, value, target, value >= target - TOLERANCE)
+def _check(name: str, value: float, target: float, cases: int) -> Check:
+    return Check(name, value, target, value >= target - TOLERANCE, cases)
+
+
+def _share(part: float, cases: int) -> float | None:
+    return part / cases if cases else None
 
 
 def _traces(records: Sequence[SpanRecord], trace_id: str | None) -> list[list[SpanRecord]]:
@@ -238,36 +257,47 @@ def validate_spans(
 ) -> ValidationReport:
     """Validate every DMEDI cycle in the records (or the one trace ``trace_id``, or a prefix of it).
 
-    One cycle (or none) must pass itself; several are judged together by success rate, average
-    health improvement and, where the simulator recorded the true level, detection accuracy.
+    One cycle (or none) must pass itself; several are judged together: success rate and average
+    health improvement over the cycles that regenerated (see ``NO_REGENERATION``) and, over
+    every cycle where the simulator
+    recorded the true level, detection accuracy. Several cycles that all found nothing to do, and
+    carry no true level, are judged as one: they fail, as a single NotNeeded cycle does.
     """
     cycles = tuple(
         validate_cycle(spans, min_improvement=min_improvement)
         for spans in _traces(records, trace_id)
     )
-    count = len(cycles)
     passed = sum(c.passed for c in cycles)
-    success_rate = passed / count if count else 0.0
-    average_health = sum(c.health_improvement for c in cycles) / count if count else 0.0
-    cases = [c for c in cycles if c.expected_level is not None]
-    accuracy = (
-        sum(c.detected_level == c.expected_level for c in cases) / len(cases) if cases else None
-    )
-    if count <= 1:
-        checks = [_check("cycles_passed", passed, 1)]
-    else:
-        checks = [
-            _check("regeneration_success_rate", success_rate, min_success_rate),
-            _check("average_health_improvement", average_health, min_health_improvement),
-        ]
+    regenerated = [c for c in cycles if c.outcome not in NO_REGENERATION]
+    success_rate = _share(sum(c.passed for c in regenerated), len(regenerated))
+    average_health = _share(sum(c.health_improvement for c in regenerated), len(regenerated))
+    known = [c for c in cycles if c.expected_level is not None]
+    accuracy = _share(sum(c.detected_level == c.expected_level for c in known), len(known))
+    checks = []
+    if len(cycles) > 1:
+        if success_rate is not None and average_health is not None:
+            checks += [
+                _check(
+                    "regeneration_success_rate", success_rate, min_success_rate, len(regenerated)
+                ),
+                _check(
+                    "average_health_improvement",
+                    average_health,
+                    min_health_improvement,
+                    len(regenerated),
+                ),
+            ]
         if accuracy is not None:
-            checks.append(_check("entropy_detection_accuracy", accuracy, min_accuracy))
+            checks.append(_check("entropy_detection_accuracy", accuracy, min_accuracy, len(known)))
+    if not checks:
+        checks = [_check("cycles_passed", passed, 1, len(cycles))]
     return ValidationReport(
         cycles=cycles,
         success_rate=success_rate,
         average_health_improvement=average_health,
+        regeneration_cases=len(regenerated),
         detection_accuracy=accuracy,
-        detection_cases=len(cases),
+        detection_cases=len(known),
         checks=tuple(checks),
         passed=all(check.passed for check in checks),
     )
@@ -310,6 +340,11 @@ def render_text(report: ValidationReport) -> str:
     width = max(len(check.name) for check in report.checks)
     lines.extend(
         f"{check.name.ljust(width)}  {check.value:.3g} (target >= {check.target:.3g})  "
+        + (
+            f"over the {check.cases} {CHECK_SCOPE[check.name]} (of {len(report.cycles)})  "
+            if check.name in CHECK_SCOPE
+            else ""
+        )
         + ("PASS" if check.passed else "FAIL")
         for check in report.checks
     )

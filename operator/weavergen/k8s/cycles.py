@@ -338,24 +338,18 @@ def record_cycle_span(trace_id: str, final: Mapping[str, Any], identity: Mapping
         trace_id,
         start_ns=_nanoseconds(started or finished),
         end_ns=_nanoseconds(finished),
-        attributes=tracing.attributes_of(
-            {
-                **identity,
-                "weavergen.cycle.outcome": outcome,
-                "weavergen.entropy.before": before.get("score"),
-                "weavergen.entropy.after": after.get("score"),
-                "weavergen.entropy.level.before": before.get("level"),
-                "weavergen.entropy.level.after": after.get("level"),
-                "weavergen.health.before": before.get("healthScore"),
-                "weavergen.health.after": after.get("healthScore"),
-                "weavergen.strategy": final.get("chosenStrategy"),
-            }
+        attributes=tracing.cycle_attributes(
+            identity,
+            outcome,
+            strategy=final.get("chosenStrategy"),
+            entropy=(before.get("score"), after.get("score")),
+            level=(before.get("level"), after.get("level")),
+            health=(before.get("healthScore"), after.get("healthScore")),
         ),
         error=str(final.get("message")) if outcome == "Failed" else None,
-        rollback={
-            "weavergen.rollback.reason": str(final.get("message", "")),
-            "weavergen.rollback.restored_objects": int(snapshot.get("objects") or 0),
-        }
+        rollback=tracing.rollback_attributes(
+            str(final.get("message", "")), int(snapshot.get("objects") or 0)
+        )
         if outcome == "RolledBack"
         else None,
     )

@@ -6,13 +6,18 @@ Measure code, explores and develops with the real code, and runs the chosen stra
 workflow on SpiffWorkflow with the operators bound to the twin. A share of scenarios has a
 failure injected in the middle of the workflow, which must roll the twin back to its snapshot.
 Outcomes feed the shared history, as a charter's status does, so success probabilities learn.
+When tracing is configured each scenario is also recorded as the operator records a cycle: a
+``dmedi_<phase>`` span per phase it ran and a ``dmedi_cycle`` root that also carries the true level.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +26,20 @@ import numpy as np
 
 from weavergen.api.charter import EntropyLevel
 from weavergen.api.profiles import profile_for
+from weavergen.domain.cycle_status import OUTCOME_PHASE, outcome_message
 from weavergen.domain.develop import develop
 from weavergen.domain.explore import Outcome, TargetContext, explore
 from weavergen.domain.simulator import EntropySimulator
 from weavergen.domain.strategies import CAUSES, OBSERVE, UNFIXABLE_CAUSES
 from weavergen.domain.twin import Twin
 from weavergen.phases.operators import Operators
+from weavergen.telemetry import tracing
 from weavergen.workflows import WorkflowRun, load_process
 
 BPMN_DIR = Path(os.environ.get("WEAVERGEN_BPMN_DIR", Path(__file__).resolve().parents[3] / "bpmn"))
 TRIGGER = EntropyLevel.MEDIUM
 LEVELS = list(EntropyLevel)
+CYCLE_OUTCOMES = {**OUTCOME_PHASE, "escalated": "Escalated"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +116,81 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+class _CycleTrace:
+    """One scenario's spans, as the operator records a cycle's (no-ops when tracing is off)."""
+
+    def __init__(self, trace_id: str, name: str) -> None:
+        self.trace_id = trace_id
+        self.name = name
+        self.parent = tracing.parent_context(tracing.traceparent(trace_id))
+        self.started = time.time_ns()
+        self.system_id = ""
+
+    @contextmanager
+    def phase(self, phase: str) -> Iterator[dict[str, Any]]:
+        """Times the block as ``dmedi_<phase>``; what it puts in the dict is the phase's result."""
+        from weavergen.phases.cycle import phase_attributes  # noqa: PLC0415 - cycle imports us
+
+        started, error = time.time_ns(), None
+        result: dict[str, Any] = {}
+        try:
+            yield result
+        except Exception as err:
+            error = str(err) or type(err).__name__
+            raise
+        finally:
+            attributes = {"weavergen.phase": phase, "weavergen.system.id": self.system_id}
+            tracing.record_span(
+                f"dmedi_{phase}",
+                parent=self.parent,
+                start_ns=started,
+                end_ns=time.time_ns(),
+                attributes=attributes if error else {**attributes, **phase_attributes(result)},
+                error=error,
+            )
+
+    def finish(
+        self,
+        outcome: str,
+        data: Mapping[str, Any],
+        *,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        expected_level: str,
+    ) -> None:
+        """The root span, with the outcome the operator would report and the true level."""
+        phase = CYCLE_OUTCOMES.get(outcome, "Failed")
+        message = outcome_message(phase, data)
+        identity = {
+            "weavergen.cycle.name": self.name,
+            "weavergen.cycle.namespace": "sim",
+            "weavergen.charter.name": self.system_id,
+            "weavergen.system.id": self.system_id,
+        }
+        attributes = tracing.cycle_attributes(
+            identity,
+            phase,
+            strategy=(data.get("chosen") or {}).get("strategy"),
+            entropy=(before.get("entropy_score"), after.get("entropy_score")),
+            level=(before.get("entropy_level"), after.get("entropy_level")),
+            health=(before.get("health_score"), after.get("health_score")),
+        )
+        tracing.record_cycle(
+            self.trace_id,
+            start_ns=self.started,
+            end_ns=time.time_ns(),
+            attributes={**attributes, "weavergen.simulation.expected_level": expected_level},
+            error=message if phase == "Failed" else None,
+            rollback=tracing.rollback_attributes(message, int(data.get("snapshot_objects") or 0))
+            if phase == "RolledBack"
+            else None,
+        )
+
+
 class SimulationEngine:
     def __init__(self, seed: int = 0, failure_share: float = 0.05) -> None:
+        self.seed = seed
+        self.played = 0
         self.rng = np.random.default_rng(seed)
         self.simulator = EntropySimulator(seed)
         self.failure_share = failure_share
@@ -135,8 +216,14 @@ class SimulationEngine:
         return report
 
     def scenario(self, cause: str | None, seed: int, inject: bool = False) -> ScenarioResult:
-        twin = Twin.build(self.simulator, cause, seed, fail_action="apply" if inject else None)
-        before = twin.measure()
+        index, self.played = self.played, self.played + 1
+        trace_id = hashlib.sha256(f"simulation:{self.seed}:{index}".encode()).hexdigest()[:32]
+        cycle = _CycleTrace(trace_id, f"simulation-{self.seed}-{index}")
+        with cycle.phase("define"):
+            twin = Twin.build(self.simulator, cause, seed, fail_action="apply" if inject else None)
+            cycle.system_id = twin.system.service
+        with cycle.phase("measure") as measured_phase:
+            before = measured_phase["measurement_before"] = twin.measure()
         objectives = self.simulator.objectives(twin.system)
         truth = self.simulator.truth(twin.system, twin.faults(), objectives).level.value
         measured = before.get("entropy_level")
@@ -153,6 +240,7 @@ class SimulationEngine:
             )
 
         if measured is None or LEVELS.index(EntropyLevel(measured)) < LEVELS.index(TRIGGER):
+            cycle.finish("not_needed", {}, before=before, after={}, expected_level=truth)
             return result(
                 strategy=None,
                 predicted_success=None,
@@ -161,31 +249,50 @@ class SimulationEngine:
             )
         context = TargetContext(**twin.context_flags(), workloads=1, replicas=2)
         assert self.criteria is not None
-        exploration = explore(
-            before,
-            context,
-            recovery_objective_seconds=self.criteria.max_recovery_seconds,
-            history=self.outcomes(),
-        )
-        option = exploration.best
-        solution = develop(
-            option.as_status(),
-            entropy_before=float(before["entropy_score"]),
-            objects=twin.objects(),
-            golden=twin.golden(),
-            previous_templates=twin.previous_templates(),
-        )
+        with cycle.phase("explore") as explored:
+            exploration = explore(
+                before,
+                context,
+                recovery_objective_seconds=self.criteria.max_recovery_seconds,
+                history=self.outcomes(),
+            )
+            option = exploration.best
+            explored["chosen"] = option.as_status()
+        with cycle.phase("develop") as developed:
+            solution = develop(
+                option.as_status(),
+                entropy_before=float(before["entropy_score"]),
+                objects=twin.objects(),
+                golden=twin.golden(),
+                previous_templates=twin.previous_templates(),
+            )
+            developed["solution"] = {"strategy": solution.strategy}
         operators = Operators(twin, self.criteria)
-        spec, subprocesses = load_process(BPMN_DIR / solution.workflow, solution.process_id)
-        run = WorkflowRun.start(
-            spec,
-            subprocesses,
-            operators.registry(),
-            {"entropy_before": float(before["entropy_score"]), **solution.parameters},
-        )
-        run.run()
-        outcome = "escalated" if option.strategy == OBSERVE else str(run.data.get("outcome"))
+        with cycle.phase("implement") as implemented:
+            spec, subprocesses = load_process(BPMN_DIR / solution.workflow, solution.process_id)
+            run = WorkflowRun.start(
+                spec,
+                subprocesses,
+                operators.registry(),
+                {"entropy_before": float(before["entropy_score"]), **solution.parameters},
+            )
+            run.run()
+            outcome = "escalated" if option.strategy == OBSERVE else str(run.data.get("outcome"))
+            implemented["implementation"] = {"outcome": outcome}
+            implemented["measurement_after"] = run.data.get("measurement_after")
         after = run.data.get("measurement_after") or twin.measure()
+        cycle.finish(
+            outcome,
+            {
+                "chosen": {"strategy": option.strategy},
+                "implementation": {"verdict": run.data.get("verdict")},
+                "failure": run.data.get("failure"),
+                "snapshot_objects": run.data.get("snapshot_objects"),
+            },
+            before=before,
+            after=after,
+            expected_level=truth,
+        )
         success = outcome == "succeeded" or (outcome == "escalated" and cause in UNFIXABLE_CAUSES)
         record = self.history[(option.strategy, exploration.signature)]
         record[0 if success else 1] += 1

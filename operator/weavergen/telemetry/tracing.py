@@ -7,26 +7,32 @@ uid and the root span id from the trace id, so a phase span recorded by a Job (t
 the end, with the cycle's start time.
 
 Export follows the standard ``OTEL_*`` variables: nothing is set up, and nothing exported, unless
-an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._TRACES_ENDPOINT``) is given.
+an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._TRACES_ENDPOINT``) is given, or an
+exporter is passed, such as ``OtlpJsonFileExporter`` (``regeneration simulate --spans-out``).
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from weavergen.domain.spans import otlp_json
 
 ROOT_SPAN = "dmedi_cycle"
 SCOPE = "weavergen.regeneration"
@@ -59,6 +65,24 @@ def root_span_id(trace_id: str) -> str:
 def traceparent(trace_id: str) -> str:
     """The W3C ``traceparent`` of a cycle's root span: the parent of every phase span."""
     return f"00-{trace_id}-{root_span_id(trace_id)}-01"
+
+
+class OtlpJsonFileExporter(SpanExporter):
+    """Each export batch appended to a file as one OTLP/JSON line (the Collector file format)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not spans:
+            return SpanExportResult.SUCCESS
+        line = json.dumps(otlp_json(encode_spans(spans).SerializeToString()), separators=(",", ":"))
+        try:
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write(line + "\n")
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
 
 def exporter_from_environment(env: Mapping[str, str] = os.environ) -> SpanExporter | None:
@@ -188,3 +212,36 @@ def record_cycle(
 def attributes_of(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """Only the values a span attribute can hold; None and nested values are left out."""
     return {k: v for k, v in values.items() if isinstance(v, (str, bool, int, float))}
+
+
+def cycle_attributes(
+    identity: Mapping[str, str],
+    outcome: str,
+    *,
+    strategy: str | None,
+    entropy: tuple[float | None, float | None],
+    level: tuple[str | None, str | None],
+    health: tuple[float | None, float | None],
+) -> dict[str, AttributeValue]:
+    """A ``dmedi_cycle`` root span's attributes: whose cycle, its outcome, and (before, after)."""
+    return attributes_of(
+        {
+            **identity,
+            "weavergen.cycle.outcome": outcome,
+            "weavergen.entropy.before": entropy[0],
+            "weavergen.entropy.after": entropy[1],
+            "weavergen.entropy.level.before": level[0],
+            "weavergen.entropy.level.after": level[1],
+            "weavergen.health.before": health[0],
+            "weavergen.health.after": health[1],
+            "weavergen.strategy": strategy,
+        }
+    )
+
+
+def rollback_attributes(reason: str, restored_objects: int) -> dict[str, AttributeValue]:
+    """The attributes of a root span's ``rollback`` event."""
+    return {
+        "weavergen.rollback.reason": reason,
+        "weavergen.rollback.restored_objects": restored_objects,
+    }

@@ -239,7 +239,7 @@ def test_a_complete_improving_cycle_passes() -> None:
     assert result.strategy == "scale_out"
     assert not result.rolled_back
     assert (result.detected_level, result.expected_level) == ("high", "high")
-    assert report.checks == (Check("cycles_passed", 1, 1, True),)
+    assert report.checks == (Check("cycles_passed", 1, 1, True, 1),)
     assert report.passed
     assert report.detection_accuracy == 1.0 and report.detection_cases == 1
 
@@ -252,7 +252,7 @@ def test_a_missing_phase_fails_naming_it() -> None:
     assert result.phases_completed == 4
     assert result.missing_phases == ("explore",)
     assert result.reasons == ("only 4 of 5 phases completed: dmedi_explore missing",)
-    assert report.checks == (Check("cycles_passed", 0, 1, False),)
+    assert report.checks == (Check("cycles_passed", 0, 1, False, 1),)
 
 
 @pytest.mark.parametrize(
@@ -408,26 +408,65 @@ def test_several_cycles_are_judged_together() -> None:
     report = validate_spans(records(fleet()))
     assert [c.cycle for c in report.cycles] == [f"checkout-{n}" for n in range(1, 6)]
     assert [c.passed for c in report.cycles] == [True, True, True, True, False]
-    assert report.success_rate == pytest.approx(0.8)
-    assert report.average_health_improvement == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 5)
+    # The NotNeeded cycle found a healthy system: it counts for detection only.
+    assert report.regeneration_cases == 4
+    assert report.success_rate == pytest.approx(1.0)
+    assert report.average_health_improvement == pytest.approx((0.1 + 0.2 + 0.3 + 0.4) / 4)
     assert report.detection_cases == 5
     assert report.detection_accuracy == pytest.approx(0.8)
-    assert [(c.name, c.passed) for c in report.checks] == [
-        ("regeneration_success_rate", True),
-        ("average_health_improvement", False),
-        ("entropy_detection_accuracy", False),
+    assert [(c.name, c.passed, c.cases) for c in report.checks] == [
+        ("regeneration_success_rate", True, 4),
+        ("average_health_improvement", False, 4),
+        ("entropy_detection_accuracy", False, 5),
     ]
-    assert [c.value for c in report.checks] == pytest.approx([0.8, 0.2, 0.8])
+    assert [c.value for c in report.checks] == pytest.approx([1.0, 0.25, 0.8])
     assert [c.target for c in report.checks] == [0.8, 0.3, 0.95]
     assert not report.passed
 
 
+def test_failed_regenerations_count_but_not_needed_cycles_do_not() -> None:
+    spans = fleet() + cycle(6, entropy=(0.8, 0.75), health=(0.5, 0.5), outcome="RolledBack")
+    report = validate_spans(records(spans))
+    assert report.regeneration_cases == 5
+    assert report.success_rate == pytest.approx(4 / 5)
+    assert report.average_health_improvement == pytest.approx(1.0 / 5)
+    assert report.detection_cases == 5
+
+
 def test_aggregate_thresholds_are_configurable_and_tolerate_rounding() -> None:
     report = validate_spans(
-        records(fleet()), min_success_rate=0.8, min_health_improvement=0.2, min_accuracy=0.8
+        records(fleet()), min_success_rate=1.0, min_health_improvement=0.25, min_accuracy=0.8
     )
     assert all(check.passed for check in report.checks)
     assert report.passed
+    # 0.7 - 0.4 is 0.29999999999999993 in floating point: still a health improvement of 0.3.
+    report = validate_spans(records(cycle(1, health=(0.4, 0.7)) + cycle(2, health=(0.4, 0.7))))
+    assert report.average_health_improvement is not None
+    assert report.average_health_improvement < 0.3
+    assert report.passed
+
+
+def not_needed(n: int, expected_level: str | None = None) -> list[Span]:
+    return cycle(
+        n,
+        phases=("define", "measure"),
+        entropy=(0.1, 0.1),
+        health=(0.95, 0.95),
+        levels=("low", "low"),
+        outcome="NotNeeded",
+        expected_level=expected_level,
+    )
+
+
+def test_when_no_cycle_needed_regeneration_only_detection_is_judged() -> None:
+    report = validate_spans(records(not_needed(1, "low") + not_needed(2, "low")))
+    assert report.regeneration_cases == 0
+    assert report.success_rate is None and report.average_health_improvement is None
+    assert report.checks == (Check("entropy_detection_accuracy", 1.0, 0.95, True, 2),)
+    assert report.passed
+    without_truth = validate_spans(records(not_needed(1) + not_needed(2)))
+    assert without_truth.checks == (Check("cycles_passed", 0, 1, False, 2),)
+    assert not without_truth.passed
 
 
 def test_without_ground_truth_there_is_no_accuracy_check() -> None:
@@ -443,7 +482,7 @@ def test_without_ground_truth_there_is_no_accuracy_check() -> None:
 def test_no_cycle_at_all_fails() -> None:
     report = validate_spans(records([Span(trace_id(7), b"\x01" * 8, b"", "GET /", {})]))
     assert report.cycles == ()
-    assert report.checks == (Check("cycles_passed", 0, 1, False),)
+    assert report.checks == (Check("cycles_passed", 0, 1, False, 0),)
     assert not report.passed
     assert "no DMEDI cycle spans found" in render_text(report)
 
@@ -470,11 +509,13 @@ def test_reports_serialise_and_render() -> None:
     report = validate_spans(records(fleet()))
     document = json.loads(json.dumps(report.to_dict()))
     assert document["passed"] is False
+    assert (document["regeneration_cases"], document["detection_cases"]) == (4, 5)
     assert document["checks"][0] == {
         "name": "regeneration_success_rate",
-        "value": pytest.approx(0.8),
+        "value": pytest.approx(1.0),
         "target": 0.8,
         "passed": True,
+        "cases": 4,
     }
     assert document["cycles"][4]["missing_phases"] == ["explore", "develop", "implement"]
     assert document["cycles"][0]["entropy_improvement"] == pytest.approx(0.625)
@@ -488,8 +529,14 @@ def test_reports_serialise_and_render() -> None:
     assert "FAIL: only 2 of 5 phases completed" in lines[5] and "NotNeeded" in lines[5]
     assert any(
         line.startswith("average_health_improvement")
-        and "0.2 (target >= 0.3)" in line
+        and "0.25 (target >= 0.3)" in line
+        and "over the 4 cycles that regenerated (not NotNeeded or Escalated) (of 5)" in line
         and line.endswith("FAIL")
+        for line in lines
+    )
+    assert any(
+        line.startswith("entropy_detection_accuracy")
+        and "over the 5 cycles with a known true level (of 5)" in line
         for line in lines
     )
     assert lines[-1] == "FAILED"
