@@ -5,7 +5,7 @@ Starts a plane and the operator, applies a web-service charter (phase Jobs, the 
 from the fault to the cycle's start, from the cycle's creation to Succeeded, and each phase's
 duration. Prints figures; asserts nothing.
 
-Run: .venv/bin/python benchmarks/cycle_walltime.py
+Run: .venv/bin/python -m benchmarks.cycle_walltime
 """
 
 from __future__ import annotations

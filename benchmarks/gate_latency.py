@@ -7,7 +7,7 @@ charter from the API server), and times the `weavergen gate` command end to end 
 process per call, as a CI step or Argo CD hook runs it). Prints p50/p90/p99/max; asserts
 nothing. Target (issue 7): p99 < 20 ms on loopback; the seed allows 2 s.
 
-Run: .venv/bin/python benchmarks/gate_latency.py [--requests N]
+Run: .venv/bin/python -m benchmarks.gate_latency [--requests N]
 """
 
 from __future__ import annotations
