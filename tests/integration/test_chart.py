@@ -1,4 +1,5 @@
-"""The chart ships the Grafana dashboard as a ConfigMap the Grafana sidecar picks up.
+"""The chart as rendered by the pinned helm: RBAC equal to config/rbac, values validated by its
+schema, a restricted pod, peering, and the Grafana dashboard for the sidecar.
 
 Runs the pinned helm binary (the one the local control plane uses); no cluster is needed.
 """
@@ -98,3 +99,113 @@ def test_namespace_label_and_annotations_are_configurable(helm: Path) -> None:
 def test_lint_passes(helm: Path) -> None:
     out = run(helm, "lint", "--strict", str(CHART))
     assert "0 chart(s) failed" in out
+
+
+def rules(objects: list[dict[str, Any]], kind: str) -> set[tuple[str, str, tuple[str, ...]]]:
+    """Every (apiGroup, resource, verbs) granted by every ``kind`` object."""
+    return {
+        (group, resource, tuple(sorted(rule["verbs"])))
+        for obj in objects
+        if obj["kind"] == kind
+        for rule in obj["rules"]
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+    }
+
+
+def test_rbac_is_the_same_as_config_rbac(helm: Path) -> None:
+    config = [d for d in yaml.safe_load_all((REPO / "config/rbac/operator.yaml").read_text()) if d]
+    phase = [d for d in yaml.safe_load_all((REPO / "config/rbac/phase.yaml").read_text()) if d]
+    cluster_wide = template(helm, "phase.namespaces={shop}")
+    assert rules(cluster_wide, "ClusterRole") == rules(config, "ClusterRole")
+    assert rules(cluster_wide, "Role") == rules(phase, "Role")
+    granted = rules(cluster_wide, "ClusterRole") | rules(phase, "Role")
+    assert not any(resource == "secrets" for _, resource, _ in granted)
+
+
+def test_namespaced_install_binds_only_in_its_namespaces(helm: Path) -> None:
+    objects = template(helm, "watchNamespaces={shop,pay}")
+    bindings = {
+        (o["kind"], o["metadata"].get("namespace")) for o in objects if "Binding" in o["kind"]
+    }
+    assert ("ClusterRoleBinding", None) in bindings  # the cluster-scoped reads only
+    assert {("RoleBinding", "shop"), ("RoleBinding", "pay")} <= bindings
+    cluster_bound = {o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
+    assert cluster_bound == {"t-weavergen-operator-cluster"}
+    cluster_rules = rules(
+        [o for o in objects if o["metadata"]["name"] == "t-weavergen-operator-cluster"],
+        "ClusterRole",
+    )
+    assert all(not {"create", "update", "patch", "delete"} & set(r[2]) for r in cluster_rules)
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=shop" in args and "--namespace=pay" in args
+    phase_accounts = {
+        o["metadata"]["namespace"] for o in objects if o["kind"] == "ServiceAccount"
+    } - {"weavergen-system"}
+    assert phase_accounts == {"shop", "pay"}
+
+
+def test_the_operator_pod_is_restricted_and_runs_one_at_a_time(helm: Path) -> None:
+    [deployment] = [o for o in template(helm) if o["kind"] == "Deployment"]
+    spec = deployment["spec"]
+    assert spec["strategy"]["type"] == "Recreate" and spec["replicas"] == 1
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WEAVERGEN_IMAGE"] == container["image"] == "weavergen-operator:0.1.0"
+    assert "--standalone" in container["args"]
+
+
+def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
+    objects = template(
+        helm, "peering.enabled=true", "replicas=2", "podDisruptionBudget.enabled=true"
+    )
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--peering=weavergen" in args and "--priority=auto" in args
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert [o["kind"] for o in objects if o["kind"].endswith("KopfPeering")] == [
+        "ClusterKopfPeering"
+    ]
+    assert any(o["kind"] == "PodDisruptionBudget" for o in objects)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("replicas=2", "replicas > 1 needs peering.enabled"),
+        ("bogus=1", "additional properties 'bogus' not allowed"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("operator.logFormat=xml", "/operator/logFormat"),
+        ("watchNamespaces={Shop_1}", "/watchNamespaces/0"),
+        ("receiver.port=0", "/receiver/port"),
+    ],
+)
+def test_bad_values_are_refused_with_the_field(helm: Path, value: str, message: str) -> None:
+    done = subprocess.run(
+        [str(helm), "template", "t", str(CHART), "--kube-version", versions()["KUBE_VERSION"],
+         "--set", value],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+
+
+def test_the_chart_carries_the_crds_and_kopf_peering(helm: Path, tmp_path: Path) -> None:
+    crds = CHART / "crds"
+    assert (crds / "kopf-peering.yaml").read_text() == (
+        REPO / "config" / "crd" / "kopf-peering.yaml"
+    ).read_text()
+    for generated in (REPO / "crds").glob("*.yaml"):
+        assert (crds / generated.name).read_text() == generated.read_text()
+    packaged = run(helm, "package", str(CHART), "--destination", str(tmp_path))
+    assert "weavergen-operator-0.1.0.tgz" in packaged

@@ -124,11 +124,11 @@ def start_healthy(
 def corrupt_and_wait_for_the_cycle(
     rest: Rest,
     namespace: str,
-    operator: OperatorProcess,
+    operator: object,
     while_running: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Corrupt the config; the exporter's spans turn healthy once restarted pods read the reset
-    config. Returns the cycle's name and final status."""
+    config. Returns the cycle's name and final status (``operator`` names where its logs are)."""
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
     with HealingExporter(rest, namespace):

@@ -49,3 +49,28 @@ Selector labels
 app.kubernetes.io/name: {{ include "weavergen-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
+
+{{/*
+The operator's ServiceAccount name.
+*/}}
+{{- define "weavergen-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "weavergen-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image, tag defaulting to the chart's appVersion.
+*/}}
+{{- define "weavergen-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Namespaces that get the phase Jobs' ServiceAccount, Role and RoleBinding.
+*/}}
+{{- define "weavergen-operator.phaseNamespaces" -}}
+{{- toJson (default .Values.watchNamespaces .Values.phase.namespaces) }}
+{{- end }}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -19,6 +21,17 @@ from weavergen.phases.operators import Operators
 from weavergen.phases.simulate import BPMN_DIR
 from weavergen.telemetry import tracing
 from weavergen.workflows import WorkflowRun, load_process
+
+
+def peering_priority(value: str) -> int:
+    """An integer, or ``auto``: a stable priority from the host name (distinct per pod)."""
+    if value == "auto":
+        digest = hashlib.sha256(socket.gethostname().encode()).hexdigest()
+        return int(digest[:8], 16) % 1_000_000 + 1
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an integer nor auto") from None
 
 
 def _charter_gateway(args: argparse.Namespace) -> tuple[RegenerationCharter, Any]:
@@ -230,9 +243,11 @@ def add_operator(groups: Any) -> None:
     )
     run.add_argument(
         "--priority",
-        type=int,
+        type=peering_priority,
         default=0,
-        help="with --peering: the highest priority instance is active, others wait",
+        help="with --peering: the highest priority instance is active, others wait; 'auto' "
+        "derives a stable one from the host (pod) name, so replicas never tie (tied instances "
+        "would all pause)",
     )
     run.add_argument(
         "--liveness",

@@ -79,11 +79,16 @@ def job_manifest(
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "Never",
-                    "serviceAccountName": PHASE_SERVICE_ACCOUNT,
+                    "serviceAccountName": os.environ.get(
+                        "WEAVERGEN_PHASE_SERVICE_ACCOUNT", PHASE_SERVICE_ACCOUNT
+                    ),
                     "containers": [
                         {
                             "name": "phase",
                             "image": os.environ.get("WEAVERGEN_IMAGE", DEFAULT_IMAGE),
+                            "imagePullPolicy": os.environ.get(
+                                "WEAVERGEN_IMAGE_PULL_POLICY", "IfNotPresent"
+                            ),
                             "command": [
                                 "weavergen",
                                 "phase",

@@ -1,0 +1,197 @@
+"""The Helm chart on the real API server: it lints, its objects pass a server-side dry run, and
+an installed release's operator pod — run by the node agent under the chart's ServiceAccount
+token — heals a workload through phase Jobs under the chart's phase RBAC, which proves the
+chart's RBAC is enough; and what it must not do is denied."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from hack.localplane.plane import Plane, versions
+from tests.helpers import REPO
+from tests.integration.conftest import await_status, wait_for
+from tests.integration.test_operator import corrupt_and_wait_for_the_cycle
+from tests.scenario import GOOD, apply, charter_spec, config_map, deployment, put, spans
+from weavergen.domain.simulator import Faults
+from weavergen.k8s.rest import Rest
+
+CHART = REPO / "charts" / "weavergen-operator"
+
+
+def helm(plane: Plane, *args: str) -> str:
+    done = subprocess.run(
+        [str(plane.binaries.helm), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**plane.env(), "HOME": str(plane.state)},
+    )
+    assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
+    plane: Plane, namespace: str
+) -> None:
+    helm(plane, "lint", "--strict", str(CHART))
+    rendered = helm(
+        plane,
+        "template",
+        "dry",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        versions()["KUBE_VERSION"],
+        "--set",
+        f"watchNamespaces={{{namespace}}}",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+    )
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(rendered) if d)
+    assert {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding"} <= set(kinds)
+    dry = plane.kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered, check=False)
+    assert dry.returncode == 0, dry.stderr
+
+
+def test_an_installed_release_heals_a_workload_under_its_own_rbac(
+    plane: Plane, api: client.ApiClient, namespace: str
+) -> None:
+    rest = Rest(api)
+    system = f"{namespace[:50]}-sys"
+    release = "wg"
+    plane.kubectl("create", "namespace", system)
+    try:
+        helm(
+            plane,
+            "install",
+            release,
+            str(CHART),
+            "--namespace",
+            system,
+            "--skip-crds",  # the plane has them already (the same files)
+            "--set",
+            f"watchNamespaces={{{namespace}}}",
+            "--set",
+            f"receiver.port={free_port()}",
+            "--set",
+            f"probes.port={free_port()}",
+            "--set",
+            "operator.logFormat=text",
+            "--wait",
+            "--timeout",
+            "120s",
+        )
+        account = f"system:serviceaccount:{system}:{release}-weavergen-operator"
+        assert_denied_outside_its_scope(plane, account, namespace, system)
+        heal_through_the_release(plane, rest, namespace, system)
+    finally:
+        subprocess.run(
+            [str(plane.binaries.helm), "uninstall", release, "-n", system, "--wait"],
+            capture_output=True,
+            check=False,
+            env={**plane.env(), "HOME": str(plane.state)},
+            timeout=120,
+        )
+        plane.kubectl("delete", "namespace", system, "--wait=false", check=False)
+
+
+def assert_denied_outside_its_scope(
+    plane: Plane, account: str, namespace: str, system: str
+) -> None:
+    """The API server itself refuses what the chart does not grant."""
+
+    def can(*args: str) -> str:
+        done = plane.kubectl("auth", "can-i", "--as", account, *args, check=False)
+        return done.stdout.strip()
+
+    assert can("patch", "regenerationcharters/status", "-n", namespace) == "yes"
+    assert can("create", "jobs", "-n", namespace) == "yes"
+    assert can("get", "secrets", "-n", namespace) == "no"
+    assert can("list", "secrets", "--all-namespaces") == "no"
+    assert can("create", "deployments", "-n", namespace) == "no"
+    assert can("delete", "deployments", "-n", namespace) == "no"
+    assert can("patch", "configmaps", "-n", "default") == "no"  # not a watched namespace
+    assert can("create", "rolebindings", "-n", namespace) == "no"
+    refused = plane.kubectl("get", "secrets", "-n", namespace, "--as", account, check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+    phase = f"system:serviceaccount:{namespace}:weavergen-phase"
+    assert plane.kubectl("auth", "can-i", "--as", phase, "get", "secrets", "-n", namespace,
+                         check=False).stdout.strip() == "no"  # fmt: skip
+    assert plane.kubectl("auth", "can-i", "--as", phase, "update", "deployments", "-n", system,
+                         check=False).stdout.strip() == "no"  # fmt: skip
+
+
+def heal_through_the_release(plane: Plane, rest: Rest, namespace: str, system: str) -> None:
+    pods = rest.list("Pod", system, {"app.kubernetes.io/instance": "wg"})
+    assert [p["status"]["phase"] for p in pods] == ["Running"]
+    assert pods[0]["spec"]["serviceAccountName"] == "wg-weavergen-operator"
+    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
+    charter: dict[str, Any] = {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCharter",
+        "metadata": {"name": "web"},
+        "spec": {
+            **charter_spec(),
+            "executor": "job",
+            "cadence": {"measureIntervalSeconds": 5},
+            "trigger": {"mode": "auto", "level": "medium"},
+            "successCriteria": {
+                "maxEntropyScore": 0.3,
+                "minHealthScore": 0.9,
+                "minEntropyReduction": 0.2,
+                "maxRecoverySeconds": 120,
+                "settleSeconds": 1,
+                "verifyWindows": 1,
+            },
+        },
+    }
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter))
+    where = f"the release's operator pod (logs under {plane.state / 'node' / 'pods'})"
+    await_status(
+        rest,
+        namespace,
+        "RegenerationCharter",
+        "web",
+        lambda s: s.get("entropy", {}).get("level") == "low",
+        timeout=90,
+        what=f"a first measurement by {where}",
+    )
+    wait_for(lambda: rest.get("ConfigMap", namespace, "web-golden"), 60, what="golden snapshot")
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, Where(where))
+    assert final["phase"] == "Succeeded", final.get("message")
+    jobs = rest.list("Job", namespace)
+    assert {j["spec"]["template"]["spec"]["serviceAccountName"] for j in jobs} == {
+        "weavergen-phase"
+    }
+    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in jobs} == {
+        "weavergen-operator:0.1.0"
+    }
+    assert len(jobs) == 5 and name
+
+
+class Where:
+    """Stands in for an OperatorProcess in failure messages: where the pod's logs are."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
