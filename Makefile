@@ -10,10 +10,11 @@ CRD_DIRS := crds charts/weavergen-operator/crds
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-unit test-integration lint format crds verify-crds \
-	cluster-build cluster-up cluster-down cluster-status clean
+	cluster-build cluster-up cluster-down cluster-status chart image kind-up kind-load deploy \
+	e2e-kind kind-down clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -59,6 +60,47 @@ cluster-down: $(VENV)/.installed ## stop the local control plane started by clus
 
 cluster-status: $(VENV)/.installed ## show which control-plane processes run
 	@$(PYTHON) -m hack.localplane status
+
+# -- delivery: the chart here; the image and kind need Docker and kind (not on CI machines) ----
+
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= weavergen-operator:$(VERSION)
+KIND_CLUSTER ?= weavergen
+RELEASE_NAMESPACE ?= weavergen-system
+CHARTER_NAMESPACE ?= shop
+HELM_BIN = $(shell $(PYTHON) -c 'from hack.localplane.plane import Binaries; print(Binaries.from_cache().helm)' 2>/dev/null)
+HELM ?= $(if $(wildcard $(HELM_BIN)),$(HELM_BIN),helm)
+
+chart: $(VENV)/.installed cluster-build ## lint the Helm chart and package it into dist/
+	$(HELM) lint --strict charts/weavergen-operator
+	$(HELM) package charts/weavergen-operator --destination dist
+
+image: ## build the operator image (Docker): one image for the operator and its phase Jobs
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+kind-up: ## create the kind cluster of kind-config.yaml (Docker and kind needed)
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
+
+kind-load: ## load the image into the kind cluster's nodes
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+deploy: ## helm upgrade --install the operator (CRDs applied first: Helm never upgrades them)
+	kubectl apply --server-side -f charts/weavergen-operator/crds/
+	kubectl create namespace $(CHARTER_NAMESPACE) --dry-run=client -o yaml | kubectl apply -f -
+	$(HELM) upgrade --install weavergen-operator charts/weavergen-operator \
+		--namespace $(RELEASE_NAMESPACE) --create-namespace \
+		--set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(VERSION) \
+		--set image.pullPolicy=IfNotPresent --set service.type=NodePort --set service.nodePort=30418 \
+		--set "phase.namespaces={$(CHARTER_NAMESPACE)}" --wait --timeout 180s
+
+e2e-kind: kind-up image kind-load deploy ## on kind: install, then check the operator answers through the NodePort
+	kubectl -n $(RELEASE_NAMESPACE) rollout status deploy/weavergen-operator --timeout=120s
+	kubectl apply -f config/samples/web-service_checkout.yaml
+	curl -fsS http://127.0.0.1:4318/metrics | grep -q '^weavergen_gate_decisions_total'
+	.venv/bin/weavergen gate --charter shop/checkout --url http://127.0.0.1:4318 --output json
+
+kind-down: ## delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
 
 clean: ## remove caches and build output (not the control-plane cache)
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache operator/*.egg-info

@@ -66,6 +66,15 @@ def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
     assert {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding"} <= set(kinds)
     dry = plane.kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered, check=False)
     assert dry.returncode == 0, dry.stderr
+    # The GitOps example's PreSync hook Job and charter are admitted too.
+    gitops = REPO / "deploy" / "argocd" / "gitops"
+    for path in (gitops / "presync-gate.yaml", gitops / "charters" / "checkout.yaml"):
+        (obj,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        obj["metadata"]["namespace"] = namespace
+        done = plane.kubectl(
+            "create", "--dry-run=server", "-f", "-", stdin=json.dumps(obj), check=False
+        )
+        assert done.returncode == 0, (path.name, done.stderr)
 
 
 def test_an_installed_release_heals_a_workload_under_its_own_rbac(

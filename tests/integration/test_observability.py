@@ -180,8 +180,11 @@ def test_a_cycle_in_jobs_exports_one_trace_that_validate_passes_and_metrics_show
     base = f"http://127.0.0.1:{operator.receiver_port()}"
     code, body = get(f"{base}/gate/{namespace}/web")
     assert (code, json.loads(body)["decision"]) == (200, "allowed")
-    _, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator)
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator)
     assert final["phase"] == "Succeeded", final.get("message")
+    described = plane.kubectl("describe", "rcy", name, "-n", namespace).stdout
+    events = described[described.index("Events:") :]
+    assert all(reason in events for reason in ("Defined", "Implemented", "Succeeded"))
     trace_id = final["traceId"]
     wait_for(
         lambda: {"dmedi_cycle", *PHASE_SPANS} <= sink.span_names(trace_id),
