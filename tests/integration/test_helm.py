@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from typing import Any
 
 import yaml
 from kubernetes import client
@@ -16,8 +15,8 @@ from kubernetes import client
 from hack.localplane.plane import Plane, versions
 from tests.helpers import REPO
 from tests.integration.conftest import await_status, wait_for
-from tests.integration.test_operator import corrupt_and_wait_for_the_cycle
-from tests.scenario import GOOD, apply, charter_spec, config_map, deployment, put, spans
+from tests.integration.test_operator import charter, corrupt_and_wait_for_the_cycle
+from tests.scenario import GOOD, apply, config_map, deployment, put, spans
 from weavergen.domain.simulator import Faults
 from weavergen.k8s.rest import Rest
 
@@ -153,26 +152,7 @@ def heal_through_the_release(plane: Plane, rest: Rest, namespace: str, system: s
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    charter: dict[str, Any] = {
-        "apiVersion": "regeneration.weavergen.io/v1alpha1",
-        "kind": "RegenerationCharter",
-        "metadata": {"name": "web"},
-        "spec": {
-            **charter_spec(),
-            "executor": "job",
-            "cadence": {"measureIntervalSeconds": 5},
-            "trigger": {"mode": "auto", "level": "medium"},
-            "successCriteria": {
-                "maxEntropyScore": 0.3,
-                "minHealthScore": 0.9,
-                "minEntropyReduction": 0.2,
-                "maxRecoverySeconds": 120,
-                "settleSeconds": 1,
-                "verifyWindows": 1,
-            },
-        },
-    }
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter))
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(executor="job")))
     where = f"the release's operator pod (logs under {plane.state / 'node' / 'pods'})"
     await_status(
         rest,
