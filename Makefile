@@ -10,7 +10,7 @@ CRD_DIRS := crds charts/weavergen-operator/crds
 PYTEST_ARGS ?=
 
 .PHONY: help venv test test-unit test-integration lint format crds verify-crds \
-	cluster-build cluster-up cluster-down cluster-status chart image kind-up kind-load deploy \
+	cluster-build cluster-up cluster-down cluster-status demo chart image kind-up kind-load deploy \
 	e2e-kind kind-down clean
 
 help: ## list the targets
@@ -60,6 +60,11 @@ cluster-down: $(VENV)/.installed ## stop the local control plane started by clus
 
 cluster-status: $(VENV)/.installed ## show which control-plane processes run
 	@$(PYTHON) -m hack.localplane status
+
+SCENARIO ?= config-corruption
+
+demo: $(VENV)/.installed cluster-build ## the self-healing demo on a local control plane (SCENARIO=bad-deploy too)
+	$(PYTHON) -m hack.demo --scenario $(SCENARIO)
 
 # -- delivery: the chart here; the image and kind need Docker and kind (not on CI machines) ----
 

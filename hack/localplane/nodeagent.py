@@ -8,7 +8,9 @@ kubeconfig holding a TokenRequest token of the pod's service account, so RBAC ap
 process as it would in a cluster. Status goes back through ``pods/status``; deleted pods have their
 process group killed and are then removed with grace 0.
 
-Not supported, by design: volumes, ports and probes (a running process counts as ready).
+Not supported, by design: volumes, ports, liveness probes and exec probes. Readiness probes
+(httpGet, tcpSocket) are run against 127.0.0.1, so a rollout waits for a new pod to serve before
+the old one is stopped; without one, a running process counts as ready.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +62,8 @@ class Container:
     terminated: dict[str, Any] | None = None
     last_terminated: dict[str, Any] | None = None
     waiting: str | None = "ContainerCreating"
+    ready: bool = False
+    probed_at: float = 0.0
 
 
 @dataclass
@@ -575,6 +581,39 @@ class NodeAgent:
                 runner.phase = "Running" if any(c.process for c in runner.containers) else "Pending"
         self.report(runner)
 
+    def probe_readiness(self, container: Container) -> None:
+        """Run the container's readiness probe (httpGet or tcpSocket) at most twice a second."""
+        if container.process is None:
+            container.ready = False
+            return
+        spec = container.spec.get("readinessProbe") or {}
+        target = spec.get("httpGet") or spec.get("tcpSocket")
+        if not target:
+            container.ready = True
+            return
+        if time.monotonic() - container.probed_at < 0.5:
+            return
+        container.probed_at = time.monotonic()
+        port = target.get("port")
+        if isinstance(port, str) and not port.isdigit():
+            named = {p.get("name"): p.get("containerPort") for p in container.spec.get("ports", [])}
+            port = named.get(port)
+        if not listens(container.process.pid, int(port or 0)):
+            # Pods share the host's network here: another pod's process (an old replica, with
+            # SO_REUSEPORT) may answer on the same port, so this one must itself be listening.
+            container.ready = False
+            return
+        try:
+            if "httpGet" in spec:
+                url = f"http://127.0.0.1:{port}{target.get('path', '/')}"
+                with urllib.request.urlopen(url, timeout=0.5) as answer:
+                    container.ready = 200 <= answer.status < 400
+            else:
+                with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
+                    container.ready = True
+        except (OSError, ValueError, TypeError):
+            container.ready = False
+
     def kill(self, runner: PodRunner, grace: float) -> None:
         processes = [c.process for c in runner.all_containers() if c.process]
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -604,7 +643,7 @@ class NodeAgent:
             "image": container.spec.get("image", ""),
             "imageID": "",
             "containerID": f"process://{container.process.pid}" if container.process else "",
-            "ready": container.process is not None,
+            "ready": container.ready,
             "started": container.process is not None,
             "restartCount": container.restarts,
             "state": state,
@@ -615,7 +654,9 @@ class NodeAgent:
         return status
 
     def report(self, runner: PodRunner) -> None:
-        ready = runner.phase == "Running" and all(c.process for c in runner.containers)
+        for container in runner.containers:
+            self.probe_readiness(container)
+        ready = runner.phase == "Running" and all(c.ready for c in runner.containers)
         initialized = all((c.terminated or {}).get("exitCode") == 0 for c in runner.init_containers)
 
         def condition(kind: str, value: bool) -> dict[str, Any]:
@@ -657,6 +698,28 @@ class NodeAgent:
             else:
                 LOG.warning("status update failed pod=%s/%s: %s", runner.namespace, runner.name,
                             err.reason)  # fmt: skip
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a listening TCP socket on ``port`` (from /proc)."""
+    inodes = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in descriptors:
+        with contextlib.suppress(OSError):  # a descriptor may close while we look
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as sockets:
+            for line in list(sockets)[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                    return True
+    return False
 
 
 def parse_entrypoints(values: list[str]) -> dict[str, list[str]]:

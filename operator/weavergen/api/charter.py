@@ -299,7 +299,10 @@ class CadenceSpec(WireModel):
     """How often the charter is measured."""
 
     measure_interval_seconds: int = Field(
-        ge=5, le=86_400, description="Time between two measurements of the target."
+        ge=2,
+        le=86_400,
+        description="Time between two measurements of the target; detection takes up to this "
+        "long plus the operator's timer (1-5 s).",
     )
     baseline_refresh_seconds: int = Field(
         default=0,

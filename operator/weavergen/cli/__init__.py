@@ -12,6 +12,7 @@ from weavergen.api.charter import PHASES
 from weavergen.cli.cluster import add_auto, add_implement, add_operator, cmd_phase_run
 from weavergen.cli.common import UsageError
 from weavergen.cli.crds import cmd_crds_generate, rendered_crds
+from weavergen.cli.demo import add_demo
 from weavergen.cli.observe import add_gate, add_report, add_validate
 from weavergen.cli.regeneration import (
     add_define,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         add(regen_cmds)
     add_operator(groups)
     add_gate(groups)
+    add_demo(groups)
     phase = groups.add_parser("phase", help="run one DMEDI phase of a cycle (in a Job)")
     phase_cmds = phase.add_subparsers(dest="command", required=True, metavar="COMMAND")
     phase_run = phase_cmds.add_parser(

@@ -1,0 +1,506 @@
+"""`make demo`: the whole self-healing loop on a local control plane, narrated.
+
+Starts (or builds, then starts) a local control plane, installs the CRDs and the operator with
+Helm (its pod runs under the chart's RBAC), deploys the demo shop and a steady load, applies a
+charter and waits until the shop measures healthy. Then it breaks the shop — scenario
+``config-corruption`` (default) corrupts its ConfigMap, ``bad-deploy`` rolls out a broken
+release — and shows what the operator does: entropy rising, the cycle and each phase, the
+strategy it chose and why, entropy falling. It ends with a summary and an HTML report, and stops
+everything it started (also on Ctrl-C or failure).
+
+Run: make demo [SCENARIO=bad-deploy]   (or .venv/bin/python -m hack.demo --scenario ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hack.localplane.plane import Plane
+from weavergen.k8s.client import api_client
+from weavergen.k8s.rest import Rest
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM = "weavergen-system"
+SHOP = "shop"
+APP = "demo-shop"
+GOOD_CONFIG = {
+    "errorRate": "0.0",
+    "latencyMs": "15",
+    "attributeStyle": "semconv",
+    "retryStorm": "false",
+    "dependencyErrorRate": "0.0",
+}
+CORRUPT_CONFIG = {
+    **GOOD_CONFIG,
+    "errorRate": "0.6",
+    "latencyMs": "120",
+    "attributeStyle": "renamed",
+}
+SCENARIOS = ("config-corruption", "bad-deploy")
+TERMINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+
+
+class Narrator:
+    """Prints what happens, with the time since the demo started."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def say(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
+
+    def title(self, message: str) -> None:
+        print(f"\n== {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
+
+
+def shop_manifests(*, app_port: int, receiver_port: int) -> list[dict[str, Any]]:
+    labels = {"app": APP}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": APP},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [f"{APP}-config"],
+                    "verbs": ["get"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": APP},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP},
+            "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": SHOP}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{APP}-config"},
+            "data": GOOD_CONFIG,
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": APP, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": APP,
+                        "containers": [
+                            {
+                                "name": "shop",
+                                "image": "weavergen-operator:0.1.0",
+                                "args": ["demo", "app", f"--port={app_port}", "--version=1.0.0"],
+                                "ports": [{"name": "http", "containerPort": app_port}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/healthz", "port": "http"},
+                                    "periodSeconds": 1,
+                                },
+                                "env": [
+                                    {
+                                        "name": "POD_NAMESPACE",
+                                        "valueFrom": {
+                                            "fieldRef": {"fieldPath": "metadata.namespace"}
+                                        },
+                                    },
+                                    {
+                                        "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                                        "value": f"http://127.0.0.1:{receiver_port}",
+                                    },
+                                    {"name": "OTEL_SERVICE_NAME", "value": APP},
+                                ],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def charter() -> dict[str, Any]:
+    return {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCharter",
+        "metadata": {"name": APP, "namespace": SHOP},
+        "spec": {
+            "systemId": APP,
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": APP}], "configMaps": [f"{APP}-config"]},
+            "telemetry": {
+                "serviceName": APP,
+                "source": "otlp",
+                "windowSeconds": 15,
+                "minSpans": 100,
+            },
+            "cadence": {"measureIntervalSeconds": 3},
+            "trigger": {"mode": "auto", "level": "medium"},
+            "successCriteria": {
+                "maxEntropyScore": 0.3,
+                "minHealthScore": 0.9,
+                "minEntropyReduction": 0.2,
+                "maxRecoverySeconds": 180,
+                "settleSeconds": 20,
+                "verifyWindows": 1,
+            },
+            "spc": {"baselinePoints": 8},
+        },
+    }
+
+
+class Demo:
+    def __init__(self, scenario: str, state: Path, report: Path) -> None:
+        self.scenario = scenario
+        self.plane = Plane(state / "plane")
+        self.report = report
+        self.out = Narrator()
+        self.app_port = free_port()
+        self.receiver_port = free_port()
+        self.load: subprocess.Popen[str] | None = None
+        self.load_lines: list[dict[str, Any]] = []
+        self.rest: Rest | None = None
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def helm(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(self.plane.binaries.helm), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **self.plane.env(), "HOME": str(self.plane.state)},
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"helm {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def apply(self, objects: list[dict[str, Any]], namespace: str) -> None:
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+        self.plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=document)
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        assert self.rest is not None
+        found = self.rest.get(kind, SHOP, name) or {}
+        status: dict[str, Any] = found.get("status") or {}
+        return status
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def start_plane(self) -> None:
+        self.out.title("local control plane")
+        self.plane.up()
+        self.plane.install_crds()
+        self.rest = Rest(api_client(str(self.plane.kubeconfig)))
+        for namespace in (SYSTEM, SHOP):
+            self.plane.kubectl("create", "namespace", namespace)
+        wait(
+            "the shop's default ServiceAccount",
+            lambda: (
+                self.plane.kubectl("get", "sa", "default", "-n", SHOP, check=False).returncode == 0
+            ),
+            60,
+        )
+        self.out.say(f"plane up; CRDs installed (kubeconfig {self.plane.kubeconfig})")
+
+    def install_operator(self) -> None:
+        self.out.title("operator (helm install, its pod under the chart's RBAC)")
+        self.helm(
+            "install", "weavergen-operator", str(REPO / "charts" / "weavergen-operator"),
+            "--namespace", SYSTEM, "--skip-crds",
+            "--set", f"watchNamespaces={{{SHOP}}}",
+            "--set", f"receiver.port={self.receiver_port}",
+            "--set", f"probes.port={free_port()}",
+            "--set", "operator.logFormat=text",
+            "--set", "operator.extraEnv[0].name=WEAVERGEN_TIMER_SECONDS",
+            "--set-string", "operator.extraEnv[0].value=1",
+            "--wait", "--timeout", "120s",
+        )  # fmt: skip
+        self.out.say(
+            f"operator running in {SYSTEM}; OTLP receiver, /metrics and /gate on port "
+            f"{self.receiver_port}"
+        )
+
+    def deploy_shop(self) -> None:
+        self.out.title("demo shop and load")
+        self.apply(shop_manifests(app_port=self.app_port, receiver_port=self.receiver_port), SHOP)
+        self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
+        wait("the shop to answer", self.shop_answers, 60)
+        self.load = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "weavergen.cli",
+                "demo",
+                "load",
+                "--url",
+                f"http://127.0.0.1:{self.app_port}",
+                "--rps",
+                "40",
+                "--report-every",
+                "5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self.read_load, daemon=True).start()
+        self.out.say(f"shop serving on port {self.app_port}; load: 40 requests/s")
+
+    def shop_answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.app_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def read_load(self) -> None:
+        assert self.load is not None and self.load.stdout is not None
+        for line in self.load.stdout:
+            entry = json.loads(line)
+            entry["at"] = time.monotonic()
+            self.load_lines.append(entry)
+
+    def apply_charter(self) -> None:
+        self.out.title("charter: keep demo-shop healthy")
+        self.apply([charter()], SHOP)
+        self.out.say("waiting for the baseline window and a healthy measurement")
+        seen: set[str] = set()
+
+        def healthy() -> bool:
+            entropy = self.status("RegenerationCharter", APP).get("entropy") or {}
+            self.show_measurement(entropy, seen)
+            return entropy.get("level") == "low" and bool(
+                self.rest and self.rest.get("ConfigMap", SHOP, f"{APP}-golden")
+            )
+
+        wait("a healthy measurement and the known-good snapshot", healthy, 180)
+        self.out.say("healthy; known-good snapshot taken (demo-shop-golden)")
+
+    def show_measurement(self, entropy: dict[str, Any], seen: set[str]) -> None:
+        at = entropy.get("measuredAt")
+        if not at or at in seen or entropy.get("score") is None:
+            return
+        seen.add(at)
+        indicators = ", ".join(i["type"] for i in entropy.get("indicators") or []) or "none"
+        self.out.say(
+            f"entropy {entropy['score']:.3f} {entropy['level'].upper():<8} health "
+            f"{entropy.get('healthScore', 0):.2f}  spans {entropy.get('spanCount')}  "
+            f"drift: {indicators}"
+        )
+
+    def inject(self) -> float:
+        assert self.rest is not None
+        if self.scenario == "config-corruption":
+            self.out.title("fault: the shop's ConfigMap is corrupted")
+            self.plane.kubectl(
+                "patch", "configmap", f"{APP}-config", "-n", SHOP, "--type=merge",
+                "-p", json.dumps({"data": CORRUPT_CONFIG}),
+            )  # fmt: skip
+            self.out.say(f"{APP}-config now: {CORRUPT_CONFIG}")
+        else:
+            self.out.title("fault: a broken release (2.0.0-bad) is rolled out")
+            self.plane.kubectl(
+                "patch", "deployment", APP, "-n", SHOP, "--type=json", "-p",
+                json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/args/3",
+                             "value": "--version=2.0.0-bad"}]),
+            )  # fmt: skip
+            self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
+            self.out.say("rolled out demo-shop 2.0.0-bad")
+        return time.monotonic()
+
+    def follow(self, fault_at: float) -> dict[str, Any]:
+        """Narrate until the cycle the fault caused has ended; returns its final status."""
+        assert self.rest is not None
+        seen: set[str] = set()
+        cycle_name, cycle_seen_at, phases_seen = None, 0.0, set()
+        last_phase = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            self.show_measurement(
+                self.status("RegenerationCharter", APP).get("entropy") or {}, seen
+            )
+            if cycle_name is None:
+                cycles = self.rest.list("RegenerationCycle", SHOP)
+                if cycles:
+                    cycle_name = cycles[0]["metadata"]["name"]
+                    cycle_seen_at = time.monotonic()
+                    self.out.say(
+                        f"cycle {cycle_name} started ({cycles[0]['spec']['reason']}), "
+                        f"{cycle_seen_at - fault_at:.1f}s after the fault"
+                    )
+            else:
+                status = self.status("RegenerationCycle", cycle_name)
+                for record in status.get("phases") or []:
+                    key = f"{record['name']}:{record.get('outcome')}"
+                    if key not in phases_seen:
+                        phases_seen.add(key)
+                        took = record.get("durationSeconds")
+                        self.out.say(
+                            f"  phase {record['name']:<9} {record.get('outcome')}"
+                            + (f" in {took:.1f}s" if took is not None else "")
+                        )
+                if status.get("chosenStrategy") and last_phase != "chosen":
+                    self.show_choice(status)
+                    last_phase = "chosen"
+                if status.get("phase") in TERMINAL:
+                    return {"name": cycle_name, **status, "_seen_at": cycle_seen_at}
+            time.sleep(0.5)
+        raise TimeoutError("the cycle did not finish within 10 minutes")
+
+    def show_choice(self, status: dict[str, Any]) -> None:
+        self.out.say(f"  chose {status['chosenStrategy']}; ranked options:")
+        for option in (status.get("options") or [])[:3]:
+            reasons = "; ".join(option.get("reasons") or [])[:160]
+            self.out.say(
+                f"    {option['strategy']:<22} score {option.get('score', 0):.3f}  {reasons}"
+            )
+
+    def summarise(self, fault_at: float, final: dict[str, Any]) -> None:
+        self.out.title("summary")
+        before, after = final.get("entropyBefore") or {}, final.get("entropyAfter") or {}
+        started, finished = final.get("startedAt"), final.get("finishedAt")
+        took = (
+            (_parse(finished) - _parse(started)).total_seconds() if started and finished else None
+        )
+        during = [e for e in self.load_lines if final["_seen_at"] <= e["at"] <= time.monotonic()]
+        sent = sum(e["sent"] for e in during)
+        answered = sent - sum(e["unanswered"] for e in during)
+        rows = [
+            ("scenario", self.scenario),
+            ("outcome", f"{final.get('phase')}: {final.get('message', '')}"),
+            ("strategy", final.get("chosenStrategy")),
+            ("detection (fault -> cycle)", f"{final['_seen_at'] - fault_at:.1f}s"),
+            ("cycle duration", f"{took:.0f}s" if took is not None else "?"),
+            ("entropy", f"{before.get('score')} ({before.get('level')}) -> "
+                        f"{after.get('score')} ({after.get('level')})"),
+            ("health", f"{before.get('healthScore')} -> {after.get('healthScore')}"),
+            # The fault's own 5xx answers aside: did the regeneration make the shop unreachable?
+            ("requests answered in the cycle", f"{answered}/{sent}" if sent else "n/a"),
+            ("trace id", final.get("traceId")),
+        ]  # fmt: skip
+        for key, value in rows:
+            print(f"  {key:<30} {value}")
+        for entry in during:
+            if entry["unanswered"]:
+                self.out.say(
+                    f"  {entry['unanswered']} requests unanswered in the 5 s before "
+                    f"{entry['at'] - self.out.started:.0f}s"
+                )
+
+    def write_report(self) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "weavergen.cli",
+                "regeneration",
+                "report",
+                "--charter",
+                f"{SHOP}/{APP}",
+                "-o",
+                str(self.report),
+            ],
+            check=True,
+            env={**os.environ, **self.plane.env()},
+            timeout=60,
+        )
+        self.out.say(f"report written: {self.report}")
+
+    def stop(self) -> None:
+        self.out.title("stopping everything the demo started")
+        if self.load is not None and self.load.poll() is None:
+            self.load.terminate()
+            self.load.wait(10)
+        if self.plane.pid("kube-apiserver") is not None:
+            subprocess.run(
+                [str(self.plane.binaries.helm), "uninstall", "weavergen-operator", "-n", SYSTEM],
+                capture_output=True,
+                check=False,
+                env={**os.environ, **self.plane.env(), "HOME": str(self.plane.state)},
+                timeout=60,
+            )
+        self.plane.down()
+        self.out.say("stopped")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@contextmanager
+def state_dir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="weavergen-demo-") as tmp:
+        yield Path(tmp)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, default="config-corruption")
+    parser.add_argument("--report", type=Path, default=Path("demo-report.html"))
+    parser.add_argument("--state", type=Path, help="keep the plane's state here (default: temp)")
+    args = parser.parse_args()
+    final: dict[str, Any] = {}
+    with state_dir(args.state) as state:
+        demo = Demo(args.scenario, state, args.report.resolve())
+        try:
+            demo.start_plane()
+            demo.install_operator()
+            demo.deploy_shop()
+            demo.apply_charter()
+            fault_at = demo.inject()
+            final = demo.follow(fault_at)
+            demo.summarise(fault_at, final)
+            demo.write_report()
+        except KeyboardInterrupt:
+            demo.out.say("interrupted")
+            return 130
+        finally:
+            demo.stop()
+    return 0 if final.get("phase") in ("Succeeded", "Escalated") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The demo workload (clearly a demo): a small shop service that the operator keeps healthy.
+
+It serves ``/checkout``, ``/cart`` and ``/healthz`` over HTTP, calls a simulated ``payments``
+dependency, and exports one server span per request (and a client span per dependency call)
+over OTLP/HTTP to the operator's receiver (the standard ``OTEL_*`` variables). What goes wrong
+is read live from its ConfigMap, so corrupting the ConfigMap breaks the running service the way
+a bad config push would:
+
+- ``errorRate``: share of requests answered 500 (default 0)
+- ``latencyMs``: mean extra latency per request (default 15)
+- ``attributeStyle``: ``semconv`` (default), ``renamed`` (pre-1.0 names such as
+  ``http.status_code``) or ``mistyped`` (the status code as a string)
+- ``retryStorm``: ``true`` makes every dependency call be retried twice
+- ``dependencyErrorRate``: share of calls to ``payments`` that fail (the dependency's fault)
+
+A version containing ``bad`` (``--version 2.0.0-bad``) is a broken release: half its requests
+fail and it uses the renamed attributes, whatever the ConfigMap says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+LOG = logging.getLogger("weavergen.demo.app")
+ROUTES = ("/checkout", "/cart")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the service does wrong, from its ConfigMap (and its version)."""
+
+    error_rate: float = 0.0
+    latency_ms: float = 15.0
+    attribute_style: str = "semconv"
+    retry_storm: bool = False
+    dependency_error_rate: float = 0.0
+
+    @classmethod
+    def from_config(cls, data: dict[str, str], version: str) -> Behaviour:
+        def number(key: str, default: float) -> float:
+            try:
+                return max(0.0, float(data.get(key, default)))
+            except ValueError:
+                LOG.warning("ignored %s=%r: not a number", key, data.get(key))
+                return default
+
+        behaviour = cls(
+            error_rate=min(1.0, number("errorRate", 0.0)),
+            latency_ms=number("latencyMs", 15.0),
+            attribute_style=data.get("attributeStyle", "semconv"),
+            retry_storm=data.get("retryStorm", "false").lower() == "true",
+            dependency_error_rate=min(1.0, number("dependencyErrorRate", 0.0)),
+        )
+        if "bad" in version:
+            behaviour = replace(
+                behaviour, error_rate=max(behaviour.error_rate, 0.5), attribute_style="renamed"
+            )
+        return behaviour
+
+
+def status_attributes(style: str, method: str, status: int) -> dict[str, Any]:
+    if style == "renamed":
+        return {"http.method": method, "http.status_code": status}
+    if style == "mistyped":
+        return {"http.request.method": method, "http.response.status_code": str(status)}
+    return {"http.request.method": method, "http.response.status_code": status}
+
+
+class ConfigWatcher:
+    """Reads the app's ConfigMap every second (a config reloader), with its pod's own token."""
+
+    def __init__(self, namespace: str, name: str, version: str) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.version = version
+        self.behaviour = Behaviour.from_config({}, version)
+        self.stop = threading.Event()
+
+    def poll(self) -> None:
+        from weavergen.k8s.client import api_client  # noqa: PLC0415 - only the app needs it
+        from weavergen.k8s.rest import Rest  # noqa: PLC0415
+
+        rest = Rest(api_client())
+        while not self.stop.is_set():
+            try:
+                found = rest.get("ConfigMap", self.namespace, self.name) or {}
+                behaviour = Behaviour.from_config(found.get("data") or {}, self.version)
+                if behaviour != self.behaviour:
+                    LOG.info("config changed: %s", behaviour)
+                self.behaviour = behaviour
+            except Exception as err:
+                LOG.warning("could not read ConfigMap %s: %s", self.name, err)
+            self.stop.wait(1.0)
+
+
+def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) -> web.Application:
+    async def pay(behaviour: Behaviour) -> bool:
+        attempts = 3 if behaviour.retry_storm else 1
+        ok = False
+        for attempt in range(attempts):
+            with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT) as span:
+                span.set_attributes(
+                    {
+                        "server.address": "payments",
+                        "server.port": 8443,
+                        "url.full": "https://payments:8443/v1/charge",
+                        **({"http.request.resend_count": attempt} if attempt else {}),
+                    }
+                )
+                await asyncio.sleep(rng.expovariate(1 / 0.004))
+                ok = rng.random() >= behaviour.dependency_error_rate
+                status = 200 if ok else 503
+                span.set_attributes(status_attributes(behaviour.attribute_style, "POST", status))
+                if not ok:
+                    span.set_status(Status(StatusCode.ERROR))
+                    span.set_attribute("error.type", str(status))
+        return ok
+
+    async def handle(request: web.Request) -> web.Response:
+        behaviour = watcher.behaviour
+        route = request.path
+        with tracer.start_as_current_span(f"GET {route}", kind=SpanKind.SERVER) as span:
+            span.set_attributes({"url.path": route, "http.route": route, "url.scheme": "http"})
+            await asyncio.sleep(rng.expovariate(1 / max(behaviour.latency_ms, 0.1)) / 1000)
+            status = 200
+            if route == "/checkout" and not await pay(behaviour):
+                status = 502
+            elif rng.random() < behaviour.error_rate:
+                status = 500
+            span.set_attributes(status_attributes(behaviour.attribute_style, "GET", status))
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(status))
+        return web.json_response({"status": status}, status=status)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    for route in ROUTES:
+        app.router.add_get(route, handle)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def tracer_provider(version: str) -> TracerProvider:
+    resource = Resource.create(
+        {
+            SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", "demo-shop"),
+            SERVICE_VERSION: version,
+        }
+    )
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=500))
+    return provider
+
+
+async def serve(port: int, watcher: ConfigWatcher, provider: TracerProvider) -> None:
+    runner = web.AppRunner(
+        build_app(watcher, provider.get_tracer("weavergen.demo"), random.Random()),
+        access_log=None,
+        shutdown_timeout=5.0,
+    )
+    await runner.setup()
+    # reuse_port: during a rolling restart the new pod serves beside the old one.
+    await web.TCPSite(runner, "0.0.0.0", port, reuse_port=True).start()
+    LOG.info("demo shop %s serving on port %d", watcher.version, port)
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    # Graceful: stop accepting, let requests in flight finish, as a pod being replaced should.
+    LOG.info("stopping: finishing requests in flight")
+    await runner.cleanup()
+
+
+def run(*, port: int, version: str, namespace: str, config_map: str) -> None:
+    """Serve until killed; spans go where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    watcher = ConfigWatcher(namespace, config_map, version)
+    threading.Thread(target=watcher.poll, daemon=True).start()
+    provider = tracer_provider(version)
+    try:
+        asyncio.run(serve(port, watcher, provider))
+    finally:
+        watcher.stop.set()
+        provider.shutdown()
