@@ -29,26 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from hack.localplane.plane import Plane
+from weavergen.demo.manifests import APP, BAD_VERSION, CORRUPT_CONFIG, charter, shop_manifests
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "weavergen-system"
 SHOP = "shop"
-APP = "demo-shop"
-GOOD_CONFIG = {
-    "errorRate": "0.0",
-    "latencyMs": "15",
-    "attributeStyle": "semconv",
-    "retryStorm": "false",
-    "dependencyErrorRate": "0.0",
-}
-CORRUPT_CONFIG = {
-    **GOOD_CONFIG,
-    "errorRate": "0.6",
-    "latencyMs": "120",
-    "attributeStyle": "renamed",
-}
 SCENARIOS = ("config-corruption", "bad-deploy")
 TERMINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
 
@@ -81,109 +68,6 @@ def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5
             return value
         time.sleep(every)
     raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
-
-
-def shop_manifests(*, app_port: int, receiver_port: int) -> list[dict[str, Any]]:
-    labels = {"app": APP}
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": APP},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": [f"{APP}-config"],
-                    "verbs": ["get"],
-                }
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": APP},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP},
-            "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": SHOP}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{APP}-config"},
-            "data": GOOD_CONFIG,
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": APP, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": APP,
-                        "containers": [
-                            {
-                                "name": "shop",
-                                "image": "weavergen-operator:0.1.0",
-                                "args": ["demo", "app", f"--port={app_port}", "--version=1.0.0"],
-                                "ports": [{"name": "http", "containerPort": app_port}],
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/healthz", "port": "http"},
-                                    "periodSeconds": 1,
-                                },
-                                "env": [
-                                    {
-                                        "name": "POD_NAMESPACE",
-                                        "valueFrom": {
-                                            "fieldRef": {"fieldPath": "metadata.namespace"}
-                                        },
-                                    },
-                                    {
-                                        "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                        "value": f"http://127.0.0.1:{receiver_port}",
-                                    },
-                                    {"name": "OTEL_SERVICE_NAME", "value": APP},
-                                ],
-                            }
-                        ],
-                    },
-                },
-            },
-        },
-    ]
-
-
-def charter() -> dict[str, Any]:
-    return {
-        "apiVersion": "regeneration.weavergen.io/v1alpha1",
-        "kind": "RegenerationCharter",
-        "metadata": {"name": APP, "namespace": SHOP},
-        "spec": {
-            "systemId": APP,
-            "systemType": "web-service",
-            "target": {"workloads": [{"name": APP}], "configMaps": [f"{APP}-config"]},
-            "telemetry": {
-                "serviceName": APP,
-                "source": "otlp",
-                "windowSeconds": 15,
-                "minSpans": 100,
-            },
-            "cadence": {"measureIntervalSeconds": 3},
-            "trigger": {"mode": "auto", "level": "medium"},
-            "successCriteria": {
-                "maxEntropyScore": 0.3,
-                "minHealthScore": 0.9,
-                "minEntropyReduction": 0.2,
-                "maxRecoverySeconds": 180,
-                "settleSeconds": 20,
-                "verifyWindows": 1,
-            },
-            "spc": {"baselinePoints": 8},
-        },
-    }
 
 
 class Demo:
@@ -261,7 +145,12 @@ class Demo:
 
     def deploy_shop(self) -> None:
         self.out.title("demo shop and load")
-        self.apply(shop_manifests(app_port=self.app_port, receiver_port=self.receiver_port), SHOP)
+        self.apply(
+            shop_manifests(
+                namespace=SHOP, app_port=self.app_port, receiver_port=self.receiver_port
+            ),
+            SHOP,
+        )
         self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
         wait("the shop to answer", self.shop_answers, 60)
         self.load = subprocess.Popen(
@@ -301,7 +190,7 @@ class Demo:
 
     def apply_charter(self) -> None:
         self.out.title("charter: keep demo-shop healthy")
-        self.apply([charter()], SHOP)
+        self.apply([charter(SHOP)], SHOP)
         self.out.say("waiting for the baseline window and a healthy measurement")
         seen: set[str] = set()
 
@@ -341,7 +230,7 @@ class Demo:
             self.plane.kubectl(
                 "patch", "deployment", APP, "-n", SHOP, "--type=json", "-p",
                 json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/args/3",
-                             "value": "--version=2.0.0-bad"}]),
+                             "value": f"--version={BAD_VERSION}"}]),
             )  # fmt: skip
             self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
             self.out.say("rolled out demo-shop 2.0.0-bad")

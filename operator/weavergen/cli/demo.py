@@ -15,7 +15,13 @@ def cmd_demo_app(args: argparse.Namespace) -> int:
     namespace = args.namespace or os.environ.get("POD_NAMESPACE")
     if not namespace:
         fail("--namespace (or $POD_NAMESPACE) is needed to read the app's ConfigMap")
-    app.run(port=args.port, version=args.version, namespace=namespace, config_map=args.config_map)
+    app.run(
+        port=args.port,
+        version=args.version,
+        namespace=namespace,
+        config_map=args.config_map,
+        payments=args.payments_config_map,
+    )
     return 0
 
 
@@ -42,14 +48,18 @@ def add_demo(groups: Any) -> None:
         description=(
             "Serve /checkout and /cart, call a simulated payments dependency, export spans over "
             "OTLP (OTEL_EXPORTER_OTLP_ENDPOINT). Faults are read live from the ConfigMap: "
-            "errorRate, latencyMs, attributeStyle (semconv|renamed|mistyped), retryStorm, "
-            "dependencyErrorRate. A --version containing 'bad' is a broken release."
+            "errorRate, latencyMs, attributeStyle (semconv|renamed|mistyped), retryStorm; the "
+            "payments dependency's errorRate from its own ConfigMap. A --version containing "
+            "'bad' is a broken release."
         ),
     )
     app.add_argument("--port", type=int, default=8080, help="HTTP port (shared: SO_REUSEPORT)")
     app.add_argument("--version", default="1.0.0", help="the release; 'bad' in it breaks it")
     app.add_argument("--config-map", default="demo-shop-config", help="ConfigMap with the faults")
-    app.add_argument("--namespace", help="namespace of the ConfigMap (default $POD_NAMESPACE)")
+    app.add_argument(
+        "--payments-config-map", default="demo-payments", help="the dependency's state"
+    )
+    app.add_argument("--namespace", help="namespace of the ConfigMaps (default $POD_NAMESPACE)")
     app.set_defaults(func=cmd_demo_app)
     load = commands.add_parser(
         "load",

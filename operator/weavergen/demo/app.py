@@ -11,7 +11,9 @@ a bad config push would:
 - ``attributeStyle``: ``semconv`` (default), ``renamed`` (pre-1.0 names such as
   ``http.status_code``) or ``mistyped`` (the status code as a string)
 - ``retryStorm``: ``true`` makes every dependency call be retried twice
-- ``dependencyErrorRate``: share of calls to ``payments`` that fail (the dependency's fault)
+
+The payments dependency's own state is another ConfigMap (``demo-payments``, key ``errorRate``:
+the share of calls to it that fail). It is not the shop's: a fault there is the dependency's.
 
 A version containing ``bad`` (``--version 2.0.0-bad``) is a broken release: half its requests
 fail and it uses the renamed attributes, whatever the ConfigMap says.
@@ -51,7 +53,9 @@ class Behaviour:
     dependency_error_rate: float = 0.0
 
     @classmethod
-    def from_config(cls, data: dict[str, str], version: str) -> Behaviour:
+    def from_config(
+        cls, data: dict[str, str], version: str, payments: dict[str, str] | None = None
+    ) -> Behaviour:
         def number(key: str, default: float) -> float:
             try:
                 return max(0.0, float(data.get(key, default)))
@@ -64,13 +68,22 @@ class Behaviour:
             latency_ms=number("latencyMs", 15.0),
             attribute_style=data.get("attributeStyle", "semconv"),
             retry_storm=data.get("retryStorm", "false").lower() == "true",
-            dependency_error_rate=min(1.0, number("dependencyErrorRate", 0.0)),
+            dependency_error_rate=min(
+                1.0, max(0.0, _float((payments or {}).get("errorRate"), 0.0))
+            ),
         )
         if "bad" in version:
             behaviour = replace(
                 behaviour, error_rate=max(behaviour.error_rate, 0.5), attribute_style="renamed"
             )
         return behaviour
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text is not None else default
+    except ValueError:
+        return default
 
 
 def status_attributes(style: str, method: str, status: int) -> dict[str, Any]:
@@ -84,9 +97,10 @@ def status_attributes(style: str, method: str, status: int) -> dict[str, Any]:
 class ConfigWatcher:
     """Reads the app's ConfigMap every second (a config reloader), with its pod's own token."""
 
-    def __init__(self, namespace: str, name: str, version: str) -> None:
+    def __init__(self, namespace: str, name: str, version: str, payments: str) -> None:
         self.namespace = namespace
         self.name = name
+        self.payments = payments
         self.version = version
         self.behaviour = Behaviour.from_config({}, version)
         self.stop = threading.Event()
@@ -98,8 +112,11 @@ class ConfigWatcher:
         rest = Rest(api_client())
         while not self.stop.is_set():
             try:
-                found = rest.get("ConfigMap", self.namespace, self.name) or {}
-                behaviour = Behaviour.from_config(found.get("data") or {}, self.version)
+                own = rest.get("ConfigMap", self.namespace, self.name) or {}
+                payments = rest.get("ConfigMap", self.namespace, self.payments) or {}
+                behaviour = Behaviour.from_config(
+                    own.get("data") or {}, self.version, payments.get("data") or {}
+                )
                 if behaviour != self.behaviour:
                     LOG.info("config changed: %s", behaviour)
                 self.behaviour = behaviour
@@ -189,10 +206,10 @@ async def serve(port: int, watcher: ConfigWatcher, provider: TracerProvider) -> 
     await runner.cleanup()
 
 
-def run(*, port: int, version: str, namespace: str, config_map: str) -> None:
-    """Serve until killed; spans go where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says."""
+def run(*, port: int, version: str, namespace: str, config_map: str, payments: str) -> None:
+    """Serve until stopped; spans go where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    watcher = ConfigWatcher(namespace, config_map, version)
+    watcher = ConfigWatcher(namespace, config_map, version, payments)
     threading.Thread(target=watcher.poll, daemon=True).start()
     provider = tracer_provider(version)
     try:

@@ -1,0 +1,156 @@
+"""The demo shop's Kubernetes objects and its charter (pure: used by `make demo` and the tests).
+
+The shop reads two ConfigMaps: its own (``demo-shop-config``, part of the charter's target: what
+the operator may reset) and the simulated payments dependency's state (``demo-payments``, not
+the shop's: a fault there is no fault of the shop's and cannot be fixed by changing it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+APP = "demo-shop"
+CONFIG = f"{APP}-config"
+PAYMENTS = "demo-payments"
+IMAGE = "weavergen-operator:0.1.0"
+GOOD_CONFIG = {
+    "errorRate": "0.0",
+    "latencyMs": "15",
+    "attributeStyle": "semconv",
+    "retryStorm": "false",
+}
+CORRUPT_CONFIG = {
+    **GOOD_CONFIG,
+    "errorRate": "0.6",
+    "latencyMs": "120",
+    "attributeStyle": "renamed",
+}
+HEALTHY_PAYMENTS = {"errorRate": "0.0"}
+BAD_VERSION = "2.0.0-bad"
+
+
+def shop_manifests(
+    *, namespace: str, app_port: int, receiver_port: int, version: str = "1.0.0"
+) -> list[dict[str, Any]]:
+    """ServiceAccount and Role (read its two ConfigMaps), the ConfigMaps, the Deployment."""
+    labels = {"app": APP}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": APP},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [CONFIG, PAYMENTS],
+                    "verbs": ["get"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": APP},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP},
+            "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": namespace}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CONFIG},
+            "data": GOOD_CONFIG,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": PAYMENTS},
+            "data": HEALTHY_PAYMENTS,
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": APP, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": APP,
+                        "containers": [
+                            {
+                                "name": "shop",
+                                "image": IMAGE,
+                                "args": [
+                                    "demo",
+                                    "app",
+                                    f"--port={app_port}",
+                                    f"--version={version}",
+                                ],
+                                "ports": [{"name": "http", "containerPort": app_port}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/healthz", "port": "http"},
+                                    "periodSeconds": 1,
+                                },
+                                "env": [
+                                    {
+                                        "name": "POD_NAMESPACE",
+                                        "valueFrom": {
+                                            "fieldRef": {"fieldPath": "metadata.namespace"}
+                                        },
+                                    },
+                                    {
+                                        "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+                                        "value": f"http://127.0.0.1:{receiver_port}",
+                                    },
+                                    {"name": "OTEL_SERVICE_NAME", "value": APP},
+                                ],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def charter(
+    namespace: str,
+    *,
+    cadence_seconds: int = 3,
+    executor: str = "job",
+    trigger_mode: str = "auto",
+    max_cycles: int = 3,
+) -> dict[str, Any]:
+    """A web-service charter for the shop: OTLP spans, a short window, a 20 s settle."""
+    return {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCharter",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {
+            "systemId": APP,
+            "systemType": "web-service",
+            "executor": executor,
+            "target": {"workloads": [{"name": APP}], "configMaps": [CONFIG]},
+            "telemetry": {
+                "serviceName": APP,
+                "source": "otlp",
+                "windowSeconds": 15,
+                "minSpans": 100,
+            },
+            "cadence": {"measureIntervalSeconds": cadence_seconds},
+            "trigger": {"mode": trigger_mode, "level": "medium"},
+            "successCriteria": {
+                "maxEntropyScore": 0.3,
+                "minHealthScore": 0.9,
+                "minEntropyReduction": 0.2,
+                "maxRecoverySeconds": 180,
+                "settleSeconds": 20,
+                "verifyWindows": 1,
+            },
+            "circuitBreaker": {"maxCycles": max_cycles, "windowSeconds": 3600},
+            "spc": {"baselinePoints": 8},
+        },
+    }

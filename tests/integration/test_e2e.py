@@ -1,0 +1,251 @@
+"""End to end with the real demo shop: an OTel-instrumented service under load, exporting its
+spans to the operator's receiver; faults injected the way they happen in production."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from hack.localplane.plane import Plane
+from tests.helpers import REPO
+from tests.integration.conftest import await_status, wait_for
+from tests.scenario import OperatorProcess, condition
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.demo.manifests import (
+    APP,
+    BAD_VERSION,
+    CONFIG,
+    CORRUPT_CONFIG,
+    GOOD_CONFIG,
+    PAYMENTS,
+    charter,
+    shop_manifests,
+)
+from weavergen.domain.snapshot import Snapshot
+from weavergen.k8s.rest import Rest
+from weavergen.k8s.targets import Targets
+
+FINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+
+
+@dataclass
+class Shop:
+    plane: Plane
+    rest: Rest
+    namespace: str
+    operator: OperatorProcess
+    app_port: int
+    load: subprocess.Popen[str] | None = None
+    load_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+        self.plane.kubectl("apply", "-n", self.namespace, "-f", "-", stdin=document)
+
+    def patch_config(self, name: str, data: dict[str, str]) -> None:
+        self.plane.kubectl(
+            "patch", "configmap", name, "-n", self.namespace, "--type=merge",
+            "-p", json.dumps({"data": data}),
+        )  # fmt: skip
+
+    def healthy(self, **charter_options: Any) -> dict[str, Any]:
+        """Apply the charter; wait for a LOW measurement and the known-good snapshot."""
+        applied = charter(self.namespace, **charter_options)
+        self.apply(applied)
+        await_status(
+            self.rest,
+            self.namespace,
+            "RegenerationCharter",
+            APP,
+            lambda s: s.get("entropy", {}).get("level") == "low",
+            timeout=90,
+            what=f"a healthy measurement (operator log: {self.operator})",
+        )
+        wait_for(
+            lambda: self.rest.get("ConfigMap", self.namespace, f"{APP}-golden"),
+            60,
+            what="the known-good snapshot",
+        )
+        return applied
+
+    def final_cycles(self, count: int, timeout: float = 240) -> list[dict[str, Any]]:
+        def finished() -> list[dict[str, Any]] | None:
+            cycles = self.rest.list("RegenerationCycle", self.namespace)
+            done = [c for c in cycles if (c.get("status") or {}).get("phase") in FINAL]
+            return done if len(done) >= count else None
+
+        found = wait_for(finished, timeout, what=f"{count} finished cycle(s) ({self.operator})")
+        assert isinstance(found, list)
+        return sorted(found, key=lambda c: c["metadata"]["creationTimestamp"])
+
+    def targets(self, spec: dict[str, Any]) -> Targets:
+        target = RegenerationCharterSpec.model_validate(spec["spec"]).target
+        return Targets(self.rest, self.namespace, target)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def shop(
+    plane: Plane,
+    api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    operator_kubeconfig: Path,
+) -> Iterator[Shop]:
+    """The operator, the shop exporting spans to it, and 30 requests/s of load."""
+    operator = OperatorProcess(plane, namespace, tmp_path / "operator.log", operator_kubeconfig)
+    operator.start()
+    rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
+    receiver = wait_for(operator.receiver_port, 30, what=f"the receiver ({operator})")
+    assert isinstance(receiver, int)
+    running = Shop(plane, Rest(api), namespace, operator, free_port())
+    running.apply(
+        *shop_manifests(namespace=namespace, app_port=running.app_port, receiver_port=receiver)
+    )
+    plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", namespace, "--timeout=90s")
+    running.load = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "weavergen.cli",
+            "demo",
+            "load",
+            "--url",
+            f"http://127.0.0.1:{running.app_port}",
+            "--rps",
+            "30",
+            "--report-every",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def read() -> None:
+        assert running.load is not None and running.load.stdout is not None
+        for line in running.load.stdout:
+            running.load_lines.append({**json.loads(line), "at": time.monotonic()})
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        yield running
+    finally:
+        running.load.terminate()
+        running.load.wait(10)
+        operator.stop()
+
+
+def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -> None:
+    shop.healthy()
+    shop.patch_config(CONFIG, CORRUPT_CONFIG)
+    (cycle,) = shop.final_cycles(1)
+    status = cycle["status"]
+    assert status["phase"] == "Succeeded", (status.get("message"), str(shop.operator))
+    assert status["chosenStrategy"] in ("partial-regeneration", "semantic-refresh")
+    assert status["entropyBefore"]["level"] in ("medium", "high", "critical")
+    assert status["entropyAfter"]["level"] == "low"
+    assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == GOOD_CONFIG
+    sent = sum(e["sent"] for e in shop.load_lines)
+    unanswered = sum(e["unanswered"] for e in shop.load_lines)
+    assert sent > 0 and unanswered / sent <= 0.01  # restarts never take the shop away
+
+
+def test_a_bad_deploy_is_healed_by_rolling_it_back(shop: Shop) -> None:
+    shop.healthy()
+    shop.plane.kubectl(
+        "patch", "deployment", APP, "-n", shop.namespace, "--type=json", "-p",
+        json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/args/3",
+                     "value": f"--version={BAD_VERSION}"}]),
+    )  # fmt: skip
+    (cycle,) = shop.final_cycles(1)
+    status = cycle["status"]
+    assert status["phase"] == "Succeeded", (status.get("message"), str(shop.operator))
+    assert status["chosenStrategy"] == "emergency-rollback"
+    deployment = shop.rest.get("Deployment", shop.namespace, APP) or {}
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--version=1.0.0" in args
+
+
+def test_a_failing_dependency_is_escalated_without_thrashing(shop: Shop) -> None:
+    """The payments dependency fails: nothing in the shop can fix that. Each cycle escalates
+    without changing anything, and after maxCycles the breaker stops starting new ones."""
+    spec = shop.healthy(executor="inline", max_cycles=2)
+    before = Snapshot.take(shop.targets(spec).objects())
+    shop.patch_config(PAYMENTS, {"errorRate": "0.9"})
+    cycles = shop.final_cycles(2)
+    assert [c["status"]["phase"] for c in cycles] == ["Escalated", "Escalated"], [
+        c["status"].get("message") for c in cycles
+    ]
+    assert all(c["status"]["chosenStrategy"] == "observe-escalate" for c in cycles)
+    opened = await_status(
+        shop.rest,
+        shop.namespace,
+        "RegenerationCharter",
+        APP,
+        lambda s: condition(s, "CircuitOpen") == "True",
+        timeout=60,
+        what=f"the breaker to open ({shop.operator})",
+    )
+    assert opened["circuitBreaker"]["state"] == "Open"
+    time.sleep(10)  # degraded all along, yet no third cycle while the breaker is open
+    assert len(shop.rest.list("RegenerationCycle", shop.namespace)) == 2
+    assert Snapshot.take(shop.targets(spec).objects()).sha256 == before.sha256  # untouched
+    events = json.loads(
+        shop.plane.kubectl("get", "events", "-n", shop.namespace, "-o", "json").stdout
+    )
+    assert any(e["reason"] == "Escalated" for e in events["items"])
+
+
+def test_a_fix_that_fails_verification_is_rolled_back_byte_identical(shop: Shop) -> None:
+    """A person forces a restart onto a corrupted config: it cannot hold, so the cycle rolls
+    back, and every target object is exactly as it was before the cycle."""
+    spec = shop.healthy(trigger_mode="manual")
+    shop.patch_config(CONFIG, CORRUPT_CONFIG)
+    await_status(
+        shop.rest,
+        shop.namespace,
+        "RegenerationCharter",
+        APP,
+        lambda s: s.get("entropy", {}).get("level") in ("medium", "high", "critical"),
+        timeout=60,
+        what="the fault measured",
+    )
+    pre_cycle = Snapshot.take(shop.targets(spec).objects())
+    shop.apply(
+        {
+            "apiVersion": "regeneration.weavergen.io/v1alpha1",
+            "kind": "RegenerationCycle",
+            "metadata": {"name": "forced-restart"},
+            "spec": {
+                "charterRef": {"name": APP},
+                "reason": "trying a restart",
+                "strategy": "agent-reset",
+            },
+        }
+    )
+    (cycle,) = shop.final_cycles(1)
+    status = cycle["status"]
+    assert status["phase"] == "RolledBack", (status.get("message"), str(shop.operator))
+    assert "did not meet the success criteria" in status["message"]
+    assert status["snapshot"]["sha256"] == pre_cycle.sha256
+    assert Snapshot.take(shop.targets(spec).objects()).sha256 == pre_cycle.sha256
+    assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == CORRUPT_CONFIG
