@@ -22,11 +22,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hack.localplane.plane import Plane
 from weavergen.demo.manifests import APP, BAD_VERSION, CORRUPT_CONFIG, charter, shop_manifests
@@ -40,17 +43,34 @@ SCENARIOS = ("config-corruption", "bad-deploy")
 TERMINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
 
 
+@dataclass
+class Figures:
+    """What one demo run measured."""
+
+    scenario: str
+    final: dict[str, Any]
+    detection_seconds: float
+    cycle_seconds: float | None
+    sent: int
+    answered: int
+    gate_seconds: list[float] = field(default_factory=list)
+
+
 class Narrator:
     """Prints what happens, with the time since the demo started."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.started = time.monotonic()
+        self.stream = stream
 
     def say(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", flush=True)
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=self.stream, flush=True)
 
     def title(self, message: str) -> None:
-        print(f"\n== {message}", flush=True)
+        print(f"\n== {message}", file=self.stream, flush=True)
+
+    def line(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
 
 
 def free_port() -> int:
@@ -71,11 +91,13 @@ def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5
 
 
 class Demo:
-    def __init__(self, scenario: str, state: Path, report: Path) -> None:
+    def __init__(
+        self, scenario: str, state: Path, report: Path, stream: TextIO = sys.stdout
+    ) -> None:
         self.scenario = scenario
         self.plane = Plane(state / "plane")
         self.report = report
-        self.out = Narrator()
+        self.out = Narrator(stream)
         self.app_port = free_port()
         self.receiver_port = free_port()
         self.load: subprocess.Popen[str] | None = None
@@ -283,7 +305,7 @@ class Demo:
                 f"    {option['strategy']:<22} score {option.get('score', 0):.3f}  {reasons}"
             )
 
-    def summarise(self, fault_at: float, final: dict[str, Any]) -> None:
+    def summarise(self, fault_at: float, final: dict[str, Any]) -> Figures:
         self.out.title("summary")
         before, after = final.get("entropyBefore") or {}, final.get("entropyAfter") or {}
         started, finished = final.get("startedAt"), final.get("finishedAt")
@@ -292,28 +314,63 @@ class Demo:
         )
         during = [e for e in self.load_lines if final["_seen_at"] <= e["at"] <= time.monotonic()]
         sent = sum(e["sent"] for e in during)
-        answered = sent - sum(e["unanswered"] for e in during)
+        figures = Figures(
+            scenario=self.scenario,
+            final=final,
+            detection_seconds=final["_seen_at"] - fault_at,
+            cycle_seconds=took,
+            sent=sent,
+            answered=sent - sum(e["unanswered"] for e in during),
+        )
         rows = [
             ("scenario", self.scenario),
             ("outcome", f"{final.get('phase')}: {final.get('message', '')}"),
             ("strategy", final.get("chosenStrategy")),
-            ("detection (fault -> cycle)", f"{final['_seen_at'] - fault_at:.1f}s"),
+            ("detection (fault -> cycle)", f"{figures.detection_seconds:.1f}s"),
             ("cycle duration", f"{took:.0f}s" if took is not None else "?"),
             ("entropy", f"{before.get('score')} ({before.get('level')}) -> "
                         f"{after.get('score')} ({after.get('level')})"),
             ("health", f"{before.get('healthScore')} -> {after.get('healthScore')}"),
             # The fault's own 5xx answers aside: did the regeneration make the shop unreachable?
-            ("requests answered in the cycle", f"{answered}/{sent}" if sent else "n/a"),
+            ("requests answered in the cycle", f"{figures.answered}/{sent}" if sent else "n/a"),
             ("trace id", final.get("traceId")),
         ]  # fmt: skip
         for key, value in rows:
-            print(f"  {key:<30} {value}")
+            self.out.line(f"  {key:<30} {value}")
         for entry in during:
             if entry["unanswered"]:
                 self.out.say(
                     f"  {entry['unanswered']} requests unanswered in the 5 s before "
                     f"{entry['at'] - self.out.started:.0f}s"
                 )
+        return figures
+
+    def gate_latencies(self, requests: int) -> list[float]:
+        """Seconds per `GET /gate/...` answer from the operator, one connection, loopback."""
+        url = f"http://127.0.0.1:{self.receiver_port}/gate/{SHOP}/{APP}"
+        timings = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    answer.read()
+            except urllib.error.HTTPError as refused:  # 423: blocked or regenerating
+                refused.read()
+            timings.append(time.perf_counter() - started)
+        return timings
+
+    def run(self, gate_requests: int = 0) -> Figures:
+        """The whole demo; the caller stops everything afterwards (``stop``)."""
+        self.start_plane()
+        self.install_operator()
+        self.deploy_shop()
+        self.apply_charter()
+        fault_at = self.inject()
+        final = self.follow(fault_at)
+        figures = self.summarise(fault_at, final)
+        figures.gate_seconds = self.gate_latencies(gate_requests)
+        self.write_report()
+        return figures
 
     def write_report(self) -> None:
         subprocess.run(
@@ -375,14 +432,7 @@ def main() -> int:
     with state_dir(args.state) as state:
         demo = Demo(args.scenario, state, args.report.resolve())
         try:
-            demo.start_plane()
-            demo.install_operator()
-            demo.deploy_shop()
-            demo.apply_charter()
-            fault_at = demo.inject()
-            final = demo.follow(fault_at)
-            demo.summarise(fault_at, final)
-            demo.write_report()
+            final = demo.run().final
         except KeyboardInterrupt:
             demo.out.say("interrupted")
             return 130
