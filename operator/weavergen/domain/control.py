@@ -47,8 +47,13 @@ def chart_measurement(
     thresholds: Mapping[str, float],
     interval_seconds: float,
     last_cycle: Mapping[str, Any] | None = None,
+    in_control: bool = True,
 ) -> ChartUpdate:
-    """Chart one measurement of entropy and health; forecast the next threshold crossing."""
+    """Chart one measurement of entropy and health; forecast the next threshold crossing.
+
+    Phase-I limits must come from an in-control process: while a chart is still collecting its
+    baseline, a measurement taken while the charter is degraded or regenerating is left out.
+    """
     settings = settings_of(spec)
     saved = dict(charts or {})
     patch: dict[str, Any] = {}
@@ -60,7 +65,8 @@ def chart_measurement(
         chart = ControlChart.from_dict(metric, saved.get(metric), settings)
         if relearn:
             chart.request_rebaseline()
-        signals += [(metric, s) for s in chart.add(value, at)]
+        if chart.monitoring or in_control:
+            signals += [(metric, s) for s in chart.add(value, at)]
         patch[metric] = chart.to_dict()
         if metric == "entropy":
             entropy_chart = chart

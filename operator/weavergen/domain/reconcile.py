@@ -163,6 +163,7 @@ def decide(
         },
         interval_seconds=resolved.cadence.measure_interval_seconds,
         last_cycle=status.get("lastCycle"),
+        in_control=not degraded and not status.get("activeCycle"),
     )
     patch["controlCharts"] = charted.charts
     patch["forecast"] = charted.forecast

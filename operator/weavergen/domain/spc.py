@@ -272,6 +272,11 @@ class ControlChart:
             )
         return state
 
+    @property
+    def monitoring(self) -> bool:
+        """Whether phase-I limits exist (else the chart is still collecting its baseline)."""
+        return self._limits is not None
+
     def add(self, value: float, at: str) -> list[Signal]:
         """Chart one point and return the signals it raised (none while the baseline is built)."""
         if not math.isfinite(value):

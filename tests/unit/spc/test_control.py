@@ -103,3 +103,22 @@ def test_cycle_durations_are_charted_on_their_own_chart() -> None:
     assert set(charts) == {"cycleDuration"}
     assert charts["cycleDuration"]["points"] == 9
     assert any(s.rule == "WE1" and s.side == "upper" for _, s in signals)
+
+
+def test_the_baseline_is_collected_only_while_the_process_is_in_control() -> None:
+    charts: dict[str, Any] = {}
+    for n, value in enumerate([0.05, 0.06, 0.7, 0.7, 0.7, 0.05, 0.04, 0.05, 0.06, 0.05, 0.07]):
+        update = chart_measurement(
+            spec(),
+            charts,
+            entropy=value,
+            health=1 - value,
+            at=f"t{n}",
+            thresholds=THRESHOLDS,
+            interval_seconds=30,
+            in_control=value < 0.3,
+        )
+        charts.update(update.charts)
+    entropy = charts["entropy"]
+    assert entropy["phase"] == "monitoring" and entropy["points"] == 8
+    assert entropy["centerLine"] < 0.1  # the degraded points never entered the baseline
