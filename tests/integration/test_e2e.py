@@ -249,3 +249,50 @@ def test_a_fix_that_fails_verification_is_rolled_back_byte_identical(shop: Shop)
     assert status["snapshot"]["sha256"] == pre_cycle.sha256
     assert Snapshot.take(shop.targets(spec).objects()).sha256 == pre_cycle.sha256
     assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == CORRUPT_CONFIG
+
+
+def test_a_persons_edit_during_the_cycle_is_detected_and_never_overwritten(shop: Shop) -> None:
+    """While a forced restart settles, someone fixes the ConfigMap by hand. The restart does
+    not meet the criteria within its window, and the rollback would undo that person's edit:
+    the operator restores nothing and fails the cycle, naming the edited object."""
+    shop.healthy(trigger_mode="manual")
+    shop.patch_config(CONFIG, CORRUPT_CONFIG)
+    await_status(
+        shop.rest,
+        shop.namespace,
+        "RegenerationCharter",
+        APP,
+        lambda s: s.get("entropy", {}).get("level") in ("medium", "high", "critical"),
+        timeout=60,
+        what="the fault measured",
+    )
+    shop.apply(
+        {
+            "apiVersion": "regeneration.weavergen.io/v1alpha1",
+            "kind": "RegenerationCycle",
+            "metadata": {"name": "forced-restart"},
+            "spec": {
+                "charterRef": {"name": APP},
+                "reason": "try a restart",
+                "strategy": "agent-reset",
+            },
+        }
+    )
+    wait_for(
+        lambda: any(
+            r["name"] == "implement"
+            for r in (shop.rest.get("RegenerationCycle", shop.namespace, "forced-restart") or {})
+            .get("status", {})
+            .get("phases", [])
+        ),
+        120,
+        what="Implement to start",
+    )
+    time.sleep(8)  # the restart is written; the cycle is settling
+    by_hand = {**CORRUPT_CONFIG, "errorRate": "0.3", "note": "fixed by hand"}
+    shop.patch_config(CONFIG, by_hand)
+    (cycle,) = shop.final_cycles(1)
+    status = cycle["status"]
+    assert status["phase"] == "Failed", (status.get("message"), str(shop.operator))
+    assert f"ConfigMap/{shop.namespace}/{CONFIG} was changed by someone else" in status["message"]
+    assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == by_hand

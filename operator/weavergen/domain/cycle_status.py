@@ -112,8 +112,9 @@ def cycle_status(
             phase = "Escalated"
         message = outcome_message(phase, data)
         patch.update({"phase": phase, "finishedAt": stamp(now), "message": message})
+        reason = "RollbackFailed" if outcome == "rollback_failed" else phase
         for kind in ("Succeeded", "RolledBack", "Failed"):
-            conditions.set(kind, phase == kind, phase, message if phase == kind else "")
+            conditions.set(kind, phase == kind, reason, message if phase == kind else "")
     patch["conditions"] = conditions.items
     return {k: v for k, v in patch.items() if v is not None}
 
@@ -129,6 +130,11 @@ def outcome_message(phase: str, data: Mapping[str, Any]) -> str:
         return "entropy is below the level that needs regeneration"
     if phase == "Escalated":
         return "no safe remedy for these symptoms: escalated without changing anything"
+    rollback = data.get("rollback_failure")
+    if phase == "Failed" and rollback:
+        # First: the target may be left as the failed attempt changed it (e.g. a snapshot
+        # refused for restore because it was tampered with); that is what people must act on.
+        return f"rollback failed ({rollback.get('operator')}): {rollback.get('error')}"
     if verdict and verdict != ["every success criterion met"]:
         return f"{strategy} did not meet the success criteria: " + "; ".join(verdict)
     if failure:

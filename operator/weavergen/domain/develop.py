@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weavergen.domain.actions import ActionInput, Manifest, diff, plan_action
+from weavergen.domain.snapshot import fingerprints
 from weavergen.domain.strategies import strategy as catalog_strategy
 
 
@@ -29,6 +30,7 @@ class Solution:
     entropy_before: float
     predicted_entropy: float
     reasons: list[str]
+    basis: dict[str, str]  # fingerprints of the objects the plan was made from
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class Solution:
             "entropy_before": self.entropy_before,
             "predicted_entropy": round(self.predicted_entropy, 4),
             "reasons": self.reasons,
+            "basis": self.basis,
         }
 
 
@@ -108,4 +111,5 @@ def develop(
         entropy_before=entropy_before,
         predicted_entropy=(1 - probability) * entropy_before,
         reasons=list(option.get("reasons", [])),
+        basis=fingerprints(objects),
     )

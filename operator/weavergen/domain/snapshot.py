@@ -33,6 +33,10 @@ class SnapshotIntegrityError(ValueError):
     """A snapshot whose content no longer matches its recorded hash: refused for restore."""
 
 
+class TargetEdited(RuntimeError):
+    """Someone else changed or deleted a target object during the cycle: it is not overwritten."""
+
+
 def normalise(obj: Mapping[str, Any]) -> Manifest:
     """The manifest without server-owned fields; Secret data replaced by its hash."""
     out = copy.deepcopy(dict(obj))
@@ -54,6 +58,26 @@ def normalise(obj: Mapping[str, Any]) -> Manifest:
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def fingerprints(objects: Mapping[str, Manifest]) -> dict[str, str]:
+    """SHA-256 of each normalised object, by key: what an object looked like at some moment."""
+    return {k: hashlib.sha256(canonical(normalise(v))).hexdigest() for k, v in objects.items()}
+
+
+def edits_by_others(
+    expected: Mapping[str, str], live: Mapping[str, Manifest], also_ours: Mapping[str, str]
+) -> list[str]:
+    """Keys whose live object is neither as ``expected`` nor as the operator itself wrote it
+    (``also_ours``), or that were deleted: someone else's edits, each as a short sentence."""
+    now = fingerprints({k: v for k, v in live.items() if k in expected})
+    found = []
+    for key, print_ in sorted(expected.items()):
+        if key not in now:
+            found.append(f"{key} was deleted")
+        elif now[key] not in (print_, also_ours.get(key)):
+            found.append(f"{key} was changed")
+    return found
 
 
 def digest(objects: Mapping[str, Manifest]) -> str:

@@ -167,7 +167,11 @@ class CyclePhases:
             spec,
             subprocesses,
             self.operators.registry(),
-            {"entropy_before": data["entropy_before"], **solution["parameters"]},
+            {
+                "entropy_before": data["entropy_before"],
+                "basis": solution.get("basis") or {},
+                **solution["parameters"],
+            },
         )
         run.run()
         outcome = str(run.data.get("outcome"))
@@ -188,6 +192,8 @@ class CyclePhases:
             else None,
             "measurement_after": run.data.get("measurement_after"),
             "implementation_succeeded": outcome in ("succeeded", "escalated"),
+            # What this cycle wrote: the cycle's own rollback must not mistake it for an edit.
+            **({"written": run.data["written"]} if run.data.get("written") else {}),
         }
 
 

@@ -13,7 +13,13 @@ from weavergen.api.charter import SuccessCriteriaSpec
 from weavergen.domain.actions import PLANNERS, ActionInput, plan_action
 from weavergen.domain.gateway import TargetGateway
 from weavergen.domain.judge import judge
-from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.snapshot import (
+    Snapshot,
+    SnapshotIntegrityError,
+    TargetEdited,
+    edits_by_others,
+    fingerprints,
+)
 from weavergen.domain.vocabulary import ACTIONS
 from weavergen.workflows import ServiceRegistry
 
@@ -60,12 +66,24 @@ class Operators:
                 ActionInput(g.objects(), g.golden(), g.previous_templates(), params, g.now()),
             )
             g.apply(changed)
-            return {f"changed_by_{action}": sorted(changed)}
+            # What the operator itself wrote, so a rollback can tell its own changes from others'.
+            after = g.objects()
+            written = {
+                **(data.get("written") or {}),
+                **fingerprints({k: after[k] for k in changed if k in after}),
+            }
+            return {f"changed_by_{action}": sorted(changed), "written": written}
 
         return run
 
     def snapshot_targets(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("snapshot_targets")
+        edited = edits_by_others(data.get("basis") or {}, self.gateway.objects(), {})
+        if edited:
+            raise TargetEdited(
+                f"{'; '.join(edited)} since the plan was made (someone else's edit): "
+                "the cycle stops without changing anything"
+            )
         self.snapshot = self.gateway.snapshot()
         return {
             "snapshot_sha256": self.snapshot.sha256,
@@ -77,6 +95,31 @@ class Operators:
         if self.snapshot is None:
             self.snapshot = self.gateway.saved_snapshot()
         return self.snapshot
+
+    def _to_restore(self, data: dict[str, Any]) -> Snapshot | None:
+        """The snapshot to roll back to: refused unless it is the one this cycle took.
+
+        The workflow data keeps the SHA-256 of the snapshot taken before the changes
+        (``snapshot_sha256`` in a strategy, ``snapshot.sha256`` in the cycle). A stored snapshot
+        that is gone, or was replaced whole by another self-consistent one, is an integrity
+        failure, not "nothing to restore".
+        """
+        snapshot = self._taken()
+        recorded = data.get("snapshot")
+        taken = data.get("snapshot_sha256") or (
+            recorded.get("sha256") if isinstance(recorded, dict) else None
+        )
+        if taken and snapshot is None:
+            raise SnapshotIntegrityError(
+                f"the snapshot taken before the changes ({str(taken)[:12]}) is gone: "
+                "refused for restore, nothing was restored"
+            )
+        if taken and snapshot is not None and snapshot.sha256 != taken:
+            raise SnapshotIntegrityError(
+                f"the stored snapshot {snapshot.sha256[:12]} is not the one the cycle took "
+                f"({str(taken)[:12]}): refused for restore, nothing was restored"
+            )
+        return snapshot
 
     def verify_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("verify_snapshot")
@@ -130,15 +173,26 @@ class Operators:
 
     def restore_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("restore_snapshot")
-        snapshot = self._taken()
+        snapshot = self._to_restore(data)
         if snapshot is None:
             return {"restored": False}
+        if "written" in data:
+            # Only what the snapshot held or what this cycle wrote may be overwritten; anything
+            # else is a person's edit during the cycle, and restoring would undo it blindly.
+            edited = edits_by_others(
+                fingerprints(snapshot.objects), self.gateway.objects(), data["written"]
+            )
+            if edited:
+                raise TargetEdited(
+                    f"{'; '.join(edited)} by someone else during the cycle: nothing was "
+                    "restored, so that edit stands; check the target and restore by hand if needed"
+                )
         self.gateway.restore(snapshot)
         return {"restored": True}
 
     def verify_restored(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("verify_restored")
-        snapshot = self._taken()
+        snapshot = self._to_restore(data)
         if snapshot is not None and not snapshot.matches(self.gateway.objects()):
             raise RollbackFailed("live objects differ from the snapshot after the restore")
         return {"restore_verified": True}
