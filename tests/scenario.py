@@ -112,13 +112,21 @@ class HealingExporter:
 
     def _watch(self) -> None:
         while not self.stop.wait(0.3):
-            config = (self.rest.get("ConfigMap", self.namespace, "web-config") or {}).get("data")
-            web = self.rest.get("Deployment", self.namespace, "web") or {}
-            annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
-            if config == GOOD and RESTARTED_AT in annotations:
-                healthy = config_map("web-spans", {"spans.json": spans(Faults(), 4)})
-                put(self.rest, self.namespace, healthy)
-                return
+            try:
+                if self._healed():
+                    return
+            except Exception:
+                continue
+
+    def _healed(self) -> bool:
+        """Write healthy spans once the config is reset and the pods restarted."""
+        config = (self.rest.get("ConfigMap", self.namespace, "web-config") or {}).get("data")
+        web = self.rest.get("Deployment", self.namespace, "web") or {}
+        annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
+        if config != GOOD or RESTARTED_AT not in annotations:
+            return False
+        put(self.rest, self.namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
+        return True
 
     def __enter__(self) -> HealingExporter:
         self.thread.start()

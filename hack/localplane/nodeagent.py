@@ -545,6 +545,7 @@ class NodeAgent:
     def step(self, runner: PodRunner) -> None:
         """Advance a pod: start what should run, collect what exited, report status."""
         if runner.phase in ("Succeeded", "Failed"):
+            self.report(runner)  # again, until the API server has it (it may have been down)
             return
         deadline = runner.pod["spec"].get("activeDeadlineSeconds")
         if deadline and time.monotonic() - runner.started_monotonic > deadline:

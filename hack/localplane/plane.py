@@ -254,9 +254,29 @@ class Plane:
         self.down()
         shutil.rmtree(self.state, ignore_errors=True)
 
-    def _start_etcd(self) -> None:
-        client, peer = free_port(), free_port()
+    def restart(self, name: str, down_seconds: float = 0.0) -> None:
+        """Stop one process and start it again on the same ports, after ``down_seconds``: a
+        crash and a restart, as clients see one (their kubeconfig stays valid)."""
+        self.stop_process(name)
+        time.sleep(down_seconds)
+        start = {
+            "etcd": lambda: self._start_etcd(same_ports=True),
+            "kube-apiserver": lambda: self._start_apiserver(same_port=True),
+            "kube-controller-manager": self._start_controller_manager,
+            "node-agent": self._start_node_agent,
+        }[name]
+        start()
+        if name in ("etcd", "kube-apiserver"):
+            self.wait_ready(120)
+
+    def _start_etcd(self, *, same_ports: bool = False) -> None:
+        if same_ports:
+            client = int((self.state / "etcd-url").read_text().rsplit(":", 1)[1])
+            peer = int((self.state / "etcd-peer-port").read_text())
+        else:
+            client, peer = free_port(), free_port()
         (self.state / "etcd-url").write_text(f"http://127.0.0.1:{client}")
+        (self.state / "etcd-peer-port").write_text(str(peer))
         self._spawn(
             "etcd",
             [
@@ -274,8 +294,8 @@ class Plane:
             ],
         )
 
-    def _start_apiserver(self) -> None:
-        port = free_port()
+    def _start_apiserver(self, *, same_port: bool = False) -> None:
+        port = int(self.server.rsplit(":", 1)[1]) if same_port else free_port()
         server = f"https://127.0.0.1:{port}"
         (self.state / "server").write_text(server)
         etcd = (self.state / "etcd-url").read_text()

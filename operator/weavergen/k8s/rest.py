@@ -29,6 +29,9 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "ClusterKopfPeering": ("apis/kopf.dev/v1", "clusterkopfpeerings"),
 }
 MERGE_PATCH = "application/merge-patch+json"
+# (connect, read) seconds. Without them a request in flight when the API server goes away can
+# wait forever: a phase Job would hang until its deadline instead of failing and being retried.
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 class Rest:
@@ -59,7 +62,12 @@ class Rest:
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(
-            method, url, header_params=headers, body=payload, post_params=post
+            method,
+            url,
+            header_params=headers,
+            body=payload,
+            post_params=post,
+            _request_timeout=REQUEST_TIMEOUT,
         )
         response.read()  # type: ignore[no-untyped-call]
         data = response.data
