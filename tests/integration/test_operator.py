@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -469,3 +471,85 @@ def test_an_active_standby_pair_acts_once(
     finally:
         for process in pair:
             process.stop()
+
+
+def test_an_implement_pod_killed_mid_run_is_retried_and_the_cycle_still_heals(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """The Implement Job's pod is SIGKILLed while it settles: the Job retries it, the retry
+    finds the cycle's first snapshot (never overwritten) and finishes the fix."""
+    criteria = {**charter()["spec"]["successCriteria"], "settleSeconds": 10}
+    start_healthy(
+        plane, rest, namespace, operator, executor="job", spec_update={"successCriteria": criteria}
+    )
+    killed: list[int] = []
+
+    def kill_the_implement_pod(name: str) -> None:
+        def running_pid() -> int | None:
+            for pod in rest.list("Pod", namespace, {"job-name": f"{name}-implement"}):
+                for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                    if container.get("state", {}).get("running") and container.get("containerID"):
+                        return int(container["containerID"].removeprefix("process://"))
+            return None
+
+        pid = wait_for(running_pid, 120, what=f"the implement pod ({operator})")
+        assert isinstance(pid, int)
+        time.sleep(4)  # inside the settle: the first attempt has already made its changes
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_the_implement_pod)
+    assert killed
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    job = rest.get("Job", namespace, f"{name}-implement") or {}
+    assert job["status"].get("failed") == 1 and job["status"].get("succeeded") == 1
+    chunks = [
+        c
+        for c in rest.list("ConfigMap", namespace)
+        if c["metadata"]["name"].startswith(f"{name}-snapshot")
+    ]
+    assert len(chunks) == 1  # one snapshot, taken once
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_a_malformed_phase_result_fails_the_cycle_with_the_reason(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """A phase result ConfigMap that is not what the phase writes (here written in advance by
+    someone else) fails the cycle, naming the phase and the problem; nothing is changed."""
+    applied = start_healthy(
+        plane,
+        rest,
+        namespace,
+        operator,
+        executor="job",
+        spec_update={"trigger": {"mode": "manual"}},
+    )
+    put(rest, namespace, config_map("forced-explore", {"result.json": '{"exploration": 42}'}))
+    put(rest, namespace, config_map("web-config", BROKEN))
+    put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
+    before = Targets(
+        rest, namespace, RegenerationCharterSpec.model_validate(applied["spec"]).target
+    )
+    pre_cycle = Snapshot.take(before.objects())
+    plane.kubectl(
+        "apply", "-n", namespace, "-f", "-",
+        stdin=json.dumps({
+            "apiVersion": "regeneration.weavergen.io/v1alpha1",
+            "kind": "RegenerationCycle",
+            "metadata": {"name": "forced"},
+            "spec": {"charterRef": {"name": "web"}, "reason": "test"},
+        }),
+    )  # fmt: skip
+    final = await_status(
+        rest,
+        namespace,
+        "RegenerationCycle",
+        "forced",
+        lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
+        timeout=120,
+        what=f"the cycle to finish ({operator})",
+    )
+    assert final["phase"] == "Failed"
+    assert "the explore result is malformed" in final["message"], final["message"]
+    assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # nothing changed

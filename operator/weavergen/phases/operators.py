@@ -78,12 +78,15 @@ class Operators:
 
     def snapshot_targets(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("snapshot_targets")
-        edited = edits_by_others(data.get("basis") or {}, self.gateway.objects(), {})
-        if edited:
-            raise TargetEdited(
-                f"{'; '.join(edited)} since the plan was made (someone else's edit): "
-                "the cycle stops without changing anything"
-            )
+        # A resumed Implement (its Job's pod died) finds its first snapshot: the target may carry
+        # this cycle's own partial changes, so only a first run holds it to the plan's basis.
+        if self.gateway.saved_snapshot() is None:
+            edited = edits_by_others(data.get("basis") or {}, self.gateway.objects(), {})
+            if edited:
+                raise TargetEdited(
+                    f"{'; '.join(edited)} since the plan was made (someone else's edit): "
+                    "the cycle stops without changing anything"
+                )
         self.snapshot = self.gateway.snapshot()
         return {
             "snapshot_sha256": self.snapshot.sha256,
