@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -137,7 +138,8 @@ class KubeGateway:
     def _receiver_window(self) -> ServiceSummary:
         assert self.receiver_url is not None
         url = (
-            f"{self.receiver_url}/v1/summaries/{self.spec.telemetry.service_name}"
+            f"{self.receiver_url}/v1/summaries/"
+            f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?seconds={self.spec.telemetry.window_seconds}"
         )
         with urllib.request.urlopen(url, timeout=10) as response:

@@ -15,7 +15,7 @@ from typing import Any
 from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
-from weavergen.domain.develop import develop
+from weavergen.domain.develop import develop, workflow_path
 from weavergen.domain.explore import Outcome, TargetContext, explore
 from weavergen.domain.gateway import TargetGateway
 from weavergen.phases.operators import Operators
@@ -162,7 +162,10 @@ class CyclePhases:
         solution = data["solution"]
         if self.cycle.dry_run:
             return {"implementation": {"outcome": "dry_run"}, "implementation_succeeded": True}
-        spec, subprocesses = load_process(BPMN_DIR / solution["workflow"], solution["process_id"])
+        # The workflow file follows from the strategy's name, never from the result's own field:
+        # a forged result ConfigMap cannot point Implement at another BPMN file.
+        workflow, process_id = workflow_path(solution["strategy"])
+        spec, subprocesses = load_process(BPMN_DIR / workflow, process_id)
         run = WorkflowRun.start(
             spec,
             subprocesses,

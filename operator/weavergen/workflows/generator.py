@@ -25,6 +25,7 @@ carries code.
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ TARGET_NS = "https://weavergen.io/bpmn"
 _VERIFY_TAIL = ("wait_rollout", "settle", "remeasure", "verify_success_criteria")
 _SNAPSHOT = ("snapshot_targets", "verify_snapshot")
 MAX_STEPS = 40
+_XML_CHAR = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 CRITERIA_NOT_MET = "success criteria not met"
 
 DEFAULT_PARAMS: dict[str, dict[str, str]] = {
@@ -126,6 +128,16 @@ class CustomStrategy(BaseModel):
     name: StrategyId = Field(description="Strategy name; the process id is it with '-' -> '_'.")
     description: str = Field(default="", max_length=1000)
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+
+    @field_validator("description")
+    @classmethod
+    def _xml_text(cls, description: str) -> str:
+        # It becomes the process's <documentation>: characters XML 1.0 cannot hold would make
+        # the generated workflow unparsable, so they are refused here, naming them.
+        bad = sorted({f"U+{ord(c):04X}" for c in description if not _XML_CHAR.fullmatch(c)})
+        if bad:
+            raise ValueError(f"characters XML cannot hold: {', '.join(bad)}")
+        return description
 
     @model_validator(mode="after")
     def _snapshot_before_changes(self) -> CustomStrategy:
