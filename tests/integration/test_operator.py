@@ -553,3 +553,44 @@ def test_a_malformed_phase_result_fails_the_cycle_with_the_reason(
     assert final["phase"] == "Failed"
     assert "the explore result is malformed" in final["message"], final["message"]
     assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # nothing changed
+
+
+def test_an_operator_killed_while_implement_acts_inline_resumes_and_heals(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """Inline executor: SIGKILL once the snapshot is taken and the fix is written, during the
+    settle. The restarted operator runs Implement again from the saved workflow state: it finds
+    the first snapshot (one, never overwritten), the level-based actions converge, it heals."""
+    criteria = {**charter()["spec"]["successCriteria"], "settleSeconds": 10}
+    start_healthy(
+        plane,
+        rest,
+        namespace,
+        operator,
+        executor="inline",
+        spec_update={"successCriteria": criteria},
+    )
+
+    def kill_while_settling(name: str) -> None:
+        wait_for(
+            lambda: rest.get("ConfigMap", namespace, f"{name}-snapshot"),
+            120,
+            what=f"the snapshot ({operator})",
+        )
+        wait_for(
+            lambda: (rest.get("ConfigMap", namespace, "web-config") or {}).get("data") == GOOD,
+            60,
+            what="the config reset",
+        )
+        operator.kill()
+        operator.start()
+
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_while_settling)
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    chunks = [
+        c
+        for c in rest.list("ConfigMap", namespace)
+        if c["metadata"]["name"].startswith(f"{name}-snapshot")
+    ]
+    assert len(chunks) == 1
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
