@@ -45,7 +45,9 @@ def cycle_manifest(
     }
 
 
-@kopf.timer(GROUP, VERSION, "regenerationcharters", interval=TIMER_SECONDS, initial_delay=1)
+@kopf.timer(
+    GROUP, VERSION, "regenerationcharters", interval=TIMER_SECONDS, initial_delay=1, sharp=True
+)
 def reconcile_charter(
     *,
     body: kopf.Body,
