@@ -67,8 +67,8 @@ class LabelSelector(WireModel):
     """Selects objects by labels (equality only)."""
 
     match_labels: dict[str, str] = Field(
+        min_length=1,
         description="Labels an object must carry, all of them, to be selected.",
-        json_schema_extra={"minProperties": 1},
     )
 
 

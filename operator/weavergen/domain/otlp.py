@@ -24,6 +24,7 @@ STATUS_ERROR = 2
 UNKNOWN_SERVICE = "unknown_service"
 MAX_ATTRIBUTES_PER_SPAN = 128
 """As the OpenTelemetry SDK's default limit; attributes past it are not inspected."""
+INT64_MAX = 2**63 - 1
 
 Attribute = tuple[str, str, Any]
 """(key, OTLP value kind, value); kinds: string, int, double, bool, array, kvlist, bytes."""
@@ -125,6 +126,12 @@ def _pb_value(value: AnyValue) -> tuple[str, Any]:
     return _KINDS[which], getattr(value, which)
 
 
+def _nanos(times: np.ndarray) -> np.ndarray:
+    """OTLP's unsigned 64-bit times as int64, past year 2262 clamped to its largest value."""
+    clamped: np.ndarray = np.minimum(times, INT64_MAX).astype(np.int64)
+    return clamped
+
+
 def _pb_kind(spans: Sequence[Any]) -> Callable[[int], int]:
     return lambda i: int(spans[i].kind)
 
@@ -149,8 +156,8 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
             spans = scope_spans.spans
             if not spans:
                 continue
-            starts = np.fromiter((s.start_time_unix_nano for s in spans), np.int64, len(spans))
-            ends = np.fromiter((s.end_time_unix_nano for s in spans), np.int64, len(spans))
+            starts = _nanos(np.fromiter((s.start_time_unix_nano for s in spans), np.uint64))
+            ends = _nanos(np.fromiter((s.end_time_unix_nano for s in spans), np.uint64))
 
             def attributes(i: int, spans: Sequence[Any] = spans) -> list[Attribute]:
                 attrs = spans[i].attributes
@@ -198,7 +205,12 @@ def _json_value(value: Any, where: str) -> tuple[str, Any]:
                 raise OtlpError(f"{where}: doubleValue must be a number")
             if kind == "string" and not isinstance(raw, str):
                 raise OtlpError(f"{where}: stringValue must be a string")
-            return kind, float(raw) if kind == "double" else raw
+            if kind == "double":
+                try:
+                    return kind, float(raw)
+                except (ValueError, OverflowError):
+                    raise OtlpError(f"{where}: doubleValue is not a number") from None
+            return kind, raw
     return "string", ""
 
 
@@ -210,6 +222,11 @@ def _int(raw: Any, where: str) -> int:
         return int(raw)
     except ValueError:
         raise OtlpError(f"{where}: {raw!r} is not an integer") from None
+
+
+def _time(raw: Any, where: str) -> int:
+    """A time in ns, clamped to what int64 holds (OTLP's are unsigned 64-bit)."""
+    return min(max(_int(raw, where), 0), INT64_MAX)
 
 
 def _list(obj: Any, key: str, where: str) -> list[Any]:
@@ -249,7 +266,7 @@ def decode_json(data: bytes | str) -> Iterator[SpanChunk]:
     """Chunks of an OTLP/JSON traces document (hex ids, integer enums, string 64-bit ints)."""
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
         raise OtlpError(f"invalid OTLP/JSON: {err}") from None
     if not isinstance(document, dict):
         raise OtlpError("invalid OTLP/JSON: the document must be an object with resourceSpans")
@@ -258,6 +275,8 @@ def decode_json(data: bytes | str) -> Iterator[SpanChunk]:
         if not isinstance(resource_spans, dict):
             raise OtlpError(f"{where}: expected an object")
         resource = resource_spans.get("resource") or {}
+        if not isinstance(resource, dict):
+            raise OtlpError(f"{where}.resource: expected an object")
         service = next(
             (
                 value
@@ -289,8 +308,8 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
         if not isinstance(name, str):
             raise OtlpError(f"{at}.name: expected a string")
         names.append(name)
-        starts.append(_int(span.get("startTimeUnixNano", 0), f"{at}.startTimeUnixNano"))
-        ends.append(_int(span.get("endTimeUnixNano", 0), f"{at}.endTimeUnixNano"))
+        starts.append(_time(span.get("startTimeUnixNano", 0), f"{at}.startTimeUnixNano"))
+        ends.append(_time(span.get("endTimeUnixNano", 0), f"{at}.endTimeUnixNano"))
         status = span.get("status") or {}
         if not isinstance(status, dict):
             raise OtlpError(f"{at}.status: expected an object")

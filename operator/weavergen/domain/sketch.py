@@ -68,7 +68,7 @@ def stable_hash64(values: Iterable[str | bytes]) -> np.ndarray:
     """64-bit hashes that are the same in every process (Python's ``hash`` is salted)."""
     out = []
     for value in values:
-        raw = value.encode() if isinstance(value, str) else value
+        raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
         out.append(int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big"))
     return np.array(out, dtype=np.uint64)
 

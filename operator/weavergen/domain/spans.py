@@ -233,14 +233,14 @@ def _json_documents(text: str, source: str) -> list[tuple[int | None, Any]]:
     """One document, or JSON lines: (line number or None, parsed document) pairs."""
     try:
         return [(None, json.loads(text))]
-    except ValueError as whole:
+    except (ValueError, RecursionError) as whole:
         documents: list[tuple[int | None, Any]] = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 documents.append((number, json.loads(line)))
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 if not documents:  # not JSON lines either: the error of the whole text is clearer
                     raise OtlpError(f"{_located(source, None)}not valid JSON: {whole}") from None
                 raise OtlpError(f"{_located(source, number)}not valid JSON: {err}") from None
@@ -259,6 +259,8 @@ def _decode_json(text: str | bytes, source: str) -> list[SpanRecord]:
             records.extend(_json_document(document))
         except OtlpError as err:
             raise OtlpError(f"{_located(source, line)}{err}") from None
+        except RecursionError:
+            raise OtlpError(f"{_located(source, line)}values nested too deeply") from None
     return records
 
 

@@ -241,8 +241,20 @@ class ServiceSummary:
             return
         self.start_ns = min(self.start_ns or chunk.start_ns, chunk.start_ns)
         self.end_ns = max(self.end_ns, chunk.end_ns)
-        codes = chunk.name_codes
-        groups = len(chunk.name_table)
+        # Names map onto operations first (past the cap, onto "(other)"), so the arrays and the
+        # loop below grow with the operations, never with the distinct names a sender invents.
+        ops: list[OperationStats] = []
+        group_of: dict[int, int] = {}
+        op_codes = np.zeros(len(chunk.name_table), dtype=np.int64)
+        for name_code in np.flatnonzero(np.bincount(chunk.name_codes, minlength=len(op_codes))):
+            op = self._operation(chunk.name_table[name_code])
+            op.kind = op.kind or chunk.name_kinds[name_code]
+            group = group_of.setdefault(id(op), len(ops))
+            if group == len(ops):
+                ops.append(op)
+            op_codes[name_code] = group
+        codes = op_codes[chunk.name_codes]
+        groups = len(ops)
         counts = np.bincount(codes, minlength=groups)
         errors = np.bincount(codes, weights=chunk.errors, minlength=groups)
         histograms = np.bincount(
@@ -253,11 +265,7 @@ class ServiceSummary:
 
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        for code, name in enumerate(chunk.name_table):
-            if counts[code] == 0:
-                continue
-            op = self._operation(name)
-            op.kind = op.kind or chunk.name_kinds[code]
+        for code, op in enumerate(ops):
             seen = op.count
             op.count += int(counts[code])
             op.errors += int(errors[code])

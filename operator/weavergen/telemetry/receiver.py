@@ -75,10 +75,10 @@ def ingest(
     elif encoding not in ("", "identity"):
         raise RequestRefused(415, f"unsupported content encoding {encoding!r}: use gzip")
     try:
-        chunks = list(decode(body, kind))
+        # Attributes are decoded lazily, while summarising: their errors surface in add().
+        _, dropped = store.add(list(decode(body, kind)))
     except OtlpError as err:
         raise RequestRefused(400, str(err)) from None
-    _, dropped = store.add(chunks)
     return dropped
 
 
