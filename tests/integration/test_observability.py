@@ -94,21 +94,30 @@ def rest(api: client.ApiClient) -> Rest:
     return Rest(api)
 
 
-@pytest.fixture
-def traced(
-    plane: Plane, namespace: str, tmp_path: Path, operator_kubeconfig: Path, sink: SpanSink
-) -> Iterator[tuple[OperatorProcess, SpanSink]]:
-    """An operator exporting its traces, and through its Jobs theirs, to ``sink``."""
-    process = OperatorProcess(
+def traced_operator(
+    plane: Plane, namespace: str, log: Path, kubeconfig: Path, sink: SpanSink
+) -> OperatorProcess:
+    """An operator (not started) whose OTLP exporter, and its Jobs', point at ``sink``."""
+    return OperatorProcess(
         plane,
         namespace,
-        tmp_path / "operator.log",
-        operator_kubeconfig,
+        log,
+        kubeconfig,
         env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         },
+    )
+
+
+@pytest.fixture
+def traced(
+    plane: Plane, namespace: str, tmp_path: Path, operator_kubeconfig: Path, sink: SpanSink
+) -> Iterator[tuple[OperatorProcess, SpanSink]]:
+    """An operator exporting its traces, and through its Jobs theirs, to ``sink``."""
+    process = traced_operator(
+        plane, namespace, tmp_path / "operator.log", operator_kubeconfig, sink
     )
     process.start()
     try:

@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import await_status, wait_for
-from tests.integration.test_observability import SpanSink
+from tests.integration.test_observability import SpanSink, traced_operator
 from tests.integration.test_operator import charter, corrupt_and_wait_for_the_cycle
 from tests.scenario import (
     BROKEN,
@@ -430,16 +430,8 @@ def traced(
 ) -> Iterator[Traced]:
     sink = SpanSink()
     sink.thread.start()
-    operator = OperatorProcess(
-        plane,
-        namespace,
-        tmp_path / "operator.log",
-        operator_kubeconfig,
-        env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        },
+    operator = traced_operator(
+        plane, namespace, tmp_path / "operator.log", operator_kubeconfig, sink
     )
     try:
         yield Traced(operator, sink, operator_kubeconfig)
