@@ -417,7 +417,6 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
         what=f"a measurement from pushed spans (operator log: {operator})",
     )
     assert healthy["entropy"]["level"] == "low"
-    assert isinstance(healthy, dict) and healthy["entropy"]["level"] == "low"
     push(Faults(error_rate=0.35), 12)
     sick = await_status(
         rest,
@@ -505,11 +504,7 @@ def test_an_implement_pod_killed_mid_run_is_retried_and_the_cycle_still_heals(
     assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
     job = rest.get("Job", namespace, f"{name}-implement") or {}
     assert job["status"].get("failed") == 1 and job["status"].get("succeeded") == 1
-    chunks = [
-        c
-        for c in rest.list("ConfigMap", namespace)
-        if c["metadata"]["name"].startswith(f"{name}-snapshot")
-    ]
+    chunks = snapshot_chunks(rest, namespace, name)
     assert len(chunks) == 1  # one snapshot, taken once
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
 
@@ -589,10 +584,15 @@ def test_an_operator_killed_while_implement_acts_inline_resumes_and_heals(
 
     name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_while_settling)
     assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
-    chunks = [
-        c
-        for c in rest.list("ConfigMap", namespace)
-        if c["metadata"]["name"].startswith(f"{name}-snapshot")
-    ]
+    chunks = snapshot_chunks(rest, namespace, name)
     assert len(chunks) == 1
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def snapshot_chunks(rest: Rest, namespace: str, cycle: str) -> list[dict[str, Any]]:
+    """The ConfigMaps holding a cycle's snapshot (one per chunk)."""
+    return [
+        c
+        for c in rest.list("ConfigMap", namespace)
+        if c["metadata"]["name"].startswith(f"{cycle}-snapshot")
+    ]
