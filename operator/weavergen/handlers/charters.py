@@ -84,7 +84,7 @@ def reconcile_charter(
         requested=requested,
     )
     healthy = measurement is not None and measurement.get("entropy_level") == "low"
-    if healthy and not gateway.golden():
+    if healthy and not gateway.has_golden():
         gateway.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
     if decision.start_cycle:

@@ -18,10 +18,15 @@ from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.domain.summary import ServiceSummary
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
-from weavergen.k8s.rest import Rest
+from weavergen.k8s.rest import Obj, Rest
 from weavergen.k8s.targets import Targets
+from weavergen.k8s.versioned import VersionedCache
 
 BASELINE_KEY = "summary.json"
+# Shared by every charter in the process: decoding spans is most of a measurement's cost.
+DECODED_SPANS: VersionedCache[dict[str, ServiceSummary]] = VersionedCache()
+CAPTURED_BASELINES: VersionedCache[ServiceSummary] = VersionedCache()
+GOLDEN_INTACT: VersionedCache[bool] = VersionedCache()
 
 
 def baseline_name(charter: str) -> str:
@@ -71,6 +76,19 @@ class KubeGateway:
             return snapshots.load(self.rest, self.namespace, golden_name(self.charter)).objects
         except SnapshotIntegrityError:
             return {}
+
+    def has_golden(self) -> bool:
+        """Whether an intact known-good snapshot exists; checked again only when it changes."""
+        return bool(
+            GOLDEN_INTACT.get(
+                self.rest,
+                "ConfigMap",
+                self.namespace,
+                golden_name(self.charter),
+                purpose="intact",
+                derive=lambda _: bool(self.golden()),
+            )
+        )
 
     def previous_templates(self) -> dict[str, Manifest]:
         return self.targets.previous_templates()
@@ -126,14 +144,18 @@ class KubeGateway:
     # -- measuring ----------------------------------------------------------------------------
 
     def _config_map_spans(self, name: str, key: str) -> ServiceSummary:
-        config_map = self.rest.get("ConfigMap", self.namespace, name)
-        if config_map is None:
+        def decode(config_map: Obj) -> dict[str, ServiceSummary]:
+            text = (config_map.get("data") or {}).get(key)
+            if text is None:
+                raise LookupError(f"ConfigMap {self.namespace}/{name} has no key {key!r}")
+            return summarise([(line.encode(), "application/json") for line in _documents(text)])
+
+        summaries = DECODED_SPANS.get(
+            self.rest, "ConfigMap", self.namespace, name, purpose=key, derive=decode
+        )
+        if summaries is None:
             raise LookupError(f"ConfigMap {self.namespace}/{name} with spans does not exist")
-        text = (config_map.get("data") or {}).get(key)
-        if text is None:
-            raise LookupError(f"ConfigMap {self.namespace}/{name} has no key {key!r}")
-        payloads = [(line.encode(), "application/json") for line in _documents(text)]
-        return pick_service(summarise(payloads), self.settings.service, f"{name}/{key}")
+        return pick_service(summaries, self.settings.service, f"{name}/{key}")
 
     def _receiver_window(self) -> ServiceSummary:
         assert self.receiver_url is not None
@@ -162,9 +184,18 @@ class KubeGateway:
         ref = self.spec.telemetry.baseline.config_map
         if ref is not None:
             return self._config_map_spans(ref.name, ref.key)
-        stored = self.rest.get("ConfigMap", self.namespace, baseline_name(self.charter))
+        stored = CAPTURED_BASELINES.get(
+            self.rest,
+            "ConfigMap",
+            self.namespace,
+            baseline_name(self.charter),
+            purpose=BASELINE_KEY,
+            derive=lambda config_map: ServiceSummary.from_dict(
+                json.loads(config_map["data"][BASELINE_KEY])
+            ),
+        )
         if stored is not None:
-            return ServiceSummary.from_dict(json.loads(stored["data"][BASELINE_KEY]))
+            return stored
         window = self.current()
         if window.span_count < self.settings.min_spans:
             raise LookupError(
