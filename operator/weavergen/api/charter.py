@@ -7,7 +7,6 @@ profile, and ``weavergen regeneration define`` writes them out in full.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
@@ -15,6 +14,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from weavergen.api.common import (
     API_VERSION,
+    FROM_JSON_STRING,
     Condition,
     ConfigMapKeyRef,
     DnsLabel,
@@ -22,6 +22,7 @@ from weavergen.api.common import (
     ObjectMeta,
     ObjectName,
     StatusModel,
+    Timestamp,
     WireModel,
     cel,
     cel_rules,
@@ -528,7 +529,7 @@ class RegenerationCharterSpec(WireModel):
         description="Identity of the system; immutable, it keys the charter's history.",
         json_schema_extra=cel_rules(cel("self == oldSelf", "systemId is immutable")),
     )
-    system_type: SystemType = Field(
+    system_type: Annotated[SystemType, FROM_JSON_STRING] = Field(
         description="Kind of system; chooses the defaults of thresholds, criteria and cadence."
     )
     target: TargetSpec = Field(description="The workloads to keep healthy and their config.")
@@ -586,7 +587,9 @@ class EntropyStatus(StatusModel):
     """The latest measurement of the target."""
 
     score: Fraction | None = Field(default=None, description="Entropy score, 0 to 1.")
-    level: EntropyLevel | None = Field(default=None, description="Entropy level of the score.")
+    level: Annotated[EntropyLevel, FROM_JSON_STRING] | None = Field(
+        default=None, description="Entropy level of the score."
+    )
     health_score: Fraction | None = Field(default=None, description="Health score, 0 to 1.")
     indicators: list[EntropyIndicator] = Field(
         default_factory=list, description="Drift indicators found."
@@ -595,7 +598,7 @@ class EntropyStatus(StatusModel):
         default=0, ge=0, description="Distinct semantic-convention validation errors."
     )
     span_count: int = Field(default=0, ge=0, description="Spans in the measured window.")
-    measured_at: datetime | None = Field(default=None, description="End of the measured window.")
+    measured_at: Timestamp | None = Field(default=None, description="End of the measured window.")
 
 
 class EffectiveThresholds(StatusModel):
@@ -619,17 +622,17 @@ class StrategyOutcomeHistory(StatusModel):
     last_outcome: Literal["Succeeded", "RolledBack", "Failed"] | None = Field(
         default=None, description="Outcome of the latest cycle that used it."
     )
-    last_used_at: datetime | None = Field(default=None, description="When it was last used.")
+    last_used_at: Timestamp | None = Field(default=None, description="When it was last used.")
 
 
 class CircuitBreakerStatus(StatusModel):
     """State of the charter's circuit breaker, kept in status so it survives restarts."""
 
     state: Literal["Closed", "Open"] = Field(default="Closed", description="Closed or Open.")
-    recent_cycle_starts: list[datetime] = Field(
+    recent_cycle_starts: list[Timestamp] = Field(
         default_factory=list, max_length=100, description="Start times of cycles in the window."
     )
-    open_until: datetime | None = Field(default=None, description="When an open breaker closes.")
+    open_until: Timestamp | None = Field(default=None, description="When an open breaker closes.")
     consecutive_openings: int = Field(
         default=0, ge=0, description="Openings in a row; the cooldown doubles with each."
     )
@@ -728,7 +731,7 @@ class CycleRef(StatusModel):
 
     name: str = Field(description="Name of the RegenerationCycle.")
     outcome: str | None = Field(default=None, description="Its outcome once finished.")
-    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    finished_at: Timestamp | None = Field(default=None, description="When it finished.")
 
 
 class RegenerationCharterStatus(StatusModel):

@@ -4,6 +4,13 @@ The models in this package are the single source of the CRD schemas (see ``crdge
 field carries a description (``kubectl explain`` shows it) and every cross-field invariant is
 stated twice on purpose: once as a pydantic validator (the CLI and the operator) and once as a CEL
 rule (the API server, at admission). ``tests/unit/test_api_models.py`` checks the pairs agree.
+
+The models validate strictly, as the API server does: a body decoded from JSON holding "60" for an
+integer, "0.5" for a number, "true" or 1 for a boolean, or true for an integer is refused rather
+than coerced. A number may still be given as an integer (1 for 1.0). The exception is what JSON
+can only carry as a string, date-times and enum values: those fields are marked
+``FROM_JSON_STRING`` and parse the string (strict validation of Python objects would want the
+``datetime`` or enum member itself).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "regeneration.weavergen.io"
@@ -31,6 +38,12 @@ ObjectName = Annotated[
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
+FROM_JSON_STRING: Final = Strict(False)
+"""Marks a type JSON carries as a string (a date-time, an enum value) as parsed from it."""
+
+Timestamp = Annotated[datetime, FROM_JSON_STRING]
+"""A date-time, RFC 3339 text on the wire."""
+
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
     """One ``x-kubernetes-validations`` entry; ``field_path`` points the error at a child field."""
@@ -46,13 +59,15 @@ def cel_rules(*rules: dict[str, str]) -> dict[str, Any]:
 
 
 class WireModel(BaseModel):
-    """Base of every spec model: camelCase on the wire, unknown fields rejected with their path."""
+    """Base of every spec model: camelCase on the wire, unknown fields rejected with their path,
+    values of the wrong JSON type refused rather than coerced."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
         validate_assignment=True,
+        strict=True,
     )
 
 
@@ -81,7 +96,7 @@ class Condition(StatusModel):
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase reason for the last transition.")
     message: str = Field(default="", description="Human-readable details about the transition.")
-    last_transition_time: datetime = Field(
+    last_transition_time: Timestamp = Field(
         description="When the condition last changed status (kept while the status is unchanged)."
     )
     observed_generation: int | None = Field(
@@ -116,7 +131,9 @@ def condition_list_field(description: str) -> Any:
 class ObjectMeta(BaseModel):
     """The subset of metav1.ObjectMeta the operator and the CLI read; the rest passes through."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, alias_generator=to_camel, strict=True
+    )
 
     name: ObjectName
     namespace: DnsLabel | None = None

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
 from weavergen.api.charter import EntropyLevel, StrategyName
 from weavergen.api.common import (
     API_VERSION,
+    FROM_JSON_STRING,
     Condition,
     Fraction,
     ObjectMeta,
     ObjectName,
     StatusModel,
+    Timestamp,
     WireModel,
     cel,
     cel_rules,
@@ -80,8 +81,8 @@ class PhaseStatus(StatusModel):
     name: PhaseName = Field(description="define, measure, explore, develop or implement.")
     job: str | None = Field(default=None, description="Name of the phase's Job, if any.")
     attempts: int = Field(default=0, ge=0, description="Job attempts so far.")
-    started_at: datetime | None = Field(default=None, description="When the phase started.")
-    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    started_at: Timestamp | None = Field(default=None, description="When the phase started.")
+    finished_at: Timestamp | None = Field(default=None, description="When it finished.")
     duration_seconds: float | None = Field(default=None, ge=0.0, description="Its wall time.")
     outcome: Literal["Running", "Succeeded", "Failed", "Skipped"] | None = Field(
         default=None, description="Outcome of the phase."
@@ -93,7 +94,7 @@ class EntropySnapshot(StatusModel):
     """Entropy of the target at one moment of the cycle."""
 
     score: Fraction = Field(description="Entropy score, 0 to 1.")
-    level: EntropyLevel = Field(description="Entropy level.")
+    level: Annotated[EntropyLevel, FROM_JSON_STRING] = Field(description="Entropy level.")
     health_score: Fraction = Field(description="Health score, 0 to 1.")
 
 
@@ -133,8 +134,8 @@ class RollbackRecord(StatusModel):
     """What a rollback did and whether live state matched the snapshot afterwards."""
 
     reason: str = Field(description="Why the cycle rolled back.")
-    started_at: datetime | None = Field(default=None, description="When the rollback started.")
-    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    started_at: Timestamp | None = Field(default=None, description="When the rollback started.")
+    finished_at: Timestamp | None = Field(default=None, description="When it finished.")
     verified: bool = Field(default=False, description="Live objects equal the snapshot again.")
 
 
@@ -166,8 +167,8 @@ class RegenerationCycleStatus(StatusModel):
     workflow_state: str | None = Field(
         default=None, description="ConfigMap holding the cycle's serialised BPMN workflow state."
     )
-    started_at: datetime | None = Field(default=None, description="When the cycle started.")
-    finished_at: datetime | None = Field(default=None, description="When it finished.")
+    started_at: Timestamp | None = Field(default=None, description="When the cycle started.")
+    finished_at: Timestamp | None = Field(default=None, description="When it finished.")
     message: str = Field(default="", description="Outcome in a sentence.")
 
 

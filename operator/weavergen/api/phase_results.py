@@ -1,7 +1,9 @@
 """What each phase Job must write into its result ConfigMap; the operator checks it on read.
 
 The models name the keys the next phases and the status rely on and let everything else pass
-(a phase may add evidence), so a result from an older or newer Job still reads.
+(a phase may add evidence), so a result from an older or newer Job still reads. The keys it
+names are checked strictly, as the CRD models are: the result is decoded JSON, so a value of the
+wrong JSON type ("true" for a boolean, a string for a number) is a malformed result.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class _Result(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class DefineResult(_Result):

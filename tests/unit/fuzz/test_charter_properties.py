@@ -18,9 +18,11 @@ Runs are bounded by example counts and deterministic, as in ``test_fuzz_otlp.py`
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -31,8 +33,9 @@ from pydantic import ValidationError
 
 from tests.invalid_charters import BASE_SPEC
 from tests.unit.test_crds import as_json_schema, openapi_schema
-from weavergen.api import RegenerationCharter
+from weavergen.api import EntropyLevel, RegenerationCharter, RegenerationCycle, SystemType
 from weavergen.api.charter import PHASES, RegenerationCharterSpec
+from weavergen.api.phase_results import PHASE_RESULTS
 
 Json = Any
 Path = tuple[str | int, ...]
@@ -255,13 +258,13 @@ def test_every_charter_the_model_accepts_validates_against_the_crd(spec: dict[st
 
 # -- (b) what the schema rejects, the model rejects, naming the field -----------------------------
 
-# Values of the wrong JSON type that pydantic's lax mode would coerce ("60" -> 60, true -> 1,
-# "true" -> True) are left out here; test_lax_coercions_are_refused_like_the_crd covers them.
+# Including values pydantic's lax mode would coerce ("60" -> 60, true -> 1, "true" -> True): the
+# models are strict, as the API server is (test_lax_coercions_are_refused_like_the_crd too).
 WRONG_TYPES: dict[str, list[Json]] = {
-    "integer": ["sixty", 1.5, [], {}],
-    "number": ["half", [], {}],
+    "integer": ["sixty", "60", 1.5, True, [], {}],
+    "number": ["half", "0.5", True, [], {}],
     "string": [5, 1.5, True, [], {}],
-    "boolean": ["maybe", 2, 0.5, [], {}],
+    "boolean": ["maybe", "true", 1, 0, 2, 0.5, [], {}],
     "array": ["x", 5, {}],
     "object": ["x", 5, []],
 }
@@ -440,16 +443,103 @@ LAX_COERCIONS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="pydantic's lax mode coerces strings and booleans to numbers and strings and numbers "
-    "to booleans; the API server refuses them",
-)
 @pytest.mark.parametrize(("section", "field", "value"), LAX_COERCIONS)
 def test_lax_coercions_are_refused_like_the_crd(section: str, field: str, value: Json) -> None:
     spec = copy.deepcopy(BASE_SPEC)
     spec[section] = {**spec.get(section, {}), field: value}
     assert [e.message for e in CRD_VALIDATOR.iter_errors(charter(spec))]  # refused at admission
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as caught:
         RegenerationCharterSpec.model_validate(spec)
+    assert [e["loc"] for e in caught.value.errors()] == [(section, field)]
+
+
+def test_an_integer_for_a_number_is_accepted_like_the_crd() -> None:
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["objectives"] = {"latencyThresholdMs": 250}
+    CRD_VALIDATOR.validate(charter(spec))
+    assert RegenerationCharterSpec.model_validate(spec).objectives.latency_threshold_ms == 250.0
+
+
+STAMP = "2024-05-01T12:00:00Z"
+
+
+def test_date_times_and_enum_values_are_read_from_their_json_strings() -> None:
+    """JSON carries them as strings only, so strictness does not apply to them: a status the
+    operator wrote reads back."""
+    obj = {
+        **charter(BASE_SPEC),
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Measured",
+                    "lastTransitionTime": STAMP,
+                }
+            ],
+            "entropy": {"score": 0.2, "level": "low", "healthScore": 1, "measuredAt": STAMP},
+            "circuitBreaker": {"recentCycleStarts": [STAMP], "openUntil": STAMP},
+            "strategyHistory": [{"strategy": "restart", "signature": "s", "lastUsedAt": STAMP}],
+            "lastCycle": {"name": "fuzzed-1", "finishedAt": STAMP},
+        },
+    }
+    CRD_VALIDATOR.validate(obj)
+    model = RegenerationCharter.model_validate(obj)
+    assert model.spec.system_type is SystemType(BASE_SPEC["systemType"])
+    assert model.status is not None and model.status.entropy is not None
+    assert model.status.entropy.level is EntropyLevel.LOW
+    assert model.status.entropy.measured_at == datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert RegenerationCharter.model_validate(json.loads(model.model_dump_json())) == model
+
+    cycle = RegenerationCycle.model_validate(
+        {
+            "metadata": {"name": "fuzzed-1"},
+            "spec": {"charterRef": {"name": "fuzzed"}},
+            "status": {
+                "phases": [{"name": "measure", "startedAt": STAMP, "finishedAt": STAMP}],
+                "entropyBefore": {"score": 0.7, "level": "high", "healthScore": 0.4},
+                "rollback": {"reason": "r", "startedAt": STAMP},
+                "startedAt": STAMP,
+            },
+        }
+    )
+    assert cycle.status is not None and cycle.status.entropy_before is not None
+    assert cycle.status.entropy_before.level is EntropyLevel.HIGH
+    assert RegenerationCycle.model_validate(json.loads(cycle.model_dump_json())) == cycle
+
+
+STATUS_COERCIONS = [
+    ({"observedGeneration": "2"}, ("observedGeneration",)),
+    ({"entropy": {"spanCount": "500"}}, ("entropy", "spanCount")),
+    ({"entropy": {"score": "0.5"}}, ("entropy", "score")),
+    ({"circuitBreaker": {"consecutiveOpenings": True}}, ("circuitBreaker", "consecutiveOpenings")),
+]
+
+
+@pytest.mark.parametrize(("status", "where"), STATUS_COERCIONS)
+def test_the_status_refuses_coercions_too(status: dict[str, Json], where: Path) -> None:
+    obj = {**charter(BASE_SPEC), "status": status}
+    assert list(CRD_VALIDATOR.iter_errors(obj))
+    with pytest.raises(ValidationError) as caught:
+        RegenerationCharter.model_validate(obj)
+    assert [e["loc"] for e in caught.value.errors()] == [("status", *where)]
+
+
+def test_phase_results_refuse_coercions_too() -> None:
+    """A phase Job's result is decoded JSON as well; "true" is not a boolean there either."""
+    result = {"implementation": {"outcome": "succeeded"}, "implementation_succeeded": "true"}
+    with pytest.raises(ValidationError) as caught:
+        PHASE_RESULTS["implement"].model_validate(result)
+    assert [e["loc"] for e in caught.value.errors()] == [("implementation_succeeded",)]
+    measurement = {
+        "status": "ok",
+        "entropy_score": 0,  # an integer for a number still reads
+        "entropy_level": "low",
+        "health_score": 1,
+        "drift_indicators": [],
+        "validation_errors": [],
+        "span_count": 500,
+    }
+    PHASE_RESULTS["measure"].model_validate(
+        {"measurement_before": measurement, "entropy_before": 0, "regeneration_needed": False}
+    )
