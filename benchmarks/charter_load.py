@@ -37,11 +37,14 @@ Run: .venv/bin/python -m benchmarks.charter_load [--charters 200] [--cadence 10]
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,7 +65,7 @@ from tests.scenario import (
     put,
     spans,
 )
-from weavergen.domain.simulator import Faults
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
@@ -95,17 +98,66 @@ def measured_at(charter: dict[str, Any]) -> datetime | None:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC) if text else None
 
 
-def charter_manifest(name: str, cadence: int) -> dict[str, Any]:
+def charter_manifest(name: str, cadence: int, source: str) -> dict[str, Any]:
+    spec = {**charter_spec(), "mode": "observe", "cadence": {"measureIntervalSeconds": cadence}}
+    if source == "receiver":  # its own service, measured over the last cadence
+        spec["telemetry"] = {"serviceName": name, "windowSeconds": cadence, "minSpans": 50}
     return {
         "apiVersion": "regeneration.weavergen.io/v1alpha1",
         "kind": "RegenerationCharter",
         "metadata": {"name": name},
-        "spec": {
-            **charter_spec(),
-            "mode": "observe",
-            "cadence": {"measureIntervalSeconds": cadence},
-        },
+        "spec": spec,
     }
+
+
+class Pusher:
+    """Every charter's service sends its spans to the operator's receiver once a second.
+
+    One OTLP/protobuf request per service per second on a fixed schedule (as exporters batch),
+    from a few rotating pre-encoded payloads, so pushing costs the benchmark little.
+    """
+
+    def __init__(self, port: int, services: list[str], threads: int = 4) -> None:
+        sim = EntropySimulator(7)
+        self.url = f"http://127.0.0.1:{port}/v1/traces"
+        self.payloads: list[list[tuple[bytes, int]]] = []
+        for service in services:
+            system = sim.system(service)
+            rotation = []
+            for seed in range(4):
+                chunks = list(sim.chunks(system, Faults(), seed, window_s=1))
+                rotation.append((to_otlp_protobuf(chunks), sum(len(c) for c in chunks)))
+            self.payloads.append(rotation)
+        self.spans = self.failed = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=(i, threads), daemon=True)
+            for i in range(threads)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, offset: int, stride: int) -> None:
+        start = time.monotonic()
+        for tick in itertools.count():
+            for rotation in self.payloads[offset::stride]:
+                body, count = rotation[tick % len(rotation)]
+                request = urllib.request.Request(
+                    self.url, data=body, headers={"Content-Type": "application/x-protobuf"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        response.read()
+                    with self.lock:
+                        self.spans += count
+                except OSError:
+                    with self.lock:
+                        self.failed += 1
+            if self.stop.wait(max(0.0, start + tick + 1 - time.monotonic())):
+                return
 
 
 class Fleet:
@@ -127,7 +179,7 @@ class Fleet:
         return found
 
 
-def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int) -> None:
+def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int, source: str) -> None:
     baseline = spans(Faults(), 1)
     current = spans(Faults(), 2)
     for ns in fleet.namespaces:
@@ -137,10 +189,22 @@ def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int) -> None:
         apply(plane, ns, idle, config_map("web-config", GOOD))
         put(rest, ns, config_map("web-baseline", {"spans.json": baseline}))
         put(rest, ns, config_map("web-spans", {"spans.json": current}))
-        charters = [charter_manifest(name, cadence) for name in fleet.names[ns]]
+        charters = [charter_manifest(name, cadence, source) for name in fleet.names[ns]]
         for start in range(0, len(charters), 50):
             apply(plane, ns, *charters[start : start + 50])
     log(f"applied {fleet.count} charters in {len(fleet.namespaces)} namespaces")
+
+
+def start_pusher(operator: OperatorProcess, fleet: Fleet) -> Pusher:
+    deadline = time.monotonic() + 60
+    while (port := operator.receiver_port()) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("the operator's OTLP receiver did not start within 60 s")
+        time.sleep(0.5)
+    pusher = Pusher(port, [name for names in fleet.names.values() for name in names])
+    pusher.start()
+    log(f"pushing every charter's spans to the receiver on port {port}")
+    return pusher
 
 
 def wait_all_measured(fleet: Fleet, timeout: float) -> float | None:
@@ -170,6 +234,13 @@ def main() -> None:
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument("--timer", type=float, help="WEAVERGEN_TIMER_SECONDS (default: 5)")
     parser.add_argument("--workers", type=int, help="WEAVERGEN_WORKERS (default: 8)")
+    parser.add_argument(
+        "--source",
+        choices=("configMap", "receiver"),
+        default="configMap",
+        help="where charters read spans: shared ConfigMaps, or each its own service's spans "
+        "pushed to the operator's OTLP receiver",
+    )
     args = parser.parse_args()
     namespaces = [f"load-{i}" for i in range(args.namespaces)]
     with tempfile.TemporaryDirectory() as state:
@@ -204,11 +275,12 @@ def run(
 ) -> None:
     rest = Rest(api_client(str(plane.kubeconfig)))
     fleet = Fleet(rest, namespaces, args.charters)
-    prepare(plane, rest, fleet, args.cadence)
+    prepare(plane, rest, fleet, args.cadence, args.source)
     started = time.monotonic()
     operator.start()
     assert operator.process is not None
     pid = operator.process.pid
+    pusher = start_pusher(operator, fleet) if args.source == "receiver" else None
     log(f"operator pid {pid}; waiting for every charter's first measurement")
     first_all = wait_all_measured(fleet, timeout=max(300, args.charters * 3))
     startup = time.monotonic() - started
@@ -217,6 +289,7 @@ def run(
 
     others = {name: plane.pid(name) for name in ("kube-apiserver", "etcd")}
     cpu0 = cpu_seconds(pid)
+    pushed0 = pusher.spans if pusher else 0
     others0 = {name: cpu_seconds(p) for name, p in others.items() if p}
     wall0 = time.monotonic()
     lags: list[float] = []
@@ -268,7 +341,10 @@ def run(
             for _ in range(e.get("count") or 1)
         ),
         uptime=time.monotonic() - started,
+        pushed=(pusher.spans - pushed0, pusher.failed) if pusher else None,
     )
+    if pusher:
+        pusher.stop.set()
     report(args, operator, fleet, results)
 
 
@@ -288,6 +364,7 @@ class Results:
     final: dict[tuple[str, str], dict[str, Any]]
     events: Counter[str]  # the charters' Kubernetes Events at the end, by type/reason
     uptime: float  # seconds since the operator started
+    pushed: tuple[int, int] | None  # spans pushed in the window, failed requests in all
 
 
 def ready_message(status: dict[str, Any]) -> str:
@@ -320,6 +397,11 @@ def report(args: argparse.Namespace, operator: OperatorProcess, fleet: Fleet, v:
         )
     )
     print(f"window {v.wall:.0f} s, {v.samples} samples of all charters every {args.sample} s")
+    if v.pushed is not None:
+        print(
+            f"  spans pushed        {v.pushed[0] / v.wall:7.0f}/s to the operator's receiver "
+            f"({fleet.count} services, one request each per second; {v.pushed[1]} failed)"
+        )
     print(f"  operator CPU        {v.cpu:7.1f} s = {100 * v.cpu / v.wall:5.1f}% of a core")
     for name, seconds in v.others_cpu.items():
         print(f"  {name:<19} {seconds:7.1f} s = {100 * seconds / v.wall:5.1f}% of a core")

@@ -1,8 +1,13 @@
 """Window store: received spans, summarised per service into fixed time slots.
 
 Spans are binned by arrival time (a sender's clock may be skewed; arrival time is the operator's
-own), into slots of ``slot_seconds``. Only the newest ``max_slots`` slots are kept per service, so
-memory is bounded by services x slots x groups. A charter's window merges the slots covering it.
+own), into slots of ``slot_seconds``. A charter's window merges the slots covering it.
+
+A slot's summary of one service is tens of KiB (histograms, sampled attributes), so a service
+keeps only as many slots as the longest window asked of it (``default_slots`` until one is
+asked, at most ``max_slots``): 200 services kept for an hour's windows would hold 2.6 GiB, kept
+for a minute, 44 MiB. A longer window asked for the first time covers
+what was kept, as after a restart.
 """
 
 from __future__ import annotations
@@ -30,18 +35,25 @@ class WindowStore:
     def __init__(
         self,
         slot_seconds: float = 10.0,
-        max_slots: int = 90,
+        max_slots: int = 360,  # the longest charter window, 3600 s
+        default_slots: int = 6,  # the default charter window, 60 s
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.slot_seconds = slot_seconds
         self.max_slots = max_slots
+        self.default_slots = min(default_slots, max_slots)
         self.clock = clock
         self.counters = ReceiverCounters()
         self._slots: dict[str, dict[int, ServiceSummary]] = {}
+        self._kept: dict[str, int] = {}  # slots to keep per service, from the windows asked
         self._lock = threading.Lock()
 
     def _slot(self) -> int:
         return int(self.clock() // self.slot_seconds)
+
+    def _slots_for(self, seconds: float) -> int:
+        """Slots covering the last ``seconds``, the one being filled included."""
+        return min(self.max_slots, max(1, int(-(-seconds // self.slot_seconds))))
 
     def add(self, chunks: list[SpanChunk]) -> tuple[int, int]:
         """Summarise chunks into the current slot; returns (accepted, dropped) span counts."""
@@ -58,7 +70,8 @@ class WindowStore:
                 summary = slots.get(slot)
                 if summary is None:
                     summary = slots[slot] = ServiceSummary(chunk.service)
-                    for old in sorted(slots)[: -self.max_slots]:
+                    kept = self._kept.get(chunk.service, self.default_slots)
+                    for old in sorted(slots)[:-kept]:
                         del slots[old]
                 summary.add_chunk(chunk)
                 accepted += len(chunk)
@@ -69,9 +82,12 @@ class WindowStore:
     def window(self, service: str, seconds: float) -> ServiceSummary:
         """The merged summary of a service's slots over the last ``seconds``."""
         newest = self._slot()
-        oldest = newest - max(1, int(-(-seconds // self.slot_seconds))) + 1
+        covering = self._slots_for(seconds)
+        oldest = newest - covering + 1
         merged = ServiceSummary(service)
         with self._lock:
+            if service in self._kept or len(self._kept) < MAX_SERVICES:
+                self._kept[service] = max(covering, self._kept.get(service, self.default_slots))
             for slot, summary in self._slots.get(service, {}).items():
                 if oldest <= slot <= newest:
                     merged.merge(summary)

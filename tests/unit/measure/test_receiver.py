@@ -125,3 +125,26 @@ def test_windows_keep_only_recent_slots() -> None:
     assert store.window("a", 30).span_count == 3 * spans
     assert store.window("a", 10).span_count == spans
     assert store.window("a", 3600).span_count == 3 * spans  # older slots were dropped
+
+
+def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, default_slots=6, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    chunks = list(sim.chunks(sim.system("a"), Faults(), 1, window_s=1))
+    spans = sum(len(c) for c in chunks)
+
+    def fill(slots: int) -> None:
+        for _ in range(slots):
+            store.add(chunks)
+            now[0] += 10
+        now[0] -= 10
+
+    fill(20)
+    assert store.window("a", 3600).span_count == 6 * spans  # none asked yet: the default
+    assert store.window("a", 10).span_count == spans
+    fill(20)
+    # Kept since the hour was asked, after the six kept before.
+    assert store.window("a", 3600).span_count == 26 * spans
+    fill(400)
+    assert store.window("a", 3600).span_count == 360 * spans  # an hour, not the 900 s of old
