@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import time
 import urllib.request
@@ -17,6 +18,7 @@ from kubernetes import client
 from hack.localplane.plane import Plane
 from tests.helpers import REPO
 from tests.integration.conftest import await_status, wait_for
+from tests.integration.hold import AdmissionHold
 from tests.scenario import (
     BROKEN,
     GOOD,
@@ -33,7 +35,9 @@ from tests.scenario import (
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
 from weavergen.domain.snapshot import Snapshot
+from weavergen.k8s import snapshots
 from weavergen.k8s.rest import Rest
+from weavergen.k8s.snapshots import SNAPSHOT_LABEL
 from weavergen.k8s.targets import Targets
 
 
@@ -596,3 +600,174 @@ def snapshot_chunks(rest: Rest, namespace: str, cycle: str) -> list[dict[str, An
         for c in rest.list("ConfigMap", namespace)
         if c["metadata"]["name"].startswith(f"{cycle}-snapshot")
     ]
+
+
+OPERATOR_USER = "system:serviceaccount:weavergen-system:weavergen-operator"
+
+
+def versions(chunks: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Each chunk's uid and resourceVersion: equal later means never rewritten."""
+    return {
+        c["metadata"]["name"]: (c["metadata"]["uid"], c["metadata"]["resourceVersion"])
+        for c in chunks
+    }
+
+
+def test_an_operator_killed_between_two_snapshot_chunks_completes_the_snapshot_and_heals(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """Inline executor, a target over the 900 KiB chunk size: the API server holds the second
+    chunk's write (an admission webhook) while the operator is SIGKILLed. The restarted
+    operator finds no complete snapshot, takes it again (nothing was changed yet), keeps the
+    chunk already written as it was, and heals; the snapshot is the pre-cycle target."""
+    assets = {f"web-assets-{i}": {"blob": secrets.token_hex(300_000)} for i in (1, 2)}
+    for name, data in assets.items():
+        put(rest, namespace, config_map(name, data))
+    target = {"workloads": [{"name": "web"}], "configMaps": ["web-config", *assets]}
+    spec = start_healthy(
+        plane, rest, namespace, operator, executor="inline", spec_update={"target": target}
+    )
+    targets = Targets(rest, namespace, RegenerationCharterSpec.model_validate(spec["spec"]).target)
+    chunk_writes: list[str] = []
+
+    def second_chunk(request: dict[str, Any]) -> bool:
+        labels = (request.get("object") or {}).get("metadata", {}).get("labels") or {}
+        if request["operation"] != "CREATE" or not labels.get(SNAPSHOT_LABEL, "").endswith(
+            "-snapshot"
+        ):
+            return False
+        chunk_writes.append(request["name"])
+        return len(chunk_writes) == 2
+
+    at_kill: dict[str, Any] = {}
+    with AdmissionHold(plane, namespace, tmp_path, resources=[], picks=second_chunk) as hold:
+
+        def kill_mid_snapshot(name: str) -> None:
+            assert hold.holding.wait(120), f"no second snapshot chunk written ({operator})"
+            at_kill["chunks"] = versions(snapshot_chunks(rest, namespace, name))
+            at_kill["sha256"] = Snapshot.take(targets.objects()).sha256
+            operator.kill()
+            hold.release()
+            operator.start()
+
+        name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_mid_snapshot)
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    assert len(at_kill["chunks"]) == 1  # the kill landed between the two chunks
+    chunks = versions(snapshot_chunks(rest, namespace, name))
+    assert len(chunks) == 2
+    assert {k: chunks[k] for k in at_kill["chunks"]} == at_kill["chunks"]  # not rewritten
+    saved = snapshots.load(rest, namespace, f"{name}-snapshot")
+    assert saved.sha256 == at_kill["sha256"]  # whole, and the target as it was before the cycle
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_an_operator_killed_in_the_middle_of_a_rollback_finishes_it_exactly(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """Inline executor; nothing heals the spans, so the fix fails verification and Implement
+    rolls back. The API server holds the rollback's write of the config (back to what it was)
+    while the operator is SIGKILLed; the restarted operator finishes the rollback: the target
+    is byte-identical to its pre-cycle state, the snapshot untouched, the cycle RolledBack."""
+    breaker = {"maxCycles": 1, "windowSeconds": 3600, "cooldownSeconds": 3600}
+    spec = start_healthy(
+        plane, rest, namespace, operator, executor="inline", spec_update={"circuitBreaker": breaker}
+    )
+    targets = Targets(rest, namespace, RegenerationCharterSpec.model_validate(spec["spec"]).target)
+
+    def rollback_of_the_config(request: dict[str, Any]) -> bool:
+        return (
+            request["operation"] == "UPDATE"
+            and request["name"] == "web-config"
+            and request["userInfo"]["username"] == OPERATOR_USER
+            and (request.get("object") or {}).get("data") == BROKEN
+        )
+
+    with AdmissionHold(
+        plane, namespace, tmp_path, resources=["deployments"], picks=rollback_of_the_config
+    ) as hold:
+        put(rest, namespace, config_map("web-config", BROKEN))
+        put(
+            rest,
+            namespace,
+            config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}),
+        )
+        pre_cycle = Snapshot.take(targets.objects()).sha256
+        assert hold.holding.wait(180), f"no rollback write ({operator})"
+        cycle = rest.list("RegenerationCycle", namespace)[0]["metadata"]["name"]
+        at_kill = versions(snapshot_chunks(rest, namespace, cycle))
+        operator.kill()
+        hold.release()
+        operator.start()
+        final = await_status(
+            rest,
+            namespace,
+            "RegenerationCycle",
+            cycle,
+            lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
+            timeout=120,
+            what=f"the cycle to finish ({operator})",
+        )
+    assert final["phase"] == "RolledBack", (final.get("message"), operator.log.read_text()[-3000:])
+    assert Snapshot.take(targets.objects()).sha256 == pre_cycle  # byte-identical again
+    assert versions(snapshot_chunks(rest, namespace, cycle)) == at_kill  # never rewritten
+    assert len(rest.list("RegenerationCycle", namespace)) == 1
+
+
+def test_an_implement_job_hanging_past_its_deadline_is_stopped_and_the_cycle_rolls_back(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """Job executor, Implement's deadline 20 s. The API server holds the Implement pod's last
+    write (its result) for 25 s, past the deadline: the Job controller stops the pod
+    (DeadlineExceeded) with the fix already written. The operator fails the phase with that
+    reason and rolls back from the snapshot, the pod's recorded writes telling its own changes
+    from a person's: the target is byte-identical to before the cycle."""
+    deadlines = {f"{p}DeadlineSeconds": 120 for p in ("define", "measure", "explore", "develop")}
+    policy = {
+        **deadlines,
+        "implementDeadlineSeconds": 20,
+        "cycleDeadlineSeconds": 600,
+        "backoffLimit": 2,
+    }
+    breaker = {"maxCycles": 1, "windowSeconds": 3600, "cooldownSeconds": 3600}
+    spec = start_healthy(
+        plane,
+        rest,
+        namespace,
+        operator,
+        executor="job",
+        spec_update={"phasePolicy": policy, "circuitBreaker": breaker},
+    )
+    targets = Targets(rest, namespace, RegenerationCharterSpec.model_validate(spec["spec"]).target)
+
+    def implement_result(request: dict[str, Any]) -> bool:
+        return request["operation"] == "CREATE" and request["name"].endswith("-implement")
+
+    with AdmissionHold(
+        plane, namespace, tmp_path, resources=[], picks=implement_result, deny_held=True
+    ):
+        put(rest, namespace, config_map("web-config", BROKEN))
+        bad = spans(Faults(error_rate=0.3), 3)
+        put(rest, namespace, config_map("web-spans", {"spans.json": bad}))
+        pre_cycle = Snapshot.take(targets.objects()).sha256
+        with HealingExporter(rest, namespace):  # the fix works: only the deadline fails it
+            cycles = wait_for(
+                lambda: rest.list("RegenerationCycle", namespace), 60, what=f"a cycle ({operator})"
+            )
+            assert isinstance(cycles, list)
+            cycle = cycles[0]["metadata"]["name"]
+            final = await_status(
+                rest,
+                namespace,
+                "RegenerationCycle",
+                cycle,
+                lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
+                timeout=240,
+                what=f"the cycle to finish ({operator})",
+            )
+    job = rest.get("Job", namespace, f"{cycle}-implement") or {}
+    reasons = [c.get("reason") for c in job.get("status", {}).get("conditions", [])]
+    assert "DeadlineExceeded" in reasons, job.get("status")
+    assert final["phase"] == "RolledBack", (final.get("message"), operator.log.read_text()[-3000:])
+    assert "DeadlineExceeded" in final["message"]
+    assert Snapshot.take(targets.objects()).sha256 == pre_cycle  # byte-identical again
+    assert rest.get("ConfigMap", namespace, f"{cycle}-implement") is None  # the held write

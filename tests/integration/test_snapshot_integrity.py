@@ -42,10 +42,10 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
 from weavergen.domain.actions import key_of
 from weavergen.domain.simulator import Faults
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, fingerprints
 from weavergen.k8s import cycles, snapshots
 from weavergen.k8s.gateway import KubeGateway
-from weavergen.k8s.jobs import snapshot_name
+from weavergen.k8s.jobs import journal_name, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 from weavergen.phases.operators import Operators
@@ -274,11 +274,18 @@ def big_target(plane: Plane, rest: Rest, namespace: str) -> KubeGateway:
         }
     )
     return KubeGateway(
-        rest, namespace, "big", spec, snapshot_name=snapshot_name(CYCLE), sleep=lambda _: None
+        rest,
+        namespace,
+        "big",
+        spec,
+        snapshot_name=snapshot_name(CYCLE),
+        journal_name=journal_name(CYCLE),
+        sleep=lambda _: None,
     )
 
 
 def change_every_target(rest: Rest, gateway: KubeGateway, round_: int) -> None:
+    """Changes as a cycle's own actions make them: recorded in its journal."""
     for live in gateway.objects().values():
         if live["kind"] == "ConfigMap":
             data = dict(live["data"])
@@ -289,6 +296,7 @@ def change_every_target(rest: Rest, gateway: KubeGateway, round_: int) -> None:
         else:
             live["spec"]["template"]["spec"]["containers"][0]["image"] = f"app:changed-{round_}"
             gateway.targets.write(live)
+    gateway.record_writes(fingerprints(gateway.objects()))
 
 
 def config_maps(gateway: KubeGateway) -> dict[str, tuple[Any, Any]]:

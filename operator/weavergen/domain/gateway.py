@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from weavergen.domain.actions import Manifest
-from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.snapshot import Snapshot, Writes
 
 
 class TargetGateway(Protocol):
@@ -24,6 +24,13 @@ class TargetGateway(Protocol):
 
     def apply(self, changed: dict[str, Manifest]) -> None:
         """Write changed objects (already planned by ``actions``)."""
+
+    def record_writes(self, prints: dict[str, str]) -> None:
+        """Remember, durably where the gateway can, object states this cycle writes: before a
+        write (a process may die before it knows it landed) and after (as stored)."""
+
+    def recorded_writes(self) -> Writes:
+        """Every state recorded by ``record_writes`` in this cycle, also after a restart."""
 
     def recreate_pods(self) -> None: ...
 

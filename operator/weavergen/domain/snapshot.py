@@ -65,17 +65,29 @@ def fingerprints(objects: Mapping[str, Manifest]) -> dict[str, str]:
     return {k: hashlib.sha256(canonical(normalise(v))).hexdigest() for k, v in objects.items()}
 
 
+Writes = dict[str, list[str]]  # fingerprints a cycle wrote or was about to write, by key
+
+
+def with_writes(recorded: Mapping[str, list[str]], prints: Mapping[str, str]) -> Writes:
+    """The recorded writes and ``prints`` together, each fingerprint once per key."""
+    merged = {key: list(values) for key, values in recorded.items()}
+    for key, print_ in prints.items():
+        if print_ not in merged.setdefault(key, []):
+            merged[key].append(print_)
+    return merged
+
+
 def edits_by_others(
-    expected: Mapping[str, str], live: Mapping[str, Manifest], also_ours: Mapping[str, str]
+    expected: Mapping[str, str], live: Mapping[str, Manifest], ours: Mapping[str, list[str]]
 ) -> list[str]:
-    """Keys whose live object is neither as ``expected`` nor as the operator itself wrote it
-    (``also_ours``), or that were deleted: someone else's edits, each as a short sentence."""
+    """Keys whose live object is neither as ``expected`` nor in a state the operator itself
+    wrote (``ours``), or that were deleted: someone else's edits, each as a short sentence."""
     now = fingerprints({k: v for k, v in live.items() if k in expected})
     found = []
     for key, print_ in sorted(expected.items()):
         if key not in now:
             found.append(f"{key} was deleted")
-        elif now[key] not in (print_, also_ours.get(key)):
+        elif now[key] != print_ and now[key] not in ours.get(key, []):
             found.append(f"{key} was changed")
     return found
 

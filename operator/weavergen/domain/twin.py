@@ -23,7 +23,7 @@ from weavergen.domain.simulator import (
     Faults,
     SyntheticSystem,
 )
-from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.snapshot import Snapshot, Writes, with_writes
 from weavergen.domain.strategies import CAUSES
 from weavergen.domain.summary import ServiceSummary
 
@@ -53,6 +53,7 @@ class Twin:
     measurements: int = 0
     baseline: ServiceSummary | None = None
     last_snapshot: Snapshot | None = None
+    writes: Writes = field(default_factory=dict)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -217,6 +218,12 @@ class Twin:
 
     def saved_snapshot(self) -> Snapshot | None:
         return self.last_snapshot
+
+    def record_writes(self, prints: dict[str, str]) -> None:
+        self.writes = with_writes(self.writes, prints)
+
+    def recorded_writes(self) -> Writes:
+        return self.writes
 
     def restore(self, snapshot: Snapshot) -> None:
         snapshot.verify()

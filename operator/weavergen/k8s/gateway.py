@@ -10,11 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
 from weavergen.domain.explore import TargetContext
 from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.summary import ServiceSummary
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
@@ -23,6 +25,7 @@ from weavergen.k8s.targets import Targets
 from weavergen.k8s.versioned import VersionedCache
 
 BASELINE_KEY = "summary.json"
+WRITES_KEY = "writes.json"
 # Shared by every charter in the process: decoding spans is most of a measurement's cost.
 DECODED_SPANS: VersionedCache[dict[str, ServiceSummary]] = VersionedCache()
 CAPTURED_BASELINES: VersionedCache[ServiceSummary] = VersionedCache()
@@ -51,6 +54,7 @@ class KubeGateway:
         *,
         receiver_url: str | None = None,
         snapshot_name: str | None = None,
+        journal_name: str | None = None,
         owner: dict[str, Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -62,6 +66,8 @@ class KubeGateway:
         self.settings = MeasureSettings.from_charter(spec)
         self.receiver_url = receiver_url
         self.snapshot_name = snapshot_name
+        self.journal_name = journal_name
+        self._writes: Writes = {}  # without a journal ConfigMap: this process's own
         self.owner = owner
         self.sleep = sleep
         self.events: list[str] = []
@@ -89,6 +95,44 @@ class KubeGateway:
                 derive=lambda _: bool(self.golden()),
             )
         )
+
+    def record_writes(self, prints: dict[str, str]) -> None:
+        """Into the cycle's journal ConfigMap, read-modify-write guarded by resourceVersion."""
+        if self.journal_name is None:
+            self._writes = with_writes(self._writes, prints)
+            return
+        for _ in range(5):
+            journal = self.rest.get("ConfigMap", self.namespace, self.journal_name)
+            recorded = _journal_writes(journal)
+            merged = with_writes(recorded, prints)
+            if merged == recorded:
+                return
+            body: Obj = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": self.journal_name,
+                    "namespace": self.namespace,
+                    **({"ownerReferences": [self.owner]} if self.owner else {}),
+                },
+                "data": {WRITES_KEY: json.dumps(merged, sort_keys=True)},
+            }
+            try:
+                if journal is None:
+                    self.rest.create("ConfigMap", self.namespace, body)
+                else:
+                    body["metadata"]["resourceVersion"] = journal["metadata"]["resourceVersion"]
+                    self.rest.replace("ConfigMap", self.namespace, self.journal_name, body)
+                return
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+        raise RuntimeError(f"could not record writes in {self.journal_name}: 5 conflicts")
+
+    def recorded_writes(self) -> Writes:
+        if self.journal_name is None:
+            return self._writes
+        return _journal_writes(self.rest.get("ConfigMap", self.namespace, self.journal_name))
 
     def previous_templates(self) -> dict[str, Manifest]:
         return self.targets.previous_templates()
@@ -275,6 +319,13 @@ class KubeGateway:
 
     def now(self) -> str:
         return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _journal_writes(journal: Obj | None) -> Writes:
+    if journal is None:
+        return {}
+    recorded: Writes = json.loads((journal.get("data") or {}).get(WRITES_KEY) or "{}")
+    return recorded
 
 
 def _documents(text: str) -> list[str]:

@@ -39,6 +39,11 @@ def snapshot_name(cycle: str) -> str:
     return f"{cycle}-snapshot"
 
 
+def journal_name(cycle: str) -> str:
+    """Where a cycle records the object states it writes (its own, not someone else's edits)."""
+    return f"{cycle}-writes"
+
+
 def result_name(cycle: str, phase: str) -> str:
     return f"{cycle}-{phase}"
 
@@ -240,6 +245,7 @@ def cycle_phases(
         charter,
         receiver_url=receiver_url,
         snapshot_name=snapshot_name(cycle),
+        journal_name=journal_name(cycle),
         owner=cycle_owner(cycle, uid),
     )
     history = [

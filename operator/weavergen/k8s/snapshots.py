@@ -38,10 +38,14 @@ def store(
     snapshot: Snapshot,
     owner: dict[str, Any] | None = None,
 ) -> int:
-    """Write the snapshot as ``name``, ``name-1``, ...; returns the number of chunks."""
+    """Write the snapshot as ``name``, ``name-1``, ...; returns the number of chunks.
+
+    The first chunk is written last: it is the commit. A process that dies before it leaves no
+    snapshot (readers look for ``name``), and writing the same snapshot again completes it.
+    """
     payload = json.dumps(snapshot.objects, sort_keys=True, separators=(",", ":"))
     parts = [payload[i : i + CHUNK_BYTES] for i in range(0, len(payload), CHUNK_BYTES)] or [""]
-    for index, part in enumerate(parts):
+    for index, part in reversed(list(enumerate(parts))):
         body = {
             "apiVersion": "v1",
             "kind": "ConfigMap",

@@ -195,8 +195,6 @@ class CyclePhases:
             else None,
             "measurement_after": run.data.get("measurement_after"),
             "implementation_succeeded": outcome in ("succeeded", "escalated"),
-            # What this cycle wrote: the cycle's own rollback must not mistake it for an edit.
-            **({"written": run.data["written"]} if run.data.get("written") else {}),
         }
 
 

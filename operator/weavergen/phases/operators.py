@@ -65,14 +65,13 @@ class Operators:
                 action,
                 ActionInput(g.objects(), g.golden(), g.previous_templates(), params, g.now()),
             )
+            # What the operator itself writes, so a rollback can tell its own changes from
+            # others': recorded before the write and again as the API server stored it.
+            g.record_writes(fingerprints(changed))
             g.apply(changed)
-            # What the operator itself wrote, so a rollback can tell its own changes from others'.
             after = g.objects()
-            written = {
-                **(data.get("written") or {}),
-                **fingerprints({k: after[k] for k in changed if k in after}),
-            }
-            return {f"changed_by_{action}": sorted(changed), "written": written}
+            g.record_writes(fingerprints({k: after[k] for k in changed if k in after}))
+            return {f"changed_by_{action}": sorted(changed)}
 
         return run
 
@@ -179,17 +178,16 @@ class Operators:
         snapshot = self._to_restore(data)
         if snapshot is None:
             return {"restored": False}
-        if "written" in data:
-            # Only what the snapshot held or what this cycle wrote may be overwritten; anything
-            # else is a person's edit during the cycle, and restoring would undo it blindly.
-            edited = edits_by_others(
-                fingerprints(snapshot.objects), self.gateway.objects(), data["written"]
+        # Only what the snapshot held or what this cycle wrote may be overwritten; anything
+        # else is a person's edit during the cycle, and restoring would undo it blindly.
+        edited = edits_by_others(
+            fingerprints(snapshot.objects), self.gateway.objects(), self.gateway.recorded_writes()
+        )
+        if edited:
+            raise TargetEdited(
+                f"{'; '.join(edited)} by someone else during the cycle: nothing was "
+                "restored, so that edit stands; check the target and restore by hand if needed"
             )
-            if edited:
-                raise TargetEdited(
-                    f"{'; '.join(edited)} by someone else during the cycle: nothing was "
-                    "restored, so that edit stands; check the target and restore by hand if needed"
-                )
         self.gateway.restore(snapshot)
         return {"restored": True}
 

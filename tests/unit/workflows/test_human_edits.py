@@ -8,7 +8,7 @@ import pytest
 
 from weavergen.api.profiles import profile_for
 from weavergen.domain.simulator import EntropySimulator
-from weavergen.domain.snapshot import TargetEdited, edits_by_others, fingerprints
+from weavergen.domain.snapshot import TargetEdited, edits_by_others, fingerprints, with_writes
 from weavergen.domain.twin import Twin
 from weavergen.phases.operators import Operators
 
@@ -34,7 +34,8 @@ def test_edits_by_others_names_changed_and_deleted_objects_but_not_our_own() -> 
     changed = edited_copy(twin)
     key = next(k for k in changed if k.startswith("ConfigMap/"))
     assert edits_by_others(expected, changed, {}) == [f"{key} was changed"]
-    assert edits_by_others(expected, changed, fingerprints({key: changed[key]})) == []
+    ours = with_writes({}, fingerprints({key: changed[key]}))
+    assert edits_by_others(expected, changed, ours) == []
     deployment = next(k for k in objects if k.startswith("Deployment/"))
     gone = {k: v for k, v in objects.items() if k != deployment}
     assert edits_by_others(expected, gone, {}) == [f"{deployment} was deleted"]
@@ -56,12 +57,12 @@ def test_a_rollback_restores_nothing_when_someone_else_edited_a_target() -> None
     deployment = next(k for k in twin.objects() if k.startswith("Deployment/"))
     ours = copy.deepcopy(twin.objects()[deployment])
     ours["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})["x"] = "1"
+    twin.record_writes(fingerprints({deployment: ours}))
     twin.apply({deployment: ours})
-    written = fingerprints({deployment: twin.objects()[deployment]})
     person = {k: v for k, v in edited_copy(twin).items() if k.startswith("ConfigMap/")}
     twin.apply(person)
     with pytest.raises(TargetEdited, match="by someone else during the cycle"):
-        operators.restore_snapshot({}, {"written": written})
+        operators.restore_snapshot({}, {})
     assert twin.objects()[deployment] == ours  # nothing restored: the person's edit stands
     key = next(iter(person))
     assert twin.objects()[key]["data"]["edited"] == "by a person"
@@ -74,8 +75,7 @@ def test_a_rollback_of_only_our_own_changes_restores_the_snapshot() -> None:
     deployment = next(k for k in before if k.startswith("Deployment/"))
     ours = copy.deepcopy(before[deployment])
     ours["spec"]["replicas"] = 9
+    twin.record_writes(fingerprints({deployment: ours}))  # as the actions record them
     twin.apply({deployment: ours})
-    operators.restore_snapshot(
-        {}, {"written": fingerprints({deployment: twin.objects()[deployment]})}
-    )
+    operators.restore_snapshot({}, {})
     assert fingerprints(twin.objects()) == fingerprints(before)
