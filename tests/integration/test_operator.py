@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
 import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -381,6 +383,38 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     )
 
 
+class Pusher(threading.Thread):
+    """Pushes a system's spans to a receiver, 2 requests/s on a fixed schedule, with whatever
+    ``faults`` are set now, until stopped: what a charter measures must not depend on when the
+    (busy) operator gets to measure it."""
+
+    def __init__(self, port: int, service: str) -> None:
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/v1/traces"
+        self.sim = EntropySimulator(3)
+        self.system = self.sim.system(service)
+        self.faults = Faults()
+        self.stopped = threading.Event()
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        start = time.monotonic()
+        for seed in itertools.count(101):
+            chunks = list(self.sim.chunks(self.system, self.faults, seed, window_s=3))
+            request = urllib.request.Request(
+                self.url,
+                data=to_otlp_protobuf(chunks),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
+            except OSError as err:
+                self.failures.append(str(err))
+            if self.stopped.wait(max(0.0, start + (seed - 100) * 0.5 - time.monotonic())):
+                return
+
+
 def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -389,49 +423,40 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
     port = wait_for(operator.receiver_port, 30, what="the operator's OTLP receiver")
-    sim = EntropySimulator(3)
-    system = sim.system("web")
-
-    def push(faults: Faults, seconds: float) -> None:
-        # On a fixed schedule (2 requests/s) whatever each request takes: the throughput the
-        # charter measures must not depend on how busy the machine is.
-        start = time.monotonic()
-        deadline, seed = start + seconds, 100
-        while time.monotonic() < deadline:
-            seed += 1
-            time.sleep(max(0.0, start + (seed - 101) * 0.5 - time.monotonic()))
-            body = to_otlp_protobuf(list(sim.chunks(system, faults, seed, window_s=3)))
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/traces",
-                data=body,
-                headers={"Content-Type": "application/x-protobuf"},
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 200
-
-    push(Faults(), 14)
-    assert rest.get("ConfigMap", namespace, "web-baseline") is not None  # captured
-    healthy = await_status(
-        rest,
-        namespace,
-        "RegenerationCharter",
-        "web",
-        lambda s: s.get("entropy", {}).get("level"),
-        timeout=30,
-        what=f"a measurement from pushed spans (operator log: {operator})",
-    )
-    assert healthy["entropy"]["level"] == "low"
-    push(Faults(error_rate=0.35), 12)
-    sick = await_status(
-        rest,
-        namespace,
-        "RegenerationCharter",
-        "web",
-        lambda s: condition(s, "Degraded") == "True",
-        timeout=30,
-        what=f"the pushed errors to show (operator log: {operator})",
-    )
+    assert isinstance(port, int)
+    pusher = Pusher(port, "web")
+    pusher.start()
+    try:
+        wait_for(
+            lambda: rest.get("ConfigMap", namespace, "web-baseline"),
+            60,
+            what=f"the baseline captured from pushed spans (operator log: {operator})",
+        )
+        healthy = await_status(
+            rest,
+            namespace,
+            "RegenerationCharter",
+            "web",
+            lambda s: s.get("entropy", {}).get("level"),
+            timeout=60,
+            what=f"a measurement from pushed spans (operator log: {operator})",
+        )
+        assert healthy["entropy"]["level"] == "low"
+        pusher.faults = Faults(error_rate=0.35)
+        sick = await_status(
+            rest,
+            namespace,
+            "RegenerationCharter",
+            "web",
+            lambda s: condition(s, "Degraded") == "True",
+            timeout=60,
+            what=f"the pushed errors to show (operator log: {operator})",
+        )
+    finally:
+        pusher.stopped.set()
+        pusher.join(15)
     assert "error_rate_increase" in {i["type"] for i in sick["entropy"]["indicators"]}
+    assert pusher.failures == []
 
 
 def test_an_active_standby_pair_acts_once(
