@@ -60,6 +60,38 @@ def operator(
         process.stop()
 
 
+FINAL_PHASES = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+
+
+def finished(
+    rest: Rest, namespace: str, cycle: str, operator: object, timeout: float = 120
+) -> dict[str, Any]:
+    """The cycle's status once it has ended (``operator`` names where its logs are)."""
+    return await_status(
+        rest,
+        namespace,
+        "RegenerationCycle",
+        cycle,
+        lambda s: s.get("phase") in FINAL_PHASES,
+        timeout=timeout,
+        what=f"the cycle to finish (operator log: {operator})",
+    )
+
+
+def charter_status(
+    rest: Rest,
+    namespace: str,
+    until: Callable[[dict[str, Any]], object],
+    *,
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """The status of the charter ``web`` once ``until`` holds."""
+    return await_status(
+        rest, namespace, "RegenerationCharter", "web", until, timeout=timeout, what=what
+    )
+
+
 def charter(mode: str = "enforce", executor: str = "inline") -> dict[str, Any]:
     return {
         "apiVersion": "regeneration.weavergen.io/v1alpha1",
@@ -111,11 +143,9 @@ def start_healthy(
     applied = charter(mode, executor=executor)
     applied["spec"].update(spec_update or {})
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(applied))
-    healthy = await_status(
+    healthy = charter_status(
         rest,
         namespace,
-        "RegenerationCharter",
-        "web",
         lambda s: s.get("entropy", {}).get("level"),
         timeout=60,
         what=f"a first measurement (operator log: {operator})",
@@ -149,17 +179,7 @@ def corrupt_and_wait_for_the_cycle(
         name = cycles[0]["metadata"]["name"]
         if while_running is not None:
             while_running(name)
-        final = await_status(
-            rest,
-            namespace,
-            "RegenerationCycle",
-            name,
-            lambda s: (
-                s.get("phase") in ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
-            ),
-            timeout=180,
-            what=f"the cycle to finish (operator log: {operator})",
-        )
+        final = finished(rest, namespace, name, operator, timeout=180)
     return name, final
 
 
@@ -211,22 +231,20 @@ def assert_healed(
             assert rest.get("ConfigMap", namespace, f"{name}-{phase}") is not None
     else:
         assert jobs == set()
-    charter_status = await_status(
+    recorded = charter_status(
         rest,
         namespace,
-        "RegenerationCharter",
-        "web",
         lambda s: s.get("lastCycle"),
         timeout=30,
         what="the charter to record the cycle",
     )
-    assert charter_status["lastCycle"] == {
+    assert recorded["lastCycle"] == {
         "name": name,
         "outcome": "Succeeded",
         "finishedAt": final["finishedAt"],
     }
-    assert not charter_status.get("activeCycle")
-    (entry,) = charter_status["strategyHistory"]
+    assert not recorded.get("activeCycle")
+    (entry,) = recorded["strategyHistory"]
     assert entry["strategy"] == "partial-regeneration" and entry["successes"] == 1
 
 
@@ -237,11 +255,9 @@ def test_observe_mode_never_starts_a_cycle(
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 2)}))
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
-    degraded = await_status(
+    degraded = charter_status(
         rest,
         namespace,
-        "RegenerationCharter",
-        "web",
         lambda s: condition(s, "Degraded") == "True",
         timeout=60,
         what=f"the charter to report Degraded (operator log: {operator})",
@@ -334,24 +350,14 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     )
     assert isinstance(cycles, list)
     name = cycles[0]["metadata"]["name"]
-    final = await_status(
-        rest,
-        namespace,
-        "RegenerationCycle",
-        name,
-        lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
-        timeout=120,
-        what=f"the cycle to finish (operator log: {operator})",
-    )
+    final = finished(rest, namespace, name, operator)
     assert final["phase"] == "RolledBack", final.get("message")
     assert condition(final, "RolledBack") == "True"
     assert "did not meet the success criteria" in final["message"]
     assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # byte-identical again
-    opened = await_status(
+    opened = charter_status(
         rest,
         namespace,
-        "RegenerationCharter",
-        "web",
         lambda s: condition(s, "CircuitOpen") == "True",
         timeout=60,
         what=f"the circuit breaker to open (operator log: {operator})",
@@ -368,11 +374,9 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     )
     assert isinstance(trial, list) and len(trial) == 1
     assert trial[0]["metadata"]["creationTimestamp"] >= open_until  # not before the cooldown
-    reopened = await_status(
+    reopened = charter_status(
         rest,
         namespace,
-        "RegenerationCharter",
-        "web",
         lambda s: s.get("circuitBreaker", {}).get("consecutiveOpenings") == 2,
         timeout=120,
         what=f"the breaker to open again (operator log: {operator})",
@@ -432,22 +436,18 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
             60,
             what=f"the baseline captured from pushed spans (operator log: {operator})",
         )
-        healthy = await_status(
+        healthy = charter_status(
             rest,
             namespace,
-            "RegenerationCharter",
-            "web",
             lambda s: s.get("entropy", {}).get("level"),
             timeout=60,
             what=f"a measurement from pushed spans (operator log: {operator})",
         )
         assert healthy["entropy"]["level"] == "low"
         pusher.faults = Faults(error_rate=0.35)
-        sick = await_status(
+        sick = charter_status(
             rest,
             namespace,
-            "RegenerationCharter",
-            "web",
             lambda s: condition(s, "Degraded") == "True",
             timeout=60,
             what=f"the pushed errors to show (operator log: {operator})",
@@ -567,15 +567,7 @@ def test_a_malformed_phase_result_fails_the_cycle_with_the_reason(
             "spec": {"charterRef": {"name": "web"}, "reason": "test"},
         }),
     )  # fmt: skip
-    final = await_status(
-        rest,
-        namespace,
-        "RegenerationCycle",
-        "forced",
-        lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
-        timeout=120,
-        what=f"the cycle to finish ({operator})",
-    )
+    final = finished(rest, namespace, "forced", operator)
     assert final["phase"] == "Failed"
     assert "the explore result is malformed" in final["message"], final["message"]
     assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # nothing changed
@@ -723,15 +715,7 @@ def test_an_operator_killed_in_the_middle_of_a_rollback_finishes_it_exactly(
         operator.kill()
         hold.release()
         operator.start()
-        final = await_status(
-            rest,
-            namespace,
-            "RegenerationCycle",
-            cycle,
-            lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
-            timeout=120,
-            what=f"the cycle to finish ({operator})",
-        )
+        final = finished(rest, namespace, cycle, operator)
     assert final["phase"] == "RolledBack", (final.get("message"), operator.log.read_text()[-3000:])
     assert Snapshot.take(targets.objects()).sha256 == pre_cycle  # byte-identical again
     assert versions(snapshot_chunks(rest, namespace, cycle)) == at_kill  # never rewritten
@@ -765,7 +749,7 @@ def test_an_implement_job_hanging_past_its_deadline_is_stopped_and_the_cycle_rol
     targets = Targets(rest, namespace, RegenerationCharterSpec.model_validate(spec["spec"]).target)
 
     def implement_result(request: dict[str, Any]) -> bool:
-        return request["operation"] == "CREATE" and request["name"].endswith("-implement")
+        return request["operation"] == "CREATE" and str(request["name"]).endswith("-implement")
 
     with AdmissionHold(
         plane, namespace, tmp_path, resources=[], picks=implement_result, deny_held=True
@@ -780,15 +764,7 @@ def test_an_implement_job_hanging_past_its_deadline_is_stopped_and_the_cycle_rol
             )
             assert isinstance(cycles, list)
             cycle = cycles[0]["metadata"]["name"]
-            final = await_status(
-                rest,
-                namespace,
-                "RegenerationCycle",
-                cycle,
-                lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"),
-                timeout=240,
-                what=f"the cycle to finish ({operator})",
-            )
+            final = finished(rest, namespace, cycle, operator, timeout=240)
     job = rest.get("Job", namespace, f"{cycle}-implement") or {}
     reasons = [c.get("reason") for c in job.get("status", {}).get("conditions", [])]
     assert "DeadlineExceeded" in reasons, job.get("status")
