@@ -3,7 +3,10 @@
 Starts a local control plane and applies N charters (default 200) in observe mode (measure only,
 never a cycle), each measured every ``--cadence`` seconds (default 10) from ConfigMaps of OTLP
 spans: per namespace a shared baseline and current spans ConfigMap (``tests.scenario.spans``), a
-Deployment scaled to 0 and its ConfigMap as the target. The charters are spread over
+Deployment scaled to 0 and its ConfigMap as the target. With ``--source receiver`` each charter
+instead measures its own service's spans, which the benchmark pushes to the operator's OTLP
+receiver (one request per service per second, about 60 spans each: 12,000 spans/s for 200),
+over a window of one cadence. The charters are spread over
 ``--namespaces`` namespaces, all watched by one operator (``--namespace`` repeated). The charters
 exist before the operator starts, so it starts with all of them at once.
 
@@ -32,6 +35,7 @@ Prints figures; asserts nothing.
 
 Run: .venv/bin/python -m benchmarks.charter_load [--charters 200] [--cadence 10]
      [--duration 120] [--settle 30] [--namespaces 4] [--timer SECONDS] [--workers N]
+     [--source configMap|receiver]
 """
 
 from __future__ import annotations
