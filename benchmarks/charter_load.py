@@ -41,14 +41,11 @@ Run: .venv/bin/python -m benchmarks.charter_load [--charters 200] [--cadence 10]
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +58,7 @@ from hack.localplane.plane import Plane
 from tests.scenario import (
     GOOD,
     OperatorProcess,
+    SpanPusher,
     apply,
     charter_spec,
     condition,
@@ -69,7 +67,7 @@ from tests.scenario import (
     put,
     spans,
 )
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.simulator import Faults
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
@@ -114,56 +112,6 @@ def charter_manifest(name: str, cadence: int, source: str) -> dict[str, Any]:
     }
 
 
-class Pusher:
-    """Every charter's service sends its spans to the operator's receiver once a second.
-
-    One OTLP/protobuf request per service per second on a fixed schedule (as exporters batch),
-    from a few rotating pre-encoded payloads, so pushing costs the benchmark little.
-    """
-
-    def __init__(self, port: int, services: list[str], threads: int = 4) -> None:
-        sim = EntropySimulator(7)
-        self.url = f"http://127.0.0.1:{port}/v1/traces"
-        self.payloads: list[list[tuple[bytes, int]]] = []
-        for service in services:
-            system = sim.system(service)
-            rotation = []
-            for seed in range(4):
-                chunks = list(sim.chunks(system, Faults(), seed, window_s=1))
-                rotation.append((to_otlp_protobuf(chunks), sum(len(c) for c in chunks)))
-            self.payloads.append(rotation)
-        self.spans = self.failed = 0
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [
-            threading.Thread(target=self._run, args=(i, threads), daemon=True)
-            for i in range(threads)
-        ]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def _run(self, offset: int, stride: int) -> None:
-        start = time.monotonic()
-        for tick in itertools.count():
-            for rotation in self.payloads[offset::stride]:
-                body, count = rotation[tick % len(rotation)]
-                request = urllib.request.Request(
-                    self.url, data=body, headers={"Content-Type": "application/x-protobuf"}
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=10) as response:
-                        response.read()
-                    with self.lock:
-                        self.spans += count
-                except OSError:
-                    with self.lock:
-                        self.failed += 1
-            if self.stop.wait(max(0.0, start + tick + 1 - time.monotonic())):
-                return
-
-
 class Fleet:
     """The charters: where they are, and a snapshot of all of them."""
 
@@ -199,13 +147,14 @@ def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int, source: str) -
     log(f"applied {fleet.count} charters in {len(fleet.namespaces)} namespaces")
 
 
-def start_pusher(operator: OperatorProcess, fleet: Fleet) -> Pusher:
+def start_pusher(operator: OperatorProcess, fleet: Fleet) -> SpanPusher:
     deadline = time.monotonic() + 60
     while (port := operator.receiver_port()) is None:
         if time.monotonic() > deadline:
             raise SystemExit("the operator's OTLP receiver did not start within 60 s")
         time.sleep(0.5)
-    pusher = Pusher(port, [name for names in fleet.names.values() for name in names])
+    services = [name for names in fleet.names.values() for name in names]
+    pusher = SpanPusher(port, services, threads=4)
     pusher.start()
     log(f"pushing every charter's spans to the receiver on port {port}")
     return pusher
@@ -345,10 +294,10 @@ def run(
             for _ in range(e.get("count") or 1)
         ),
         uptime=time.monotonic() - started,
-        pushed=(pusher.spans - pushed0, pusher.failed) if pusher else None,
+        pushed=(pusher.spans - pushed0, len(pusher.failures)) if pusher else None,
     )
     if pusher:
-        pusher.stop.set()
+        pusher.stop()
     report(args, operator, fleet, results)
 
 

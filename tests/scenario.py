@@ -4,6 +4,7 @@ once restarted pods read the reset config. Also the operator as a restartable pr
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +22,7 @@ from typing import Any
 from hack.localplane.plane import Plane
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.actions import RESTARTED_AT
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
@@ -207,3 +210,75 @@ class OperatorProcess:
 
     def __str__(self) -> str:
         return str(self.log)
+
+
+class SpanPusher:
+    """Services sending their simulated spans to an OTLP receiver, as exporters batch: each one
+    OTLP/protobuf request per ``interval`` on a fixed schedule, whatever a request takes, until
+    stopped. Payloads are encoded up front (a few per service, in rotation), so pushing costs
+    little; ``set_faults`` changes what every service sends from then on."""
+
+    def __init__(
+        self,
+        port: int,
+        services: list[str],
+        *,
+        interval: float = 1.0,
+        window_s: float = 1.0,
+        threads: int = 1,
+        rotation: int = 4,
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}/v1/traces"
+        self.interval = interval
+        self.window_s = window_s
+        self.rotation = rotation
+        self.sim = EntropySimulator(7)
+        self.systems = [self.sim.system(service) for service in services]
+        self.payloads: list[list[tuple[bytes, int]]] = []
+        self.set_faults(Faults())
+        self.spans = 0
+        self.failures: list[str] = []
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i, threads), daemon=True)
+            for i in range(threads)
+        ]
+
+    def set_faults(self, faults: Faults) -> None:
+        payloads = []
+        for system in self.systems:
+            encoded = []
+            for seed in range(self.rotation):
+                chunks = list(self.sim.chunks(system, faults, seed, window_s=self.window_s))
+                encoded.append((to_otlp_protobuf(chunks), sum(len(c) for c in chunks)))
+            payloads.append(encoded)
+        self.payloads = payloads  # one assignment: a sender sees the old list or the new one
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self._threads:
+            thread.join(15)
+
+    def _run(self, offset: int, stride: int) -> None:
+        start = time.monotonic()
+        for tick in itertools.count():
+            for encoded in self.payloads[offset::stride]:
+                body, count = encoded[tick % len(encoded)]
+                request = urllib.request.Request(
+                    self.url, data=body, headers={"Content-Type": "application/x-protobuf"}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        response.read()
+                    with self._lock:
+                        self.spans += count
+                except OSError as err:
+                    with self._lock:
+                        self.failures.append(str(err))
+            if self.stopped.wait(max(0.0, start + (tick + 1) * self.interval - time.monotonic())):
+                return

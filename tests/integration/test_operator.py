@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import secrets
 import signal
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from tests.scenario import (
     GOOD,
     HealingExporter,
     OperatorProcess,
+    SpanPusher,
     apply,
     condition,
     config_map,
@@ -35,7 +33,7 @@ from tests.scenario import (
     status,
 )
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s import snapshots
 from weavergen.k8s.rest import Rest
@@ -387,38 +385,6 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     )
 
 
-class Pusher(threading.Thread):
-    """Pushes a system's spans to a receiver, 2 requests/s on a fixed schedule, with whatever
-    ``faults`` are set now, until stopped: what a charter measures must not depend on when the
-    (busy) operator gets to measure it."""
-
-    def __init__(self, port: int, service: str) -> None:
-        super().__init__(daemon=True)
-        self.url = f"http://127.0.0.1:{port}/v1/traces"
-        self.sim = EntropySimulator(3)
-        self.system = self.sim.system(service)
-        self.faults = Faults()
-        self.stopped = threading.Event()
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        start = time.monotonic()
-        for seed in itertools.count(101):
-            chunks = list(self.sim.chunks(self.system, self.faults, seed, window_s=3))
-            request = urllib.request.Request(
-                self.url,
-                data=to_otlp_protobuf(chunks),
-                headers={"Content-Type": "application/x-protobuf"},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    response.read()
-            except OSError as err:
-                self.failures.append(str(err))
-            if self.stopped.wait(max(0.0, start + (seed - 100) * 0.5 - time.monotonic())):
-                return
-
-
 def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -428,7 +394,9 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
     port = wait_for(operator.receiver_port, 30, what="the operator's OTLP receiver")
     assert isinstance(port, int)
-    pusher = Pusher(port, "web")
+    # Spans keep coming while the test waits: what a charter measures must not depend on when
+    # the (busy) operator gets to measure it.
+    pusher = SpanPusher(port, ["web"], interval=0.5, window_s=3)
     pusher.start()
     try:
         wait_for(
@@ -444,7 +412,7 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
             what=f"a measurement from pushed spans (operator log: {operator})",
         )
         assert healthy["entropy"]["level"] == "low"
-        pusher.faults = Faults(error_rate=0.35)
+        pusher.set_faults(Faults(error_rate=0.35))
         sick = charter_status(
             rest,
             namespace,
@@ -453,8 +421,7 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
             what=f"the pushed errors to show (operator log: {operator})",
         )
     finally:
-        pusher.stopped.set()
-        pusher.join(15)
+        pusher.stop()
     assert "error_rate_increase" in {i["type"] for i in sick["entropy"]["indicators"]}
     assert pusher.failures == []
 
