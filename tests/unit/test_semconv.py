@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hack.build_semconv_registry import AREAS, build, installed_package
-from tests.helpers import REPO
+from tests.helpers import REPO, shared_path
 from weavergen.domain.semconv import (
     AttributeDef,
     Finding,
@@ -18,7 +18,6 @@ from weavergen.domain.semconv import (
     validate,
 )
 
-REFERENCE_MODEL = REPO.parent / "shared" / "semconv" / "model"
 SHIPPED = REPO / "operator" / "weavergen" / "domain" / "semconv_registry.yaml"
 
 # Where opentelemetry-semantic-conventions 0.66b2 and the reference model (v1.44.0 + 22 commits)
@@ -36,9 +35,8 @@ KNOWN_DIFFERENCES = {
 
 def reference_attributes() -> dict[str, dict[str, Any]]:
     """Every attribute the reference model defines in the areas the project ships."""
-    assert REFERENCE_MODEL.is_dir(), f"reference model missing: {REFERENCE_MODEL}"
     attributes: dict[str, dict[str, Any]] = {}
-    for path in sorted(REFERENCE_MODEL.rglob("*.yaml")):
+    for path in sorted(shared_path("semconv", "model").rglob("*.yaml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(document, dict):
             continue
