@@ -199,7 +199,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         plane = Plane(Path(state) / "plane")
         log("starting the local control plane")
-        plane.up()
+        plane.up(owner_pid=os.getpid())
         plane.install_crds()
         extra = [flag for ns in namespaces[1:] for flag in ("--namespace", ns)]
         env = {}

@@ -11,6 +11,7 @@ Run: .venv/bin/python -m benchmarks.cycle_walltime
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -61,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         plane = Plane(Path(state) / "plane")
         log("starting the local control plane")
-        plane.up()
+        plane.up(owner_pid=os.getpid())
         plane.install_crds()
         operator = OperatorProcess(plane, NAMESPACE, Path(state) / "operator.log", plane.kubeconfig)
         operator.env.pop("WEAVERGEN_TIMER_SECONDS")  # the default timer interval

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as state:
         plane = Plane(Path(state) / "plane")
         log("starting the local control plane")
-        plane.up()
+        plane.up(owner_pid=os.getpid())
         plane.install_crds()
         operator = OperatorProcess(plane, NAMESPACE, Path(state) / "operator.log", plane.kubeconfig)
         try:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and helm from their Go modules
-# into ${WEAVERGEN_CACHE:-$HOME/.cache/weavergen}/bin/<version>/, skipping what is already built.
+# into ${WEAVERGEN_CACHE:-$HOME/.cache/weavergen}/bin/<component>-<version>/, skipping what is
+# already built. Each component-version is built under a lock, so concurrent runs (two `make test`
+# at once) build it once: the second waits, then finds it cached.
 #
 # k8s.io/kubernetes and go.etcd.io/etcd/server/v3 carry replace directives pointing into their own
 # repositories, so `go install pkg@version` refuses them. A small wrapper module per component
@@ -23,6 +25,16 @@ go_mod_file() { (cd "$(mktemp -d)" && go mod download -json "$1" | sed -n 's/.*"
 replace_lines() {
   sed -n 's#^[[:space:]]*\('"$2"'[^ ]*\) => \.\{1,2\}/.*#\1#p' "$1" | sort -u |
     while read -r m; do printf 'replace %s => %s %s\n' "$m" "$m" "$3"; done
+}
+
+# locked NAME COMMAND... -> run COMMAND holding an exclusive lock on $cache/locks/NAME.lock
+locked() {
+  local lock=$cache/locks/$1.lock; shift
+  mkdir -p "${lock%/*}"
+  (
+    flock --nonblock 9 || { log "waiting for another build to release $lock"; flock 9; }
+    "$@"
+  ) 9>"$lock"
 }
 
 build_kubernetes() {
@@ -52,8 +64,9 @@ build_kubernetes() {
   done
   for c in "${missing[@]}"; do
     log "kubernetes $KUBE_VERSION: building $c (several minutes)"
-    (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c")
-    mv "$out/$c.tmp" "$out/$c"
+    (cd "$work" &&
+      go build -trimpath -ldflags "$ldflags" -o "$out/$c.tmp.$$" "k8s.io/kubernetes/cmd/$c")
+    mv "$out/$c.tmp.$$" "$out/$c"
   done
   log "kubernetes $KUBE_VERSION: built ${missing[*]} into $out"
 }
@@ -73,8 +86,9 @@ build_etcd() {
   } >"$work/go.mod"
   (cd "$work" && go mod tidy)
   log "etcd $ETCD_VERSION: building etcd"
-  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3)
-  mv "$out/etcd.tmp" "$out/etcd"
+  (cd "$work" &&
+    go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp.$$" go.etcd.io/etcd/server/v3)
+  mv "$out/etcd.tmp.$$" "$out/etcd"
   log "etcd $ETCD_VERSION: built into $out"
 }
 
@@ -90,7 +104,7 @@ build_helm() {
 }
 
 started=$(date +%s)
-build_etcd
-build_kubernetes
-build_helm
+locked "etcd-$ETCD_VERSION" build_etcd
+locked "kubernetes-$KUBE_VERSION" build_kubernetes
+locked "helm-$HELM_VERSION" build_helm
 log "control plane binaries ready in $(( $(date +%s) - started ))s"

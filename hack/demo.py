@@ -133,7 +133,7 @@ class Demo:
 
     def start_plane(self) -> None:
         self.out.title("local control plane")
-        self.plane.up()
+        self.plane.up(owner_pid=os.getpid())  # an interrupted demo leaves no plane behind
         self.plane.install_crds()
         self.rest = Rest(api_client(str(self.plane.kubeconfig)))
         for namespace in (SYSTEM, SHOP):

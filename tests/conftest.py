@@ -2,14 +2,17 @@
 
 The first worker that needs the plane starts it under a file lock; the others attach to it. The
 process that owns the run (the xdist controller, or pytest itself without xdist) stops it at the
-end and keeps its logs; a failing integration test's report names them.
+end and keeps its logs; a failing integration test's report names them. Should the owner die
+without stopping it (killed with SIGKILL), the plane's watchdog stops it.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +28,18 @@ def plane_state(config: pytest.Config) -> Path:
     return _run_root(config._tmp_path_factory, config) / "plane"  # type: ignore[attr-defined]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each xdist worker the controller's pid: the controller owns the run's plane."""
+    node.workerinput["weavergen_owner_pid"] = os.getpid()
+
+
+def run_owner(config: pytest.Config) -> int:
+    """The pid of the process that owns the run: its plane stops when that process is gone."""
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput["weavergen_owner_pid"]) if workerinput else os.getpid()
+
+
 @pytest.fixture(scope="session")
 def plane(request: pytest.FixtureRequest) -> Iterator[Plane]:
     """The run's control plane with the CRDs installed (built first if missing, never skipped)."""
@@ -34,7 +49,7 @@ def plane(request: pytest.FixtureRequest) -> Iterator[Plane]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         plane = Plane(state)
         if plane.pid("kube-apiserver") is None:
-            plane.up()
+            plane.up(owner_pid=run_owner(request.config))
             plane.install_crds()
     yield plane
 

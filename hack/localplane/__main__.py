@@ -1,4 +1,7 @@
-"""``python -m hack.localplane up|down|status|env`` — the plane behind make cluster-up/down."""
+"""``python -m hack.localplane up|down|status|env`` — the plane behind make cluster-up/down.
+
+``watch --owner PID`` is the watchdog ``Plane.up(owner_pid=...)`` starts.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,13 @@ from hack.localplane.plane import Binaries, Plane, PlaneError, default_state
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.localplane")
-    parser.add_argument("command", choices=("build", "up", "down", "destroy", "status"))
+    parser.add_argument("command", choices=("build", "up", "down", "destroy", "status", "watch"))
     parser.add_argument("--state", type=Path, default=default_state(), help="state directory")
     parser.add_argument("--no-node-agent", action="store_true", help="start without the agent")
+    parser.add_argument("--owner", type=int, help="watch: stop the plane when this pid exits")
     args = parser.parse_args()
+    if args.command == "watch" and args.owner is None:
+        parser.error("watch needs --owner")
     if args.command == "build":
         Binaries.from_cache().ensure_built()
         return 0
@@ -31,6 +37,8 @@ def main() -> int:
     elif args.command == "down":
         plane.down()
         print(f"stopped the plane in {plane.state}")
+    elif args.command == "watch":
+        plane.watch(args.owner)
     elif args.command == "destroy":
         plane.destroy()
         print(f"removed {plane.state}")

@@ -2,7 +2,8 @@
 
 Every process runs in its own session, detached, with its log and pid file in the plane's state
 directory, so ``up`` can return while the plane keeps running and ``down`` can stop it from another
-process. Only loopback addresses are used.
+process. A plane with an owner (a test run) also runs a watchdog that stops it once the owner is
+gone, however the owner ended. Only loopback addresses are used.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -185,7 +187,7 @@ class Plane:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
-        return pid
+        return None if _zombie(pid) else pid
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -227,10 +229,21 @@ class Plane:
     def server(self) -> str:
         return (self.state / "server").read_text().strip()
 
-    def up(self, *, node_agent: bool = True, timeout: float = 120.0) -> None:
-        """Start every process that is not running, then wait until the plane serves."""
+    def up(
+        self, *, node_agent: bool = True, timeout: float = 120.0, owner_pid: int | None = None
+    ) -> None:
+        """Start every process that is not running, then wait until the plane serves.
+
+        With ``owner_pid`` a watchdog stops the plane when that process is gone, even killed with
+        SIGKILL, so an interrupted test run leaves nothing behind. Without one the plane outlives
+        whoever started it, as ``make cluster-up`` needs.
+        """
         self.binaries.ensure_built()
         started = time.monotonic()
+        if owner_pid is not None and self.pid("watchdog") is None:
+            watch = ["watch", f"--state={self.state}", f"--owner={owner_pid}"]
+            argv = [sys.executable, "-m", "hack.localplane", *watch]
+            self._spawn("watchdog", argv, env=_repo_on_pythonpath())
         if not (self.pki / "sa.key").exists():
             make_certificates(self.pki)
         if self.pid("etcd") is None:
@@ -246,9 +259,24 @@ class Plane:
         log(f"plane ready in {time.monotonic() - started:.1f}s (state {self.state})")
 
     def down(self) -> None:
-        """Stop everything this plane started, the node agent first (it stops its pods)."""
-        for name in reversed(PROCESSES):
+        """Stop everything this plane started: the watchdog (its work is done), then the node
+        agent (it stops its pods) and the rest."""
+        for name in ("watchdog", *reversed(PROCESSES)):
             self.stop_process(name)
+
+    def watch(self, owner_pid: int) -> None:
+        """The watchdog: block until ``owner_pid`` has exited, then stop the plane as ``down``
+        does. A pidfd, unlike polling the pid, cannot mistake a reused pid for the owner."""
+        try:
+            owner = os.pidfd_open(owner_pid)
+        except ProcessLookupError:
+            pass
+        else:
+            select.select([owner], [], [])
+            os.close(owner)
+        log(f"owner {owner_pid} is gone: stopping the plane")
+        self._pid_file("watchdog").unlink(missing_ok=True)  # down must not stop this process
+        self.down()
 
     def destroy(self) -> None:
         self.down()
@@ -358,7 +386,7 @@ class Plane:
                 f"--kubeconfig={self.kubeconfig}",
                 f"--state={self.state / 'node'}",
             ],
-            env={"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
+            env=_repo_on_pythonpath(),
         )
 
     # -- readiness ------------------------------------------------------------------------
@@ -453,6 +481,21 @@ class Plane:
             "KUBECONFIG": str(self.kubeconfig),
             "PATH": os.pathsep.join([*sorted(bin_dirs), os.environ.get("PATH", "")]),
         }
+
+
+def _repo_on_pythonpath() -> dict[str, str]:
+    """Environment for the plane's Python processes, which import ``hack``."""
+    return {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not collected yet: a plane process whose starter died
+    is reparented to an init that may never reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _reap(pid: int) -> None:

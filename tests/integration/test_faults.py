@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hack.localplane.plane import Plane
+from tests.conftest import run_owner
 from tests.integration.conftest import wait_for
 from tests.integration.test_operator import corrupt_and_wait_for_the_cycle, start_healthy
 from tests.scenario import GOOD, OperatorProcess
@@ -24,9 +25,9 @@ PHASES = ("define", "measure", "explore", "develop", "implement")
 
 
 @pytest.fixture
-def own_plane(tmp_path: Path) -> Iterator[Plane]:
+def own_plane(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Plane]:
     plane = Plane(tmp_path / "plane")
-    plane.up()
+    plane.up(owner_pid=run_owner(request.config))
     try:
         plane.install_crds()
         plane.kubectl("create", "namespace", NAMESPACE)
