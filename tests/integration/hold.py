@@ -56,14 +56,15 @@ class AdmissionHold:
         resources: list[str],
         picks: Callable[[Review], bool],
         deny_held: bool = False,
+        groups: tuple[str, ...] = ("", "apps"),
     ) -> None:
         self.plane = plane
         self.namespace = namespace
         self.directory = directory
         self.rules = [
             {
-                "apiGroups": ["", "apps"],
-                "apiVersions": ["v1"],
+                "apiGroups": sorted({"", *groups}),
+                "apiVersions": ["*"],
                 "operations": ["CREATE", "UPDATE"],
                 "resources": sorted({"configmaps", *resources}),  # configmaps for the probe
                 "scope": "Namespaced",

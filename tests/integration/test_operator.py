@@ -36,6 +36,9 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s import snapshots
+from weavergen.k8s.cycles import state_name
+from weavergen.k8s.gateway import baseline_name, golden_name
+from weavergen.k8s.jobs import journal_name, result_name, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import SNAPSHOT_LABEL
 from weavergen.k8s.targets import Targets
@@ -83,18 +86,19 @@ def charter_status(
     *,
     timeout: float,
     what: str,
+    name: str = "web",
 ) -> dict[str, Any]:
-    """The status of the charter ``web`` once ``until`` holds."""
+    """The status of the charter ``name`` once ``until`` holds."""
     return await_status(
-        rest, namespace, "RegenerationCharter", "web", until, timeout=timeout, what=what
+        rest, namespace, "RegenerationCharter", name, until, timeout=timeout, what=what
     )
 
 
-def charter(mode: str = "enforce", executor: str = "inline") -> dict[str, Any]:
+def charter(mode: str = "enforce", executor: str = "inline", name: str = "web") -> dict[str, Any]:
     return {
         "apiVersion": "regeneration.weavergen.io/v1alpha1",
         "kind": "RegenerationCharter",
-        "metadata": {"name": "web"},
+        "metadata": {"name": name},
         "spec": {
             "systemId": "web",
             "systemType": "web-service",
@@ -130,15 +134,24 @@ def start_healthy(
     executor: str,
     mode: str = "enforce",
     spec_update: dict[str, Any] | None = None,
+    name: str = "web",
+    baseline_given: bool = True,
 ) -> dict[str, Any]:
-    """A healthy target, its charter measured low, and its known-good snapshot taken."""
+    """A healthy target, its charter measured low, and its known-good snapshot taken.
+
+    Without ``baseline_given`` the charter names no baseline: the operator captures one from
+    its first window of spans and measures from the next.
+    """
     rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
     apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
-    put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    applied = charter(mode, executor=executor)
+    applied = charter(mode, executor=executor, name=name)
+    if baseline_given:
+        put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+    else:
+        del applied["spec"]["telemetry"]["baseline"]
     applied["spec"].update(spec_update or {})
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(applied))
     healthy = charter_status(
@@ -147,12 +160,15 @@ def start_healthy(
         lambda s: s.get("entropy", {}).get("level"),
         timeout=60,
         what=f"a first measurement (operator log: {operator})",
+        name=name,
     )
     assert healthy["entropy"]["level"] == "low"
     assert condition(healthy, "Ready") == "True" and condition(healthy, "Degraded") == "False"
     assert rest.list("RegenerationCycle", namespace) == []
     wait_for(
-        lambda: rest.get("ConfigMap", namespace, "web-golden"), 30, what="the known-good snapshot"
+        lambda: rest.get("ConfigMap", namespace, golden_name(name)),
+        30,
+        what="the known-good snapshot",
     )
     return applied
 
@@ -191,7 +207,14 @@ def test_healthy_then_degraded_charter_runs_a_cycle_that_heals_it(
 
 
 def assert_healed(
-    plane: Plane, rest: Rest, namespace: str, name: str, *, final: dict[str, Any], executor: str
+    plane: Plane,
+    rest: Rest,
+    namespace: str,
+    name: str,
+    *,
+    final: dict[str, Any],
+    executor: str,
+    charter_name: str = "web",
 ) -> None:
     assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
     assert final["chosenStrategy"] == "partial-regeneration"
@@ -201,14 +224,14 @@ def assert_healed(
     for kind in ("Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"):
         assert condition(final, kind) == "True", kind
     assert len(final["traceId"]) == 32
-    assert final["snapshot"]["configMap"] == f"{name}-snapshot"
+    assert final["snapshot"]["configMap"] == snapshot_name(name)
     assert len(final["snapshot"]["sha256"]) == 64 and final["snapshot"]["objects"] == 2
     records = {r["name"]: r for r in final["phases"]}
     assert list(records) == ["define", "measure", "explore", "develop", "implement"]
     assert all(r["outcome"] == "Succeeded" and r["durationSeconds"] >= 0 for r in records.values())
     if executor == "job":
-        assert all(r["job"] == f"{name}-{phase}" for phase, r in records.items())
-        job = rest.get("Job", namespace, f"{name}-measure") or {}
+        assert all(r["job"] == result_name(name, phase) for phase, r in records.items())
+        job = rest.get("Job", namespace, result_name(name, "measure")) or {}
         env = {
             e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
         }
@@ -219,14 +242,14 @@ def assert_healed(
     }
     assert {"Defined", "Measured", "Explored", "Developed", "Implemented", "Succeeded"} <= reasons
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
-    assert rest.get("ConfigMap", namespace, f"{name}-snapshot") is not None
-    assert rest.get("ConfigMap", namespace, f"{name}-workflow") is not None
+    assert rest.get("ConfigMap", namespace, snapshot_name(name)) is not None
+    assert rest.get("ConfigMap", namespace, state_name(name)) is not None
     jobs = {j["metadata"]["name"] for j in rest.list("Job", namespace)}
     phases = ("define", "measure", "explore", "develop", "implement")
     if executor == "job":
-        assert jobs == {f"{name}-{phase}" for phase in phases}
+        assert jobs == {result_name(name, phase) for phase in phases}
         for phase in phases:
-            assert rest.get("ConfigMap", namespace, f"{name}-{phase}") is not None
+            assert rest.get("ConfigMap", namespace, result_name(name, phase)) is not None
     else:
         assert jobs == set()
     recorded = charter_status(
@@ -235,10 +258,12 @@ def assert_healed(
         lambda s: s.get("lastCycle"),
         timeout=30,
         what="the charter to record the cycle",
+        name=charter_name,
     )
     assert recorded["lastCycle"] == {
         "name": name,
         "outcome": "Succeeded",
+        "startedAt": final["startedAt"],
         "finishedAt": final["finishedAt"],
     }
     assert not recorded.get("activeCycle")
@@ -482,16 +507,18 @@ def test_an_implement_pod_killed_mid_run_is_retried_and_the_cycle_still_heals(
     killed: list[int] = []
 
     def kill_the_implement_pod(name: str) -> None:
-        def running_pid() -> int | None:
-            for pod in rest.list("Pod", namespace, {"job-name": f"{name}-implement"}):
-                for container in (pod.get("status") or {}).get("containerStatuses") or []:
-                    if container.get("state", {}).get("running") and container.get("containerID"):
-                        return int(container["containerID"].removeprefix("process://"))
-            return None
-
-        pid = wait_for(running_pid, 120, what=f"the implement pod ({operator})")
+        pid = wait_for(
+            lambda: running_implement_pid(rest, namespace, name),
+            120,
+            what=f"the implement pod ({operator})",
+        )
         assert isinstance(pid, int)
-        time.sleep(4)  # inside the settle: the first attempt has already made its changes
+        # Inside the settle: the first attempt has journaled the states it wrote (its changes).
+        wait_for(
+            lambda: (rest.get("ConfigMap", namespace, journal_name(name)) or {}).get("data"),
+            60,
+            what=f"the first attempt's writes ({operator})",
+        )
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
@@ -503,6 +530,156 @@ def test_an_implement_pod_killed_mid_run_is_retried_and_the_cycle_still_heals(
     chunks = snapshot_chunks(rest, namespace, name)
     assert len(chunks) == 1  # one snapshot, taken once
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def running_implement_pid(rest: Rest, namespace: str, cycle: str) -> int | None:
+    """The process of the Implement Job's running pod (the node agent runs pods as processes)."""
+    for pod in rest.list("Pod", namespace, {"job-name": result_name(cycle, "implement")}):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container.get("state", {}).get("running") and container.get("containerID"):
+                return int(container["containerID"].removeprefix("process://"))
+    return None
+
+
+def test_an_implement_pod_killed_right_after_writing_its_result_does_not_act_again(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The API server holds the Implement pod's result write while the pod is SIGKILLed; then
+    the write lands. The Job retries the pod, which finds the result and returns it without
+    acting: the pod's writes to the target all happened before the kill."""
+    start_healthy(plane, rest, namespace, operator, executor="job")
+    phase_user = f"system:serviceaccount:{namespace}:weavergen-phase"
+
+    def implement_result(request: dict[str, Any]) -> bool:
+        return (
+            request["operation"] == "CREATE"
+            and request["kind"]["kind"] == "ConfigMap"
+            and str(request["name"]).endswith("-implement")
+        )
+
+    def target_writes(seen: list[dict[str, Any]]) -> list[str]:
+        return [
+            f"{r['kind']['kind']}/{r['name']}"
+            for r in seen
+            if r["operation"] == "UPDATE"
+            and r["name"] in ("web", "web-config")
+            and r["userInfo"]["username"] == phase_user
+        ]
+
+    before_kill: list[str] = []
+    with AdmissionHold(
+        plane, namespace, tmp_path, resources=["deployments"], picks=implement_result
+    ) as hold:
+
+        def kill_after_the_result_write(name: str) -> None:
+            assert hold.holding.wait(180), f"no implement result written ({operator})"
+            pid = running_implement_pid(rest, namespace, name)
+            assert pid is not None
+            before_kill.extend(target_writes(list(hold.seen)))
+            os.kill(pid, signal.SIGKILL)
+            hold.release()  # the API server stores the write its dead client sent
+            wait_for(
+                lambda: rest.get("ConfigMap", namespace, result_name(name, "implement")),
+                30,
+                what="the held result write to land",
+            )
+
+        name, final = corrupt_and_wait_for_the_cycle(
+            rest, namespace, operator, kill_after_the_result_write
+        )
+        after_kill = target_writes(list(hold.seen))
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    assert "ConfigMap/web-config" in before_kill  # the first attempt made the fix
+    assert after_kill == before_kill  # and the retried pod changed nothing
+    job = rest.get("Job", namespace, result_name(name, "implement")) or {}
+    assert job["status"].get("failed") == 1 and job["status"].get("succeeded") == 1
+    assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_a_charter_with_a_63_character_name_heals_and_leaves_nothing_behind_when_deleted(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """Every name the operator derives from a charter named as long as Kubernetes allows fits
+    (cycles, phase Jobs and their pods' labels, results, snapshot, journal, workflow state);
+    deleting the charter removes everything it made, its captured baseline and golden too."""
+    charter_name = "web-" + "x" * 59
+    assert len(charter_name) == 63
+    start_healthy(
+        plane, rest, namespace, operator, executor="job", name=charter_name, baseline_given=False
+    )
+    assert rest.get("ConfigMap", namespace, baseline_name(charter_name)) is not None
+    name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator)
+    assert len(name) <= 63
+    assert_healed(
+        plane, rest, namespace, name, final=final, executor="job", charter_name=charter_name
+    )
+    pods = rest.list("Pod", namespace)
+    assert {
+        p["metadata"]["labels"]["job-name"] for p in pods if "job-name" in p["metadata"]["labels"]
+    } == {
+        result_name(name, phase)
+        for phase in ("define", "measure", "explore", "develop", "implement")
+    }
+    plane.kubectl("delete", "rch", charter_name, "-n", namespace)
+    own = {"web-config", "web-spans", "kube-root-ca.crt"}
+
+    def left_behind() -> list[str]:
+        names = [f"ConfigMap/{c['metadata']['name']}" for c in rest.list("ConfigMap", namespace)]
+        names = [n for n in names if n.split("/", 1)[1] not in own]
+        for kind in ("RegenerationCycle", "Job"):
+            names += [f"{kind}/{o['metadata']['name']}" for o in rest.list(kind, namespace)]
+        names += [
+            f"Pod/{p['metadata']['name']}"
+            for p in rest.list("Pod", namespace)
+            if "job-name" in p["metadata"].get("labels", {})
+        ]
+        return names
+
+    wait_for(lambda: not left_behind(), 90, what=f"the charter's objects to go: {left_behind()}")
+
+
+def test_a_cycle_created_before_its_charter_recorded_it_is_adopted_not_started_twice(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The API server holds the charter's status patch that records a new cycle while the
+    operator is SIGKILLed, then refuses it (the patch is lost). The restarted operator finds the
+    cycle it made instead of starting a second one; that cycle heals and is recorded."""
+    start_healthy(plane, rest, namespace, operator, executor="inline")
+
+    def records_a_new_cycle(request: dict[str, Any]) -> bool:
+        new = ((request.get("object") or {}).get("status") or {}).get("activeCycle")
+        old = ((request.get("oldObject") or {}).get("status") or {}).get("activeCycle")
+        return request.get("subResource") == "status" and bool(new) and not old
+
+    with AdmissionHold(
+        plane,
+        namespace,
+        tmp_path,
+        resources=["regenerationcharters/status"],
+        groups=("regeneration.weavergen.io",),
+        picks=records_a_new_cycle,
+        deny_held=True,
+    ) as hold:
+
+        def kill_before_the_charter_records_it(name: str) -> None:
+            assert hold.holding.wait(60), f"no status patch recording {name} ({operator})"
+            operator.kill()
+            hold.release()  # refused: the record of the new cycle is lost
+            operator.start()
+
+        name, final = corrupt_and_wait_for_the_cycle(
+            rest, namespace, operator, kill_before_the_charter_records_it
+        )
+    assert final["phase"] == "Succeeded", (final.get("message"), operator.log.read_text()[-3000:])
+    recorded = charter_status(
+        rest,
+        namespace,
+        lambda s: (s.get("lastCycle") or {}).get("name") == name,
+        timeout=30,
+        what="the charter to record the adopted cycle",
+    )
+    assert not recorded.get("activeCycle")
+    assert [c["metadata"]["name"] for c in rest.list("RegenerationCycle", namespace)] == [name]
 
 
 def test_a_malformed_phase_result_fails_the_cycle_with_the_reason(

@@ -24,6 +24,8 @@ from pydantic.alias_generators import to_camel
 GROUP: Final = "regeneration.weavergen.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = "regeneration.weavergen.io/v1alpha1"
+# The label on what belongs to a charter (its cycles, its captured baseline).
+CHARTER_LABEL: Final = f"{GROUP}/charter"
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

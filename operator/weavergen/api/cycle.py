@@ -136,7 +136,20 @@ class RollbackRecord(StatusModel):
     reason: str = Field(description="Why the cycle rolled back.")
     started_at: Timestamp | None = Field(default=None, description="When the rollback started.")
     finished_at: Timestamp | None = Field(default=None, description="When it finished.")
-    verified: bool = Field(default=False, description="Live objects equal the snapshot again.")
+    snapshot: str | None = Field(
+        default=None, description="First ConfigMap of the snapshot the objects came back from."
+    )
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of that snapshot, checked before restoring."
+    )
+    restored_objects: list[str] = Field(
+        default_factory=list,
+        description="The objects written back, as Kind/namespace/name.",
+    )
+    verified: bool = Field(
+        default=False,
+        description="Live objects equalled the snapshot when the rollback finished.",
+    )
 
 
 class RegenerationCycleStatus(StatusModel):

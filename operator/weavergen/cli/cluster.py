@@ -47,6 +47,7 @@ def _charter_gateway(args: argparse.Namespace) -> tuple[RegenerationCharter, Any
         charter.metadata.name,
         charter.spec,
         receiver_url=args.receiver,
+        charter_uid=charter.metadata.uid,
     )
     return charter, gateway
 

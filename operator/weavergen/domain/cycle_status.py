@@ -112,11 +112,33 @@ def cycle_status(
             phase = "Escalated"
         message = outcome_message(phase, data)
         patch.update({"phase": phase, "finishedAt": stamp(now), "message": message})
+        rollback = rollback_record(data, message)
+        if rollback is not None:
+            patch["rollback"] = rollback
         reason = "RollbackFailed" if outcome == "rollback_failed" else phase
         for kind in ("Succeeded", "RolledBack", "Failed"):
             conditions.set(kind, phase == kind, reason, message if phase == kind else "")
     patch["conditions"] = conditions.items
     return {k: v for k, v in patch.items() if v is not None}
+
+
+def rollback_record(data: Mapping[str, Any], reason: str) -> dict[str, Any] | None:
+    """The cycle's rollback: the strategy's own (restore and verify) and the cycle's (after an
+    Implement that failed or did not hold) are one rollback, from its first start to its end."""
+    records = [
+        r for r in ((data.get("implementation") or {}).get("rollback"), data.get("rollback")) if r
+    ]
+    if not records:
+        return None
+    last = records[-1]
+    return {
+        "reason": reason,
+        "startedAt": min(r["startedAt"] for r in records),
+        "finishedAt": last["finishedAt"],
+        "sha256": last["sha256"],
+        "restoredObjects": last["restoredObjects"],
+        "verified": last["verified"],
+    }
 
 
 def outcome_message(phase: str, data: Mapping[str, Any]) -> str:

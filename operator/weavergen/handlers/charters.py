@@ -13,36 +13,12 @@ from weavergen.api.common import GROUP, VERSION
 from weavergen.domain.gate import REQUEST_ANNOTATION
 from weavergen.domain.otlp import OtlpError
 from weavergen.domain.reconcile import decide, measurement_due
+from weavergen.k8s.cycles import cycle_manifest, start_cycle
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry import metrics
 
 TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
-CHARTER_LABEL = "regeneration.weavergen.io/charter"
-
-
-def cycle_manifest(
-    name: str, namespace: str, uid: str, reason: str, now: datetime
-) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "RegenerationCycle",
-        "metadata": {
-            "name": f"{name}-{now:%Y%m%d-%H%M%S}",
-            "namespace": namespace,
-            "labels": {CHARTER_LABEL: name},
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "RegenerationCharter",
-                    "name": name,
-                    "uid": uid,
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": {"charterRef": {"name": name}, "reason": reason},
-    }
 
 
 @kopf.timer(
@@ -68,7 +44,9 @@ def reconcile_charter(
     if not measurement_due(charter, status, now, requested):
         return
     rest: Rest = memo.rest
-    gateway = KubeGateway(rest, namespace, name, charter, receiver_url=memo.receiver_url)
+    gateway = KubeGateway(
+        rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
+    )
     measurement, problem = None, None
     try:
         measurement = gateway.measure()
@@ -88,14 +66,16 @@ def reconcile_charter(
         gateway.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
     if decision.start_cycle:
-        cycle = cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
-        rest.create("RegenerationCycle", namespace, cycle)
-        decision.status["activeCycle"] = cycle["metadata"]["name"]
-        kopf.info(
-            body,
-            reason="CycleStarted",
-            message=f"started {cycle['metadata']['name']}: {decision.start_cycle}",
+        cycle, created = start_cycle(
+            rest, cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
         )
+        decision.status["activeCycle"] = cycle
+        if created:
+            kopf.info(
+                body, reason="CycleStarted", message=f"started {cycle}: {decision.start_cycle}"
+            )
+        else:
+            logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
     for key, value in decision.status.items():
         patch.status[key] = value
     for _metric, signal in decision.signals:

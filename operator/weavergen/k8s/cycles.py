@@ -13,14 +13,26 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from weavergen.api.charter import PHASES, RegenerationCharterSpec
-from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.common import API_VERSION, CHARTER_LABEL
+from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.control import chart_cycle
 from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
+from weavergen.domain.names import child_name, cycle_name, label_value
 from weavergen.domain.reconcile import parse_time, stamp
 from weavergen.k8s.events import involved, post_event
-from weavergen.k8s.jobs import PhaseJobs, cycle_owner, cycle_phases, snapshot_name
+from weavergen.k8s.gateway import charter_owner
+from weavergen.k8s.jobs import (
+    CYCLE_LABEL,
+    PhaseJobs,
+    cycle_owner,
+    cycle_phases,
+    result_name,
+    snapshot_name,
+)
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
 from weavergen.phases.simulate import BPMN_DIR
@@ -31,8 +43,63 @@ from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_proc
 STATE_KEY = "state.json.gz"
 
 
+def cycle_manifest(
+    charter: str, namespace: str, uid: str, reason: str, now: datetime
+) -> dict[str, Any]:
+    """The cycle a charter starts (pure): named after the charter and the second it starts."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RegenerationCycle",
+        "metadata": {
+            "name": cycle_name(charter, f"{now:%Y%m%d-%H%M%S}"),
+            "namespace": namespace,
+            "labels": {CHARTER_LABEL: label_value(charter)},
+            "ownerReferences": [charter_owner(charter, uid)],
+        },
+        "spec": {"charterRef": {"name": charter}, "reason": reason},
+    }
+
+
+def start_cycle(rest: Rest, manifest: dict[str, Any]) -> tuple[str, bool]:
+    """Create the cycle unless the charter already has an unfinished one; (name, created).
+
+    The charter records its active cycle in a status patch after the create: if that patch is
+    lost (the operator died in between), the next start finds the cycle it made instead of
+    starting a second one. A name taken by another owner's cycle is an error, not adopted.
+    """
+    metadata = manifest["metadata"]
+    namespace, owner = metadata["namespace"], metadata["ownerReferences"][0]
+    for existing in rest.list("RegenerationCycle", namespace, metadata["labels"]):
+        if _owned_by(existing, owner["uid"]) and not _finished(existing):
+            return existing["metadata"]["name"], False
+    try:
+        rest.create("RegenerationCycle", namespace, manifest)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+        existing = rest.get("RegenerationCycle", namespace, metadata["name"]) or {}
+        if not _owned_by(existing, owner["uid"]):
+            raise CycleNameTaken(
+                f"cycle {namespace}/{metadata['name']} exists and belongs to another owner"
+            ) from None
+        return metadata["name"], False
+    return metadata["name"], True
+
+
+class CycleNameTaken(RuntimeError):
+    """The name a charter's new cycle would take is used by something that is not its own."""
+
+
+def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
+
+
+def _finished(cycle: Mapping[str, Any]) -> bool:
+    return (cycle.get("status") or {}).get("phase") in FINAL_PHASES
+
+
 def state_name(cycle: str) -> str:
-    return f"{cycle}-workflow"
+    return child_name(cycle, "workflow")
 
 
 class CycleRunner:
@@ -67,7 +134,7 @@ class CycleRunner:
                 "name": state_name(self.cycle),
                 "namespace": self.namespace,
                 "ownerReferences": [self.owner],
-                "labels": {"regeneration.weavergen.io/cycle": self.cycle},
+                "labels": {CYCLE_LABEL: label_value(self.cycle)},
             },
             "binaryData": {STATE_KEY: base64.b64encode(run.dumps()).decode()},
         }
@@ -176,6 +243,11 @@ class CycleReconciler:
                 following = NEXT_PHASE.get(task)
                 if following and "phase" not in update:
                     update["phase"] = RUNNING_PHASE[following]
+                elif task == "implement" and "phase" not in update:
+                    # The fix failed or did not hold: the cycle restores its snapshot next.
+                    update["phase"] = (
+                        "Implementing" if data.get("implementation_succeeded") else "RollingBack"
+                    )
             current.update(update)
             self.patch_status(
                 namespace,
@@ -197,7 +269,7 @@ class CycleReconciler:
         )
         if run.waiting:
             task = next(iter(run.pending))
-            job = f"{name}-{task}" if jobs else None
+            job = result_name(name, task) if jobs else None
             waiting_for_people = operators.get(task) is awaiting_approval
             self.patch_status(
                 namespace,
@@ -227,6 +299,8 @@ class CycleReconciler:
             "phases": current.get("phases") or [],
         }
         final.update(self.snapshot_ref(namespace, name, run.data))
+        if "rollback" in final:
+            final["rollback"]["snapshot"] = snapshot_name(name)
         post_event(
             self.rest,
             involved,
@@ -291,7 +365,12 @@ class CycleReconciler:
             entry["successes" if won else "failures"] += 1
             entry["lastOutcome"] = "Succeeded" if won else "RolledBack"
             entry["lastUsedAt"] = final.get("finishedAt")
-        last = {"name": cycle, "outcome": final.get("phase"), "finishedAt": final.get("finishedAt")}
+        last = {
+            "name": cycle,
+            "outcome": final.get("phase"),
+            "startedAt": final.get("startedAt"),
+            "finishedAt": final.get("finishedAt"),
+        }
         charts: dict[str, Any] = {}
         duration = metrics.cycle_seconds(final)
         if duration is not None and obj.get("spec"):

@@ -13,9 +13,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.common import API_VERSION, CHARTER_LABEL
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
 from weavergen.domain.explore import TargetContext
 from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
+from weavergen.domain.names import child_name, label_value
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.summary import ServiceSummary
 from weavergen.k8s import snapshots
@@ -34,12 +36,23 @@ GOLDEN_INTACT: VersionedCache[bool] = VersionedCache()
 
 def baseline_name(charter: str) -> str:
     """Where a charter's captured baseline summary lives."""
-    return f"{charter}-baseline"
+    return child_name(charter, "baseline")
 
 
 def golden_name(charter: str) -> str:
     """Where a charter's known-good snapshot lives."""
-    return f"{charter}-golden"
+    return child_name(charter, "golden")
+
+
+def charter_owner(name: str, uid: str) -> dict[str, Any]:
+    """The owner reference of what a charter keeps between its cycles."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "RegenerationCharter",
+        "name": name,
+        "uid": uid,
+        "controller": True,
+    }
 
 
 class KubeGateway:
@@ -56,6 +69,7 @@ class KubeGateway:
         snapshot_name: str | None = None,
         journal_name: str | None = None,
         owner: dict[str, Any] | None = None,
+        charter_uid: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rest = rest
@@ -69,6 +83,9 @@ class KubeGateway:
         self.journal_name = journal_name
         self._writes: Writes = {}  # without a journal ConfigMap: this process's own
         self.owner = owner
+        # What outlives a cycle but not the charter (its golden snapshot and captured baseline)
+        # is owned by the charter, so deleting the charter leaves nothing behind.
+        self.charter_owner = charter_owner(charter, charter_uid) if charter_uid else None
         self.sleep = sleep
         self.events: list[str] = []
 
@@ -182,7 +199,9 @@ class KubeGateway:
     def store_golden(self) -> Snapshot:
         """Keep the target's current objects as the known-good snapshot (while healthy)."""
         snapshot = self.snapshot()
-        snapshots.store(self.rest, self.namespace, golden_name(self.charter), snapshot)
+        snapshots.store(
+            self.rest, self.namespace, golden_name(self.charter), snapshot, self.charter_owner
+        )
         return snapshot
 
     # -- measuring ----------------------------------------------------------------------------
@@ -252,7 +271,12 @@ class KubeGateway:
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {"name": baseline_name(self.charter), "namespace": self.namespace},
+                "metadata": {
+                    "name": baseline_name(self.charter),
+                    "namespace": self.namespace,
+                    "labels": {CHARTER_LABEL: label_value(self.charter)},
+                    **({"ownerReferences": [self.charter_owner]} if self.charter_owner else {}),
+                },
                 "data": {BASELINE_KEY: json.dumps(window.to_dict())},
             },
         )

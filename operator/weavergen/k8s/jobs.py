@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
@@ -21,6 +22,7 @@ from weavergen.api.common import API_VERSION
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.domain.explore import Outcome
+from weavergen.domain.names import child_name, label_value
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases, PhaseFailed
@@ -36,16 +38,17 @@ PHASE_SERVICE_ACCOUNT = "weavergen-phase"
 
 def snapshot_name(cycle: str) -> str:
     """Where a cycle keeps the snapshot it takes before changing anything."""
-    return f"{cycle}-snapshot"
+    return child_name(cycle, "snapshot")
 
 
 def journal_name(cycle: str) -> str:
     """Where a cycle records the object states it writes (its own, not someone else's edits)."""
-    return f"{cycle}-writes"
+    return child_name(cycle, "writes")
 
 
 def result_name(cycle: str, phase: str) -> str:
-    return f"{cycle}-{phase}"
+    """A phase's Job and the ConfigMap of its result (one name: the Job writes it)."""
+    return child_name(cycle, phase)
 
 
 def job_manifest(
@@ -66,7 +69,11 @@ def job_manifest(
     env.extend(otel_environment())
     if receiver_url:
         env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
-    labels = {CYCLE_LABEL: cycle, PHASE_LABEL: phase, "app.kubernetes.io/name": "weavergen-phase"}
+    labels = {
+        CYCLE_LABEL: label_value(cycle),
+        PHASE_LABEL: phase,
+        "app.kubernetes.io/name": "weavergen-phase",
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -137,6 +144,15 @@ def job_failure(job: dict[str, Any]) -> str | None:
     return None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    """Whether the Job controller has decided the Job's end (success or failure)."""
+    return any(
+        condition.get("type") in ("Complete", "SuccessCriteriaMet", "Failed", "FailureTarget")
+        and condition.get("status") == "True"
+        for condition in (job.get("status") or {}).get("conditions", [])
+    )
+
+
 class PhaseJobs:
     """Workflow operators that run each phase as a Job of the cycle."""
 
@@ -161,11 +177,15 @@ class PhaseJobs:
 
     def operator(self, phase: str) -> Any:
         def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-            result = self.rest.get("ConfigMap", self.namespace, result_name(self.cycle, phase))
-            if result is not None:
-                return parse_result(result, phase)
             name = result_name(self.cycle, phase)
+            result = self.rest.get("ConfigMap", self.namespace, name)
             job = self.rest.get("Job", self.namespace, name)
+            if result is not None:
+                # The phase is over when its Job is: a cycle never ends with a pod of its own
+                # still running (the Job's deadline bounds the wait).
+                if job is not None and not job_finished(job):
+                    raise Pending(f"Job {name} wrote its result and is finishing")
+                return parse_result(result, phase)
             if job is None:
                 self.rest.create(
                     "Job",
@@ -184,10 +204,7 @@ class PhaseJobs:
             failure = job_failure(job)
             if failure:
                 raise PhaseFailed(f"Job {name} failed: {failure}")
-            if any(
-                c.get("type") == "Complete" and c.get("status") == "True"
-                for c in (job.get("status") or {}).get("conditions", [])
-            ):
+            if job_finished(job):
                 raise PhaseFailed(f"Job {name} completed without writing its result ConfigMap")
             raise Pending(f"Job {name} is running")
 
@@ -247,6 +264,7 @@ def cycle_phases(
         snapshot_name=snapshot_name(cycle),
         journal_name=journal_name(cycle),
         owner=cycle_owner(cycle, uid),
+        charter_uid=charter_obj["metadata"]["uid"],
     )
     history = [
         Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
@@ -267,6 +285,11 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
     if charter_obj is None:
         raise LookupError(f"charter {namespace}/{spec.charter_ref.name} does not exist")
     owner = cycle_owner(cycle, cycle_obj["metadata"]["uid"])
+    written = rest.get("ConfigMap", namespace, result_name(cycle, phase))
+    if written is not None:
+        # A retried pod whose predecessor wrote the result and died before exiting: the phase
+        # has run; running it again would act twice.
+        return parse_result(written, phase)
     phases = cycle_phases(
         rest,
         namespace,
@@ -289,11 +312,18 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
         "metadata": {
             "name": result_name(cycle, phase),
             "namespace": namespace,
-            "labels": {CYCLE_LABEL: cycle, PHASE_LABEL: phase},
+            "labels": {CYCLE_LABEL: label_value(cycle), PHASE_LABEL: phase},
             "ownerReferences": [owner],
         },
         "data": {RESULT_KEY: json.dumps(result)},
     }
-    if rest.get("ConfigMap", namespace, result_name(cycle, phase)) is None:
+    try:
         rest.create("ConfigMap", namespace, body)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+        # Written meanwhile (a slow API server answered a retried pod's twin): the first wins.
+        return parse_result(
+            rest.get("ConfigMap", namespace, result_name(cycle, phase)) or {}, phase
+        )
     return result

@@ -12,6 +12,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from weavergen.domain.names import child_name, label_value
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.k8s.rest import Rest
 
@@ -28,7 +29,7 @@ class SnapshotConflict(RuntimeError):
 
 
 def chunk_name(name: str, index: int) -> str:
-    return name if index == 0 else f"{name}-{index}"
+    return name if index == 0 else child_name(name, str(index))
 
 
 def store(
@@ -53,7 +54,7 @@ def store(
             "metadata": {
                 "name": chunk_name(name, index),
                 "namespace": namespace,
-                "labels": {SNAPSHOT_LABEL: name},
+                "labels": {SNAPSHOT_LABEL: label_value(name)},
                 "annotations": {
                     SHA_ANNOTATION: snapshot.sha256,
                     INDEX_ANNOTATION: str(index),

@@ -186,6 +186,7 @@ class CyclePhases:
                 "calls": list(self.operators.calls),
                 "verdict": run.data.get("verdict"),
                 "failure": run.data.get("failure"),
+                "rollback": run.data.get("rollback"),
             },
             "snapshot": {
                 "sha256": run.data.get("snapshot_sha256"),

@@ -175,6 +175,7 @@ class Operators:
 
     def restore_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("restore_snapshot")
+        started = self.gateway.now()
         snapshot = self._to_restore(data)
         if snapshot is None:
             return {"restored": False}
@@ -189,11 +190,26 @@ class Operators:
                 "restored, so that edit stands; check the target and restore by hand if needed"
             )
         self.gateway.restore(snapshot)
-        return {"restored": True}
+        return {"restored": True, "rollback": self._rollback_record(snapshot, data, started)}
 
     def verify_restored(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("verify_restored")
         snapshot = self._to_restore(data)
-        if snapshot is not None and not snapshot.matches(self.gateway.objects()):
+        if snapshot is None:
+            return {"restore_verified": True}
+        record = self._rollback_record(snapshot, data, self.gateway.now())
+        if not record["verified"]:
             raise RollbackFailed("live objects differ from the snapshot after the restore")
-        return {"restore_verified": True}
+        return {"restore_verified": True, "rollback": record}
+
+    def _rollback_record(
+        self, snapshot: Snapshot, data: dict[str, Any], started: str
+    ) -> dict[str, Any]:
+        """What was restored, from which snapshot, when, and whether live state matches it."""
+        return {
+            "startedAt": (data.get("rollback") or {}).get("startedAt") or started,
+            "finishedAt": self.gateway.now(),
+            "sha256": snapshot.sha256,
+            "restoredObjects": sorted(snapshot.objects),
+            "verified": snapshot.matches(self.gateway.objects()),
+        }

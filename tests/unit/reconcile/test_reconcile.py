@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.cycle_status import cycle_status, phase_records
 from weavergen.domain.reconcile import Conditions, decide, measurement_due, parse_time, stamp
 
@@ -153,6 +154,40 @@ def test_cycle_status_outcomes() -> None:
     kinds = {c["type"]: c["status"] for c in status["conditions"]}
     assert kinds["RolledBack"] == "True" and kinds["Succeeded"] == "False"
     assert kinds["Defined"] == kinds["Measured"] == kinds["Explored"] == "True"
+    assert "rollback" not in status  # no record of a restore: none is claimed
+
+
+def test_a_rolled_back_cycle_carries_one_rollback_record_valid_for_its_schema() -> None:
+    """The strategy's restore (in Implement) and the cycle's restore after it are one rollback:
+    from the first start to the last end, with the last restore's snapshot and verification."""
+    first = {
+        "startedAt": "2026-11-25T12:00:01Z",
+        "finishedAt": "2026-11-25T12:00:02Z",
+        "sha256": "ab" * 32,
+        "restoredObjects": ["ConfigMap/shop/web-config", "Deployment/shop/web"],
+        "verified": True,
+    }
+    data = {
+        "outcome": "rolled_back",
+        "chosen": {"strategy": "agent-reset"},
+        "implementation": {"outcome": "rolled_back", "verdict": ["x"], "rollback": first},
+        "rollback": {
+            **first,
+            "startedAt": "2026-11-25T12:00:05Z",
+            "finishedAt": "2026-11-25T12:00:06Z",
+        },
+    }
+    status = cycle_status(data, {}, 1, NOW)
+    assert status["rollback"] == {
+        "reason": status["message"],
+        "startedAt": "2026-11-25T12:00:01Z",
+        "finishedAt": "2026-11-25T12:00:06Z",
+        "sha256": "ab" * 32,
+        "restoredObjects": ["ConfigMap/shop/web-config", "Deployment/shop/web"],
+        "verified": True,
+    }
+    parsed = RegenerationCycleStatus.model_validate(status).rollback
+    assert parsed is not None and parsed.restored_objects == first["restoredObjects"]
 
 
 def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> None:

@@ -10,7 +10,7 @@ from weavergen.api.profiles import profile_for
 from weavergen.domain.simulator import EntropySimulator
 from weavergen.domain.snapshot import TargetEdited, edits_by_others, fingerprints, with_writes
 from weavergen.domain.twin import Twin
-from weavergen.phases.operators import Operators
+from weavergen.phases.operators import Operators, RollbackFailed
 
 
 def twin_and_operators() -> tuple[Twin, Operators]:
@@ -79,3 +79,24 @@ def test_a_rollback_of_only_our_own_changes_restores_the_snapshot() -> None:
     twin.apply({deployment: ours})
     operators.restore_snapshot({}, {})
     assert fingerprints(twin.objects()) == fingerprints(before)
+
+
+def test_a_rollback_records_what_it_restored_from_which_snapshot_and_that_it_verified() -> None:
+    twin, operators = twin_and_operators()
+    before = twin.objects()
+    taken = operators.snapshot_targets({}, {"basis": fingerprints(before)})
+    deployment = next(k for k in before if k.startswith("Deployment/"))
+    ours = copy.deepcopy(before[deployment])
+    ours["spec"]["replicas"] = 9
+    twin.record_writes(fingerprints({deployment: ours}))
+    twin.apply({deployment: ours})
+    data: dict[str, object] = dict(taken)
+    data.update(operators.restore_snapshot({}, data))
+    restored = data["rollback"]
+    assert isinstance(restored, dict)
+    assert restored["sha256"] == taken["snapshot_sha256"]
+    assert restored["restoredObjects"] == sorted(before)
+    assert restored["verified"] is True and restored["startedAt"] <= restored["finishedAt"]
+    twin.apply({deployment: ours})  # changed again before the check: not verified, it fails
+    with pytest.raises(RollbackFailed, match="differ from the snapshot"):
+        operators.verify_restored({}, data)
