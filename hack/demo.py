@@ -5,8 +5,9 @@ Helm (its pod runs under the chart's RBAC), deploys the demo shop and a steady l
 charter and waits until the shop measures healthy. Then it breaks the shop — scenario
 ``config-corruption`` (default) corrupts its ConfigMap, ``bad-deploy`` rolls out a broken
 release — and shows what the operator does: entropy rising, the cycle and each phase, the
-strategy it chose and why, entropy falling. It ends with a summary and an HTML report, and stops
-everything it started (also on Ctrl-C or failure).
+strategy it chose and why, entropy falling, and a few measurements after the cycle. It ends with
+a summary and an HTML report, whose charts show the measurements before, during and after the
+cycle, and stops everything it started (also on Ctrl-C or failure).
 
 Run: make demo [SCENARIO=bad-deploy]   (or .venv/bin/python -m hack.demo --scenario ...)
 """
@@ -41,6 +42,7 @@ SYSTEM = "weavergen-system"
 SHOP = "shop"
 SCENARIOS = ("config-corruption", "bad-deploy")
 TERMINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+AFTER_MEASUREMENTS = 3  # shown after the cycle ends, so the report charts what followed it
 
 
 @dataclass
@@ -293,9 +295,29 @@ class Demo:
                     self.show_choice(status)
                     last_phase = "chosen"
                 if status.get("phase") in TERMINAL:
-                    return {"name": cycle_name, **status, "_seen_at": cycle_seen_at}
+                    return {
+                        "name": cycle_name,
+                        **status,
+                        "_seen_at": cycle_seen_at,
+                        "_ended_at": time.monotonic(),
+                    }
             time.sleep(0.5)
         raise TimeoutError("the cycle did not finish within 10 minutes")
+
+    def follow_after(self, final: dict[str, Any]) -> None:
+        """Narrate the first measurements after the cycle: did the fix hold?"""
+        if not final.get("finishedAt"):
+            return
+        self.out.title("after the cycle")
+        finished, seen = _parse(final["finishedAt"]), set[str]()
+
+        def measured_after() -> bool:
+            entropy = self.status("RegenerationCharter", APP).get("entropy") or {}
+            if entropy.get("measuredAt") and _parse(entropy["measuredAt"]) > finished:
+                self.show_measurement(entropy, seen)
+            return len(seen) >= AFTER_MEASUREMENTS
+
+        wait(f"{AFTER_MEASUREMENTS} measurements after the cycle", measured_after, 60)
 
     def show_choice(self, status: dict[str, Any]) -> None:
         self.out.say(f"  chose {status['chosenStrategy']}; ranked options:")
@@ -312,7 +334,7 @@ class Demo:
         took = (
             (_parse(finished) - _parse(started)).total_seconds() if started and finished else None
         )
-        during = [e for e in self.load_lines if final["_seen_at"] <= e["at"] <= time.monotonic()]
+        during = [e for e in self.load_lines if final["_seen_at"] <= e["at"] <= final["_ended_at"]]
         sent = sum(e["sent"] for e in during)
         figures = Figures(
             scenario=self.scenario,
@@ -367,6 +389,7 @@ class Demo:
         self.apply_charter()
         fault_at = self.inject()
         final = self.follow(fault_at)
+        self.follow_after(final)
         figures = self.summarise(fault_at, final)
         figures.gate_seconds = self.gate_latencies(gate_requests)
         self.write_report()

@@ -672,6 +672,19 @@ class HoltState(StatusModel):
     trend: float = Field(description="Smoothed change per point.")
 
 
+class CycleWindow(StatusModel):
+    """A chart's points around one cycle, kept after its rolling history has moved on."""
+
+    cycle: str = Field(description="Name of the RegenerationCycle.")
+    started_at: Timestamp = Field(description="When the cycle started.")
+    finished_at: Timestamp = Field(description="When it finished.")
+    points: list[ChartPoint] = Field(
+        default_factory=list,
+        description="Points before, during and after the cycle, a bounded number (a long cycle "
+        "keeps its first and last ones).",
+    )
+
+
 class ControlChartStatus(StatusModel):
     """Individuals, moving-range and EWMA control chart of one metric."""
 
@@ -702,6 +715,11 @@ class ControlChartStatus(StatusModel):
         default=None, description="Set while relearning limits after a successful cycle."
     )
     holt: HoltState | None = Field(default=None, description="Trend state of the forecast.")
+    cycle_windows: list[CycleWindow] = Field(
+        default_factory=list,
+        description="The points around each of the latest few cycles, oldest first (entropy and "
+        "health charts).",
+    )
 
 
 class ControlCharts(StatusModel):
@@ -731,6 +749,7 @@ class CycleRef(StatusModel):
 
     name: str = Field(description="Name of the RegenerationCycle.")
     outcome: str | None = Field(default=None, description="Its outcome once finished.")
+    started_at: Timestamp | None = Field(default=None, description="When it started.")
     finished_at: Timestamp | None = Field(default=None, description="When it finished.")
 
 

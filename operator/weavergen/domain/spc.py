@@ -272,13 +272,12 @@ class ControlChart:
             )
         return state
 
-    @property
-    def monitoring(self) -> bool:
-        """Whether phase-I limits exist (else the chart is still collecting its baseline)."""
-        return self._limits is not None
+    def add(self, value: float, at: str, *, in_control: bool = True) -> list[Signal]:
+        """Chart one point and return the signals it raised (none while the baseline is built).
 
-    def add(self, value: float, at: str) -> list[Signal]:
-        """Chart one point and return the signals it raised (none while the baseline is built)."""
+        Every point enters the history, which is what was measured; only an ``in_control`` one
+        enters a phase-I baseline, whose limits must describe the process when it is healthy.
+        """
         if not math.isfinite(value):
             raise ValueError(f"{self.metric}: value {value!r} is not a finite number")
         value = float(value)
@@ -287,6 +286,8 @@ class ControlChart:
         self._history = [*self._history, (at, value)][-self.settings.history_points :]
         self._update_holt(value)
         if self._limits is None:
+            if not in_control:
+                return []
             self._baseline.append(value)
             if len(self._baseline) >= self.settings.baseline_points:
                 self._set_limits(self._baseline, at)

@@ -15,10 +15,15 @@ from typing import Any
 
 from weavergen.reports.svg import (
     CHART_TITLES,
+    MEASURED_CHARTS,
+    Band,
+    CycleSpan,
     as_float,
     as_map,
     as_maps,
     control_chart,
+    cycle_spans,
+    cycles_in_range,
     esc,
     fmt_duration,
     fmt_num,
@@ -47,7 +52,8 @@ _OPTION_NOT_COLUMNS = frozenset({"reasons", "excluded"})
 
 _CSS = """
 :root { --ok: #1a7f37; --warn: #bc4c00; --bad: #cf222e; --neutral: #6e7781; --active: #0969da;
-  --low: #1a7f37; --medium: #bf8700; --high: #bc4c00; --critical: #cf222e; --line: #d0d7de; }
+  --low: #1a7f37; --medium: #bf8700; --high: #bc4c00; --critical: #cf222e; --line: #d0d7de;
+  --cycle: #1b7c83; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
   margin: 0 auto; padding: 24px; max-width: 1180px; }
@@ -86,6 +92,10 @@ svg .point { fill: var(--active); } svg .signal { fill: var(--bad); stroke: #fff
 svg .center { stroke: #1f2328; } svg .limit { stroke: #1f2328; stroke-dasharray: 6 4; }
 svg .ewma-limit { stroke: #8250df; stroke-dasharray: 2 3; } svg .ewma { fill: #8250df; }
 svg .threshold { stroke-width: 1.2; stroke-dasharray: 10 3 2 3; }
+svg .cycle-band { fill: var(--cycle); fill-opacity: 0.1; }
+svg .cycle-start, svg .cycle-end { stroke: var(--cycle); stroke-width: 1.5; }
+svg .cycle-end { stroke-dasharray: 4 2; } svg text.cycle-label { fill: var(--cycle); }
+svg .gap { stroke: #8c959f; stroke-dasharray: 1 3; }
 svg .threshold-medium { stroke: var(--medium); } svg .threshold-high { stroke: var(--high); }
 svg .threshold-critical { stroke: var(--critical); }
 svg text.threshold-medium { fill: var(--medium); stroke: none; }
@@ -169,7 +179,7 @@ def render_report(
         + "</p>",
         "</header>",
         _summary(status),
-        _charts(status, as_map(spec.get("spc"))),
+        _charts(status, as_map(spec.get("spc")), cycle_spans(ordered)),
         _cycles(ordered),
         _strategy_history(as_maps(status.get("strategyHistory"))),
     ]
@@ -322,8 +332,11 @@ def forecast_sentence(forecast: object) -> str:
     return sentence + (f" (trend {trend:+.3f} per point)" if trend is not None else "")
 
 
-def _charts(status: Mapping[str, Any], spc: Mapping[str, Any]) -> str:
-    """One figure per chart the status holds: entropy, health, cycle duration, then any other."""
+def _charts(status: Mapping[str, Any], spc: Mapping[str, Any], cycles: list[CycleSpan]) -> str:
+    """One figure per chart the status holds: entropy, health, cycle duration, then any other.
+
+    The cycles are marked on the charts of measurements.
+    """
     charts = as_map(status.get("controlCharts"))
     keys = [k for k in CHART_TITLES if isinstance(charts.get(k), Mapping)]
     keys += sorted(k for k, v in charts.items() if k not in CHART_TITLES and isinstance(v, Mapping))
@@ -336,16 +349,25 @@ def _charts(status: Mapping[str, Any], spc: Mapping[str, Any]) -> str:
             f"{esc(charts['rebaselinedAfter'])}</p>"
         )
     thresholds = as_map(status.get("effectiveThresholds"))
-    parts.extend(_chart_figure(key, as_map(charts[key]), thresholds, spc) for key in keys)
+    parts.extend(
+        _chart_figure(
+            key, as_map(charts[key]), thresholds, spc, cycles if key in MEASURED_CHARTS else []
+        )
+        for key in keys
+    )
     parts.append("</section>")
     return "\n".join(parts)
 
 
 def _chart_figure(
-    key: str, chart: Mapping[str, Any], thresholds: Mapping[str, Any], spc: Mapping[str, Any]
+    key: str,
+    chart: Mapping[str, Any],
+    thresholds: Mapping[str, Any],
+    spc: Mapping[str, Any],
+    cycles: list[CycleSpan],
 ) -> str:
-    """The SVG, a caption with the numbers behind it, and the signals as text: tooltips do not
-    print."""
+    """The SVG, a caption with the numbers behind it, and the cycles and signals as text:
+    tooltips do not print."""
     title = CHART_TITLES.get(key, (key, ""))[0]
     facts = [f"phase {esc(chart.get('phase', '—'))}", f"{esc(chart.get('points', 0))} points"]
     if chart.get("limitsSince"):
@@ -368,9 +390,14 @@ def _chart_figure(
     if (note := limits_note(chart, spc)) is not None:
         facts.append(esc(note))
     parts = [
-        f"<figure><h3>{esc(title)}</h3>{control_chart(key, chart, thresholds, spc)}",
+        f"<figure><h3>{esc(title)}</h3>{control_chart(key, chart, thresholds, spc, cycles)}",
         f"<figcaption>{' · '.join(facts)}</figcaption>",
     ]
+    shaded = cycles_in_range(chart, cycles)
+    if shaded:
+        parts.append(
+            '<ul class="cycles">' + "".join(f"<li>{_shaded(b)}</li>" for b in shaded) + "</ul>"
+        )
     shown = signals_in_range(chart)
     if shown:
         parts.append(
@@ -384,6 +411,19 @@ def _chart_figure(
         )
     parts.append("</figure>")
     return "\n".join(parts)
+
+
+def _shaded(band: Band) -> str:
+    """A shaded cycle in words, saying when the chart does not show its start or end."""
+    span = band.span
+    start = f"started {fmt_time(span.started)}" if band.starts else "started before the first point"
+    if span.finished is None:
+        end = "still running"
+    elif band.ends:
+        end = f"finished {fmt_time(span.finished)}"
+    else:
+        end = "finished after the last point"
+    return f"shaded: cycle <b>{esc(span.name)}</b>, {start}, {end}"
 
 
 def _snapshot(entropy: object, field: str) -> str:
@@ -480,10 +520,25 @@ def _cycle_article(cycle: Mapping[str, Any]) -> str:
             '<h4>Rollback</h4><p class="rollback">'
             f"{esc(rollback.get('reason', 'no reason recorded'))}<br>"
             f"{fmt_time(rollback.get('startedAt'))} to {fmt_time(rollback.get('finishedAt'))}, "
-            f"live state {verified} against the snapshot</p>"
+            f"live state {verified} against the snapshot"
+            f"{_restored_from(rollback)}</p>"
         )
     parts.append("</article>")
     return "\n".join(parts)
+
+
+def _restored_from(rollback: Mapping[str, Any]) -> str:
+    """Which snapshot a rollback restored, and which objects, when the record says so."""
+    restored = [str(o) for o in rollback.get("restoredObjects") or []]
+    source = ""
+    if rollback.get("snapshot") or rollback.get("sha256"):
+        source = (
+            f"<br>from snapshot {esc(rollback.get('snapshot', '?'))} "
+            f"(sha256 <code>{esc(rollback.get('sha256', '?'))}</code>)"
+        )
+    if restored:
+        source += f"<br>restored: {esc(', '.join(restored))}"
+    return source
 
 
 def _decision(status: Mapping[str, Any]) -> str:

@@ -3,10 +3,14 @@
 The report must open from a file, offline, printed or attached to a ticket, so there is no
 JavaScript and no plotting library: a chart is a few lines, a polyline and circles, drawn here.
 Every string that comes from a Kubernetes object goes through ``esc``.
+
+A measured chart (entropy, health) also shades each cycle from its start to its end, so the
+points before, during and after an incident read at a glance.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +39,8 @@ CHART_TITLES = {
     "health": ("Health score", "score"),
     "cycleDuration": ("Cycle duration", "seconds"),
 }
+# Charts of measurements, on which cycles are marked (cycle duration is charted per cycle).
+MEASURED_CHARTS = ("entropy", "health")
 _THRESHOLDS = ("medium", "high", "critical")
 _SPC_DEFAULTS = SpcSpec()  # what the API server fills in when spec.spc is left out
 
@@ -64,12 +70,16 @@ def as_float(value: object) -> float | None:
 
 
 def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as Kubernetes writes it, in UTC; None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+    """An RFC 3339 timestamp as Kubernetes writes it (or a datetime), in UTC; None when absent
+    or unreadable."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
@@ -95,7 +105,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_time(value: object) -> str:
-    """A timestamp in UTC to the second; unreadable text is shown (escaped) as it came."""
+    """A timestamp (text or datetime) in UTC to the second; unreadable text is shown (escaped)
+    as it came."""
     parsed = parse_time(value)
     if parsed is None:
         return "—" if value in (None, "") else esc(value)
@@ -135,7 +146,8 @@ class _Scale:
         """Decimals that tell two ticks apart."""
         return max(0, -math.floor(math.log10(self.step)))
 
-    def x(self, index: int) -> float:
+    def x(self, index: float) -> float:
+        """The x of a point index; a fractional one lies between two points."""
         if self.points < 2:
             return _LEFT + _PLOT_W / 2
         return _LEFT + index * _PLOT_W / (self.points - 1)
@@ -144,44 +156,144 @@ class _Scale:
         return _TOP + (self.high - value) / (self.high - self.low) * _PLOT_H
 
 
-_Series = list[tuple[datetime | None, float]]
+_Point = tuple[datetime | None, float]
 _Line = tuple[float, str, str]  # value, label, css class
 
 
-def _history(chart: Mapping[str, Any]) -> _Series:
-    """The charted points that have a numeric value, oldest first, with their times."""
+@dataclass(frozen=True)
+class _Series:
+    """The points to draw, oldest first, and the indexes the line breaks before."""
+
+    points: list[_Point]
+    breaks: frozenset[int]
+
+    @classmethod
+    def of(cls, chart: Mapping[str, Any]) -> _Series:
+        """The chart's rolling history, after the points kept around earlier cycles that are
+        older than it (``cycleWindows``). Neighbours are joined only when one list holds them
+        one after the other: the points between two cycles' windows were not kept."""
+        runs = [_points(w.get("points")) for w in as_maps(chart.get("cycleWindows"))]
+        history = _points(chart.get("history"))
+        first = next((t for t, _ in history if t is not None), None)
+        older = {
+            (t, v) for run in runs for t, v in run if t is not None and (first is None or t < first)
+        }
+        points = sorted(older, key=lambda point: (point[0], point[1])) + history
+        joined = {pair for run in [*runs, history] for pair in itertools.pairwise(run)}
+        breaks = (i for i in range(1, len(points)) if (points[i - 1], points[i]) not in joined)
+        return cls(points, frozenset(breaks))
+
+    def locate(self, at: datetime) -> float | None:
+        """The point index of time ``at``, fractional between two points; None before the first
+        point, after the last, or where the line breaks (no point was kept there)."""
+        known = [(i, t) for i, (t, _) in enumerate(self.points) if t is not None]
+        for i, t in known:
+            if t == at:
+                return float(i)
+        for (i, a), (j, b) in itertools.pairwise(known):
+            if a < at < b:
+                if any(k in self.breaks for k in range(i + 1, j + 1)):
+                    return None
+                return i + (j - i) * (at - a).total_seconds() / (b - a).total_seconds()
+        return None
+
+
+def _points(value: object) -> list[_Point]:
+    """The points of a list that have a numeric value, with their times, in order."""
     return [
-        (parse_time(p.get("at")), value)
-        for p in as_maps(chart.get("history"))
-        if (value := as_float(p.get("value"))) is not None
+        (parse_time(p.get("at")), number)
+        for p in as_maps(value)
+        if (number := as_float(p.get("value"))) is not None
     ]
 
 
 def _signals_in_range(
-    chart: Mapping[str, Any], history: _Series
+    chart: Mapping[str, Any], series: _Series
 ) -> list[tuple[Mapping[str, Any], int, datetime]]:
-    """Signals raised within the charted history, with the index of their point and their time.
+    """Signals raised within the charted points, with the index of their point and their time.
 
     The operator stamps a signal with the time of the point that completed its pattern; the
     nearest point is taken so a rounded timestamp still lands on it.
     """
-    known = [(t, i) for i, (t, _) in enumerate(history) if t is not None]
-    if not known:
-        return []
-    first, last = known[0][0], known[-1][0]
     found = []
     for signal in as_maps(chart.get("signals")):
         at = parse_time(signal.get("at"))
-        if at is None or not first <= at <= last:
-            continue
-        index = min(known, key=lambda ti: abs((ti[0] - at).total_seconds()))[1]
-        found.append((signal, index, at))
+        where = None if at is None else series.locate(at)
+        if at is not None and where is not None:
+            found.append((signal, round(where), at))
     return found
 
 
 def signals_in_range(chart: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The chart's signals that fall within its history, the ones the SVG marks."""
-    return [signal for signal, _, _ in _signals_in_range(chart, _history(chart))]
+    """The chart's signals that fall within its points, the ones the SVG marks."""
+    return [signal for signal, _, _ in _signals_in_range(chart, _Series.of(chart))]
+
+
+@dataclass(frozen=True)
+class CycleSpan:
+    """A cycle as a chart marks it; ``finished`` is None while it runs."""
+
+    name: str
+    started: datetime
+    finished: datetime | None
+
+
+def cycle_spans(cycles: Sequence[Mapping[str, Any]]) -> list[CycleSpan]:
+    """The cycles that have started, from their ``status.startedAt`` and ``finishedAt``."""
+    spans = []
+    for cycle in cycles:
+        status = as_map(cycle.get("status"))
+        started = parse_time(status.get("startedAt"))
+        if started is not None:
+            name = str(as_map(cycle.get("metadata")).get("name", "?"))
+            spans.append(CycleSpan(name, started, parse_time(status.get("finishedAt"))))
+    return spans
+
+
+@dataclass(frozen=True)
+class Band:
+    """Where a cycle lies on a chart: point indexes of its start and end, and whether the start
+    and the end themselves are charted (else the band runs from or to the edge)."""
+
+    span: CycleSpan
+    left: float
+    right: float
+    starts: bool
+    ends: bool
+
+
+def _bands(chart: Mapping[str, Any], series: _Series, cycles: Sequence[CycleSpan]) -> list[Band]:
+    """The cycles that overlap the charted points, with those only the chart still knows of.
+
+    A cycle's start before the first point or its end after the last (or still running) is
+    clamped to the edge; a cycle that falls where the line breaks is not charted.
+    """
+    named = {c.name for c in cycles}
+    spans = list(cycles) + [
+        CycleSpan(str(w.get("cycle")), started, parse_time(w.get("finishedAt")))
+        for w in as_maps(chart.get("cycleWindows"))
+        if str(w.get("cycle")) not in named and (started := parse_time(w.get("startedAt")))
+    ]
+    known = [t for t, _ in series.points if t is not None]
+    if not known:
+        return []
+    first, last = known[0], known[-1]
+    bands = []
+    for span in spans:
+        if span.started > last or (span.finished is not None and span.finished < first):
+            continue
+        starts = span.started >= first
+        finished = span.finished if span.finished is not None and span.finished <= last else None
+        left = series.locate(span.started) if starts else 0.0
+        right = float(len(series.points) - 1) if finished is None else series.locate(finished)
+        if left is not None and right is not None:
+            bands.append(Band(span, left, right, starts, finished is not None))
+    return bands
+
+
+def cycles_in_range(chart: Mapping[str, Any], cycles: Sequence[CycleSpan]) -> list[Band]:
+    """The cycles the SVG shades on the chart."""
+    return _bands(chart, _Series.of(chart), cycles)
 
 
 def limits_note(chart: Mapping[str, Any], spc: Mapping[str, Any]) -> str | None:
@@ -239,7 +351,7 @@ def _reference_lines(
     return lines
 
 
-def _axes(scale: _Scale, history: _Series, unit: str) -> list[str]:
+def _axes(scale: _Scale, history: Sequence[_Point], unit: str) -> list[str]:
     """Y ticks with grid lines, a few time labels along x, the date range and the frame."""
     parts = []
     for k in range(round((scale.high - scale.low) / scale.step) + 1):
@@ -255,12 +367,16 @@ def _axes(scale: _Scale, history: _Series, unit: str) -> list[str]:
         f'text-anchor="middle">{esc(unit)}</text>'
     )
     last = len(history) - 1
-    for index in sorted({round(k * last / (_X_TICKS - 1)) for k in range(_X_TICKS)}):
+    ticks = sorted({round(k * last / (_X_TICKS - 1)) for k in range(_X_TICKS)})
+    times = [t for i in ticks if (t := history[i][0]) is not None]
+    # Minutes, unless two ticks fall in the same minute (a short incident): then seconds too.
+    shown = "%H:%M" if len({f"{t:%H:%M}" for t in times}) == len(times) else "%H:%M:%S"
+    for index in ticks:
         x, at = scale.x(index), history[index][0]
         parts.append(
             f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + _PLOT_H}"/>'
             f'<text class="tick" x="{x:.1f}" y="{_TOP + _PLOT_H + 16}" text-anchor="middle">'
-            f"{at.strftime('%H:%M') if at else f'#{index + 1}'}</text>"
+            f"{at.strftime(shown) if at else f'#{index + 1}'}</text>"
         )
     known = [t for t, _ in history if t is not None]
     if known:
@@ -303,17 +419,30 @@ def _line_marks(scale: _Scale, lines: Sequence[_Line], ewma: float | None) -> li
     return parts
 
 
-def _series(scale: _Scale, history: _Series, chart: Mapping[str, Any]) -> list[str]:
-    """The polyline, a circle per point, and a red circle per signal naming its rule."""
-    coords = " ".join(f"{scale.x(i):.1f},{scale.y(v):.1f}" for i, (_, v) in enumerate(history))
-    parts = [f'<polyline class="series" points="{coords}"/>']
-    for i, (at, value) in enumerate(history):
-        when = f"{at:%Y-%m-%d %H:%M:%S} UTC" if at else f"point {i + 1}"
+def _series(scale: _Scale, series: _Series, chart: Mapping[str, Any]) -> list[str]:
+    """A polyline per unbroken run, a circle per point, a dashed line where the line breaks,
+    and a red circle per signal naming its rule."""
+    history = series.points
+    starts = [0, *sorted(series.breaks), len(history)]
+    parts = [
+        '<polyline class="series" points="'
+        + " ".join(f"{scale.x(i):.1f},{scale.y(history[i][1]):.1f}" for i in range(a, b))
+        + '"/>'
+        for a, b in itertools.pairwise(starts)
+    ]
+    for i in sorted(series.breaks):
+        x = scale.x(i - 0.5)
+        parts.append(
+            f'<line class="gap" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" y2="{_TOP + _PLOT_H}">'
+            f"<title>no points kept between {_when(history, i - 1)} and {_when(history, i)}"
+            "</title></line>"
+        )
+    for i, (_, value) in enumerate(history):
         parts.append(
             f'<circle class="point" cx="{scale.x(i):.1f}" cy="{scale.y(value):.1f}" r="2.2">'
-            f"<title>{when}: {value:.{scale.digits + 2}f}</title></circle>"
+            f"<title>{_when(history, i)}: {value:.{scale.digits + 2}f}</title></circle>"
         )
-    for signal, index, at in _signals_in_range(chart, history):
+    for signal, index, at in _signals_in_range(chart, series):
         # The point's own value: a moving-range or EWMA signal's value is not on this scale.
         y = scale.y(history[index][1])
         tip = f"{signal.get('rule', '?')} ({signal.get('chart', '?')}) at {at:%H:%M:%S} UTC"
@@ -324,8 +453,50 @@ def _series(scale: _Scale, history: _Series, chart: Mapping[str, Any]) -> list[s
     return parts
 
 
+def _when(points: Sequence[_Point], index: int) -> str:
+    at = points[index][0]
+    return fmt_time(at) if at else f"point {index + 1}"
+
+
+def _cycle_marks(scale: _Scale, bands: Sequence[Band]) -> list[str]:
+    """A shaded band per cycle, a line at its start and at its end, and its name above the plot.
+
+    A start or an end that is not charted (before the first point, after the last, or the
+    cycle still running) gets no line: the band runs to the edge.
+    """
+    parts = []
+    for band in bands:
+        left, right = scale.x(band.left), scale.x(band.right)
+        span = band.span
+        until = fmt_time(span.finished) if span.finished else "still running"
+        tip = f"cycle {span.name}: {fmt_time(span.started)} to {until}"
+        parts.append(
+            f'<g class="cycle" data-cycle="{esc(span.name)}">'
+            f'<rect class="cycle-band" x="{left:.1f}" y="{_TOP}" width="{right - left:.1f}" '
+            f'height="{_PLOT_H}"><title>{esc(tip)}</title></rect>'
+        )
+        for css, x, charted in (
+            ("cycle-start", left, band.starts),
+            ("cycle-end", right, band.ends),
+        ):
+            if charted:
+                parts.append(
+                    f'<line class="{css}" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" '
+                    f'y2="{_TOP + _PLOT_H}"/>'
+                )
+        parts.append(
+            f'<text class="cycle-label" x="{left + 3:.1f}" y="{_TOP - 5}">{esc(span.name)}</text>'
+            "</g>"
+        )
+    return parts
+
+
 def control_chart(
-    key: str, chart: Mapping[str, Any], thresholds: Mapping[str, Any], spc: Mapping[str, Any]
+    key: str,
+    chart: Mapping[str, Any],
+    thresholds: Mapping[str, Any],
+    spc: Mapping[str, Any],
+    cycles: Sequence[CycleSpan] = (),
 ) -> str:
     """One control chart: series with points, center line, control limits, EWMA and signals.
 
@@ -333,9 +504,11 @@ def control_chart(
     gap (the operator down for an hour) would otherwise squash the rest of the series; the tick
     labels carry the real times. ``thresholds`` (the entropy levels) are drawn on the entropy
     chart only; ``spc`` is the charter's ``spec.spc``, for how many points a baseline takes.
+    ``cycles`` are shaded where they overlap the points.
     """
     title, unit = CHART_TITLES.get(key, (key, "value"))
-    history = _history(chart)
+    series = _Series.of(chart)
+    history = series.points
     parts = [
         f'<svg class="control-chart" data-chart="{esc(key)}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" '
@@ -351,8 +524,9 @@ def control_chart(
     drawn = [v for _, v in history] + [v for v, _, _ in lines]
     scale = _Scale.covering(len(history), [*drawn, ewma] if ewma is not None else drawn)
     parts += _axes(scale, history, unit)
+    parts += _cycle_marks(scale, _bands(chart, series, cycles))
     parts += _line_marks(scale, lines, ewma)
-    parts += _series(scale, history, chart)
+    parts += _series(scale, series, chart)
     if note is not None:
         parts.append(_note(note, _TOP + 16))
     parts.append("</svg>")

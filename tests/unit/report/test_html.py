@@ -231,6 +231,8 @@ def test_missing_option_fields_are_left_out_other_ones_shown_and_the_rollback_re
     rollback = " ".join(article.find("p", "rollback").text().split())
     assert "success criteria not met after 180 s" in rollback
     assert "live state verified against the snapshot" in rollback
+    assert f"from snapshot checkout-2-snapshot (sha256 {'5f' * 32})" in rollback
+    assert "restored: ConfigMap/shop/checkout-config, Deployment/shop/checkout" in rollback
 
 
 def test_strategy_history_table() -> None:

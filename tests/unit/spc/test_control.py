@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.control import chart_cycle, chart_measurement
+from weavergen.domain.control import (
+    KEPT_CYCLES,
+    MARGIN_POINTS,
+    WINDOW_POINTS,
+    chart_cycle,
+    chart_measurement,
+)
+from weavergen.domain.spc import SpcSettings
 
 THRESHOLDS = {"medium": 0.3, "high": 0.6, "critical": 0.8}
 
@@ -107,7 +114,8 @@ def test_cycle_durations_are_charted_on_their_own_chart() -> None:
 
 def test_the_baseline_is_collected_only_while_the_process_is_in_control() -> None:
     charts: dict[str, Any] = {}
-    for n, value in enumerate([0.05, 0.06, 0.7, 0.7, 0.7, 0.05, 0.04, 0.05, 0.06, 0.05, 0.07]):
+    values = [0.05, 0.06, 0.7, 0.7, 0.7, 0.05, 0.04, 0.05, 0.06, 0.05, 0.07]
+    for n, value in enumerate(values):
         update = chart_measurement(
             spec(),
             charts,
@@ -120,5 +128,72 @@ def test_the_baseline_is_collected_only_while_the_process_is_in_control() -> Non
         )
         charts.update(update.charts)
     entropy = charts["entropy"]
-    assert entropy["phase"] == "monitoring" and entropy["points"] == 8
+    assert entropy["phase"] == "monitoring"
+    assert entropy["limitsSince"] == "t10"  # the 8th in-control point completed the baseline
     assert entropy["centerLine"] < 0.1  # the degraded points never entered the baseline
+    # ... but they are charted: the history is what was measured.
+    assert entropy["points"] == len(values)
+    assert [p["value"] for p in entropy["history"]] == values
+
+
+def minute(n: int) -> str:
+    """The time ``n`` minutes into a day, as the operator stamps it."""
+    return f"2026-12-03T{n // 60:02d}:{n % 60:02d}:00Z"
+
+
+def test_the_points_around_the_latest_cycles_outlive_the_history_in_bounded_windows() -> None:
+    # Seven cycles two hours apart, a measurement a minute; web-2 runs 90 minutes.
+    cycles = [(f"web-{k}", 20 + 120 * k, 20 + 120 * k + (90 if k == 2 else 5)) for k in range(7)]
+    charts: dict[str, Any] = {}
+    most = SpcSettings().history_points + KEPT_CYCLES * WINDOW_POINTS
+    for n in range(800):
+        ended = [(name, a, b) for name, a, b in cycles if b < n]
+        last = None
+        if ended:
+            name, started, finished = ended[-1]
+            last = {
+                "name": name,
+                "outcome": "RolledBack",
+                "startedAt": minute(started),
+                "finishedAt": minute(finished),
+            }
+        update = chart_measurement(
+            spec(),
+            charts,
+            entropy=0.1 + 0.01 * (n % 7),
+            health=0.9,
+            at=minute(n),
+            thresholds=THRESHOLDS,
+            interval_seconds=60,
+            last_cycle=last,
+        )
+        charts.update(update.charts)
+        for metric in ("entropy", "health"):
+            kept = charts[metric]["cycleWindows"]
+            assert len(charts[metric]["history"]) + sum(len(w["points"]) for w in kept) <= most
+    windows = {w["cycle"]: w for w in charts["entropy"]["cycleWindows"]}
+    assert list(windows) == ["web-2", "web-3", "web-4", "web-5", "web-6"]  # the latest five
+    assert [w["cycle"] for w in charts["health"]["cycleWindows"]] == list(windows)
+    assert charts["entropy"]["history"][0]["at"] > minute(cycles[5][2] + MARGIN_POINTS)
+
+    def minutes(name: str) -> list[str]:
+        return [p["at"] for p in windows[name]["points"]]
+
+    # A short cycle: the margin before its start, every point of it, the margin after its end.
+    _, started, finished = cycles[3]
+    span = range(started - MARGIN_POINTS, finished + MARGIN_POINTS + 1)
+    assert minutes("web-3") == [minute(n) for n in span]
+    assert (windows["web-3"]["startedAt"], windows["web-3"]["finishedAt"]) == (
+        minute(started),
+        minute(finished),
+    )
+    # A long one keeps its first and its last points, WINDOW_POINTS in all.
+    _, started, finished = cycles[2]
+    half = WINDOW_POINTS // 2
+    assert minutes("web-2") == [
+        *(minute(n) for n in range(started - MARGIN_POINTS, started - MARGIN_POINTS + half)),
+        *(
+            minute(n)
+            for n in range(finished + MARGIN_POINTS + 1 - half, finished + MARGIN_POINTS + 1)
+        ),
+    ]
