@@ -72,6 +72,31 @@ def operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) 
     return path
 
 
+def measured_again(
+    rest: Rest, namespace: str, charter: str, *, times: int = 2, timeout: float = 90
+) -> dict[str, Any]:
+    """The charter's status once it has been measured ``times`` more times.
+
+    A check that something did *not* happen waits for this, not for a fixed time: a slow
+    operator that has not looked yet cannot make it pass.
+    """
+    seen: set[str] = set()
+    first = (status(rest, namespace, "RegenerationCharter", charter).get("entropy") or {}).get(
+        "measuredAt"
+    )
+
+    def measured() -> dict[str, Any] | None:
+        current = status(rest, namespace, "RegenerationCharter", charter)
+        at = (current.get("entropy") or {}).get("measuredAt")
+        if at and at != first:
+            seen.add(at)
+        return current if len(seen) >= times else None
+
+    found = wait_for(measured, timeout, what=f"{times} more measurements of {charter}")
+    assert isinstance(found, dict)
+    return found
+
+
 def await_status(
     rest: Rest,
     namespace: str,

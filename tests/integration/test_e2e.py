@@ -19,7 +19,7 @@ from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.helpers import REPO
-from tests.integration.conftest import await_status, wait_for
+from tests.integration.conftest import await_status, measured_again, wait_for
 from tests.scenario import OperatorProcess, condition
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.demo.manifests import (
@@ -33,6 +33,7 @@ from weavergen.demo.manifests import (
     shop_manifests,
 )
 from weavergen.domain.snapshot import Snapshot
+from weavergen.k8s.jobs import journal_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
@@ -206,7 +207,8 @@ def test_a_failing_dependency_is_escalated_without_thrashing(shop: Shop) -> None
         what=f"the breaker to open ({shop.operator})",
     )
     assert opened["circuitBreaker"]["state"] == "Open"
-    time.sleep(10)  # degraded all along, yet no third cycle while the breaker is open
+    still = measured_again(shop.rest, shop.namespace, APP)  # degraded all along, yet
+    assert condition(still, "CircuitOpen") == "True"  # no third cycle while the breaker is open
     assert len(shop.rest.list("RegenerationCycle", shop.namespace)) == 2
     assert Snapshot.take(shop.targets(spec).objects()).sha256 == before.sha256  # untouched
     events = json.loads(
@@ -288,7 +290,13 @@ def test_a_persons_edit_during_the_cycle_is_detected_and_never_overwritten(shop:
         120,
         what="Implement to start",
     )
-    time.sleep(8)  # the restart is written; the cycle is settling
+    wait_for(  # the restart is written (journaled after the write): the cycle is settling
+        lambda: (
+            shop.rest.get("ConfigMap", shop.namespace, journal_name("forced-restart")) or {}
+        ).get("data"),
+        120,
+        what="the restart to be written",
+    )
     by_hand = {**CORRUPT_CONFIG, "errorRate": "0.3", "note": "fixed by hand"}
     shop.patch_config(CONFIG, by_hand)
     (cycle,) = shop.final_cycles(1)

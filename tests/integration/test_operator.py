@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.helpers import REPO
-from tests.integration.conftest import await_status, wait_for
+from tests.integration.conftest import await_status, measured_again, wait_for
 from tests.integration.hold import AdmissionHold
 from tests.scenario import (
     BROKEN,
@@ -306,9 +305,10 @@ def test_propose_mode_waits_for_approval_with_the_plan_in_status(
         )
         planned = {(c["action"], c["object"]) for c in waiting["plan"]}
         assert ("reset_config_from_baseline", f"ConfigMap/{namespace}/web-config") in planned
-        assert "timeout_ms" in waiting["plan"][0]["diff"] or len(waiting["plan"]) > 1
+        reset = next(c for c in waiting["plan"] if c["action"] == "reset_config_from_baseline")
+        assert "-  timeout_ms: '1'" in reset["diff"] and "+  timeout_ms: '800'" in reset["diff"]
         assert "approve" in waiting["message"]
-        time.sleep(3)  # several reconciles later, still nothing changed without approval
+        measured_again(rest, namespace, "web")  # several reconciles later, without approval:
         assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == BROKEN
         plane.kubectl(
             "annotate", "rcy", name, "-n", namespace, "regeneration.weavergen.io/approve=true"
@@ -378,6 +378,17 @@ def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(
     assert condition(final, "RolledBack") == "True"
     assert "did not meet the success criteria" in final["message"]
     assert Snapshot.take(before.objects()).sha256 == pre_cycle.sha256  # byte-identical again
+    rollback = final["rollback"]
+    assert rollback["verified"] is True and rollback["reason"] == final["message"]
+    assert rollback["snapshot"] == final["snapshot"]["configMap"] == snapshot_name(name)
+    assert rollback["sha256"] == final["snapshot"]["sha256"] == pre_cycle.sha256
+    assert rollback["restoredObjects"] == [
+        f"ConfigMap/{namespace}/web-config",
+        f"Deployment/{namespace}/web",
+    ]
+    assert rollback["startedAt"] <= rollback["finishedAt"] <= final["finishedAt"]
+    described = plane.kubectl("describe", "rcy", name, "-n", namespace).stdout
+    assert "Rollback:" in described and f"Deployment/{namespace}/web" in described
     opened = charter_status(
         rest,
         namespace,
@@ -481,13 +492,15 @@ def test_an_active_standby_pair_acts_once(
             timeout=60,
             what=f"both instances in the peering ({pair[0]}, {pair[1]})",
         )
+        put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
+        put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
         plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter("observe")))
         wait_for(
             lambda: status(rest, namespace, "RegenerationCharter", "web").get("conditions"),
             timeout=60,
             what=f"the active instance to reconcile ({pair[0]})",
         )
-        time.sleep(3)
+        measured_again(rest, namespace, "web")
         active, standby = (p.log.read_text().count("reconcile_charter") for p in pair)
         assert active > 0 and standby == 0
     finally:
