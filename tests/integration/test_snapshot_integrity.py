@@ -334,8 +334,11 @@ def test_a_snapshot_over_1_mib_is_chunked_and_restored_whole_or_refused_whole(
     assert Snapshot.take(gateway.objects()).sha256 != sha
     data = {"snapshot_sha256": sha, "snapshot_objects": 4}
     restarted = Operators(gateway, criteria())
-    assert restarted.restore_snapshot({}, data) == {"restored": True}
-    assert restarted.verify_restored({}, data) == {"restore_verified": True}
+    restored = restarted.restore_snapshot({}, data)
+    assert restored["restored"] is True
+    assert restored["rollback"]["sha256"] == sha and restored["rollback"]["verified"] is True
+    assert len(restored["rollback"]["restoredObjects"]) == 4
+    assert restarted.verify_restored({}, {**data, **restored})["restore_verified"] is True
     assert restarted.snapshot is not None and restarted.snapshot.matches(gateway.objects())
     assert config_maps(gateway) == original  # byte-identical data and binaryData
     live = gateway.objects()[f"Deployment/{namespace}/web"]

@@ -229,8 +229,9 @@ class CycleReconciler:
 
         def on_step(task: str, data: dict[str, Any]) -> None:
             now = _now()
-            update = cycle_status(data, current, meta.get("generation"), now)
-            update.update(self.snapshot_ref(namespace, name, data))
+            update = self.with_snapshot(
+                namespace, name, data, cycle_status(data, current, meta.get("generation"), now)
+            )
             if task in PHASE_TASKS:
                 update["phases"] = phase_records(
                     current.get("phases") or [],
@@ -292,15 +293,17 @@ class CycleReconciler:
             return None
         if not run.completed:
             return None
-        final = {
-            **cycle_status(run.data, current, meta.get("generation"), _now()),
-            "startedAt": current["startedAt"],
-            "traceId": trace_id,
-            "phases": current.get("phases") or [],
-        }
-        final.update(self.snapshot_ref(namespace, name, run.data))
-        if "rollback" in final:
-            final["rollback"]["snapshot"] = snapshot_name(name)
+        final = self.with_snapshot(
+            namespace,
+            name,
+            run.data,
+            {
+                **cycle_status(run.data, current, meta.get("generation"), _now()),
+                "startedAt": current["startedAt"],
+                "traceId": trace_id,
+                "phases": current.get("phases") or [],
+            },
+        )
         post_event(
             self.rest,
             involved,
@@ -320,6 +323,16 @@ class CycleReconciler:
             },
         )
         return final
+
+    def with_snapshot(
+        self, namespace: str, name: str, data: Mapping[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A status with the cycle's snapshot reference, and the snapshot a rollback restored
+        from: every write of a final status says the same (the first one may be read)."""
+        status.update(self.snapshot_ref(namespace, name, data))
+        if "rollback" in status:
+            status["rollback"] = {**status["rollback"], "snapshot": snapshot_name(name)}
+        return status
 
     def snapshot_ref(self, namespace: str, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """``{"snapshot": ...}`` once Implement has taken one, else nothing."""
