@@ -348,6 +348,18 @@ def test_validate_type_rules() -> None:
     ]
 
 
+def test_error_type_values_are_the_instrumentations_own() -> None:
+    """error.type lists only the _OTHER fallback: status codes and exception names are valid."""
+    registry = Registry.builtin()
+    seen = {"error.type": observed(4, "string", **{"404": 2, "TimeoutError": 1, "_OTHER": 1})}
+    assert validate(seen, registry) == []
+    assert validate({"error.type": observed(1, "int")}, registry) == [
+        Finding("type_mismatch", "error.type", 1, "expected string, got int")
+    ]
+    [method] = validate({"http.request.method": observed(1, "string", FOO=1)}, registry)
+    assert method.code == "undefined_enum_variant"
+
+
 def test_enum_detail_lists_at_most_three_offending_values() -> None:
     values = {"A": 5, "B": 4, "C": 3, "D": 2}
     [finding] = validate(

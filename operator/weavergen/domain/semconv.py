@@ -31,6 +31,10 @@ _ACCEPTED_KINDS = {
 }
 _SHOWN_MEMBERS = 6
 _SHOWN_VALUES = 3
+# The member for "a value this convention does not name". An enum listing nothing else
+# (``error.type``) leaves its values to the instrumentation: an HTTP status code, an exception's
+# class name. Every value of it is documented usage, not an undefined variant.
+_FALLBACK_MEMBER = "_OTHER"
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,7 @@ def _check_definition(
             count = sum(seen.value_types[kind] for kind in wrong_kinds)
             detail = f"expected {expected}, got {', '.join(wrong_kinds)}"
             findings.append(Finding("type_mismatch", name, count, detail))
-    if definition.type == "enum":
+    if definition.type == "enum" and definition.members != (_FALLBACK_MEMBER,):
         allowed = set(definition.members)
         undefined = sorted(
             (value for value in seen.values if value not in allowed),
