@@ -71,6 +71,7 @@ def bench_columns(payloads: list[bytes], spans: int) -> None:
         durations_ns=np.concatenate([c.durations_ns for c in decoded] * rounds),
         errors=np.concatenate([c.errors for c in decoded] * rounds),
         trace_hashes=np.concatenate([c.trace_hashes for c in decoded] * rounds),
+        entries=np.concatenate([c.entries for c in decoded] * rounds),
         start_ns=0,
         end_ns=10**9,
         attributes=lambda i: first.attributes(i % len(first)),

@@ -304,3 +304,32 @@ def test_a_persons_edit_during_the_cycle_is_detected_and_never_overwritten(shop:
     assert status["phase"] == "Failed", (status.get("message"), str(shop.operator))
     assert f"ConfigMap/{shop.namespace}/{CONFIG} was changed by someone else" in status["message"]
     assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == by_hand
+
+
+def test_a_shop_scaled_to_zero_by_hand_goes_silent_and_a_cycle_starts(shop: Shop) -> None:
+    """Silence is evidence: the shop stops answering (scaled to zero, so no pod is even
+    failing); its spans stop. The charter is Degraded by a silent throughput drop at HIGH or
+    worse, not InsufficientData, and a cycle starts that names the drop."""
+    shop.healthy()
+    shop.plane.kubectl("scale", "deployment", APP, "-n", shop.namespace, "--replicas=0")
+    silent = await_status(
+        shop.rest,
+        shop.namespace,
+        "RegenerationCharter",
+        APP,
+        lambda s: any(
+            i["type"] == "throughput_drop" and "silent=True" in i["summary"]
+            for i in (s.get("entropy") or {}).get("indicators") or []
+        ),
+        timeout=120,
+        what=f"the silence to be measured ({shop.operator})",
+    )
+    assert silent["entropy"]["level"] in ("high", "critical"), silent["entropy"]
+    assert condition(silent, "InsufficientData") == "False"
+    cycles = wait_for(
+        lambda: shop.rest.list("RegenerationCycle", shop.namespace),
+        60,
+        what=f"a cycle for the silent shop ({shop.operator})",
+    )
+    assert isinstance(cycles, list)
+    assert "throughput_drop" in cycles[0]["spec"]["reason"], cycles[0]["spec"]

@@ -929,3 +929,33 @@ def test_an_implement_job_hanging_past_its_deadline_is_stopped_and_the_cycle_rol
     assert "DeadlineExceeded" in final["message"]
     assert Snapshot.take(targets.objects()).sha256 == pre_cycle  # byte-identical again
     assert rest.get("ConfigMap", namespace, f"{cycle}-implement") is None  # the held write
+
+
+def test_a_crash_looping_deployment_with_no_spans_gets_a_cycle_naming_the_crash_loop(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """Its pods exit at once, so it never sends a span and no baseline is ever captured: the
+    workloads' state is the evidence. The charter is measured from it (HIGH: no pod is Ready),
+    and the cycle it starts names the crash loop."""
+    crashing = deployment("web")
+    crashing["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        "/bin/sh",
+        "-c",
+        "echo cannot read the config >&2; exit 3",
+    ]
+    apply(plane, namespace, crashing, config_map("web-config", GOOD))
+    applied = charter(executor="inline")
+    applied["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 30}  # the receiver
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(applied))
+    cycles = wait_for(
+        lambda: rest.list("RegenerationCycle", namespace),
+        120,
+        what=f"a cycle for the crash loop (operator log: {operator})",
+    )
+    assert isinstance(cycles, list)
+    assert "crash_loop" in cycles[0]["spec"]["reason"], cycles[0]["spec"]
+    measured = status(rest, namespace, "RegenerationCharter", "web")
+    assert condition(measured, "InsufficientData") == "False"
+    assert measured["entropy"]["spanCount"] == 0
+    (loop,) = [i for i in measured["entropy"]["indicators"] if i["type"] == "crash_loop"]
+    assert "last_exit_code=3" in loop["summary"]

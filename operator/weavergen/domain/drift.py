@@ -14,15 +14,22 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from weavergen.domain.health import rate
+from weavergen.domain.health import Requests
 from weavergen.domain.sketch import KMV_SIZE, fraction_above, quantile_ns
 from weavergen.domain.stats import chi2_sf, g_test, poisson_rate_z, two_proportion_z
-from weavergen.domain.summary import OperationStats, ServiceSummary
+from weavergen.domain.summary import AttributeStats, OperationStats, ServiceSummary
 
 Z_CRITICAL = 3.09
 P_CRITICAL = 0.001
 MIN_OPERATION_SPANS = 50
 MIN_INSPECTED = 30
+# Requests at or below this share of the baseline's rate: the service is as good as silent.
+SILENCE_RATIO = 0.1
+MIN_DISTINCT = 50
+# A key seen for the first time has no baseline to grow from: its sample alone must show values
+# that seldom repeat, past the sketch's exact range (a key of ~100 values cannot show 128).
+MIN_NEW_KEY_DISTINCT = 2 * KMV_SIZE
+MIN_TYPE_SHARE = 0.05  # of the spans carrying an attribute: a stray odd value is not drift
 
 INDICATOR_TYPES = (
     "semantic_drift",
@@ -50,7 +57,10 @@ class DriftIndicator:
         for example in self.evidence.get("examples", [])[:2]:
             change = example["change"]
             if change == "type":
-                change = f"type {example['baseline_type']} -> {example['type']}"
+                change = (
+                    f"type {example['baseline_type']} -> {example['type']} "
+                    f"({example['share']:.0%} of spans)"
+                )
             parts.append(f"{example['attribute']} {change} on {example['operation']}")
         return ", ".join(parts)
 
@@ -177,23 +187,32 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
 
 
 def throughput_drop(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
-    r_b, r_c = rate(baseline), rate(current)
-    if r_b <= 0 or current.duration_s <= 0:
+    """Requests (entry spans) falling well below the baseline's rate, down to silence.
+
+    A window with few spans or none is judged too, as long as it covers enough time: a service
+    that stopped answering is the worst drop, not missing data (``silent``: at most
+    ``SILENCE_RATIO`` of the expected requests).
+    """
+    requests = Requests.of(current, baseline)
+    if requests.baseline <= 0 or requests.baseline_s <= 0 or requests.current_s <= 0:
         return None
-    ratio = r_c / r_b
-    z = poisson_rate_z(
-        baseline.span_count, baseline.duration_s, current.span_count, current.duration_s
-    )
+    ratio = requests.ratio
+    z = poisson_rate_z(requests.baseline, requests.baseline_s, requests.current, requests.current_s)
     if -z < Z_CRITICAL or ratio > 0.6:
         return None
+    expected = requests.baseline / requests.baseline_s * requests.current_s
     return DriftIndicator(
         "throughput_drop",
         _clip((1 - ratio) / 0.8),
         {
-            "baseline_spans_per_s": round(r_b, 3),
-            "spans_per_s": round(r_c, 3),
+            "baseline_requests_per_s": round(requests.baseline / requests.baseline_s, 3),
+            "requests_per_s": round(requests.current / requests.current_s, 3),
+            "requests": requests.current,
+            "expected_requests": round(expected),
+            "window_seconds": round(requests.current_s, 1),
             "ratio": round(ratio, 3),
             "z": round(z, 2),
+            "silent": ratio <= SILENCE_RATIO,
         },
     )
 
@@ -231,14 +250,32 @@ def retry_storm(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndic
     )
 
 
-def _uniqueness(stats_distinct: float, inspected: int) -> float:
-    return min(1.0, stats_distinct / inspected) if inspected else 0.0
+def _cardinality(stats: AttributeStats, inspected: int) -> tuple[float, float]:
+    """(distinct values, uniqueness): distinct values per inspected span, at most 1."""
+    distinct = stats.distinct.estimate()
+    return distinct, min(1.0, distinct / inspected) if inspected else 0.0
+
+
+def _most_unique(summary: ServiceSummary) -> dict[str, tuple[float, float]]:
+    """Per attribute key, its ``_cardinality`` on the operation where it was most unique."""
+    known: dict[str, tuple[float, float]] = {}
+    for op in summary.operations.values():
+        for key, stats in op.attributes.items():
+            seen = _cardinality(stats, op.inspected)
+            if key not in known or seen[1] > known[key][1]:
+                known[key] = seen
+    return known
 
 
 def attribute_cardinality_explosion(
     current: ServiceSummary, baseline: ServiceSummary
 ) -> DriftIndicator | None:
-    """An attribute (or the span name) that went from few values to nearly one per span."""
+    """An attribute (or the span name) that went from few values, or none, to nearly one per span.
+
+    A key the operation did not carry in the baseline is compared with the same key on the
+    baseline's other operations (an id present all along stays quiet); a key the baseline never
+    carried anywhere must itself show ``MIN_NEW_KEY_DISTINCT`` mostly unique values.
+    """
     worst: tuple[float, dict[str, Any]] | None = None
     names_b, names_c = baseline.operation_names.estimate(), current.operation_names.estimate()
     if names_c >= 50 and names_c >= 5 * max(names_b, 1):
@@ -250,26 +287,35 @@ def attribute_cardinality_explosion(
                 "distinct": round(names_c),
             },
         )
+    known = _most_unique(baseline)
     for name, op in current.operations.items():
         base = baseline.operations.get(name)
-        if base is None or op.inspected < MIN_INSPECTED or base.inspected < MIN_INSPECTED:
+        if op.inspected < MIN_INSPECTED or (base is not None and base.inspected < MIN_INSPECTED):
             continue
         for key, stats in op.attributes.items():
-            base_stats = base.attributes.get(key)
-            if base_stats is None:
+            distinct, u_c = _cardinality(stats, op.inspected)
+            if distinct < MIN_DISTINCT:
                 continue
-            u_c = _uniqueness(stats.distinct.estimate(), op.inspected)
-            u_b = _uniqueness(base_stats.distinct.estimate(), base.inspected)
-            if stats.distinct.estimate() < 50 or u_c < 0.5 or u_c < 5 * max(u_b, 0.01):
+            base_stats = base.attributes.get(key) if base is not None else None
+            reference = (
+                _cardinality(base_stats, base.inspected)
+                if base is not None and base_stats is not None
+                else known.get(key)
+            )
+            d_b, u_b = reference or (0.0, 0.0)
+            minimum = MIN_DISTINCT if reference is not None else MIN_NEW_KEY_DISTINCT
+            if distinct < minimum or u_c < 0.5 or u_c < 5 * max(u_b, 0.01):
                 continue
-            ratio = stats.distinct.estimate() / max(base_stats.distinct.estimate(), 1)
+            ratio = distinct / max(d_b, 1)
             evidence = {
                 "operation": name,
                 "attribute": key,
-                "baseline_distinct": round(base_stats.distinct.estimate()),
-                "distinct": round(stats.distinct.estimate()),
+                "new_key": reference is None,
+                "baseline_distinct": round(d_b),
+                "distinct": round(distinct),
                 "baseline_uniqueness": round(u_b, 3),
                 "uniqueness": round(u_c, 3),
+                "inspected": op.inspected,
             }
             if worst is None or ratio > worst[0]:
                 worst = (ratio, evidence)
@@ -292,6 +338,8 @@ def span_mix_shift(current: ServiceSummary, baseline: ServiceSummary) -> DriftIn
         float(current.operations[n].count) if n in current.operations else 0.0 for n in names
     ]
     total_b, total_c = sum(counts_b), sum(counts_c)
+    if not total_b or not total_c:
+        return None  # no mix to compare (a silent window is throughput_drop's)
     tvd = 0.5 * sum(abs(b / total_b - c / total_c) for b, c in zip(counts_b, counts_c, strict=True))
     g, dof = g_test(counts_b, counts_c)
     p = chi2_sf(g, dof)
@@ -318,14 +366,56 @@ def _presence(op: OperationStats, key: str) -> float:
     return stats.carried / op.inspected if stats and op.inspected else 0.0
 
 
-def _dominant_type(op: OperationStats, key: str) -> str | None:
-    stats = op.attributes.get(key)
-    return stats.value_types.most_common(1)[0][0] if stats and stats.value_types else None
+def _type_shifts(
+    name: str, op: OperationStats, base: OperationStats, key: str
+) -> list[tuple[float, dict[str, Any] | None]]:
+    """(z, change) per value type the attribute's spans carry now; change ``None`` if too small.
+
+    Shares are of the inspected spans carrying the key, so an attribute that is merely set more
+    often keeps its mix of types; the new type's share must rise by ``MIN_TYPE_SHARE`` and at
+    least double, so a mix the baseline already had (ints and doubles, say) may wobble.
+    """
+    stats, before = op.attributes.get(key), base.attributes.get(key)
+    if stats is None or before is None or min(stats.carried, before.carried) < MIN_INSPECTED:
+        return []
+    shifts: list[tuple[float, dict[str, Any] | None]] = []
+    for kind, hits in stats.value_types.items():
+        hits_b = before.value_types.get(kind, 0)
+        p_b, p_c = hits_b / before.carried, hits / stats.carried
+        z = two_proportion_z(hits_b, before.carried, hits, stats.carried)
+        if p_c - p_b < max(MIN_TYPE_SHARE, p_b):
+            shifts.append((z, None))
+            continue
+        old = next((k for k, _ in before.value_types.most_common() if k != kind), None)
+        change = {
+            "operation": name,
+            "attribute": key,
+            "change": "type",
+            "baseline_type": old,
+            "type": kind,
+            "share": round(hits / op.inspected, 3),
+            "baseline_carrier_share": round(p_b, 3),
+            "carrier_share": round(p_c, 3),
+            "z": round(z, 2),
+        }
+        shifts.append((z, change))
+    return shifts
+
+
+def _affected(change: dict[str, Any]) -> float:
+    """Share of the operation's spans a change touches."""
+    if change["change"] == "disappeared":
+        return float(change["baseline_presence"])
+    return float(change["presence"] if change["change"] == "appeared" else change["share"])
 
 
 def semantic_drift(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
-    """Attributes that disappeared, appeared or changed type on an operation."""
+    """Attributes that disappeared, appeared or changed type (on any share) on an operation.
+
+    Type shares are compared for every attribute and type, so their test is Bonferroni-corrected.
+    """
     changes: list[dict[str, Any]] = []
+    shifts: list[tuple[float, dict[str, Any] | None]] = []
     for name, op in current.operations.items():
         base = baseline.operations.get(name)
         if base is None or op.inspected < MIN_INSPECTED or base.inspected < MIN_INSPECTED:
@@ -355,28 +445,13 @@ def semantic_drift(current: ServiceSummary, baseline: ServiceSummary) -> DriftIn
                         "presence": round(after, 3),
                     }
                 )
-            elif before >= 0.5 and after >= 0.5:
-                type_b, type_c = _dominant_type(base, key), _dominant_type(op, key)
-                if type_b != type_c:
-                    changes.append(
-                        {
-                            "operation": name,
-                            "attribute": key,
-                            "change": "type",
-                            "baseline_type": type_b,
-                            "type": type_c,
-                        }
-                    )
+            else:
+                shifts += _type_shifts(name, op, base, key)
+    critical = bonferroni_z(len(shifts))
+    changes += [change for z, change in shifts if change is not None and z >= critical]
     if not changes:
         return None
-    affected = max(
-        (
-            c.get("baseline_presence", 0.0)
-            if c["change"] == "disappeared"
-            else c.get("presence", 1.0)
-        )
-        for c in changes
-    )
+    affected = max(_affected(c) for c in changes)
     return DriftIndicator(
         "semantic_drift",
         _clip(0.5 * affected + 0.1 * len(changes)),

@@ -57,6 +57,16 @@ LIKELIHOOD: dict[str, tuple[float, ...]] = {
     "retry_storm_slow_dependency": (0.3, 0.8, 0.3, 0.95, 0.02, 0.02, 0.8, 0.05, 0.05, 0.05),
     "failing_downstream_dependency": (0.95, 0.5, 0.3, 0.3, 0.02, 0.02, 0.95, 0.05, 0.05, 0.05),
 }
+# Kubernetes state of the workloads: P(present | cause) in the order of ``CAUSES``. Evidence
+# when present, silent when absent: most faults of every cause crash nothing, so a missing crash
+# loop says little, while a present one says much (an OOM kill points at memory, a stalled
+# rollout at the release).
+WHEN_PRESENT: dict[str, tuple[float, ...]] = {
+    "crash_loop": (0.5, 0.1, 0.6, 0.02, 0.03, 0.05),
+    "oom_killed": (0.05, 0.9, 0.15, 0.01, 0.02, 0.02),
+    "pods_not_ready": (0.5, 0.4, 0.6, 0.05, 0.2, 0.3),
+    "rollout_stalled": (0.1, 0.05, 0.9, 0.05, 0.02, 0.02),
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ class Outcome:
 def features_of(measurement: Mapping[str, Any], context: TargetContext) -> frozenset[str]:
     """The features of a measurement (DESIGN.md 5 JSON) and the target context."""
     indicators = measurement.get("drift_indicators") or []
-    found = {i["type"] for i in indicators if i["type"] in FEATURES}
+    found = {i["type"] for i in indicators if i["type"] in FEATURES or i["type"] in WHEN_PRESENT}
     if measurement.get("validation_errors"):
         found.add("validation")
     if any(i.get("evidence", {}).get("on_dependency_calls") for i in indicators):
@@ -91,6 +101,9 @@ def features_of(measurement: Mapping[str, Any], context: TargetContext) -> froze
     for flag in ("recent_rollout", "config_changed", "restarts"):
         if getattr(context, flag):
             found.add(flag)
+    if "crash_loop" in found:
+        # A crash loop restarts its pods: those restarts are not the slow leak "restarts" means.
+        found.discard("restarts")
     return frozenset(found)
 
 
@@ -102,10 +115,11 @@ def cause_posterior(features: frozenset[str]) -> dict[str, float]:
     """P(cause | features) under a uniform prior over causes."""
     log_scores = {}
     for cause, probabilities in LIKELIHOOD.items():
+        index = CAUSES.index(cause)
         log_scores[cause] = sum(
             math.log(p if feature in features else 1.0 - p)
             for feature, p in zip(FEATURES, probabilities, strict=True)
-        )
+        ) + sum(math.log(WHEN_PRESENT[f][index]) for f in features if f in WHEN_PRESENT)
     top = max(log_scores.values())
     weights = {c: math.exp(s - top) for c, s in log_scores.items()}
     total = sum(weights.values())

@@ -80,8 +80,53 @@ def latency_threshold_ms(objectives: Objectives, baseline: ServiceSummary) -> fl
     return LATENCY_MARGIN * quantile_ns(baseline.histogram(), 0.99) / 1e6
 
 
-def rate(summary: ServiceSummary) -> float:
-    return summary.span_count / summary.duration_s if summary.duration_s > 0 else 0.0
+# Exporters batch spans (every 5 s by default) and the receiver bins them into 10 s slots: the
+# newest seconds of a window are not in yet, so a window's length is trusted only beyond this.
+EXPORT_LAG_S = 10.0
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Requests in the current window and in the baseline, and the seconds each covers.
+
+    Requests are entry spans (server and consumer spans, local roots) when the baseline has
+    any, else all spans (a service whose every span is a child of another's). Client spans are
+    calls the service makes: a retry storm multiplies them while requests fall.
+    """
+
+    current: int
+    baseline: int
+    current_s: float
+    baseline_s: float
+
+    @classmethod
+    def of(cls, current: ServiceSummary, baseline: ServiceSummary) -> Requests:
+        by_entries = baseline.entry_count > 0
+        return cls(
+            current=current.entry_count if by_entries else current.span_count,
+            baseline=baseline.entry_count if by_entries else baseline.span_count,
+            current_s=observed_seconds(current, baseline),
+            baseline_s=baseline.duration_s,
+        )
+
+    @property
+    def ratio(self) -> float:
+        """Current request rate over the baseline's; 1 when either cannot be told."""
+        if self.baseline <= 0 or self.baseline_s <= 0 or self.current_s <= 0:
+            return 1.0
+        return (self.current / self.current_s) / (self.baseline / self.baseline_s)
+
+
+def observed_seconds(current: ServiceSummary, baseline: ServiceSummary) -> float:
+    """How long the current window watched the service.
+
+    The receiver says how long its window covers: a service that stopped sending shows as a
+    window longer than its spans. A file of spans says nothing but their time range; an empty
+    one is taken to be as long as the baseline.
+    """
+    if current.window_s is not None:
+        return max(current.duration_s, current.window_s - EXPORT_LAG_S)
+    return current.duration_s or baseline.duration_s
 
 
 def health_of(current: ServiceSummary, baseline: ServiceSummary, objectives: Objectives) -> Health:
@@ -90,8 +135,7 @@ def health_of(current: ServiceSummary, baseline: ServiceSummary, objectives: Obj
     threshold_ms = latency_threshold_ms(objectives, baseline)
     slow = fraction_above(current.histogram(), threshold_ms * 1e6)
     latency_burn = slow / (1 - objectives.latency_target)
-    baseline_rate = rate(baseline)
-    ratio = rate(current) / baseline_rate if baseline_rate > 0 else 1.0
+    ratio = Requests.of(current, baseline).ratio
     errors, latency = burn_health(error_burn), burn_health(latency_burn)
     throughput = throughput_health(ratio)
     return Health(

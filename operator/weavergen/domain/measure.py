@@ -3,28 +3,43 @@
 The output follows the measurement contract of DESIGN.md section 5. Validation findings that the
 baseline already had (a development-stability attribute the service has always used, say) are
 reported as ``validation_known`` and do not count: only what changed since the baseline counts.
+
+Missing telemetry is evidence, never a pass. A window with too few spans is ``insufficient_data``
+only while there is nothing to judge it by: no baseline yet, or one too small, or a window too
+short to expect much. When the baseline had traffic and the window has (almost) none, the
+service went silent: a ``throughput_drop`` marked ``silent``, and the level at least HIGH. The
+state of the target workloads (crash loops, OOM kills, pods not Ready, a stalled rollout,
+Warning events) is evidence of its own: it measures a service that sends no spans at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for, resolve_spec
-from weavergen.domain.drift import DriftIndicator, detect
+from weavergen.domain.drift import DriftIndicator, detect, throughput_drop
 from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
 from weavergen.domain.health import DEFAULT_OBJECTIVES, Health, Objectives, health_of
 from weavergen.domain.otlp import decode
 from weavergen.domain.semconv import Finding, Registry, validate
 from weavergen.domain.summary import ServiceSummary, Summariser
+from weavergen.domain.workload import WorkloadHealth
 
 DEFAULT_MIN_SPANS = 100
 
 
+Insufficient = Literal["baseline", "window"]
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """One measurement; ``status`` is ``insufficient_data`` when there were too few spans."""
+    """One measurement; ``status`` is ``insufficient_data`` when there is nothing to judge by.
+
+    ``insufficient`` says what is missing: the ``baseline`` (none yet, or too small) or enough
+    of a ``window``. ``evidence`` names where a measurement came from: spans, Kubernetes state.
+    """
 
     service: str
     status: str
@@ -37,6 +52,9 @@ class Measurement:
     validation_errors: list[Finding] = field(default_factory=list)
     validation_known: list[Finding] = field(default_factory=list)
     reason: str = ""
+    insufficient: Insufficient | None = None
+    evidence: tuple[str, ...] = ()
+    workload: WorkloadHealth | None = None
 
     @property
     def entropy_level(self) -> str | None:
@@ -63,47 +81,114 @@ class Measurement:
             "span_count": self.span_count,
             "baseline_span_count": self.baseline_span_count,
             "thresholds": self.thresholds.__dict__,
+            "insufficient": self.insufficient,
+            "evidence": list(self.evidence),
+            "workload": self.workload.as_dict() if self.workload else None,
         }
 
 
 def measure(
     current: ServiceSummary,
-    baseline: ServiceSummary,
+    baseline: ServiceSummary | None,
     *,
     registry: Registry | None = None,
     objectives: Objectives = DEFAULT_OBJECTIVES,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     min_spans: int = DEFAULT_MIN_SPANS,
+    workload: WorkloadHealth | None = None,
 ) -> Measurement:
-    """Measure ``current`` against ``baseline`` (both summaries of the same service)."""
-    common = {
+    """Measure ``current`` against ``baseline`` (both summaries of the same service; no
+    baseline yet is None), with the target workloads' state when it was gathered."""
+    common: dict[str, Any] = {
         "service": current.service,
         "span_count": current.span_count,
-        "baseline_span_count": baseline.span_count,
+        "baseline_span_count": baseline.span_count if baseline else 0,
         "thresholds": thresholds,
+        "workload": workload,
     }
-    for what, summary in (("window", current), ("baseline", baseline)):
-        if summary.span_count < min_spans:
-            return Measurement(
-                status="insufficient_data",
-                reason=f"the {what} has {summary.span_count} spans, fewer than {min_spans}",
-                **common,  # type: ignore[arg-type]
-            )
+    failing = workload if workload is not None and workload.indicators else None
+    if baseline is None or baseline.span_count < min_spans:
+        if failing is not None:
+            return _from_workload(common, failing)
+        reason = (
+            "no baseline yet"
+            if baseline is None
+            else f"the baseline has {baseline.span_count} spans, fewer than {min_spans}"
+        )
+        return Measurement(
+            status="insufficient_data", reason=reason, insufficient="baseline", **common
+        )
+    if current.span_count < min_spans and throughput_drop(current, baseline) is None:
+        if failing is not None:
+            return _from_workload(common, failing)
+        return Measurement(
+            status="insufficient_data",
+            reason=f"the window has {current.span_count} spans, fewer than {min_spans}",
+            insufficient="window",
+            **common,
+        )
     registry = registry or Registry.builtin()
     health = health_of(current, baseline, objectives)
     indicators = detect(current, baseline)
+    if workload is not None:
+        # Pods that are not Ready answer nothing, whatever the spans of the others say.
+        health = replace(health, score=min(health.score, workload.availability))
+        indicators += workload.indicators
     known = {(f.code, f.attribute) for f in validate(baseline.observed_attributes(), registry)}
     findings = validate(current.observed_attributes(), registry)
     new = [f for f in findings if (f.code, f.attribute) not in known]
     old = [f for f in findings if (f.code, f.attribute) in known]
+    score = entropy_score(health.score, len(indicators), len(new))
     return Measurement(
         status="ok",
-        entropy_score=entropy_score(health.score, len(indicators), len(new)),
+        entropy_score=_at_least_high_when_down(score, indicators, workload, thresholds),
         health=health,
         drift_indicators=indicators,
         validation_errors=new,
         validation_known=old,
-        **common,  # type: ignore[arg-type]
+        evidence=("spans", "kubernetes") if workload is not None else ("spans",),
+        **common,
+    )
+
+
+def _at_least_high_when_down(
+    score: float,
+    indicators: list[DriftIndicator],
+    workload: WorkloadHealth | None,
+    thresholds: Thresholds,
+) -> float:
+    """A silent service, or one with no Ready pod, is at least HIGH: the worst case is the one
+    that says least, so its level must not depend on how few indicators it could raise."""
+    silent = any(i.type == "throughput_drop" and i.evidence.get("silent") for i in indicators)
+    if silent or (workload is not None and workload.down):
+        return max(score, thresholds.high)
+    return score
+
+
+def _from_workload(common: dict[str, Any], workload: WorkloadHealth) -> Measurement:
+    """A measurement from the workloads' state alone: no baseline or window of spans to judge
+    by, but Kubernetes says what is wrong. Health is the share of desired pods Ready."""
+    available = workload.availability
+    health = Health(
+        score=available,
+        errors=1.0,
+        latency=1.0,
+        throughput=available,
+        error_burn=0.0,
+        latency_burn=0.0,
+        throughput_ratio=available,
+        latency_threshold_ms=0.0,
+    )
+    indicators = list(workload.indicators)
+    score = entropy_score(health.score, len(indicators), 0)
+    return Measurement(
+        status="ok",
+        entropy_score=_at_least_high_when_down(score, indicators, workload, common["thresholds"]),
+        health=health,
+        drift_indicators=indicators,
+        reason="too few spans to judge: measured from the workloads' state",
+        evidence=("kubernetes",),
+        **common,
     )
 
 

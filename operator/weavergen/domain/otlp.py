@@ -41,6 +41,8 @@ class SpanChunk:
     Span names are coded: ``name_codes[i]`` indexes ``name_table``; ``name_kinds`` holds the OTLP
     span kind of each name (of its first span: 2 server, 3 client, 4 producer, ...). Trace ids
     are reduced to well-mixed 64-bit hashes (``trace_hashes``), all the summary needs of them.
+    ``entries`` marks the spans that are requests to the service: server and consumer spans,
+    and local roots (no parent), so a retry storm of client spans is not more traffic.
     """
 
     service: str
@@ -50,6 +52,7 @@ class SpanChunk:
     durations_ns: np.ndarray
     errors: np.ndarray
     trace_hashes: np.ndarray
+    entries: np.ndarray
     start_ns: int
     end_ns: int
     attributes: Callable[[int], list[Attribute]]
@@ -67,6 +70,7 @@ class SpanChunk:
             durations_ns=self.durations_ns[start:stop],
             errors=self.errors[start:stop],
             trace_hashes=self.trace_hashes[start:stop],
+            entries=self.entries[start:stop],
             start_ns=self.start_ns,
             end_ns=self.end_ns,
             attributes=lambda i: self.attributes(start + i),
@@ -84,6 +88,16 @@ def first_kinds(codes: np.ndarray, kinds: Callable[[int], int], groups: int) -> 
     """The span kind of the first span of each coded name."""
     _, first = np.unique(codes, return_index=True)
     return [kinds(int(i)) for i in first] if len(first) == groups else [0] * groups
+
+
+ENTRY_KINDS = (2, 5)  # SPAN_KIND_SERVER, SPAN_KIND_CONSUMER
+
+
+def entry_spans(codes: np.ndarray, kinds: list[int], roots: np.ndarray) -> np.ndarray:
+    """Which spans are requests: of an entry kind (by their name's kind) or local roots."""
+    entry_kind = np.isin(np.asarray(kinds, dtype=np.int64), ENTRY_KINDS)
+    marked: np.ndarray = entry_kind[codes] | roots if len(kinds) else roots
+    return marked
 
 
 def splitmix64(values: np.ndarray) -> np.ndarray:
@@ -164,16 +178,19 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
                 return [(kv.key, *_pb_value(kv.value)) for kv in attrs[:MAX_ATTRIBUTES_PER_SPAN]]
 
             codes, table = code_names((s.name for s in spans), len(spans))
+            kinds = first_kinds(codes, _pb_kind(spans), len(table))
+            roots = np.fromiter((not s.parent_span_id for s in spans), bool, len(spans))
             yield SpanChunk(
                 service=service,
                 name_codes=codes,
                 name_table=table,
-                name_kinds=first_kinds(codes, _pb_kind(spans), len(table)),
+                name_kinds=kinds,
                 durations_ns=np.maximum(ends - starts, 0),
                 errors=np.fromiter(
                     (s.status.code == STATUS_ERROR for s in spans), bool, len(spans)
                 ),
                 trace_hashes=hash_trace_ids([s.trace_id for s in spans]),
+                entries=entry_spans(codes, kinds, roots),
                 start_ns=int(starts.min()),
                 end_ns=int(ends.max()),
                 attributes=attributes,
@@ -299,7 +316,7 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
     spans = _list(scope_spans, "spans", where)
     if not spans:
         return None
-    names, starts, ends, errors, trace_ids = [], [], [], [], []
+    names, starts, ends, errors, trace_ids, roots = [], [], [], [], [], []
     for i, span in enumerate(spans):
         at = f"{where}.spans[{i}]"
         if not isinstance(span, dict):
@@ -316,6 +333,7 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
         code = status.get("code", 0)
         errors.append(code in (STATUS_ERROR, "STATUS_CODE_ERROR"))
         trace_ids.append(_hex_id(span.get("traceId"), f"{at}.traceId"))
+        roots.append(not _hex_id(span.get("parentSpanId"), f"{at}.parentSpanId"))
     start_arr = np.array(starts, dtype=np.int64)
     end_arr = np.array(ends, dtype=np.int64)
 
@@ -323,16 +341,16 @@ def _json_chunk(service: str, scope_spans: Any, where: str) -> SpanChunk | None:
         return _json_attributes(spans[i].get("attributes"), f"{where}.spans[{i}].attributes")
 
     codes, table = code_names(names, len(names))
+    kinds = first_kinds(codes, lambda i: _span_kind(spans[i], f"{where}.spans[{i}]"), len(table))
     return SpanChunk(
         service=service,
         name_codes=codes,
         name_table=table,
-        name_kinds=first_kinds(
-            codes, lambda i: _span_kind(spans[i], f"{where}.spans[{i}]"), len(table)
-        ),
+        name_kinds=kinds,
         durations_ns=np.maximum(end_arr - start_arr, 0),
         errors=np.array(errors, dtype=bool),
         trace_hashes=hash_trace_ids(trace_ids),
+        entries=entry_spans(codes, kinds, np.array(roots, dtype=bool)),
         start_ns=int(start_arr.min()),
         end_ns=int(end_arr.max()),
         attributes=attributes,

@@ -118,11 +118,7 @@ def decide(
         return CharterDecision(patch)
     assert measurement is not None
     if measurement.get("status") != "ok":
-        conditions.set("InsufficientData", True, "TooFewSpans", str(measurement.get("reason")))
-        conditions.set("Ready", True, "Measuring", "waiting for enough spans")
-        patch["conditions"] = conditions.items
-        patch["entropy"] = {"measuredAt": stamp(now), "spanCount": measurement.get("span_count", 0)}
-        return CharterDecision(patch)
+        return _insufficient(patch, conditions, measurement, now)
     level = EntropyLevel(measurement["entropy_level"])
     trigger = EntropyLevel(spec.trigger.level)
     degraded = LEVELS.index(level) >= LEVELS.index(trigger)
@@ -139,9 +135,11 @@ def decide(
         "spanCount": measurement.get("span_count", 0),
         "measuredAt": stamp(now),
     }
-    conditions.set(
-        "InsufficientData", False, "EnoughSpans", f"{patch['entropy']['spanCount']} spans"
-    )
+    if "spans" in (measurement.get("evidence") or ["spans"]):
+        enough = ("EnoughSpans", f"{patch['entropy']['spanCount']} spans")
+    else:
+        enough = ("MeasuredFromWorkloads", str(measurement.get("reason")))
+    conditions.set("InsufficientData", False, *enough)
     conditions.set("Ready", True, "Measured", f"entropy {level.value} ({score})")
     conditions.set(
         "Degraded",
@@ -184,11 +182,32 @@ def decide(
     patch["conditions"] = conditions.items
     start = wants and allowed
     reason = f"entropy {level.value} ({score})"
+    if patch["entropy"]["indicators"]:  # what the cycle is about, by name
+        reason += ": " + ", ".join(i["type"] for i in patch["entropy"]["indicators"])
     if asked:
         reason += ", requested through the gate"
     elif not degraded and charted.start_cycle:
         reason += f", {charted.start_cycle}"
     return CharterDecision(patch, reason if start else None, charted.signals)
+
+
+def _insufficient(
+    patch: dict[str, Any],
+    conditions: Conditions,
+    measurement: Mapping[str, Any],
+    now: datetime,
+) -> CharterDecision:
+    """Status while there is nothing to judge by yet (no baseline, or too short a window).
+
+    A silent service whose baseline had traffic never comes here: it is measured, Degraded.
+    """
+    lacking = measurement.get("insufficient")
+    reason = "BaselineTooSmall" if lacking == "baseline" else "TooFewSpans"
+    conditions.set("InsufficientData", True, reason, str(measurement.get("reason")))
+    conditions.set("Ready", True, "Measuring", f"waiting: {measurement.get('reason')}")
+    patch["conditions"] = conditions.items
+    patch["entropy"] = {"measuredAt": stamp(now), "spanCount": measurement.get("span_count", 0)}
+    return CharterDecision(patch)
 
 
 def circuit_breaker(

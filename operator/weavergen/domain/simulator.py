@@ -15,7 +15,7 @@ OTLP/protobuf requests (the same spans, for the receiver and the CLI).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +26,7 @@ from weavergen.api.charter import EntropyLevel
 from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
 from weavergen.domain.health import LATENCY_MARGIN, Objectives, burn_health, combine
 from weavergen.domain.health import throughput_health as throughput_health_of
-from weavergen.domain.otlp import Attribute, SpanChunk, hash_trace_ids
+from weavergen.domain.otlp import ENTRY_KINDS, Attribute, SpanChunk, hash_trace_ids
 from weavergen.domain.semconv import ObservedAttribute, Registry, validate
 from weavergen.domain.summary import ServiceSummary
 
@@ -76,6 +76,9 @@ RENAMES = {
 MISTYPES = {"http.response.status_code": "string", "server.port": "string"}
 
 SPAN_KINDS = {"http": 2, "db": 3, "messaging": 4}  # server, client, producer
+# Client and producer spans are children of the request that made them; exports give them a
+# parent so a decoder counts only the server spans as requests, as the summaries here do.
+CALLER_SPAN_ID = bytes.fromhex("00000000000000ff")
 DEPENDENCY_KINDS = frozenset({"db", "messaging"})
 
 FAULT_KINDS = (
@@ -382,7 +385,16 @@ class EntropySimulator:
 
         ops = self._faulted_operations(system, faults)
         total_weight = sum(op.weight for op in ops)
-        expected = system.spans_per_s * window * faults.throughput_ratio * jitter(2 * noise)
+        # A mix shift moves spans between operations at a steady rate of *requests* (entry
+        # spans): more calls to a database per request are more spans, not fewer requests.
+        requests_share = _entry_share(system.operations) / (_entry_share(ops) or 1.0)
+        expected = (
+            system.spans_per_s
+            * window
+            * faults.throughput_ratio
+            * (requests_share or 1.0)
+            * jitter(2 * noise)
+        )
         start_ns = 1_700_000_000_000_000_000 + int(rng.integers(1_000_000_000)) * 1000
         unique = 0
         for index, op in enumerate(ops):
@@ -425,6 +437,7 @@ class EntropySimulator:
                 durations_ns=durations,
                 errors=errors,
                 trace_hashes=trace_hashes,
+                entries=np.full(n_total, SPAN_KINDS[op.kind] in ENTRY_KINDS),
                 trace_ids=trace_ids,
                 start_ns=start_ns,
                 end_ns=start_ns + int(window * 1e9),
@@ -438,6 +451,13 @@ class EntropySimulator:
         for chunk in self.chunks(system, faults, seed, window_s):
             summary.add_chunk(chunk)
         return summary
+
+
+def _entry_share(ops: Sequence[Operation]) -> float:
+    """The share of an operation mix's spans that are requests (server spans)."""
+    total = sum(op.weight for op in ops)
+    entries = sum(op.weight for op in ops if SPAN_KINDS[op.kind] in ENTRY_KINDS)
+    return entries / total if total else 0.0
 
 
 @dataclass
@@ -480,6 +500,7 @@ def to_otlp_json(chunks: list[SyntheticChunk]) -> dict[str, Any]:
                     "spanId": (len(spans) + 1).to_bytes(8, "big").hex(),
                     "name": chunk.name(i),
                     "kind": chunk.name_kinds[0],
+                    **({} if chunk.entries[i] else {"parentSpanId": CALLER_SPAN_ID.hex()}),
                     "startTimeUnixNano": str(int(starts[i])),
                     "endTimeUnixNano": str(int(ends[i])),
                     "attributes": [
@@ -521,6 +542,8 @@ def to_otlp_protobuf(chunks: list[SyntheticChunk]) -> bytes:
             span.span_id = (len(scope.spans)).to_bytes(8, "big")
             span.name = chunk.name(i)
             span.kind = chunk.name_kinds[0]
+            if not chunk.entries[i]:
+                span.parent_span_id = CALLER_SPAN_ID
             span.start_time_unix_nano = int(starts[i])
             span.end_time_unix_nano = int(ends[i])
             if chunk.errors[i]:

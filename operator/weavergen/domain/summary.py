@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from weavergen.domain.otlp import Attribute, SpanChunk
+from weavergen.domain.otlp import ENTRY_KINDS, Attribute, SpanChunk
 from weavergen.domain.semconv import ObservedAttribute
 from weavergen.domain.sketch import NUM_BUCKETS, DistinctCounter, bucket_of, stable_hash64
 
@@ -91,6 +91,7 @@ class OperationStats:
 
     kind: int = 0
     count: int = 0
+    entries: int = 0  # requests: server and consumer spans, and local roots
     errors: int = 0
     inspected: int = 0
     retries: int = 0
@@ -128,6 +129,7 @@ class OperationStats:
     def merge(self, other: OperationStats) -> None:
         self.kind = self.kind or other.kind
         self.count += other.count
+        self.entries += other.entries
         self.errors += other.errors
         self.inspected += other.inspected
         self.retries += other.retries
@@ -144,6 +146,7 @@ class OperationStats:
         return {
             "kind": self.kind,
             "count": self.count,
+            "entries": self.entries,
             "errors": self.errors,
             "inspected": self.inspected,
             "retries": self.retries,
@@ -156,9 +159,13 @@ class OperationStats:
         histogram = np.zeros(NUM_BUCKETS, dtype=np.int64)
         for index, n in data.get("histogram", {}).items():
             histogram[min(int(index), NUM_BUCKETS - 1)] += int(n)
+        kind, count = int(data.get("kind", 0)), int(data["count"])
+        # A summary stored before entries were counted: requests were its entry-kind spans.
+        entries = data.get("entries", count if kind in ENTRY_KINDS else 0)
         return cls(
-            kind=int(data.get("kind", 0)),
-            count=int(data["count"]),
+            kind=kind,
+            count=count,
+            entries=int(entries),
             errors=int(data["errors"]),
             inspected=int(data.get("inspected", 0)),
             retries=int(data.get("retries", 0)),
@@ -179,12 +186,20 @@ class ServiceSummary:
     operations: dict[str, OperationStats] = field(default_factory=dict)
     traces: DistinctCounter = field(default_factory=DistinctCounter)
     operation_names: DistinctCounter = field(default_factory=DistinctCounter)
+    # How long the source watched the service for this window, when it knows (the receiver
+    # does): with few spans or none, the spans' own time range cannot tell silence from a
+    # window just begun.
+    window_s: float | None = None
 
     # -- derived figures ------------------------------------------------------------------
 
     @property
     def span_count(self) -> int:
         return sum(op.count for op in self.operations.values())
+
+    @property
+    def entry_count(self) -> int:
+        return sum(op.entries for op in self.operations.values())
 
     @property
     def error_count(self) -> int:
@@ -256,6 +271,7 @@ class ServiceSummary:
         codes = op_codes[chunk.name_codes]
         groups = len(ops)
         counts = np.bincount(codes, minlength=groups)
+        entries = np.bincount(codes, weights=chunk.entries, minlength=groups)
         errors = np.bincount(codes, weights=chunk.errors, minlength=groups)
         histograms = np.bincount(
             codes * NUM_BUCKETS + bucket_of(chunk.durations_ns), minlength=groups * NUM_BUCKETS
@@ -268,6 +284,7 @@ class ServiceSummary:
         for code, op in enumerate(ops):
             seen = op.count
             op.count += int(counts[code])
+            op.entries += int(entries[code])
             op.errors += int(errors[code])
             op.histogram += histograms[code]
             members = order[starts[code] : starts[code] + counts[code]]
@@ -297,6 +314,7 @@ class ServiceSummary:
             "operations": {k: v.to_dict() for k, v in sorted(self.operations.items())},
             "traces": self.traces.to_list(),
             "operationNames": self.operation_names.to_list(),
+            **({"windowSeconds": self.window_s} if self.window_s is not None else {}),
         }
 
     @classmethod
@@ -310,6 +328,7 @@ class ServiceSummary:
             },
             traces=DistinctCounter.from_list(data.get("traces", [])),
             operation_names=DistinctCounter.from_list(data.get("operationNames", [])),
+            window_s=float(data["windowSeconds"]) if "windowSeconds" in data else None,
         )
 
 

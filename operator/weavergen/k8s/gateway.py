@@ -7,7 +7,8 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -20,6 +21,7 @@ from weavergen.domain.measure import MeasureSettings, measure, pick_service, sum
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
 from weavergen.k8s.rest import Obj, Rest
@@ -53,6 +55,10 @@ def charter_owner(name: str, uid: str) -> dict[str, Any]:
         "uid": uid,
         "controller": True,
     }
+
+
+class BaselinePending(LookupError):
+    """No baseline to measure against yet: the charter is new, or its service is quiet."""
 
 
 class KubeGateway:
@@ -206,7 +212,10 @@ class KubeGateway:
 
     # -- measuring ----------------------------------------------------------------------------
 
-    def _config_map_spans(self, name: str, key: str) -> ServiceSummary:
+    def _config_map_spans(self, name: str, key: str, *, current: bool = False) -> ServiceSummary:
+        """A service's spans in a ConfigMap. In the current window a service with no spans at
+        all is silent (an empty summary), not an error: its baseline says it had traffic."""
+
         def decode(config_map: Obj) -> dict[str, ServiceSummary]:
             text = (config_map.get("data") or {}).get(key)
             if text is None:
@@ -218,7 +227,10 @@ class KubeGateway:
         )
         if summaries is None:
             raise LookupError(f"ConfigMap {self.namespace}/{name} with spans does not exist")
-        return pick_service(summaries, self.settings.service, f"{name}/{key}")
+        wanted = self.settings.service
+        if current and wanted is not None and wanted not in summaries:
+            return ServiceSummary(wanted)
+        return pick_service(summaries, wanted, f"{name}/{key}")
 
     def _receiver_window(self) -> ServiceSummary:
         assert self.receiver_url is not None
@@ -234,7 +246,9 @@ class KubeGateway:
         telemetry = self.spec.telemetry
         if telemetry.source == "configMap":
             assert telemetry.config_map is not None  # the schema requires it
-            return self._config_map_spans(telemetry.config_map.name, telemetry.config_map.key)
+            return self._config_map_spans(
+                telemetry.config_map.name, telemetry.config_map.key, current=True
+            )
         return self._receiver_window()
 
     def baseline(self) -> ServiceSummary:
@@ -261,7 +275,7 @@ class KubeGateway:
             return stored
         window = self.current()
         if window.span_count < self.settings.min_spans:
-            raise LookupError(
+            raise BaselinePending(
                 f"no baseline yet: the window has {window.span_count} spans, fewer than "
                 f"{self.settings.min_spans}"
             )
@@ -280,18 +294,56 @@ class KubeGateway:
                 "data": {BASELINE_KEY: json.dumps(window.to_dict())},
             },
         )
-        raise LookupError("captured the baseline from this window; measuring from the next")
+        raise BaselinePending("captured the baseline from this window; measuring from the next")
 
     def measure(self) -> dict[str, Any]:
+        """The spans of the window against the baseline, with the workloads' state: a
+        workload that fails without a span to show for it is measured all the same."""
         s = self.settings
+        current = self.current()
+        pending = None
+        try:
+            baseline: ServiceSummary | None = self.baseline()
+        except BaselinePending as err:
+            baseline, pending = None, str(err)
         result = measure(
-            self.current(),
-            self.baseline(),
+            current,
+            baseline,
             objectives=s.objectives,
             thresholds=s.thresholds,
             min_spans=s.min_spans,
+            workload=self.workload_health(),
         )
+        if pending and result.insufficient == "baseline":
+            result = replace(result, reason=pending)
         return result.as_dict()
+
+    def workload_health(self) -> WorkloadHealth | None:
+        """The target workloads, their pods and the Warning events on them (read only)."""
+        workloads = self.targets.workloads()
+        if not workloads:
+            return None
+        warnings = self.rest.list("Event", self.namespace, fields={"type": "Warning"})
+        states = []
+        for workload in workloads:
+            pods = self.rest.list(
+                "Pod", self.namespace, workload["spec"]["selector"].get("matchLabels")
+            )
+            # The controller's ReplicaSets and the pods carry most of a workload's events.
+            involved = {workload["metadata"]["name"]} | {
+                name
+                for pod in pods
+                for name in (
+                    pod["metadata"]["name"],
+                    *(ref["name"] for ref in pod["metadata"].get("ownerReferences") or []),
+                )
+            }
+            events = [
+                e for e in warnings if (e.get("involvedObject") or {}).get("name") in involved
+            ]
+            states.append(WorkloadState(workload, pods, events))
+        window = timedelta(seconds=self.spec.telemetry.window_seconds)
+        return workload_health(states, datetime.now(UTC).replace(tzinfo=None), window)
 
     # -- people -------------------------------------------------------------------------------
 

@@ -101,12 +101,18 @@ class Rest:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, selector: dict[str, str] | None = None) -> list[Obj]:
+    def list(
+        self,
+        kind: str,
+        namespace: str,
+        selector: dict[str, str] | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> list[Obj]:
+        """Objects of a kind, filtered by the API server on labels and on fields."""
         query = []
-        if selector:
-            query.append(
-                ("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
-            )
+        for parameter, terms in (("labelSelector", selector), ("fieldSelector", fields)):
+            if terms:
+                query.append((parameter, ",".join(f"{k}={v}" for k, v in sorted(terms.items()))))
         items = self._call("GET", self._path(kind, namespace), query=query).get("items", [])
         return [_typed(item, kind) for item in items]
 

@@ -33,12 +33,13 @@ class Targets:
         assert ref.selector is not None
         return self.rest.list(ref.kind, self.namespace, ref.selector.match_labels)
 
+    def workloads(self) -> list[Manifest]:
+        """The target's Deployments and StatefulSets as they are now."""
+        return [obj for ref in self.target.workloads for obj in self._workloads(ref)]
+
     def objects(self) -> dict[str, Manifest]:
         """The workloads and ConfigMaps of the target, by ``Kind/namespace/name``."""
-        found: dict[str, Manifest] = {}
-        for ref in self.target.workloads:
-            for obj in self._workloads(ref):
-                found[key_of(obj)] = obj
+        found = {key_of(obj): obj for obj in self.workloads()}
         for name in self.target.config_maps:
             config_map = self.rest.get("ConfigMap", self.namespace, name)
             if config_map:

@@ -8,6 +8,10 @@ keeps only as many slots as the longest window asked of it (``default_slots`` un
 asked, at most ``max_slots``): 200 services kept for an hour's windows would hold 2.6 GiB, kept
 for a minute, 44 MiB. A longer window asked for the first time covers
 what was kept, as after a restart.
+
+A window says how long it watched the service (``window_s``): from the oldest slot it merges,
+or from when the store began to keep every slot of the service, whichever is later. A service
+that stopped sending shows as a window much longer than its spans: silence, not a short window.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class WindowStore:
         self.counters = ReceiverCounters()
         self._slots: dict[str, dict[int, ServiceSummary]] = {}
         self._kept: dict[str, int] = {}  # slots to keep per service, from the windows asked
+        self.started = clock()
+        # Since when every slot of a service is kept (later than ``started`` for a service
+        # whose window grew: older slots were dropped before it was asked for more).
+        self._complete_since: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _slot(self) -> int:
@@ -85,12 +93,22 @@ class WindowStore:
         covering = self._slots_for(seconds)
         oldest = newest - covering + 1
         merged = ServiceSummary(service)
+        now = self.clock()
         with self._lock:
-            if service in self._kept or len(self._kept) < MAX_SERVICES:
-                self._kept[service] = max(covering, self._kept.get(service, self.default_slots))
+            kept = self._kept.get(service, self.default_slots)
+            if covering > kept and (service in self._kept or len(self._kept) < MAX_SERVICES):
+                first_kept = (newest - kept + 1) * self.slot_seconds
+                self._complete_since[service] = max(
+                    self._complete_since.get(service, self.started), first_kept
+                )
+                self._kept[service] = covering
+            elif service not in self._kept and len(self._kept) < MAX_SERVICES:
+                self._kept[service] = kept
             for slot, summary in self._slots.get(service, {}).items():
                 if oldest <= slot <= newest:
                     merged.merge(summary)
+            since = max(oldest * self.slot_seconds, self._complete_since.get(service, self.started))
+        merged.window_s = max(0.0, now - since)
         return merged
 
     def services(self) -> list[str]:

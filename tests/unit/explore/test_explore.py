@@ -50,6 +50,13 @@ def test_catalog_has_three_to_five_strategies_per_level_and_observe() -> None:
         ({"latency_degradation", "restarts"}, "memory_leak"),
         ({"retry_storm", "latency_degradation", "dependency"}, "retry_storm_slow_dependency"),
         ({"error_rate_increase", "dependency"}, "failing_downstream_dependency"),
+        ({"crash_loop", "pods_not_ready", "throughput_drop", "recent_rollout"}, "bad_deploy"),
+        (
+            {"crash_loop", "pods_not_ready", "throughput_drop", "config_changed"},
+            "config_corruption",
+        ),
+        ({"oom_killed", "restarts", "latency_degradation"}, "memory_leak"),
+        ({"rollout_stalled", "pods_not_ready"}, "bad_deploy"),
     ],
 )
 def test_cause_model_names_the_likely_cause(features: set[str], cause: str) -> None:
@@ -156,3 +163,18 @@ def test_low_entropy_never_reaches_for_a_big_hammer() -> None:
         for o in explore(measurement("span_mix_shift", level="low"), TargetContext()).options
     }
     assert "clean-slate-rebuild" not in names and "emergency-rollback" not in names
+
+
+def test_workload_evidence_is_read_from_indicators_and_its_absence_changes_nothing() -> None:
+    """Kubernetes state counts when present only: a fault with no crash loop keeps the
+    posterior it had, and a crash loop on a fresh target is blamed on the release or config,
+    never on a dependency, so the options that fix those rank first."""
+    plain = frozenset({"error_rate_increase", "config_changed"})
+    assert cause_posterior(plain) == cause_posterior(plain | {"warning_events"})
+    crash = explore(
+        measurement("crash_loop", "pods_not_ready", "throughput_drop"), TargetContext(restarts=True)
+    )
+    assert {"crash_loop", "pods_not_ready"} <= crash.features
+    likely = sorted(crash.causes, key=crash.causes.__getitem__, reverse=True)[:2]
+    assert set(likely) == {"bad_deploy", "config_corruption"}
+    assert crash.best.strategy != OBSERVE

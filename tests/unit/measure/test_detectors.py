@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
 import pytest
 
 from weavergen.domain import drift
-from weavergen.domain.measure import measure
-from weavergen.domain.simulator import EntropySimulator, Faults, SyntheticSystem
+from weavergen.domain.measure import measure, summarise
+from weavergen.domain.otlp import Attribute
+from weavergen.domain.simulator import (
+    EntropySimulator,
+    Faults,
+    SyntheticChunk,
+    SyntheticSystem,
+    to_otlp_json,
+)
 from weavergen.domain.summary import ServiceSummary
 
 FAULTS = {
@@ -79,3 +91,210 @@ def test_large_samples_do_not_turn_tiny_effects_into_alarms() -> None:
         op.count, op.errors = 1_000_000, errors
     assert drift.two_proportion_z(5000, 1e6, 6000, 1e6) > drift.Z_CRITICAL
     assert drift.error_rate_increase(current, baseline) is None
+
+
+# -- attribute drift: new keys, their cardinality, value types on a share of spans --------------
+
+# edit(operation, span index, uniform draw, attributes) -> the span's attributes in the window.
+Edit = Callable[[str, int, float, list[Attribute]], list[Attribute]]
+
+
+def window_chunks(
+    edit: Edit | None, seed: int, window_s: float | None = None
+) -> list[SyntheticChunk]:
+    """The spans of the simulated system (seed 1) in one window, each span's attributes edited."""
+    sim = EntropySimulator(1)
+    system = sim.system("svc")
+    draws = np.random.default_rng(seed)
+    chunks = list(sim.chunks(system, Faults(), seed, window_s))
+    return [c if edit is None else _edited(c, edit, draws.random(len(c))) for c in chunks]
+
+
+def _edited(chunk: SyntheticChunk, edit: Edit, draws: np.ndarray) -> SyntheticChunk:
+    original = chunk.attributes
+    operation = chunk.name_table[0]
+    return replace(chunk, attributes=lambda i: edit(operation, i, float(draws[i]), original(i)))
+
+
+def edited(
+    current: Edit | None, baseline: Edit | None = None
+) -> tuple[ServiceSummary, ServiceSummary]:
+    """(baseline, current) summaries: two windows of one system with their own edits."""
+    out = []
+    for edit, seed in ((baseline, 10), (current, 11)):
+        summary = ServiceSummary("svc")
+        for chunk in window_chunks(edit, seed):
+            summary.add_chunk(chunk)
+        out.append(summary)
+    return out[0], out[1]
+
+
+def with_key(key: str, value: Callable[[str, int], object], share: float = 1.0) -> Edit:
+    """Adds ``key`` (a string) to ``share`` of every operation's spans."""
+
+    def edit(op: str, i: int, draw: float, attrs: list[Attribute]) -> list[Attribute]:
+        return [*attrs, (key, "string", str(value(op, i)))] if draw < share else attrs
+
+    return edit
+
+
+def retyped(key: str, kind: str, share: float) -> Edit:
+    """Sends ``key`` as ``kind`` (its value as a string, or an int) on ``share`` of the spans."""
+
+    def edit(op: str, i: int, draw: float, attrs: list[Attribute]) -> list[Attribute]:
+        if draw >= share:
+            return attrs
+        convert = str if kind == "string" else lambda v: len(str(v))
+        return [(k, kind, convert(v)) if k == key else (k, t, v) for k, t, v in attrs]
+
+    return edit
+
+
+def unique(op: str, i: int) -> str:
+    return f"{op}-{i}"
+
+
+def test_a_new_key_with_a_value_per_span_is_a_cardinality_explosion() -> None:
+    baseline, current = edited(with_key("session.id", unique))
+    indicator = drift.attribute_cardinality_explosion(current, baseline)
+    assert indicator is not None and indicator.severity > 0.5
+    evidence = indicator.evidence
+    assert evidence["attribute"] == "session.id"
+    assert evidence["new_key"] is True
+    assert evidence["baseline_distinct"] == 0
+    assert evidence["distinct"] >= drift.MIN_NEW_KEY_DISTINCT
+    assert evidence["uniqueness"] > 0.8
+    assert evidence["inspected"] == current.operations[evidence["operation"]].inspected
+
+
+def test_a_new_unbounded_key_on_most_spans_of_one_new_operation_fires_too() -> None:
+    def on_checkout(op: str, i: int, draw: float, attrs: list[Attribute]) -> list[Attribute]:
+        return [*attrs, ("enduser.pseudo.id", "string", f"u{i}")] if draw < 0.7 else attrs
+
+    baseline, _ = edited(None)
+    current = ServiceSummary("svc")
+    current.add_chunk(replace(window_chunks(on_checkout, 11)[0], name_table=["POST /checkout"]))
+    indicator = drift.attribute_cardinality_explosion(current, baseline)
+    assert indicator is not None
+    assert (indicator.evidence["operation"], indicator.evidence["attribute"]) == (
+        "POST /checkout",
+        "enduser.pseudo.id",
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(
+            with_key("app.tier", lambda op, i: ("gold", "silver", "free")[i % 3]), id="enum"
+        ),
+        pytest.param(with_key("app.product", lambda op, i: f"sku-{i % 100}"), id="100-values"),
+        pytest.param(with_key("session.id", unique, share=0.3), id="unique-on-a-minority"),
+    ],
+)
+def test_a_new_key_that_is_not_unbounded_on_most_spans_is_no_explosion(key: Edit) -> None:
+    baseline, current = edited(key)
+    assert drift.attribute_cardinality_explosion(current, baseline) is None
+
+
+def test_a_new_unique_key_on_too_few_spans_is_no_explosion() -> None:
+    sim = EntropySimulator(1)
+    system = sim.system("svc")
+    baseline = sim.summary(system, Faults(), 10)
+    current = ServiceSummary("svc")
+    for chunk in window_chunks(with_key("session.id", unique), 11, window_s=4):
+        current.add_chunk(chunk)
+    largest = max(op.inspected for op in current.operations.values())
+    assert drift.MIN_DISTINCT < largest < drift.MIN_NEW_KEY_DISTINCT
+    assert drift.attribute_cardinality_explosion(current, baseline) is None
+
+
+def test_an_id_that_was_unique_in_the_baseline_already_is_no_explosion() -> None:
+    trace_like = with_key("app.request.id", unique)
+    baseline, current = edited(trace_like, baseline=trace_like)
+    assert drift.attribute_cardinality_explosion(current, baseline) is None
+
+    def elsewhere(op: str, i: int, draw: float, attrs: list[Attribute]) -> list[Attribute]:
+        """The id only on the first operation in the baseline, on every operation now."""
+        return trace_like(op, i, draw, attrs) if op == "GET /api/v1/op0" else attrs
+
+    baseline, current = edited(trace_like, baseline=elsewhere)
+    assert drift.attribute_cardinality_explosion(current, baseline) is None
+
+
+@pytest.mark.parametrize("share", [0.2, 0.4])
+def test_a_type_change_on_a_minority_of_spans_is_semantic_drift_and_a_type_mismatch(
+    share: float,
+) -> None:
+    """A string http.response.status_code on some spans, sent as OTLP/JSON stringValue."""
+    payloads = []
+    for edit, seed in ((None, 10), (retyped("http.response.status_code", "string", share), 11)):
+        document = to_otlp_json(window_chunks(edit, seed))
+        payloads.append(summarise([(json.dumps(document).encode(), "application/json")])["svc"])
+    baseline, current = payloads
+    result = measure(current, baseline)
+    assert [i.type for i in result.drift_indicators] == ["semantic_drift"]
+    examples = result.drift_indicators[0].evidence["examples"]
+    assert {e["operation"] for e in examples} == {"GET /api/v1/op0", "GET /api/v1/op4"}
+    for example in examples:
+        assert example["attribute"] == "http.response.status_code"
+        assert (example["change"], example["baseline_type"], example["type"]) == (
+            "type",
+            "int",
+            "string",
+        )
+        assert example["share"] == pytest.approx(share, abs=0.08)
+        assert example["z"] >= drift.Z_CRITICAL
+    (finding,) = result.validation_errors
+    assert (finding.code, finding.attribute) == ("type_mismatch", "http.response.status_code")
+    spans = sum(op.count for name, op in current.operations.items() if name.startswith("GET"))
+    assert finding.count == pytest.approx(share * spans, rel=0.35)
+    assert "type int -> string" in result.drift_indicators[0].summary()
+
+
+def test_an_application_attribute_changing_type_is_semantic_drift_without_a_finding() -> None:
+    baseline, current = edited(retyped("app.region", "int", 0.3))
+    result = measure(current, baseline)
+    assert [i.type for i in result.drift_indicators] == ["semantic_drift"]
+    examples = result.drift_indicators[0].evidence["examples"]
+    assert {(e["attribute"], e["baseline_type"], e["type"]) for e in examples} == {
+        ("app.region", "string", "int")
+    }
+    assert result.validation_errors == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(None, retyped("app.region", "int", 0.01), id="stray-values"),
+        pytest.param(
+            retyped("app.region", "int", 0.1), retyped("app.region", "int", 0.13), id="mix-wobbles"
+        ),
+        pytest.param(
+            retyped("app.region", "int", 0.3), retyped("app.region", "int", 0.3), id="same-mix"
+        ),
+    ],
+)
+def test_type_noise_and_a_mix_the_baseline_had_are_no_drift(
+    before: Edit | None, after: Edit
+) -> None:
+    baseline, current = edited(after, baseline=before)
+    assert drift.semantic_drift(current, baseline) is None
+
+
+def test_an_attribute_set_more_often_keeps_its_mix_of_types() -> None:
+    """Presence 40% -> 90% of a key that is an int on a third of its spans: no type change."""
+
+    def mixed(share: float) -> Edit:
+        def edit(op: str, i: int, draw: float, attrs: list[Attribute]) -> list[Attribute]:
+            if draw >= share:
+                return attrs
+            value: Attribute = (
+                ("app.cart", "int", i) if draw < share / 3 else ("app.cart", "string", "c")
+            )
+            return [*attrs, value]
+
+        return edit
+
+    baseline, current = edited(mixed(0.9), baseline=mixed(0.4))
+    assert drift.semantic_drift(current, baseline) is None

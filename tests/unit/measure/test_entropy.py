@@ -7,6 +7,7 @@ import pytest
 from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
 from weavergen.domain.health import Objectives, burn_health, combine, health_of
 from weavergen.domain.measure import measure
+from weavergen.domain.simulator import EntropySimulator, Faults
 from weavergen.domain.summary import ServiceSummary
 
 
@@ -74,9 +75,74 @@ def test_health_components_and_burn() -> None:
     assert combine(1.0, 1.0, 0.5) == pytest.approx(0.9)
 
 
-def test_too_few_spans_is_insufficient_data_not_a_score() -> None:
-    result = measure(service(40, 0), service(5_000, 5))
-    assert result.status == "insufficient_data"
-    assert result.entropy_score is None and result.entropy_level is None
-    assert "40 spans" in result.reason
-    assert measure(service(500, 0), service(50, 0)).status == "insufficient_data"
+def test_too_few_spans_is_insufficient_data_only_when_there_is_nothing_to_judge_by() -> None:
+    # A window too short to expect many spans: 40 in half a second is the baseline's pace.
+    short = measure(service(40, 0, seconds=0.5), service(5_000, 5))
+    assert short.status == "insufficient_data" and short.insufficient == "window"
+    assert short.entropy_score is None and short.entropy_level is None
+    assert "40 spans" in short.reason
+    small = measure(service(500, 0), service(50, 0))
+    assert small.status == "insufficient_data" and small.insufficient == "baseline"
+    assert "the baseline has 50 spans" in small.reason
+    none = measure(service(500, 0), None)
+    assert none.insufficient == "baseline" and none.reason == "no baseline yet"
+
+
+def test_a_service_gone_silent_is_the_worst_throughput_drop_and_at_least_high() -> None:
+    """Silence is evidence: a minute with 40 requests, or none, where the baseline had 5,000."""
+    for current in (service(40, 0), service(0, 0), window_of(service(0, 0), 60)):
+        result = measure(current, service(5_000, 5))
+        assert result.status == "ok", result.reason
+        (drop,) = [i for i in result.drift_indicators if i.type == "throughput_drop"]
+        assert drop.severity == 1.0 and drop.evidence["silent"] is True
+        assert drop.evidence["expected_requests"] >= 4_000
+        assert result.entropy_level in ("high", "critical")
+        assert result.health_score == 0.0
+
+
+def test_every_detector_takes_a_silent_window_of_a_real_service() -> None:
+    """A service of many operations that went quiet: one worst-case drop, nothing raised."""
+    sim = EntropySimulator(seed=3)
+    system = sim.system("svc")
+    baseline = sim.summary(system, Faults(), 1)
+    result = measure(window_of(ServiceSummary("svc"), 60), baseline)
+    assert [i.type for i in result.drift_indicators] == ["throughput_drop"]
+    assert result.entropy_level == "high" and result.health_score == 0.0
+
+
+def test_a_receiver_window_longer_than_its_spans_shows_a_service_that_stopped() -> None:
+    """The receiver watched 60 s; the spans stop after the first 5: a drop, not a short window.
+    Spans still on their way (the last seconds of a window) are allowed for."""
+    stopped = window_of(service(400, 0, seconds=5), 60)
+    drop = measure(stopped, service(5_000, 5)).drift_indicators
+    assert [i.type for i in drop] == ["throughput_drop"]
+    assert drop[0].evidence["window_seconds"] == 50.0
+    steady = window_of(service(4_200, 4, seconds=52), 60)
+    assert measure(steady, service(5_000, 5)).entropy_level == "low"
+
+
+def test_throughput_counts_requests_so_a_retry_storm_cannot_hide_a_drop() -> None:
+    """Requests fall to a quarter while client spans (retries to a database) multiply: the
+    span rate rises, the request rate is what dropped."""
+    baseline = requests_and_calls(requests=3_000, calls=3_000)
+    current = requests_and_calls(requests=750, calls=12_000)
+    assert current.span_count > baseline.span_count
+    result = measure(current, baseline)
+    (drop,) = [i for i in result.drift_indicators if i.type == "throughput_drop"]
+    assert drop.evidence["ratio"] == 0.25
+    assert result.health is not None and result.health.throughput_ratio == 0.25
+
+
+def window_of(summary: ServiceSummary, seconds: float) -> ServiceSummary:
+    """The summary as the receiver hands it: with the length of the window it watched."""
+    summary.window_s = seconds
+    return summary
+
+
+def requests_and_calls(requests: int, calls: int) -> ServiceSummary:
+    summary = ServiceSummary("svc", start_ns=0, end_ns=60 * 10**9)
+    server, client = summary._operation("GET /"), summary._operation("SELECT orders")
+    server.kind, server.count, server.entries = 2, requests, requests
+    client.kind, client.count = 3, calls
+    server.histogram[40], client.histogram[40] = requests, calls
+    return summary

@@ -22,6 +22,7 @@ def chunk(names: list[str], attrs: int = 0) -> SpanChunk:
         durations_ns=np.full(n, 1_000_000, dtype=np.int64),
         errors=np.zeros(n, dtype=bool),
         trace_hashes=hash_trace_ids([i.to_bytes(16, "big") for i in range(n)]),
+        entries=np.ones(n, dtype=bool),
         start_ns=0,
         end_ns=10**9,
         attributes=lambda i: [(f"k{j}", "string", f"v{i}") for j in range(attrs)],

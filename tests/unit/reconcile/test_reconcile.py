@@ -119,7 +119,47 @@ def test_problems_and_insufficient_data_are_conditions_not_scores() -> None:
     )
     kinds = {c["type"]: c for c in few.status["conditions"]}
     assert kinds["InsufficientData"]["status"] == "True"
+    assert kinds["InsufficientData"]["reason"] == "TooFewSpans"
     assert "score" not in few.status["entropy"]
+
+
+def test_a_small_baseline_and_a_workload_failing_without_spans_are_told_apart() -> None:
+    """InsufficientData only for what cannot be judged; a crash loop measured from the
+    workloads' state is Degraded, and the cycle it starts names it."""
+    small = decide(
+        SPEC,
+        generation=1,
+        status={},
+        measurement={
+            "status": "insufficient_data",
+            "reason": "the baseline has 40 spans, fewer than 100",
+            "insufficient": "baseline",
+        },
+        problem=None,
+        now=NOW,
+    )
+    insufficient = next(c for c in small.status["conditions"] if c["type"] == "InsufficientData")
+    assert (insufficient["status"], insufficient["reason"]) == ("True", "BaselineTooSmall")
+    assert small.start_cycle is None
+    crash = {
+        **measurement("high", 0.62),
+        "health_score": 0.0,
+        "span_count": 0,
+        "evidence": ["kubernetes"],
+        "reason": "too few spans to judge: measured from the workloads' state",
+        "drift_indicators": [
+            {"type": "crash_loop", "severity": 1.0, "evidence": {"pod": "web-1", "restarts": 6}},
+            {"type": "pods_not_ready", "severity": 1.0, "evidence": {"ready": 0, "desired": 2}},
+        ],
+    }
+    looping = decide(SPEC, generation=1, status={}, measurement=crash, problem=None, now=NOW)
+    kinds = {c["type"]: c for c in looping.status["conditions"]}
+    assert kinds["Degraded"]["status"] == "True"
+    assert (kinds["InsufficientData"]["status"], kinds["InsufficientData"]["reason"]) == (
+        "False",
+        "MeasuredFromWorkloads",
+    )
+    assert looping.start_cycle == "entropy high (0.62): crash_loop, pods_not_ready"
 
 
 def test_phase_records_time_each_phase() -> None:
