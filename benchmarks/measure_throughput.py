@@ -6,6 +6,10 @@
     the same for 1 M spans
 
 Run: .venv/bin/python benchmarks/measure_throughput.py [--spans 1000000] [--stream 10000000]
+
+``--against REF`` instead compares the measure path of this tree with a git ref's in one run:
+(a) decode + summarise and one ``measure()`` of a faulted window against its baseline, each tree
+in its own process, alternated three times so that machine load hits both alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,11 +155,73 @@ def bench_stream(payloads: list[bytes], spans: int) -> int:
     return rss
 
 
+# Runs in either tree: only APIs both have.
+MEASURE_PATH = """
+import sys, time
+from weavergen.domain.measure import measure
+from weavergen.domain.otlp import decode_protobuf
+from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.summary import ServiceSummary
+sim = EntropySimulator(42)
+system = sim.system("bench")
+payloads = [to_otlp_protobuf(list(sim.chunks(system, Faults(), s, window_s=1000 / 60)))
+            for s in range(20)]
+spans, done, i = int(sys.argv[1]), 0, 0
+summary = ServiceSummary("bench")
+started = time.process_time()
+while done < spans:
+    for chunk in decode_protobuf(payloads[i % len(payloads)]):
+        summary.add_chunk(chunk)
+        done += len(chunk)
+    i += 1
+decode = done / (time.process_time() - started)
+baseline = sim.summary(system, Faults(), 1)
+current = sim.summary(system, Faults(error_rate=0.2, latency_factor=3.0), 2)
+started = time.process_time()
+for _ in range(50):
+    measure(current, baseline)
+print(decode, (time.process_time() - started) / 50 * 1000)
+"""
+
+
+def compare(ref: str, spans: int) -> None:
+    """The measure path of ``ref`` and of this tree, alternated in one run."""
+    repo = Path(__file__).resolve().parent.parent
+    worktree = Path(tempfile.mkdtemp(prefix="measure-ref-"))
+    subprocess.run(["git", "worktree", "add", "--detach", str(worktree), ref], cwd=repo, check=True)
+    figures: dict[str, list[tuple[float, float]]] = {ref: [], "this tree": []}
+    try:
+        for _ in range(3):
+            for name, tree in ((ref, worktree), ("this tree", repo)):
+                env = {**os.environ, "PYTHONPATH": f"{tree / 'operator'}:{tree}"}
+                out = subprocess.run(
+                    [sys.executable, "-c", MEASURE_PATH, str(spans)],
+                    env=env, cwd=tree, capture_output=True, text=True, check=True,
+                ).stdout.split()  # fmt: skip
+                figures[name].append((float(out[0]), float(out[1])))
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(worktree)], cwd=repo, check=True
+        )
+    for name, runs in figures.items():
+        decode = sorted(r[0] for r in runs)[1]
+        per_measure = sorted(r[1] for r in runs)[1]
+        print(
+            f"{name:>12}: decode + summarise {decode:,.0f} spans/s; measure() {per_measure:.2f} ms"
+        )
+    before, after = (sorted(r[0] for r in figures[k])[1] for k in (ref, "this tree"))
+    print(f"throughput this tree / {ref}: {after / before:.3f} (medians of 3 alternated runs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--stream", type=int, default=10_000_000)
+    parser.add_argument("--against", metavar="REF", help="compare the measure path with REF")
     args = parser.parse_args()
+    if args.against:
+        compare(args.against, args.spans)
+        return
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     payloads = requests()
     bench_decode(payloads, args.spans)

@@ -170,8 +170,23 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
             spans = scope_spans.spans
             if not spans:
                 continue
-            starts = _nanos(np.fromiter((s.start_time_unix_nano for s in spans), np.uint64))
-            ends = _nanos(np.fromiter((s.end_time_unix_nano for s in spans), np.uint64))
+            # One pass over the spans for the numeric fields: each pass costs a Python-level
+            # loop, the bulk of decoding.
+            columns = np.fromiter(
+                (
+                    value
+                    for s in spans
+                    for value in (
+                        s.start_time_unix_nano,
+                        s.end_time_unix_nano,
+                        s.status.code == STATUS_ERROR,
+                        not s.parent_span_id,
+                    )
+                ),
+                np.uint64,
+                4 * len(spans),
+            ).reshape(-1, 4)
+            starts, ends = _nanos(columns[:, 0]), _nanos(columns[:, 1])
 
             def attributes(i: int, spans: Sequence[Any] = spans) -> list[Attribute]:
                 attrs = spans[i].attributes
@@ -179,18 +194,15 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
 
             codes, table = code_names((s.name for s in spans), len(spans))
             kinds = first_kinds(codes, _pb_kind(spans), len(table))
-            roots = np.fromiter((not s.parent_span_id for s in spans), bool, len(spans))
             yield SpanChunk(
                 service=service,
                 name_codes=codes,
                 name_table=table,
                 name_kinds=kinds,
                 durations_ns=np.maximum(ends - starts, 0),
-                errors=np.fromiter(
-                    (s.status.code == STATUS_ERROR for s in spans), bool, len(spans)
-                ),
+                errors=columns[:, 2].astype(bool),
                 trace_hashes=hash_trace_ids([s.trace_id for s in spans]),
-                entries=entry_spans(codes, kinds, roots),
+                entries=entry_spans(codes, kinds, columns[:, 3].astype(bool)),
                 start_ns=int(starts.min()),
                 end_ns=int(ends.max()),
                 attributes=attributes,
