@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
+
 from weavergen.domain.health import Requests
 from weavergen.domain.sketch import KMV_SIZE, fraction_above, quantile_ns
 from weavergen.domain.stats import chi2_sf, g_test, poisson_rate_z, two_proportion_z
@@ -23,6 +25,7 @@ Z_CRITICAL = 3.09
 P_CRITICAL = 0.001
 MIN_OPERATION_SPANS = 50
 MIN_INSPECTED = 30
+MIN_P95_RATIO = 1.25
 # Requests at or below this share of the baseline's rate: the service is as good as silent.
 SILENCE_RATIO = 0.1
 MIN_DISTINCT = 50
@@ -127,8 +130,27 @@ def bonferroni_z(tests: int, alpha: float = P_CRITICAL) -> float:
     return NormalDist().inv_cdf(1 - alpha / max(tests, 1))
 
 
+def _p95_ratio_bound(cur: np.ndarray, base: np.ndarray, n_cur: int, n_base: int) -> float:
+    """A lower confidence bound (one-sided 95%) of the current p95 over the baseline's.
+
+    The minimum effect must hold for the bound, not the point estimate: a p95 estimated from a
+    few hundred spans wanders by 10-20%, and the largest of several operations' ratios would
+    otherwise pass it on ordinary hour-to-hour wobble. Binomial order-statistic bounds: the
+    current p95 is at least its (0.95 - 1.645 se) quantile, the baseline's at most its
+    (0.95 + 1.645 se) quantile.
+    """
+
+    def margin(n: int) -> float:
+        return 1.645 * math.sqrt(0.95 * 0.05 / max(n, 1))
+
+    low = quantile_ns(cur, max(0.0, 0.95 - margin(n_cur)))
+    high = quantile_ns(base, min(1.0, 0.95 + margin(n_base)))
+    return low / high if high > 0 else 0.0
+
+
 def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
-    """An operation whose spans exceed its baseline p95 far more often, with p95 >= 1.25x.
+    """An operation whose spans exceed its baseline p95 far more often, with p95 >= 1.25x
+    (the lower confidence bound of the ratio, see ``_p95_ratio_bound``).
 
     Operations are compared one by one: a service-wide comparison would mistake a shift in the
     operation mix (more calls to a slow endpoint) for every operation getting slower. The whole
@@ -164,7 +186,9 @@ def latency_degradation(current: ServiceSummary, baseline: ServiceSummary) -> Dr
         z = two_proportion_z(share_b * n_base, n_base, share_c * n_cur, n_cur)
         p95_c = quantile_ns(cur, 0.95)
         ratio = p95_c / p95_b if p95_b > 0 else 0.0
-        if z < critical or ratio < 1.25 or share_c < 2 * share_b:
+        if z < critical or share_c < 2 * share_b:
+            continue
+        if _p95_ratio_bound(cur, base, n_cur, n_base) < MIN_P95_RATIO:
             continue
         op = current.operations.get(name)
         calls_dependency = bool(op and op.calls_dependency)

@@ -298,3 +298,20 @@ def test_an_attribute_set_more_often_keeps_its_mix_of_types() -> None:
 
     baseline, current = edited(mixed(0.9), baseline=mixed(0.4))
     assert drift.semantic_drift(current, baseline) is None
+
+
+def test_a_latency_wobble_below_the_minimum_effect_raises_nothing_on_small_samples() -> None:
+    """Operations of a few hundred spans each slowed by 1.15x (ordinary hour-to-hour change):
+    the largest point-estimate p95 ratio among them passes 1.25x now and then; its confidence
+    bound does not. A real 2x slowdown still fires on every one of the same systems."""
+    fired = {1.15: 0, 2.0: 0}
+    for seed in range(30):
+        sim = EntropySimulator(1000 + seed)
+        system = sim.system("svc")
+        for factor in fired:
+            current = sim.summary(system, Faults(latency_factor=factor), seed + 1, window_s=20)
+            baseline = sim.summary(system, Faults(), seed, window_s=20)
+            fired[factor] += any(
+                i.type == "latency_degradation" for i in drift.detect(current, baseline)
+            )
+    assert fired == {1.15: 0, 2.0: 30}
