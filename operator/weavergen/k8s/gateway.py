@@ -46,15 +46,14 @@ def golden_name(charter: str) -> str:
     return child_name(charter, "golden")
 
 
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """The controlling owner reference to one of this operator's own objects."""
+    return {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid, "controller": True}
+
+
 def charter_owner(name: str, uid: str) -> dict[str, Any]:
     """The owner reference of what a charter keeps between its cycles."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "RegenerationCharter",
-        "name": name,
-        "uid": uid,
-        "controller": True,
-    }
+    return owner_reference("RegenerationCharter", name, uid)
 
 
 class BaselinePending(LookupError):

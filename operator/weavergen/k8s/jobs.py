@@ -18,12 +18,11 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
-from weavergen.api.common import API_VERSION
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.domain.explore import Outcome
 from weavergen.domain.names import child_name, label_value
-from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.gateway import KubeGateway, owner_reference
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases, PhaseFailed
 from weavergen.telemetry.tracing import traceparent
@@ -232,13 +231,7 @@ def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
 
 def cycle_owner(name: str, uid: str) -> dict[str, Any]:
     """The owner reference every object of a cycle carries."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "RegenerationCycle",
-        "name": name,
-        "uid": uid,
-        "controller": True,
-    }
+    return owner_reference("RegenerationCycle", name, uid)
 
 
 def cycle_phases(
