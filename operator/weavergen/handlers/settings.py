@@ -48,7 +48,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     app = build_app(memo.windows, ReceiverConfig(token=token))
     add_routes(app, Gate(memo.rest), token)
     memo.receiver, bound = await serve(app, host, port)
-    memo.receiver_url = f"http://127.0.0.1:{bound}"
+    # Where phase Jobs reach this receiver: loopback only works when they run on this host;
+    # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).
+    memo.receiver_url = os.environ.get("WEAVERGEN_RECEIVER_URL") or f"http://127.0.0.1:{bound}"
     exporting = tracing.configure("weavergen-operator")
     logging.getLogger(__name__).info(
         "started the OTLP receiver, /metrics and /gate port=%d tracing=%s",

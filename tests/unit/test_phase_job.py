@@ -1,0 +1,32 @@
+"""A phase Job's pod runs as the chart runs the operator: restricted, read-only, non-root."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.helpers import REPO
+from weavergen.api.profiles import profile_for
+from weavergen.k8s.jobs import job_manifest
+
+
+def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writable_tmp() -> None:
+    values = yaml.safe_load((REPO / "charts" / "weavergen-operator" / "values.yaml").read_text())
+    policy = profile_for("web-service").phase_policy
+    assert policy is not None
+    job = job_manifest(
+        namespace="shop",
+        cycle="web-20261203-101500",
+        owner={},
+        phase="implement",
+        policy=policy,
+        receiver_url="http://10.244.1.7:4318",
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["securityContext"] == values["securityContext"]
+    wanted = {k: v for k, v in values["podSecurityContext"].items() if k != "fsGroup"}
+    assert pod["securityContext"] == wanted
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["WEAVERGEN_RECEIVER_URL"] == "http://10.244.1.7:4318"
