@@ -246,6 +246,16 @@ def _retries(summary: ServiceSummary) -> tuple[int, int]:
     return sum(op.retries for op in summary.operations.values()), inspected
 
 
+def _fans_out_per_request(current: ServiceSummary, baseline: ServiceSummary) -> bool:
+    """Whether spans per request rose by half, counted exactly where both sides have entry
+    spans: the per-trace figure comes from a distinct-count sketch that can misjudge a few
+    hundred traces by a third, so it alone cannot raise an alarm where the counts say no."""
+    if not (baseline.entry_count and current.entry_count):
+        return True  # nothing exact to ask: the sketch's figure stands
+    per_request_b = baseline.span_count / baseline.entry_count
+    return current.span_count / current.entry_count >= 1.5 * per_request_b
+
+
 def retry_storm(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndicator | None:
     """Retried spans (semconv resend counts) or spans per trace rising well above the baseline."""
     r_b, i_b = _retries(baseline)
@@ -257,7 +267,12 @@ def retry_storm(current: ServiceSummary, baseline: ServiceSummary) -> DriftIndic
     spt_ratio = spt_c / spt_b if spt_b else 0.0
     traces_c = current.traces.estimate()
     by_share = z >= Z_CRITICAL and share_c >= 0.05 and share_c >= 3 * share_b
-    by_fanout = spt_ratio >= 1.5 and traces_c >= KMV_SIZE and baseline.traces.estimate() >= KMV_SIZE
+    by_fanout = (
+        spt_ratio >= 1.5
+        and traces_c >= KMV_SIZE
+        and baseline.traces.estimate() >= KMV_SIZE
+        and _fans_out_per_request(current, baseline)
+    )
     if not (by_share or by_fanout):
         return None
     severity = max(_clip(share_c / 0.3), _clip((spt_ratio - 1) / 2) if by_fanout else 0.0)

@@ -19,6 +19,7 @@ from weavergen.domain.simulator import (
     SyntheticSystem,
     to_otlp_json,
 )
+from weavergen.domain.sketch import stable_hash64
 from weavergen.domain.summary import ServiceSummary
 
 FAULTS = {
@@ -315,3 +316,25 @@ def test_a_latency_wobble_below_the_minimum_effect_raises_nothing_on_small_sampl
                 i.type == "latency_degradation" for i in drift.detect(current, baseline)
             )
     assert fired == {1.15: 0, 2.0: 30}
+
+
+def test_a_trace_sketch_misjudging_the_traces_raises_no_retry_storm_the_counts_deny() -> None:
+    """Spans per trace come from a distinct-count sketch; spans per request are counted. When
+    the requests say each one makes as many spans as before, the sketch alone raises nothing;
+    when they say each makes twice as many, it is a retry storm."""
+
+    def window(requests: int, calls_per_request: int, traces: int) -> ServiceSummary:
+        summary = ServiceSummary("svc", start_ns=0, end_ns=60 * 10**9)
+        server, client = summary._operation("GET /"), summary._operation("GET payments")
+        server.kind, server.count, server.entries = 2, requests, requests
+        client.kind, client.count = 3, requests * calls_per_request
+        server.histogram[40], client.histogram[40] = server.count, client.count
+        summary.traces.add_hashes(stable_hash64([f"trace-{i}" for i in range(traces)]))
+        return summary
+
+    baseline = window(1_000, 2, traces=1_000)
+    misjudged = window(1_000, 2, traces=600)  # as if the sketch undercounted by 40%
+    assert misjudged.spans_per_trace() >= 1.5 * baseline.spans_per_trace()
+    assert drift.retry_storm(misjudged, baseline) is None
+    storm = drift.retry_storm(window(1_000, 5, traces=1_000), baseline)
+    assert storm is not None and storm.evidence["spans_per_trace"] >= 1.5 * 3
