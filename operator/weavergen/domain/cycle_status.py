@@ -111,7 +111,10 @@ def cycle_status(
         if (data.get("implementation") or {}).get("outcome") == "escalated":
             phase = "Escalated"
         message = outcome_message(phase, data)
-        patch.update({"phase": phase, "finishedAt": stamp(now), "message": message})
+        # A final status is written twice (the workflow step, then the handler's patch): the
+        # end time is the first one's, so whoever read the first sees the same as the charter.
+        finished = status.get("finishedAt") or stamp(now)
+        patch.update({"phase": phase, "finishedAt": finished, "message": message})
         rollback = rollback_record(data, message)
         if rollback is not None:
             patch["rollback"] = rollback

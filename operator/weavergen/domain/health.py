@@ -80,8 +80,8 @@ def latency_threshold_ms(objectives: Objectives, baseline: ServiceSummary) -> fl
     return LATENCY_MARGIN * quantile_ns(baseline.histogram(), 0.99) / 1e6
 
 
-# Exporters batch spans (every 5 s by default) and the receiver bins them into 10 s slots: the
-# newest seconds of a window are not in yet, so a window's length is trusted only beyond this.
+# Exporters batch spans (every 5 s by default) and the receiver bins them into 10 s slots: a
+# window's length is trusted to judge a rate only from this long.
 EXPORT_LAG_S = 10.0
 
 
@@ -105,8 +105,8 @@ class Requests:
         return cls(
             current=current.entry_count if by_entries else current.span_count,
             baseline=baseline.entry_count if by_entries else baseline.span_count,
-            current_s=observed_seconds(current, baseline),
-            baseline_s=baseline.duration_s,
+            current_s=observed_seconds(current, baseline.duration_s),
+            baseline_s=observed_seconds(baseline, 0.0) or baseline.duration_s,
         )
 
     @property
@@ -117,16 +117,18 @@ class Requests:
         return (self.current / self.current_s) / (self.baseline / self.baseline_s)
 
 
-def observed_seconds(current: ServiceSummary, baseline: ServiceSummary) -> float:
-    """How long the current window watched the service.
+def observed_seconds(summary: ServiceSummary, fallback: float) -> float:
+    """How long a window watched the service; 0 when too short to say.
 
-    The receiver says how long its window covers: a service that stopped sending shows as a
-    window longer than its spans. A file of spans says nothing but their time range; an empty
-    one is taken to be as long as the baseline.
+    The receiver says how long its window covers, by arrival: a service that stopped sending
+    shows as a window longer than its spans, and senders' clocks do not matter. Exporters send
+    in batches (every 5 s by default), so a window shorter than ``EXPORT_LAG_S`` cannot tell a
+    pause between batches from silence. A file of spans says nothing but their time range; an
+    empty one is taken to be ``fallback`` long.
     """
-    if current.window_s is not None:
-        return max(current.duration_s, current.window_s - EXPORT_LAG_S)
-    return current.duration_s or baseline.duration_s
+    if summary.window_s is not None:
+        return summary.window_s if summary.window_s >= EXPORT_LAG_S else 0.0
+    return summary.duration_s or fallback
 
 
 def health_of(current: ServiceSummary, baseline: ServiceSummary, objectives: Objectives) -> Health:

@@ -112,13 +112,15 @@ def test_every_detector_takes_a_silent_window_of_a_real_service() -> None:
 
 def test_a_receiver_window_longer_than_its_spans_shows_a_service_that_stopped() -> None:
     """The receiver watched 60 s; the spans stop after the first 5: a drop, not a short window.
-    Spans still on their way (the last seconds of a window) are allowed for."""
+    A window too short to tell exporters' batching from silence judges no rate."""
     stopped = window_of(service(400, 0, seconds=5), 60)
     drop = measure(stopped, service(5_000, 5)).drift_indicators
     assert [i.type for i in drop] == ["throughput_drop"]
-    assert drop[0].evidence["window_seconds"] == 50.0
+    assert drop[0].evidence["window_seconds"] == 60.0
     steady = window_of(service(4_200, 4, seconds=52), 60)
     assert measure(steady, service(5_000, 5)).entropy_level == "low"
+    just_begun = measure(window_of(service(0, 0), 4), service(5_000, 5))
+    assert just_begun.status == "insufficient_data" and just_begun.insufficient == "window"
 
 
 def test_throughput_counts_requests_so_a_retry_storm_cannot_hide_a_drop() -> None:

@@ -195,6 +195,8 @@ def test_cycle_status_outcomes() -> None:
     assert kinds["RolledBack"] == "True" and kinds["Succeeded"] == "False"
     assert kinds["Defined"] == kinds["Measured"] == kinds["Explored"] == "True"
     assert "rollback" not in status  # no record of a restore: none is claimed
+    later = cycle_status(data, status, 1, NOW + timedelta(seconds=2))
+    assert later["finishedAt"] == status["finishedAt"]  # both writes of a final status agree
 
 
 def test_a_rolled_back_cycle_carries_one_rollback_record_valid_for_its_schema() -> None:
