@@ -960,7 +960,16 @@ def test_a_crash_looping_deployment_with_no_spans_gets_a_cycle_naming_the_crash_
     )
     assert isinstance(cycles, list)
     assert "crash_loop" in cycles[0]["spec"]["reason"], cycles[0]["spec"]
-    measured = status(rest, namespace, "RegenerationCharter", "web")
+    measured = charter_status(  # the charter records the cycle it started, and why
+        rest,
+        namespace,
+        lambda s: (
+            cycles[0]["metadata"]["name"]
+            in (s.get("activeCycle"), (s.get("lastCycle") or {}).get("name"))
+        ),
+        timeout=30,
+        what=f"the charter to record its cycle (operator log: {operator})",
+    )
     assert condition(measured, "InsufficientData") == "False"
     assert measured["entropy"]["spanCount"] == 0
     (loop,) = [i for i in measured["entropy"]["indicators"] if i["type"] == "crash_loop"]
