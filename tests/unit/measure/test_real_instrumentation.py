@@ -167,8 +167,12 @@ def test_old_conventions_are_deprecated_findings_naming_their_replacements(
     assert {f["code"] for f in result["validation_errors"]} == {"deprecated"}
     assert result["validation_known"] == []
     counts = {f["attribute"]: f["count"] for f in result["validation_errors"]}
-    assert counts["http.method"] == 2 * REQUESTS_PER_WINDOW  # client and server spans
-    assert counts["db.statement"] == REQUESTS_PER_WINDOW
+    # Each finding counts the recorded spans carrying the name (client and server spans for
+    # http.method); the recording, not the request count, is the truth (under load a server span
+    # can end after the recorder's flush).
+    carried = [key for attributes in span_attributes(old / "current.json") for key in attributes]
+    assert counts["http.method"] == carried.count("http.method") >= 2 * REQUESTS_PER_WINDOW - 2
+    assert counts["db.statement"] == carried.count("db.statement") >= REQUESTS_PER_WINDOW - 1
 
 
 def test_old_conventions_the_baseline_already_had_are_known_and_not_counted(
