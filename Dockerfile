@@ -11,9 +11,17 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/weavergen
-COPY pyproject.toml README.md ./
+# The dependencies and the build backend, read from pyproject.toml, in a layer of their own: a
+# change to operator/ reuses it and installs only the project, without the network.
+COPY pyproject.toml ./
+RUN /opt/weavergen/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+print(*p["build-system"]["requires"], *p["project"]["dependencies"], sep="\n")' >/tmp/requirements.txt \
+    && /opt/weavergen/bin/pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY README.md ./
 COPY operator ./operator
-RUN /opt/weavergen/bin/pip install . \
+RUN /opt/weavergen/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/weavergen/bin/pip check \
     && /opt/weavergen/bin/python -m compileall -q /opt/weavergen/lib
 
 FROM ${BASE_IMAGE}

@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 
 .PHONY: help venv test test-unit test-integration lint format crds verify-crds \
-	cluster-build cluster-up cluster-down cluster-status demo chart image kind-up kind-load deploy \
+	cluster-build cluster-up cluster-down cluster-status demo chart images image kind-up kind-load deploy \
 	e2e-kind kind-down clean
 
 help: ## list the targets
@@ -27,13 +27,13 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv with the project and its dev tools
 
-test: $(VENV)/.installed cluster-build ## run every test: unit, and integration on a local control plane
+test: $(VENV)/.installed cluster-build images ## run every test: unit, and integration on local control planes
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## run the unit tests only (no control plane)
 	$(BIN)/pytest -n auto tests/unit $(PYTEST_ARGS)
 
-test-integration: $(VENV)/.installed cluster-build ## run the integration tests only
+test-integration: $(VENV)/.installed cluster-build images ## run the integration tests only
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff, mypy and the import-layer contracts
@@ -52,10 +52,10 @@ crds: $(VENV)/.installed ## regenerate crds/ and the chart's copy from the pydan
 verify-crds: $(VENV)/.installed ## fail when crds/ or the chart's copy is stale
 	$(BIN)/weavergen crds generate --check $(addprefix --out ,$(CRD_DIRS))
 
-cluster-build: ## build (or reuse) etcd, kube-apiserver, controller-manager, kubectl, helm
+cluster-build: ## build (or reuse) etcd, the Kubernetes components, CoreDNS, kubectl, helm
 	@bash hack/build-control-plane.sh
 
-cluster-up: $(VENV)/.installed cluster-build ## start the local control plane; prints export KUBECONFIG=...
+cluster-up: $(VENV)/.installed cluster-build images ## start the local plane and its real node; prints export KUBECONFIG=...
 	@$(PYTHON) -m hack.localplane up
 
 cluster-down: $(VENV)/.installed ## stop the local control plane started by cluster-up
@@ -66,7 +66,7 @@ cluster-status: $(VENV)/.installed ## show which control-plane processes run
 
 SCENARIO ?= config-corruption
 
-demo: $(VENV)/.installed cluster-build ## the self-healing demo on a local control plane (SCENARIO=bad-deploy too)
+demo: $(VENV)/.installed cluster-build images ## the self-healing demo on a local control plane (SCENARIO=bad-deploy too)
 	$(PYTHON) -m hack.demo --scenario $(SCENARIO)
 
 # -- delivery: the chart here; the image and kind need Docker and kind (not on CI machines) ----
@@ -82,6 +82,9 @@ HELM ?= $(if $(wildcard $(HELM_BIN)),$(HELM_BIN),helm)
 chart: $(VENV)/.installed cluster-build ## lint the Helm chart and package it into dist/
 	$(HELM) lint --strict charts/weavergen-operator
 	$(HELM) package charts/weavergen-operator --destination dist
+
+images: ## build the pause, base and operator images locally with buildah, cached by content
+	@bash hack/build-images.sh
 
 image: ## build the operator image (Docker): one image for the operator and its phase Jobs
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

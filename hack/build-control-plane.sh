@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver, kube-controller-manager, kubectl and helm from their Go modules
+# Builds etcd, kube-apiserver, kube-controller-manager, kubectl, the node components (kubelet,
+# kube-scheduler, kube-proxy, CoreDNS) and helm from their Go modules
 # into ${WEAVERGEN_CACHE:-$HOME/.cache/weavergen}/bin/<component>-<version>/, skipping what is
 # already built. Each component-version is built under a lock, so concurrent runs (two `make test`
 # at once) build it once: the second waits, then finds it cached.
@@ -39,7 +40,7 @@ locked() {
 
 build_kubernetes() {
   local out=$cache/bin/kubernetes-$KUBE_VERSION
-  local cmds=(kube-apiserver kube-controller-manager kubectl)
+  local cmds=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
   local missing=()
   for c in "${cmds[@]}"; do [[ -x $out/$c ]] || missing+=("$c"); done
   if ((${#missing[@]} == 0)); then log "kubernetes $KUBE_VERSION: cached in $out"; return; fi
@@ -103,8 +104,18 @@ build_helm() {
   log "helm $HELM_VERSION: built into $out"
 }
 
+build_coredns() {
+  local out=$cache/bin/coredns-$COREDNS_VERSION
+  if [[ -x $out/coredns ]]; then log "coredns $COREDNS_VERSION: cached in $out"; return; fi
+  mkdir -p "$out"
+  log "coredns $COREDNS_VERSION: building coredns"
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+  log "coredns $COREDNS_VERSION: built into $out"
+}
+
 started=$(date +%s)
 locked "etcd-$ETCD_VERSION" build_etcd
 locked "kubernetes-$KUBE_VERSION" build_kubernetes
 locked "helm-$HELM_VERSION" build_helm
+locked "coredns-$COREDNS_VERSION" build_coredns
 log "control plane binaries ready in $(( $(date +%s) - started ))s"

@@ -13,17 +13,19 @@ from pathlib import Path
 from tests.helpers import REPO
 
 SCRIPT = REPO / "hack" / "build-control-plane.sh"
-BUILT = ["etcd", "helm", "kube-apiserver", "kube-controller-manager", "kubectl"]
+KUBERNETES = ["kube-apiserver", "kube-controller-manager", "kubectl", "kubelet", "kube-scheduler"]
+BUILT = sorted(["etcd", "helm", "coredns", *KUBERNETES, "kube-proxy"])
 
 FAKE_GO = r"""#!/usr/bin/env bash
 # `go mod download -json` names a go.mod, `go mod tidy` does nothing, `go build -o OUT` and
-# `GOBIN=DIR go install` log the binary's name and write a stub after a pause.
+# `GOBIN=DIR go install PKG@VERSION` log the binary's name and write a stub after a pause.
 set -eu
 if [[ $1 == mod ]]; then
   if [[ $2 == download ]]; then printf '{\n\t"GoMod": "%s",\n}\n' "$FAKE_GOMOD"; fi
   exit 0
 fi
-out=${GOBIN:-}/helm
+package=${*: -1}; package=${package%@*}
+out=${GOBIN:-}/${package##*/}
 while (($#)); do if [[ $1 == -o ]]; then out=$2; fi; shift; done
 name=${out##*/}
 echo "${name%%.tmp*}" >>"$FAKE_GO_LOG"
