@@ -33,6 +33,8 @@ MAX_EXAMPLES = 3
 # Warning events in the window before they are evidence: one probe failure while a pod starts
 # is routine, a repeated one is not.
 MIN_WARNINGS = 3
+# Probe failures that stop traffic for a while but never restart a container.
+PASSING_PROBES = ("Readiness probe failed", "Startup probe failed")
 
 Obj = Mapping[str, Any]
 
@@ -120,7 +122,7 @@ def workload_health(
             ("oom_killed", _oom_kills(pods, now - window)),
             ("pods_not_ready", _not_ready(state.workload, pods, desired, now)),
             ("rollout_stalled", _stalled(state.workload)),
-            ("warning_events", _warnings(state.events, now - window)),
+            ("warning_events", _warnings(state.events, pods, now - window)),
         ):
             if found is not None:
                 indicators.setdefault(kind, []).append(found)
@@ -130,6 +132,22 @@ def workload_health(
         if (each := indicators.get(kind))
     ]
     return WorkloadHealth(merged, ready_total, desired_total)
+
+
+def _started_since(event: Obj, last: datetime, pods: Sequence[Obj]) -> bool:
+    """A readiness or startup probe that failed on a pod Ready since: how a pod starts (its
+    server not listening yet), not a fault. Liveness failures, and probes of pods still not
+    Ready, stay evidence."""
+    if event.get("reason") != "Unhealthy" or not str(event.get("message", "")).startswith(
+        PASSING_PROBES
+    ):
+        return False
+    name = (event.get("involvedObject") or {}).get("name")
+    for pod in pods:
+        if _name(pod) == name:
+            ready, since = _ready(pod)
+            return ready and since is not None and since >= last
+    return False
 
 
 def _evidence(found: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
@@ -241,7 +259,9 @@ def _stalled(workload: Obj) -> tuple[float, dict[str, Any]] | None:
     return None
 
 
-def _warnings(events: Sequence[Obj], since: datetime) -> tuple[float, dict[str, Any]] | None:
+def _warnings(
+    events: Sequence[Obj], pods: Sequence[Obj], since: datetime
+) -> tuple[float, dict[str, Any]] | None:
     recent: Counter[str] = Counter()
     for event in events:
         if event.get("type") != "Warning":
@@ -249,7 +269,7 @@ def _warnings(events: Sequence[Obj], since: datetime) -> tuple[float, dict[str, 
         last = parse_time(event.get("lastTimestamp") or event.get("eventTime")) or parse_time(
             (event.get("metadata") or {}).get("creationTimestamp")
         )
-        if last is not None and last >= since:
+        if last is not None and last >= since and not _started_since(event, last, pods):
             recent[str(event.get("reason", "Warning"))] += int(event.get("count") or 1)
     total = sum(recent.values())
     if total < MIN_WARNINGS:

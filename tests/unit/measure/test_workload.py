@@ -149,6 +149,37 @@ def test_repeated_warning_events_in_the_window_are_evidence_a_single_one_is_not(
     assert health.indicators[0].evidence == {"events": 5, "reasons": {"Unhealthy": 4, "BackOff": 1}}
 
 
+def test_probe_failures_while_a_pod_started_are_not_evidence_once_it_is_ready() -> None:
+    """A real kubelet probes a pod before its server listens: readiness failures of a pod Ready
+    since are how it started. The same failures on a pod still not Ready, or a liveness probe
+    failing, are evidence."""
+
+    def probe(pod_name: str, probe_kind: str, seconds_ago: float) -> dict[str, Any]:
+        return {
+            "type": "Warning",
+            "reason": "Unhealthy",
+            "message": f'{probe_kind} probe failed: Get "http://10.244.1.3:8080/healthz": '
+            "connect: connection refused",
+            "count": 4,
+            "lastTimestamp": ts(seconds_ago),
+            "involvedObject": {"kind": "Pod", "name": pod_name},
+        }
+
+    started = [pod("web-1", since=20), pod("web-2")]
+    while_starting = [probe("web-1", "Readiness", 25), probe("web-1", "Startup", 30)]
+    health = workload_health([WorkloadState(deployment(), started, while_starting)], NOW, WINDOW)
+    assert kinds(health) == []
+    after_ready = [probe("web-1", "Readiness", 10)]  # it went Ready 20 s ago, then failed again
+    health = workload_health([WorkloadState(deployment(), started, after_ready)], NOW, WINDOW)
+    assert kinds(health) == ["warning_events"]
+    not_ready = [pod("web-1", ready=False, since=20), pod("web-2")]
+    health = workload_health([WorkloadState(deployment(), not_ready, while_starting)], NOW, WINDOW)
+    assert kinds(health) == ["warning_events"]
+    liveness = [probe("web-1", "Liveness", 25)]
+    health = workload_health([WorkloadState(deployment(), started, liveness)], NOW, WINDOW)
+    assert kinds(health) == ["warning_events"]
+
+
 def test_two_workloads_give_one_indicator_naming_the_worst_and_how_many() -> None:
     broken = WorkloadState(deployment(), [pod("a-1", ready=False, since=300), pod("a-2")])
     worse = WorkloadState(
