@@ -1,6 +1,10 @@
-"""Session-wide hooks: one local control plane per test run, shared by every xdist worker.
+"""Session-wide hooks: the run's local control planes, shared by every xdist worker.
 
-The first worker that needs the plane starts it under a file lock; the others attach to it. The
+Two planes at most, each started by the first test that needs it: one whose node is the node
+agent (pods as local processes: fast, most integration tests) and one whose node is real
+(containerd, runc, a kubelet and kube-proxy running the images built from the repository: the
+tests marked ``real_node``, which install the chart and run the demo shop in containers).
+The first worker that needs a plane starts it under a file lock; the others attach to it. The
 process that owns the run (the xdist controller, or pytest itself without xdist) stops it at the
 end and keeps its logs; a failing integration test's report names them. Should the owner die
 without stopping it (killed with SIGKILL), the plane's watchdog stops it.
@@ -16,7 +20,9 @@ from typing import Any
 
 import pytest
 
-from hack.localplane.plane import Plane
+from hack.localplane.plane import NodeKind, Plane
+
+PLANES: dict[NodeKind, str] = {"agent": "plane", "kubelet": "node-plane"}
 
 
 def _run_root(factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
@@ -24,8 +30,9 @@ def _run_root(factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
     return base.parent if hasattr(config, "workerinput") else base
 
 
-def plane_state(config: pytest.Config) -> Path:
-    return _run_root(config._tmp_path_factory, config) / "plane"  # type: ignore[attr-defined]
+def plane_state(config: pytest.Config, kind: NodeKind = "agent") -> Path:
+    root = _run_root(config._tmp_path_factory, config)  # type: ignore[attr-defined]
+    return root / PLANES[kind]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -40,32 +47,51 @@ def run_owner(config: pytest.Config) -> int:
     return int(workerinput["weavergen_owner_pid"]) if workerinput else os.getpid()
 
 
-@pytest.fixture(scope="session")
-def plane(request: pytest.FixtureRequest) -> Iterator[Plane]:
-    """The run's control plane with the CRDs installed (built first if missing, never skipped)."""
-    state = plane_state(request.config)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_node: runs on the plane whose node is a real kubelet and containerd"
+    )
+
+
+def _shared_plane(config: pytest.Config, kind: NodeKind) -> Plane:
+    """The run's plane with ``kind`` of node and the CRDs installed, started by the first
+    worker that asks (binaries and images built first if missing; never skipped)."""
+    state = plane_state(config, kind)
     state.parent.mkdir(parents=True, exist_ok=True)
-    with (state.parent / "plane.lock").open("w") as lock:
+    with (state.parent / f"{PLANES[kind]}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         plane = Plane(state)
         if plane.pid("kube-apiserver") is None:
-            plane.up(owner_pid=run_owner(request.config))
+            plane.up(node_kind=kind, owner_pid=run_owner(config))
             plane.install_crds()
-    yield plane
+    return plane
+
+
+def node_kind(item: pytest.Item) -> NodeKind:
+    return "kubelet" if item.get_closest_marker("real_node") else "agent"
+
+
+@pytest.fixture
+def plane(request: pytest.FixtureRequest) -> Plane:
+    """The test's control plane: the real node's for tests marked ``real_node``, else the node
+    agent's."""
+    return _shared_plane(request.config, node_kind(request.node))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return
-    state = plane_state(session.config)
-    if state.exists():
-        Plane(state).down()
+    for kind in PLANES:
+        state = plane_state(session.config, kind)
+        if state.exists():
+            Plane(state).down()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
     if report.failed and "plane" in getattr(item, "fixturenames", ()):
-        logs = "\n".join(str(p) for p in Plane(plane_state(item.config)).log_files())
+        plane = Plane(plane_state(item.config, node_kind(item)))
+        logs = "\n".join(str(p) for p in plane.log_files())
         report.sections.append(("control plane logs", logs))
     return report

@@ -1,6 +1,17 @@
 """A real local Kubernetes control plane for the tests and the demo (not part of the operator).
 
 etcd, kube-apiserver and kube-controller-manager built from their Go modules
-(``hack/build-control-plane.sh``), run on loopback, plus a node agent that runs pods as local
-processes. ``python -m hack.localplane up|down|status`` drives it; ``make cluster-up`` calls that.
+(``hack/build-control-plane.sh``), and a node: a real one (containerd, runc, the CNI bridge, a
+kubelet and kube-proxy, ``node.py``) running the images ``hack/build-images.sh`` builds, or the
+node agent, which runs pods as local processes (``nodeagent.py``, the tests' fast path).
+``python -m hack.localplane up|down|status`` drives it; ``make cluster-up`` calls that.
 """
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def log(message: str, who: str = "plane") -> None:
+    print(f"[{who} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -16,7 +16,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.localplane")
     parser.add_argument("command", choices=("build", "up", "down", "destroy", "status", "watch"))
     parser.add_argument("--state", type=Path, default=default_state(), help="state directory")
-    parser.add_argument("--no-node-agent", action="store_true", help="start without the agent")
+    parser.add_argument(
+        "--node",
+        choices=("kubelet", "agent"),
+        default="kubelet",
+        help="a real kubelet and containerd (default), or the node agent (pods as processes)",
+    )
     parser.add_argument("--owner", type=int, help="watch: stop the plane when this pid exits")
     args = parser.parse_args()
     if args.command == "watch" and args.owner is None:
@@ -27,10 +32,12 @@ def main() -> int:
     plane = Plane(args.state)
     if args.command == "up":
         try:
-            plane.up(node_agent=not args.no_node_agent)
+            plane.up(node_kind=args.node)
         except PlaneError as err:
             print(f"cluster-up failed: {err}", file=sys.stderr)
             return 1
+        plane.install_crds()
+        print(plane.kubectl("get", "nodes", "-o", "wide").stdout, end="")
         print(f"logs: {plane.logs}")
         print(f"kubectl and helm: {plane.binaries.kubectl.parent} {plane.binaries.helm.parent}")
         print(f"export KUBECONFIG={plane.kubeconfig}")

@@ -1,9 +1,12 @@
-"""Start and stop a local control plane: certificates, etcd, kube-apiserver, controller-manager.
+"""Start and stop a local control plane: certificates, etcd, kube-apiserver, controller-manager,
+and its node: a real one (``node.py``: containerd, kubelet, kube-proxy, kube-scheduler) or the
+node agent (pods as local processes).
 
 Every process runs in its own session, detached, with its log and pid file in the plane's state
 directory, so ``up`` can return while the plane keeps running and ``down`` can stop it from another
 process. A plane with an owner (a test run) also runs a watchdog that stops it once the owner is
-gone, however the owner ended. Only loopback addresses are used.
+gone, however the owner ended. A plane with the node agent uses loopback addresses only; one with
+a real node listens on the host's end of its node's veth pair.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from hack.localplane import log, node
 
 REPO = Path(__file__).resolve().parents[2]
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -41,11 +48,20 @@ CONTROLLERS = (
     "pod-garbage-collector-controller",
     "disruption-controller",
 )
-PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "node-agent")
-
-
-def log(message: str) -> None:
-    print(f"[plane {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+CONTROL_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
+NodeKind = Literal["kubelet", "agent"]
+NODE_PROCESSES: dict[str, tuple[str, ...]] = {"kubelet": node.PROCESSES, "agent": ("node-agent",)}
+AGENT_SERVICE_CIDR = "10.0.0.0/24"
+# Client identities a plane's certificates carry: the admin (system:masters), the apiserver
+# towards kubelets, and the node's components, each under the name RBAC's defaults expect.
+IDENTITIES = {
+    "admin": "/O=system:masters/CN=weavergen-admin",
+    "apiserver-kubelet-client": "/O=system:masters/CN=kube-apiserver-kubelet-client",
+    "kubelet": f"/O=system:nodes/CN=system:node:{node.NODE_NAME}",
+    "kube-proxy": "/CN=system:kube-proxy",
+    "kube-scheduler": "/CN=system:kube-scheduler",
+    "coredns": "/CN=system:coredns",
+}
 
 
 def versions() -> dict[str, str]:
@@ -69,6 +85,10 @@ class Binaries:
     kube_controller_manager: Path
     kubectl: Path
     helm: Path
+    kubelet: Path
+    kube_scheduler: Path
+    kube_proxy: Path
+    coredns: Path
 
     @classmethod
     def from_cache(cls) -> Binaries:
@@ -80,6 +100,10 @@ class Binaries:
             kube_controller_manager=kube / "kube-controller-manager",
             kubectl=kube / "kubectl",
             helm=bins / f"helm-{pins['HELM_VERSION']}" / "helm",
+            kubelet=kube / "kubelet",
+            kube_scheduler=kube / "kube-scheduler",
+            kube_proxy=kube / "kube-proxy",
+            coredns=bins / f"coredns-{pins['COREDNS_VERSION']}" / "coredns",
         )
 
     def missing(self) -> list[Path]:
@@ -91,9 +115,17 @@ class Binaries:
             subprocess.run(["bash", str(REPO / "hack" / "build-control-plane.sh")], check=True)
 
 
-def free_port() -> int:
+def built_images() -> list[Path]:
+    """The node's image archives, built first if their inputs changed (see build-images.sh)."""
+    done = subprocess.run(
+        ["bash", str(REPO / "hack" / "build-images.sh")], check=True, stdout=subprocess.PIPE
+    )
+    return [Path(line) for line in done.stdout.decode().split()]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -102,22 +134,24 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_certificates(pki: Path) -> None:
-    """A CA, the apiserver's serving cert, the admin client cert and the SA signing key pair."""
+def make_certificates(pki: Path, addresses: tuple[str, ...] = ()) -> None:
+    """A CA, the apiserver's serving cert (for loopback and ``addresses``), the client certs of
+    ``IDENTITIES`` and the SA signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
     days = "3650"
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", days,
             "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=weavergen-local-ca",
             cwd=pki)  # fmt: skip
+    names = ["IP:127.0.0.1", *(f"IP:{a}" for a in addresses), "DNS:localhost", "DNS:kubernetes",
+             "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+             "DNS:kubernetes.default.svc.cluster.local"]  # fmt: skip
     (pki / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
-        "extendedKeyUsage=serverAuth\n"
+        f"subjectAltName={','.join(names)}\nextendedKeyUsage=serverAuth\n"
     )
     (pki / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (
-        ("apiserver", "/CN=kube-apiserver", "serving.ext"),
-        ("admin", "/O=system:masters/CN=weavergen-admin", "client.ext"),
-    ):
+    certificates = [("apiserver", "/CN=kube-apiserver", "serving.ext")]
+    certificates += [(name, subject, "client.ext") for name, subject in IDENTITIES.items()]
+    for name, subject, ext in certificates:
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
                 "-out", f"{name}.csr", "-subj", subject, cwd=pki)  # fmt: skip
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
@@ -127,14 +161,17 @@ def make_certificates(pki: Path) -> None:
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path, *, token: str | None = None) -> None:
-    """A kubeconfig for the admin cert, or for a bearer token when one is given."""
+def write_kubeconfig(
+    path: Path, server: str, pki: Path, *, identity: str = "admin", token: str | None = None
+) -> None:
+    """A kubeconfig for the cert of ``identity`` (one of ``IDENTITIES``), or for a bearer token
+    when one is given."""
     user = (
         {"token": token}
         if token
         else {
-            "client-certificate": str(pki / "admin.crt"),
-            "client-key": str(pki / "admin.key"),
+            "client-certificate": str(pki / f"{identity}.crt"),
+            "client-key": str(pki / f"{identity}.key"),
         }
     )
     config = {
@@ -189,7 +226,8 @@ class Plane:
             return None
         return None if _zombie(pid) else pid
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``argv`` detached as the plane's process ``name``."""
         self.logs.mkdir(parents=True, exist_ok=True)
         self._pid_file(name).parent.mkdir(parents=True, exist_ok=True)
         with self.log_file(name).open("ab") as out:
@@ -203,8 +241,21 @@ class Plane:
             )
         self._pid_file(name).write_text(str(proc.pid))
 
+    @property
+    def node_kind(self) -> NodeKind | None:
+        """The node this plane was started with, if any."""
+        try:
+            kind = (self.state / "node-kind").read_text()
+        except OSError:
+            return None
+        return "kubelet" if kind == "kubelet" else "agent"
+
+    def processes(self) -> tuple[str, ...]:
+        kind = self.node_kind
+        return CONTROL_PROCESSES + (NODE_PROCESSES[kind] if kind else ())
+
     def running(self) -> dict[str, int | None]:
-        return {name: self.pid(name) for name in PROCESSES}
+        return {name: self.pid(name) for name in self.processes()}
 
     def stop_process(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL it after ``timeout``."""
@@ -229,23 +280,43 @@ class Plane:
     def server(self) -> str:
         return (self.state / "server").read_text().strip()
 
+    @property
+    def address(self) -> str:
+        """Where the apiserver listens: loopback, or the host's end of a real node's veth."""
+        return node.Node(self).subnet.host_ip if self.node_kind == "kubelet" else "127.0.0.1"
+
     def up(
-        self, *, node_agent: bool = True, timeout: float = 120.0, owner_pid: int | None = None
+        self,
+        *,
+        node_kind: NodeKind | None = "agent",
+        timeout: float = 120.0,
+        owner_pid: int | None = None,
     ) -> None:
         """Start every process that is not running, then wait until the plane serves.
 
-        With ``owner_pid`` a watchdog stops the plane when that process is gone, even killed with
-        SIGKILL, so an interrupted test run leaves nothing behind. Without one the plane outlives
-        whoever started it, as ``make cluster-up`` needs.
+        ``node_kind`` picks the node: ``"kubelet"`` (real containers from locally built
+        images), ``"agent"`` (pods as local processes) or None. With ``owner_pid`` a watchdog
+        stops the plane when that process is gone, even killed with SIGKILL, so an interrupted
+        test run leaves nothing behind. Without one the plane outlives whoever started it, as
+        ``make cluster-up`` needs.
         """
         self.binaries.ensure_built()
         started = time.monotonic()
+        images = built_images() if node_kind == "kubelet" else []
+        self.state.mkdir(parents=True, exist_ok=True)
+        if node_kind:
+            (self.state / "node-kind").write_text(node_kind)
         if owner_pid is not None and self.pid("watchdog") is None:
             watch = ["watch", f"--state={self.state}", f"--owner={owner_pid}"]
             argv = [sys.executable, "-m", "hack.localplane", *watch]
-            self._spawn("watchdog", argv, env=_repo_on_pythonpath())
+            self.spawn("watchdog", argv, env=_repo_on_pythonpath())
+        real_node = node.Node(self) if node_kind == "kubelet" else None
+        addresses: tuple[str, ...] = ()
+        if real_node:
+            subnet = real_node.claim_network()
+            addresses = (subnet.host_ip, subnet.kubernetes_service_ip)
         if not (self.pki / "sa.key").exists():
-            make_certificates(self.pki)
+            make_certificates(self.pki, addresses)
         if self.pid("etcd") is None:
             self._start_etcd()
         if self.pid("kube-apiserver") is None:
@@ -253,15 +324,20 @@ class Plane:
         self.wait_ready(timeout)
         if self.pid("kube-controller-manager") is None:
             self._start_controller_manager()
-        if node_agent and self.pid("node-agent") is None:
+        if real_node:
+            real_node.start(images)
+        elif node_kind == "agent" and self.pid("node-agent") is None:
             self._start_node_agent()
         self.wait_node_ready(timeout)
         log(f"plane ready in {time.monotonic() - started:.1f}s (state {self.state})")
 
     def down(self) -> None:
-        """Stop everything this plane started: the watchdog (its work is done), then the node
-        agent (it stops its pods) and the rest."""
-        for name in ("watchdog", *reversed(PROCESSES)):
+        """Stop everything this plane started: the watchdog (its work is done), the node (it
+        stops its pods), then the control plane."""
+        self.stop_process("watchdog")
+        if self.node_kind == "kubelet":
+            node.Node(self).stop()
+        for name in reversed(self.processes()):
             self.stop_process(name)
 
     def watch(self, owner_pid: int) -> None:
@@ -305,7 +381,7 @@ class Plane:
             client, peer = free_port(), free_port()
         (self.state / "etcd-url").write_text(f"http://127.0.0.1:{client}")
         (self.state / "etcd-peer-port").write_text(str(peer))
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 str(self.binaries.etcd),
@@ -323,47 +399,67 @@ class Plane:
         )
 
     def _start_apiserver(self, *, same_port: bool = False) -> None:
-        port = int(self.server.rsplit(":", 1)[1]) if same_port else free_port()
-        server = f"https://127.0.0.1:{port}"
+        address = self.address
+        port = int(self.server.rsplit(":", 1)[1]) if same_port else free_port(address)
+        server = f"https://{address}:{port}"
         (self.state / "server").write_text(server)
         etcd = (self.state / "etcd-url").read_text()
         pki = self.pki
-        self._spawn(
+        if self.node_kind == "kubelet":
+            node_flags = [
+                f"--service-cluster-ip-range={node.Node(self).subnet.service_cidr}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                # The node's name resolves nowhere: reach the kubelet (logs, exec) by address.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+            ]
+        else:  # the `kubernetes` Service cannot have a loopback endpoint: keep it empty
+            node_flags = [
+                f"--service-cluster-ip-range={AGENT_SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--endpoint-reconciler-type=none",
+            ]
+        self.spawn(
             "kube-apiserver",
             [
                 str(self.binaries.kube_apiserver),
                 f"--etcd-servers={etcd}",
                 f"--cert-dir={self.state / 'apiserver-certs'}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={address}",
+                f"--advertise-address={address}",
                 f"--secure-port={port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                *node_flags,
                 f"--service-account-issuer={SA_ISSUER}",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-account-max-token-expiration=48h",
                 "--allow-privileged=true",
                 "--profiling=false",
-                "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
                 "--v=1",
             ],
         )
         write_kubeconfig(self.kubeconfig, server, pki)
 
+    def write_identity_kubeconfig(self, path: Path, identity: str) -> None:
+        """A kubeconfig for one of ``IDENTITIES``, for the node's components."""
+        write_kubeconfig(path, self.server, self.pki, identity=identity)
+
     def _start_controller_manager(self) -> None:
-        self._spawn(
+        controllers = CONTROLLERS + (node.CONTROLLERS if self.node_kind == "kubelet" else ())
+        self.spawn(
             "kube-controller-manager",
             [
                 str(self.binaries.kube_controller_manager),
                 f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
-                "--controllers=" + ",".join(CONTROLLERS),
+                "--controllers=" + ",".join(controllers),
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={free_port()}",
@@ -372,12 +468,13 @@ class Plane:
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
                 "--concurrent-gc-syncs=5",
+                "--node-monitor-grace-period=20s",
                 "--v=1",
             ],
         )
 
     def _start_node_agent(self) -> None:
-        self._spawn(
+        self.spawn(
             "node-agent",
             [
                 sys.executable,
@@ -407,7 +504,11 @@ class Plane:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
-    def _await(self, what: str, check: object, timeout: float, logs: tuple[str, ...]) -> None:
+    def await_condition(
+        self, what: str, check: Callable[[], bool], timeout: float, logs: tuple[str, ...]
+    ) -> None:
+        """Poll ``check`` until it holds; fail early, naming the log, if a process of ``logs``
+        exits."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -415,7 +516,7 @@ class Plane:
                 if self.pid(name) is None:
                     raise PlaneError(f"{name} exited; see {self.log_file(name)}")
             try:
-                if callable(check) and check():
+                if check():
                     return
             except (OSError, ValueError) as err:
                 last = str(err)
@@ -426,7 +527,7 @@ class Plane:
         )
 
     def wait_ready(self, timeout: float) -> None:
-        self._await(
+        self.await_condition(
             "kube-apiserver /readyz",
             lambda: self.get("/readyz")[0] == 200,
             timeout,
@@ -434,19 +535,22 @@ class Plane:
         )
 
     def wait_node_ready(self, timeout: float) -> None:
-        def node_ready() -> bool:
+        def agent_ready() -> bool:
             code, body = self.get("/api/v1/nodes")
             if code != 200:
                 return False
             return any(
                 c.get("type") == "Ready" and c.get("status") == "True"
-                for node in json.loads(body).get("items", [])
-                for c in node.get("status", {}).get("conditions", [])
+                for item in json.loads(body).get("items", [])
+                for c in item.get("status", {}).get("conditions", [])
             )
 
-        names = ("kube-apiserver", "kube-controller-manager")
-        if self.pid("node-agent") is not None:
-            self._await("node", node_ready, timeout, (*names, "node-agent"))
+        control = ("kube-apiserver", "kube-controller-manager")
+        if self.node_kind == "kubelet":  # a kubelet registers, then a CNI and a sync later: Ready
+            real = node.Node(self)
+            self.await_condition("node", real.ready, timeout, (*control, *node.PROCESSES))
+        elif self.pid("node-agent") is not None:
+            self.await_condition("node", agent_ready, timeout, (*control, "node-agent"))
 
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
@@ -465,6 +569,27 @@ class Plane:
             raise PlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
+    def helm(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+        """Run helm against this plane (its cache and config under the plane's state)."""
+        done = subprocess.run(
+            [str(self.binaries.helm), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env(), "HOME": str(self.state)},
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise PlaneError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def service_url(self, namespace: str, name: str) -> str:
+        """``http://`` a Service's ClusterIP and first port. There is no cluster DNS here; the
+        host reaches ClusterIPs through a real node's kube-proxy, as pods do."""
+        found = self.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout
+        spec = json.loads(found)["spec"]
+        return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
+
     def install_crds(self) -> None:
         """Apply the project's CRDs and wait until they are served."""
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
@@ -472,7 +597,7 @@ class Plane:
                      str(REPO / "crds"))  # fmt: skip
 
     def log_files(self) -> list[Path]:
-        return [self.log_file(name) for name in PROCESSES]
+        return [self.log_file(name) for name in self.processes()]
 
     def env(self) -> dict[str, str]:
         """Environment for kubectl and helm against this plane."""

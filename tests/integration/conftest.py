@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import re
 import time
@@ -25,9 +26,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def api(plane: Plane) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(plane.kubeconfig))
+    return _api_client(str(plane.kubeconfig))
+
+
+@functools.cache
+def _api_client(kubeconfig: str) -> client.ApiClient:
+    """One client per plane and worker (each holds a connection pool)."""
+    return config.new_client_from_config(config_file=kubeconfig)
 
 
 @pytest.fixture
@@ -55,10 +62,20 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str =
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig holding a token of the weavergen-operator service account, bound by
     config/rbac/operator.yaml: what the operator runs under in the tests, to prove its RBAC."""
+    path = _OPERATOR_KUBECONFIGS.get(plane.state)
+    if path is None:
+        path = _OPERATOR_KUBECONFIGS[plane.state] = _operator_kubeconfig(plane, tmp_path_factory)
+    return path
+
+
+_OPERATOR_KUBECONFIGS: dict[Path, Path] = {}
+
+
+def _operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Path:
     lock = tmp_path_factory.getbasetemp().parent / "operator-rbac.lock"
     with lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

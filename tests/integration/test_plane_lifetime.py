@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hack.localplane.plane import PROCESSES, Plane
+from hack.localplane.plane import Plane
 from tests.helpers import REPO
 from tests.integration.conftest import wait_for
 
@@ -44,7 +44,7 @@ def test_a_plane_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
         assert owner.stdout is not None
         assert owner.stdout.readline() == "up\n"
         pids = {p.stem: int(p.read_text()) for p in (state / "run").glob("*.pid")}
-        assert set(pids) == {*PROCESSES, "watchdog"}
+        assert set(pids) == {*Plane(state).processes(), "watchdog"}
         assert all(running(pid) for pid in pids.values())
 
         owner.send_signal(signal.SIGKILL)

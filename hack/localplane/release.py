@@ -1,0 +1,65 @@
+"""The operator installed on a plane by its Helm chart, as users install it: its pod runs under
+the chart's RBAC and security context, and is reached through the chart's Service."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hack.localplane.plane import REPO, Plane
+
+CHART = REPO / "charts" / "weavergen-operator"
+
+
+@dataclass(frozen=True)
+class Release:
+    plane: Plane
+    name: str
+    namespace: str
+
+    @property
+    def fullname(self) -> str:
+        """The chart's name for its objects (its ``weavergen-operator.fullname``)."""
+        return self.name if "weavergen-operator" in self.name else f"{self.name}-weavergen-operator"
+
+    def install(self, watch: list[str], *values: str, timeout_seconds: int = 180) -> None:
+        """``helm install`` watching ``watch``, measuring every second; ``values`` are further
+        helm flags (``--set k=v``)."""
+        self.plane.helm(
+            "install", self.name, str(CHART),
+            "--namespace", self.namespace, "--create-namespace",
+            "--skip-crds",  # the plane has them already (the same files)
+            "--set", f"watchNamespaces={{{','.join(watch)}}}",
+            "--set", "operator.logFormat=text",
+            "--set", "operator.extraEnv[0].name=WEAVERGEN_TIMER_SECONDS",
+            "--set-string", "operator.extraEnv[0].value=1",
+            *values,
+            "--wait", "--timeout", f"{timeout_seconds}s",
+            timeout=timeout_seconds + 60,
+        )  # fmt: skip
+
+    def remove(self) -> None:
+        """Uninstall, then delete its namespace (without waiting); for cleanup, so it never
+        raises."""
+        self.plane.helm("uninstall", self.name, "-n", self.namespace, check=False, timeout=120)
+        self.plane.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
+
+    def url(self) -> str:
+        """The operator's Service: OTLP receiver, /metrics and /gate."""
+        return self.plane.service_url(self.namespace, self.fullname)
+
+    def pods(self) -> list[dict[str, object]]:
+        found = self.plane.kubectl(
+            "get", "pods", "-n", self.namespace, "-o", "json",
+            "-l", f"app.kubernetes.io/instance={self.name}",
+        )  # fmt: skip
+        items: list[dict[str, object]] = json.loads(found.stdout)["items"]
+        return items
+
+    def logs(self) -> str:
+        """The operator container's log, read through the kubelet."""
+        done = self.plane.kubectl(
+            "logs", f"deployment/{self.fullname}", "-n", self.namespace, "--tail=-1",
+            check=False,
+        )  # fmt: skip
+        return done.stdout or done.stderr
