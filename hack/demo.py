@@ -1,13 +1,16 @@
 """`make demo`: the whole self-healing loop on a local control plane, narrated.
 
-Starts (or builds, then starts) a local control plane, installs the CRDs and the operator with
-Helm (its pod runs under the chart's RBAC), deploys the demo shop and a steady load, applies a
-charter and waits until the shop measures healthy. Then it breaks the shop — scenario
-``config-corruption`` (default) corrupts its ConfigMap, ``bad-deploy`` rolls out a broken
-release — and shows what the operator does: entropy rising, the cycle and each phase, the
-strategy it chose and why, entropy falling, and a few measurements after the cycle. It ends with
-a summary and an HTML report, whose charts show the measurements before, during and after the
-cycle, and stops everything it started (also on Ctrl-C or failure).
+Starts (or builds, then starts) a local control plane whose node is real (containerd, runc, a
+kubelet and kube-proxy, running images built locally from the repository's Dockerfile), installs
+the CRDs and the operator with Helm (its container runs under the chart's RBAC and restricted
+security context), deploys the demo shop (a container of the same image) and a steady load
+through its Service, applies a charter and waits until the shop measures healthy. Then it
+breaks the shop — scenario ``config-corruption`` (default) corrupts its ConfigMap,
+``bad-deploy`` rolls out a broken release — and shows what the operator does: entropy rising,
+the cycle and each phase, the strategy it chose and why, entropy falling, and a few
+measurements after the cycle. It ends with a summary and an HTML report, whose charts show the
+measurements before, during and after the cycle, and stops everything it started (also on
+Ctrl-C or failure).
 
 Run: make demo [SCENARIO=bad-deploy]   (or .venv/bin/python -m hack.demo --scenario ...)
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hack.localplane.plane import Plane
+from hack.localplane.release import Release
 from weavergen.demo.manifests import APP, BAD_VERSION, CORRUPT_CONFIG, charter, shop_manifests
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
@@ -75,13 +78,6 @@ class Narrator:
         print(message, file=self.stream, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def wait(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,28 +94,16 @@ class Demo:
     ) -> None:
         self.scenario = scenario
         self.plane = Plane(state / "plane")
+        self.release = Release(self.plane, "weavergen-operator", SYSTEM)
         self.report = report
         self.out = Narrator(stream)
-        self.app_port = free_port()
-        self.receiver_port = free_port()
+        self.operator_url = ""
+        self.shop_url = ""
         self.load: subprocess.Popen[str] | None = None
         self.load_lines: list[dict[str, Any]] = []
         self.rest: Rest | None = None
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def helm(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(self.plane.binaries.helm), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **self.plane.env(), "HOME": str(self.plane.state)},
-            timeout=300,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"helm {args[0]} failed: {done.stderr.strip()}")
-        return done.stdout
 
     def apply(self, objects: list[dict[str, Any]], namespace: str) -> None:
         document = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
@@ -134,8 +118,9 @@ class Demo:
     # -- steps --------------------------------------------------------------------------------
 
     def start_plane(self) -> None:
-        self.out.title("local control plane")
-        self.plane.up(owner_pid=os.getpid())  # an interrupted demo leaves no plane behind
+        self.out.title("local control plane and its node (containerd, kubelet, kube-proxy)")
+        # An interrupted demo leaves no plane behind.
+        self.plane.up(node_kind="kubelet", owner_pid=os.getpid())
         self.plane.install_crds()
         self.rest = Rest(api_client(str(self.plane.kubeconfig)))
         for namespace in (SYSTEM, SHOP):
@@ -148,34 +133,22 @@ class Demo:
             60,
         )
         self.out.say(f"plane up; CRDs installed (kubeconfig {self.plane.kubeconfig})")
+        for line in self.plane.kubectl("get", "nodes", "-o", "wide").stdout.splitlines():
+            self.out.line(f"  {line}")
 
     def install_operator(self) -> None:
-        self.out.title("operator (helm install, its pod under the chart's RBAC)")
-        self.helm(
-            "install", "weavergen-operator", str(REPO / "charts" / "weavergen-operator"),
-            "--namespace", SYSTEM, "--skip-crds",
-            "--set", f"watchNamespaces={{{SHOP}}}",
-            "--set", f"receiver.port={self.receiver_port}",
-            "--set", f"probes.port={free_port()}",
-            "--set", "operator.logFormat=text",
-            "--set", "operator.extraEnv[0].name=WEAVERGEN_TIMER_SECONDS",
-            "--set-string", "operator.extraEnv[0].value=1",
-            "--wait", "--timeout", "120s",
-        )  # fmt: skip
-        self.out.say(
-            f"operator running in {SYSTEM}; OTLP receiver, /metrics and /gate on port "
-            f"{self.receiver_port}"
-        )
+        self.out.title("operator (helm install: its container under the chart's RBAC)")
+        self.release.install([SHOP])
+        self.operator_url = self.release.url()
+        (pod,) = self.release.pods()
+        self.out.say(f"operator running in {SYSTEM}: {describe_container(pod)}")
+        self.out.say(f"OTLP receiver, /metrics and /gate at {self.operator_url} (its Service)")
 
     def deploy_shop(self) -> None:
         self.out.title("demo shop and load")
-        self.apply(
-            shop_manifests(
-                namespace=SHOP, app_port=self.app_port, receiver_port=self.receiver_port
-            ),
-            SHOP,
-        )
+        self.apply(shop_manifests(namespace=SHOP, otlp_endpoint=self.operator_url), SHOP)
         self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
+        self.shop_url = self.plane.service_url(SHOP, APP)
         wait("the shop to answer", self.shop_answers, 60)
         self.load = subprocess.Popen(
             [
@@ -185,7 +158,7 @@ class Demo:
                 "demo",
                 "load",
                 "--url",
-                f"http://127.0.0.1:{self.app_port}",
+                self.shop_url,
                 "--rps",
                 "40",
                 "--report-every",
@@ -196,12 +169,19 @@ class Demo:
             text=True,
         )
         threading.Thread(target=self.read_load, daemon=True).start()
-        self.out.say(f"shop serving on port {self.app_port}; load: 40 requests/s")
+        (pod,) = self.plane_pods(SHOP, f"app={APP}")
+        self.out.say(f"shop running: {describe_container(pod)}")
+        self.out.say(f"shop serving at {self.shop_url} (its Service); load: 40 requests/s")
+
+    def plane_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = self.plane.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+        items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
+        return items
 
     def shop_answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.app_port), timeout=1):
-                return True
+            with urllib.request.urlopen(f"{self.shop_url}/healthz", timeout=2) as answer:
+                return bool(answer.status == 200)
         except OSError:
             return False
 
@@ -368,8 +348,8 @@ class Demo:
         return figures
 
     def gate_latencies(self, requests: int) -> list[float]:
-        """Seconds per `GET /gate/...` answer from the operator, one connection, loopback."""
-        url = f"http://127.0.0.1:{self.receiver_port}/gate/{SHOP}/{APP}"
+        """Seconds per `GET /gate/...` answer from the operator, through its Service."""
+        url = f"{self.operator_url}/gate/{SHOP}/{APP}"
         timings = []
         for _ in range(requests):
             started = time.perf_counter()
@@ -419,16 +399,21 @@ class Demo:
         if self.load is not None and self.load.poll() is None:
             self.load.terminate()
             self.load.wait(10)
-        if self.plane.pid("kube-apiserver") is not None:
-            subprocess.run(
-                [str(self.plane.binaries.helm), "uninstall", "weavergen-operator", "-n", SYSTEM],
-                capture_output=True,
-                check=False,
-                env={**os.environ, **self.plane.env(), "HOME": str(self.plane.state)},
-                timeout=60,
-            )
         self.plane.down()
         self.out.say("stopped")
+
+
+def describe_container(pod: dict[str, Any]) -> str:
+    """The first container's image (and the image ID containerd runs) and how it is confined."""
+    spec, status = pod["spec"], pod.get("status") or {}
+    container = spec["containers"][0]
+    running = (status.get("containerStatuses") or [{}])[0]
+    confined = {**spec.get("securityContext", {}), **container.get("securityContext", {})}
+    return (
+        f"image {container['image']} ({running.get('imageID', '?')[:26]}...), uid "
+        f"{confined.get('runAsUser')}, read-only root {confined.get('readOnlyRootFilesystem')}, "
+        f"seccomp {confined.get('seccompProfile', {}).get('type')}, on node {spec.get('nodeName')}"
+    )
 
 
 def _parse(text: str) -> datetime:

@@ -1,10 +1,12 @@
-"""End to end with the real demo shop: an OTel-instrumented service under load, exporting its
-spans to the operator's receiver; faults injected the way they happen in production."""
+"""End to end with the real demo shop on a real node: the operator installed by its Helm chart
+and the shop, an OTel-instrumented service under load, both containers of the image built from
+the repository's Dockerfile, run by a kubelet under a restricted security context. The shop
+exports its spans to the operator's Service; the load reaches the shop through its Service
+(kube-proxy); faults are injected the way they happen in production."""
 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -18,9 +20,9 @@ import pytest
 from kubernetes import client
 
 from hack.localplane.plane import Plane
-from tests.helpers import REPO
+from hack.localplane.release import Release
 from tests.integration.conftest import await_status, measured_again, wait_for
-from tests.scenario import OperatorProcess, condition
+from tests.scenario import condition
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.demo.manifests import (
     APP,
@@ -39,6 +41,21 @@ from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
 FINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
+pytestmark = pytest.mark.real_node
+
+
+@dataclass(frozen=True)
+class OperatorLog:
+    """Where the operator's log is saved when the test ends (for failure messages)."""
+
+    release: Release
+    path: Path
+
+    def save(self) -> None:
+        self.path.write_text(self.release.logs())
+
+    def __str__(self) -> str:
+        return f"operator log: {self.path}, saved when the test ends"
 
 
 @dataclass
@@ -46,8 +63,7 @@ class Shop:
     plane: Plane
     rest: Rest
     namespace: str
-    operator: OperatorProcess
-    app_port: int
+    operator: OperatorLog
     load: subprocess.Popen[str] | None = None
     load_lines: list[dict[str, Any]] = field(default_factory=list)
 
@@ -96,33 +112,24 @@ class Shop:
         return Targets(self.rest, self.namespace, target)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def shop(
-    plane: Plane,
-    api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    operator_kubeconfig: Path,
-) -> Iterator[Shop]:
-    """The operator, the shop exporting spans to it, and 30 requests/s of load."""
-    operator = OperatorProcess(plane, namespace, tmp_path / "operator.log", operator_kubeconfig)
-    operator.start()
-    rbac = (REPO / "config" / "rbac" / "phase.yaml").read_text().replace("NAMESPACE", namespace)
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=rbac)
-    receiver = wait_for(operator.receiver_port, 30, what=f"the receiver ({operator})")
-    assert isinstance(receiver, int)
-    running = Shop(plane, Rest(api), namespace, operator, free_port())
-    running.apply(
-        *shop_manifests(namespace=namespace, app_port=running.app_port, receiver_port=receiver)
-    )
-    plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", namespace, "--timeout=90s")
+def shop(plane: Plane, api: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Shop]:
+    """The operator (a release of the chart of its own, watching the test's namespace), the
+    shop exporting spans to it, and 30 requests/s of load."""
+    release = Release(plane, f"wg-{namespace[-6:]}", f"{namespace[:50]}-sys")
+    operator = OperatorLog(release, tmp_path / "operator.log")
+    running = Shop(plane, Rest(api), namespace, operator)
+    try:
+        release.install([namespace])
+        running.apply(*shop_manifests(namespace=namespace, otlp_endpoint=release.url()))
+        plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", namespace, "--timeout=120s")
+        yield from _under_load(running, plane.service_url(namespace, APP))
+    finally:
+        operator.save()
+        release.remove()
+
+
+def _under_load(running: Shop, url: str) -> Iterator[Shop]:
     running.load = subprocess.Popen(
         [
             sys.executable,
@@ -131,7 +138,7 @@ def shop(
             "demo",
             "load",
             "--url",
-            f"http://127.0.0.1:{running.app_port}",
+            url,
             "--rps",
             "30",
             "--report-every",
@@ -153,7 +160,6 @@ def shop(
     finally:
         running.load.terminate()
         running.load.wait(10)
-        operator.stop()
 
 
 def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -> None:

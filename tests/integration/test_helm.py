@@ -1,54 +1,34 @@
 """The Helm chart on the real API server: it lints, its objects pass a server-side dry run, and
-an installed release's operator pod — run by the node agent under the chart's ServiceAccount
-token — heals a workload through phase Jobs under the chart's phase RBAC, which proves the
-chart's RBAC is enough; and what it must not do is denied."""
+an installed release's operator — a container of the locally built image, run by a real kubelet
+under the chart's ServiceAccount token and security context — heals a workload through phase
+Jobs under the chart's phase RBAC, which proves the chart's RBAC is enough; and what it must
+not do is denied."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
+from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 
 from hack.localplane.plane import Plane, versions
+from hack.localplane.release import CHART, Release
 from tests.helpers import REPO
 from tests.integration.conftest import await_status, wait_for
 from tests.integration.test_operator import charter, corrupt_and_wait_for_the_cycle
 from tests.scenario import GOOD, apply, config_map, deployment, put, spans
+from weavergen.demo.manifests import IMAGE
 from weavergen.domain.simulator import Faults
 from weavergen.k8s.rest import Rest
-
-CHART = REPO / "charts" / "weavergen-operator"
-
-
-def helm(plane: Plane, *args: str) -> str:
-    done = subprocess.run(
-        [str(plane.binaries.helm), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**plane.env(), "HOME": str(plane.state)},
-    )
-    assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
     plane: Plane, namespace: str
 ) -> None:
-    helm(plane, "lint", "--strict", str(CHART))
-    rendered = helm(
-        plane,
+    plane.helm("lint", "--strict", str(CHART))
+    rendered = plane.helm(
         "template",
         "dry",
         str(CHART),
@@ -76,46 +56,22 @@ def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
         assert done.returncode == 0, (path.name, done.stderr)
 
 
+@pytest.mark.real_node
 def test_an_installed_release_heals_a_workload_under_its_own_rbac(
     plane: Plane, api: client.ApiClient, namespace: str
 ) -> None:
+    """On the real node: the operator's container (liveness probe, restricted security context,
+    read-only root) and the phase Jobs' containers run from the image built from the
+    Dockerfile."""
     rest = Rest(api)
-    system = f"{namespace[:50]}-sys"
-    release = "wg"
-    plane.kubectl("create", "namespace", system)
+    release = Release(plane, f"wg-{namespace[-6:]}", f"{namespace[:50]}-sys")
     try:
-        helm(
-            plane,
-            "install",
-            release,
-            str(CHART),
-            "--namespace",
-            system,
-            "--skip-crds",  # the plane has them already (the same files)
-            "--set",
-            f"watchNamespaces={{{namespace}}}",
-            "--set",
-            f"receiver.port={free_port()}",
-            "--set",
-            f"probes.port={free_port()}",
-            "--set",
-            "operator.logFormat=text",
-            "--wait",
-            "--timeout",
-            "120s",
-        )
-        account = f"system:serviceaccount:{system}:{release}-weavergen-operator"
-        assert_denied_outside_its_scope(plane, account, namespace, system)
-        heal_through_the_release(plane, rest, namespace, system)
+        release.install([namespace])
+        account = f"system:serviceaccount:{release.namespace}:{release.fullname}"
+        assert_denied_outside_its_scope(plane, account, namespace, release.namespace)
+        heal_through_the_release(plane, rest, namespace, release)
     finally:
-        subprocess.run(
-            [str(plane.binaries.helm), "uninstall", release, "-n", system, "--wait"],
-            capture_output=True,
-            check=False,
-            env={**plane.env(), "HOME": str(plane.state)},
-            timeout=120,
-        )
-        plane.kubectl("delete", "namespace", system, "--wait=false", check=False)
+        release.remove()
 
 
 def assert_denied_outside_its_scope(
@@ -144,16 +100,17 @@ def assert_denied_outside_its_scope(
                          check=False).stdout.strip() == "no"  # fmt: skip
 
 
-def heal_through_the_release(plane: Plane, rest: Rest, namespace: str, system: str) -> None:
-    pods = rest.list("Pod", system, {"app.kubernetes.io/instance": "wg"})
-    assert [p["status"]["phase"] for p in pods] == ["Running"]
-    assert pods[0]["spec"]["serviceAccountName"] == "wg-weavergen-operator"
-    apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
+def heal_through_the_release(plane: Plane, rest: Rest, namespace: str, release: Release) -> None:
+    (pod,) = release.pods()
+    assert pod["status"]["phase"] == "Running"
+    assert pod["spec"]["serviceAccountName"] == release.fullname
+    assert_confined(pod)
+    apply(plane, namespace, deployment("web", IMAGE), config_map("web-config", GOOD))
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(charter(executor="job")))
-    where = f"the release's operator pod (logs under {plane.state / 'node' / 'pods'})"
+    where = f"the release's operator pod (kubectl logs -n {release.namespace} {pod_name(pod)})"
     await_status(
         rest,
         namespace,
@@ -170,10 +127,28 @@ def heal_through_the_release(plane: Plane, rest: Rest, namespace: str, system: s
     assert {j["spec"]["template"]["spec"]["serviceAccountName"] for j in jobs} == {
         "weavergen-phase"
     }
-    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in jobs} == {
-        "weavergen-operator:0.1.0"
-    }
+    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in jobs} == {IMAGE}
     assert len(jobs) == 5 and name
+    job_pods = rest.list("Pod", namespace, {"app.kubernetes.io/name": "weavergen-phase"})
+    assert job_pods
+    for job_pod in job_pods:
+        assert_confined(job_pod)
+
+
+def pod_name(pod: dict[str, Any]) -> str:
+    return str(pod["metadata"]["name"])
+
+
+def assert_confined(pod: dict[str, Any]) -> None:
+    """The kubelet ran the pod's first container from the locally built image, under a
+    non-root uid with a read-only root filesystem: what it reports, and what holds inside."""
+    container = pod["spec"]["containers"][0]
+    status = pod["status"]["containerStatuses"][0]
+    assert status["imageID"].startswith("sha256:") or "@sha256:" in status["imageID"], status
+    assert status["containerID"].startswith("containerd://"), status
+    confined = {**pod["spec"]["securityContext"], **container["securityContext"]}
+    assert confined["runAsNonRoot"] and confined["readOnlyRootFilesystem"], confined
+    assert confined["capabilities"] == {"drop": ["ALL"]}, confined
 
 
 class Where:

@@ -27,12 +27,26 @@ CORRUPT_CONFIG = {
 }
 HEALTHY_PAYMENTS = {"errorRate": "0.0"}
 BAD_VERSION = "2.0.0-bad"
+PORT = 8080
+# As the operator's own pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def shop_manifests(
-    *, namespace: str, app_port: int, receiver_port: int, version: str = "1.0.0"
+    *, namespace: str, otlp_endpoint: str, version: str = "1.0.0"
 ) -> list[dict[str, Any]]:
-    """ServiceAccount and Role (read its two ConfigMaps), the ConfigMaps, the Deployment."""
+    """ServiceAccount and Role (read its two ConfigMaps), the ConfigMaps, the Deployment and
+    its Service. The shop exports its spans to ``otlp_endpoint`` (the operator's receiver)."""
     labels = {"app": APP}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}},
@@ -79,6 +93,7 @@ def shop_manifests(
                     "metadata": {"labels": labels},
                     "spec": {
                         "serviceAccountName": APP,
+                        "securityContext": POD_SECURITY,
                         "containers": [
                             {
                                 "name": "shop",
@@ -86,14 +101,18 @@ def shop_manifests(
                                 "args": [
                                     "demo",
                                     "app",
-                                    f"--port={app_port}",
+                                    f"--port={PORT}",
                                     f"--version={version}",
                                 ],
-                                "ports": [{"name": "http", "containerPort": app_port}],
+                                "ports": [{"name": "http", "containerPort": PORT}],
+                                "securityContext": CONTAINER_SECURITY,
                                 "readinessProbe": {
                                     "httpGet": {"path": "/healthz", "port": "http"},
                                     "periodSeconds": 1,
                                 },
+                                # Serve on while kube-proxy stops sending here: an endpoint
+                                # leaves the Service a moment after its pod is told to stop.
+                                "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
                                 "env": [
                                     {
                                         "name": "POD_NAMESPACE",
@@ -101,16 +120,22 @@ def shop_manifests(
                                             "fieldRef": {"fieldPath": "metadata.namespace"}
                                         },
                                     },
-                                    {
-                                        "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                        "value": f"http://127.0.0.1:{receiver_port}",
-                                    },
+                                    {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint},
                                     {"name": "OTEL_SERVICE_NAME", "value": APP},
                                 ],
                             }
                         ],
                     },
                 },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": APP, "labels": labels},
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
             },
         },
     ]
