@@ -336,6 +336,7 @@ class Demo:
             # The fault's own 5xx answers aside: did the regeneration make the shop unreachable?
             ("requests answered in the cycle", f"{figures.answered}/{sent}" if sent else "n/a"),
             ("trace id", final.get("traceId")),
+            ("images running (every pod)", " ".join(sorted(set(self.images().split())))),
         ]  # fmt: skip
         for key, value in rows:
             self.out.line(f"  {key:<30} {value}")
@@ -346,6 +347,10 @@ class Demo:
                     f"{entry['at'] - self.out.started:.0f}s"
                 )
         return figures
+
+    def images(self) -> str:
+        """What `kubectl get pods -A -o jsonpath='{..image}'` says: the locally built images."""
+        return self.plane.kubectl("get", "pods", "-A", "-o", "jsonpath={..image}").stdout
 
     def gate_latencies(self, requests: int) -> list[float]:
         """Seconds per `GET /gate/...` answer from the operator, through its Service."""

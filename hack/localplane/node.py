@@ -35,6 +35,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -283,14 +284,18 @@ class Node:
             log(f"imported {archive.name} in {time.monotonic() - started:.1f}s", "node")
 
     def ready(self) -> bool:
-        """The node reports Ready and no longer carries the not-ready taint."""
+        """This kubelet reports the node Ready (a Node left from an earlier run of the plane
+        may still say so) and it no longer carries the not-ready taint."""
         code, body = self.plane.get(f"/api/v1/nodes/{NODE_NAME}")
-        if code != 200:
+        started = self.plane.started_at("kubelet")
+        if code != 200 or started is None:
             return False
         node = json.loads(body)
         taints = node.get("spec", {}).get("taints") or []
         return any(
-            c.get("type") == "Ready" and c.get("status") == "True"
+            c.get("type") == "Ready"
+            and c.get("status") == "True"
+            and _timestamp(c.get("lastHeartbeatTime")) >= int(started)
             for c in node.get("status", {}).get("conditions", [])
         ) and not any(t.get("key") == NOT_READY_TAINT for t in taints)
 
@@ -548,6 +553,13 @@ def _stale(state: Path) -> bool:
     """A claimed subnet whose plane's namespace is gone (the plane was destroyed, or the
     machine rebooted)."""
     return not Path(f"/run/netns/{netns_name(state)}").exists()
+
+
+def _timestamp(text: object) -> float:
+    """Seconds since the epoch of an API timestamp (0 when there is none)."""
+    if not isinstance(text, str):
+        return 0.0
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def _mount_points() -> list[str]:

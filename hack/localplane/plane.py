@@ -226,6 +226,12 @@ class Plane:
             return None
         return None if _zombie(pid) else pid
 
+    def started_at(self, name: str) -> float | None:
+        """When the running process ``name`` was started (its pid file's time)."""
+        if self.pid(name) is None:
+            return None
+        return self._pid_file(name).stat().st_mtime
+
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Start ``argv`` detached as the plane's process ``name``."""
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -303,6 +309,10 @@ class Plane:
         self.binaries.ensure_built()
         started = time.monotonic()
         images = built_images() if node_kind == "kubelet" else []
+        if node_kind and self.node_kind not in (None, node_kind):
+            if any(self.running().values()):
+                raise PlaneError(f"the plane in {self.state} runs another node: stop it first")
+            shutil.rmtree(self.state)  # its etcd holds the other node: start anew
         self.state.mkdir(parents=True, exist_ok=True)
         if node_kind:
             (self.state / "node-kind").write_text(node_kind)
@@ -315,8 +325,10 @@ class Plane:
         if real_node:
             subnet = real_node.claim_network()
             addresses = (subnet.host_ip, subnet.kubernetes_service_ip)
-        if not (self.pki / "sa.key").exists():
-            make_certificates(self.pki, addresses)
+        made_for = self.pki / "addresses"
+        if not (self.pki / "sa.key").exists() or (_read(made_for) or "") != " ".join(addresses):
+            make_certificates(self.pki, addresses)  # anew when the node's addresses changed
+            made_for.write_text(" ".join(addresses))
         if self.pid("etcd") is None:
             self._start_etcd()
         if self.pid("kube-apiserver") is None:
@@ -611,6 +623,13 @@ class Plane:
 def _repo_on_pythonpath() -> dict[str, str]:
     """Environment for the plane's Python processes, which import ``hack``."""
     return {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _zombie(pid: int) -> bool:
