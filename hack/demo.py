@@ -36,7 +36,14 @@ from typing import Any, TextIO
 
 from hack.localplane.plane import Plane
 from hack.localplane.release import Release
-from weavergen.demo.manifests import APP, BAD_VERSION, CORRUPT_CONFIG, charter, shop_manifests
+from weavergen.demo.manifests import (
+    APP,
+    BAD_RELEASE_PATCH,
+    BAD_VERSION,
+    CORRUPT_CONFIG,
+    charter,
+    shop_manifests,
+)
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
@@ -169,14 +176,9 @@ class Demo:
             text=True,
         )
         threading.Thread(target=self.read_load, daemon=True).start()
-        (pod,) = self.plane_pods(SHOP, f"app={APP}")
+        (pod,) = self.plane.pods(SHOP, f"app={APP}")
         self.out.say(f"shop running: {describe_container(pod)}")
         self.out.say(f"shop serving at {self.shop_url} (its Service); load: 40 requests/s")
-
-    def plane_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        found = self.plane.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
-        items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
-        return items
 
     def shop_answers(self) -> bool:
         try:
@@ -232,12 +234,11 @@ class Demo:
         else:
             self.out.title("fault: a broken release (2.0.0-bad) is rolled out")
             self.plane.kubectl(
-                "patch", "deployment", APP, "-n", SHOP, "--type=json", "-p",
-                json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/args/3",
-                             "value": f"--version={BAD_VERSION}"}]),
+                "patch", "deployment", APP, "-n", SHOP, "--type=json",
+                "-p", json.dumps(BAD_RELEASE_PATCH),
             )  # fmt: skip
             self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
-            self.out.say("rolled out demo-shop 2.0.0-bad")
+            self.out.say(f"rolled out demo-shop {BAD_VERSION}")
         return time.monotonic()
 
     def follow(self, fault_at: float) -> dict[str, Any]:

@@ -62,8 +62,12 @@ def _shared_plane(config: pytest.Config, kind: NodeKind) -> Plane:
         fcntl.flock(lock, fcntl.LOCK_EX)
         plane = Plane(state)
         if plane.pid("kube-apiserver") is None:
-            plane.up(node_kind=kind, owner_pid=run_owner(config))
-            plane.install_crds()
+            try:
+                plane.up(node_kind=kind, owner_pid=run_owner(config))
+                plane.install_crds()
+            except BaseException:
+                plane.down()  # never leave a half-started plane for the next test to reuse
+                raise
     return plane
 
 

@@ -32,7 +32,8 @@ BROKEN = {"timeout_ms": "1", "pool": "20"}
 
 
 def deployment(name: str, image: str = "app:1") -> dict[str, Any]:
-    """A Deployment whose pods are a sleeping Python process (the node agent runs them)."""
+    """A Deployment whose pods are a sleeping Python process: the node agent's from the
+    project's environment, a real node's from ``image`` (the operator's has ``python``)."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -11,7 +11,28 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def versions() -> dict[str, str]:
+    """The pinned versions from hack/versions.env."""
+    pins = {}
+    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            pins[key.strip()] = value.strip()
+    return pins
 
 
 def log(message: str, who: str = "plane") -> None:
     print(f"[{who} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def read_text(path: Path) -> str:
+    """The file's text, empty when it cannot be read (gone, or never written)."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

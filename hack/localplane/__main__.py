@@ -1,4 +1,4 @@
-"""``python -m hack.localplane up|down|status|env`` — the plane behind make cluster-up/down.
+"""``python -m hack.localplane up|down|destroy|status`` — the plane behind make cluster-up/down.
 
 ``watch --owner PID`` is the watchdog ``Plane.up(owner_pid=...)`` starts.
 """
@@ -33,10 +33,11 @@ def main() -> int:
     if args.command == "up":
         try:
             plane.up(node_kind=args.node)
+            plane.install_crds()
         except PlaneError as err:
             print(f"cluster-up failed: {err}", file=sys.stderr)
+            print("what did start keeps running: `make cluster-down` stops it", file=sys.stderr)
             return 1
-        plane.install_crds()
         print(plane.kubectl("get", "nodes", "-o", "wide").stdout, end="")
         print(f"logs: {plane.logs}")
         print(f"kubectl and helm: {plane.binaries.kubectl.parent} {plane.binaries.helm.parent}")

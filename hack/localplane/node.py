@@ -34,12 +34,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hack.localplane import log
+from hack.localplane import log, read_text, versions
+from weavergen.domain.workload import parse_time
 
 if TYPE_CHECKING:
     from hack.localplane.plane import Plane
@@ -58,7 +60,7 @@ CONTROLLERS = (
 RUN = Path("/run/weavergen")
 SUBNETS = RUN / "subnets"
 MAX_SUBNETS = 250
-PAUSE_IMAGE = "localhost/weavergen/pause:3.10.1"
+PAUSE_IMAGE = f"localhost/weavergen/pause:{versions()['PAUSE_VERSION']}"
 CNI_BIN = Path("/usr/lib/cni")
 RUNC = Path("/usr/sbin/runc")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -159,14 +161,19 @@ class Node:
     def subnet(self) -> Subnet:
         return Subnet(int((self.plane.state / "subnet").read_text()))
 
+    def recorded_index(self) -> int | None:
+        """The subnet index this plane's state was made for, if any."""
+        text = read_text(self.plane.state / "subnet")
+        return int(text) if text else None
+
     def claim_network(self) -> Subnet:
-        """Claim a free subnet index and make the node's network namespace; idempotent.
+        """Claim a subnet index, the one this state was made for if it is free, and make the
+        node's network namespace; idempotent.
 
         A claim is a symlink from the index to the plane's state; it is stale (and taken over)
-        once the namespace of the plane it names is gone, whoever removed it."""
-        SUBNETS.mkdir(parents=True, exist_ok=True)
-        with (SUBNETS / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        once the namespace of the plane it names is gone, whoever removed it (claims live under
+        /run, gone with a reboot, while a plane's state may stay)."""
+        with _subnets_locked():
             index = self._claimed() or self._claim_free()
             (self.plane.state / "subnet").write_text(str(index))
             self._make_namespace(Subnet(index))
@@ -179,7 +186,9 @@ class Node:
         return None
 
     def _claim_free(self) -> int:
-        for index in range(1, MAX_SUBNETS + 1):
+        recorded = self.recorded_index()
+        preferred = [recorded] if recorded else []
+        for index in [*preferred, *range(1, MAX_SUBNETS + 1)]:
             claim = SUBNETS / str(index)
             if claim.is_symlink() and _stale(Path(os.readlink(claim))):
                 claim.unlink()
@@ -191,6 +200,13 @@ class Node:
     def _make_namespace(self, subnet: Subnet) -> None:
         if Path(f"/run/netns/{self.netns}").exists():
             return
+        try:
+            self._wire_namespace(subnet)
+        except RuntimeError:
+            run("ip", "netns", "del", self.netns, check=False)  # the next up starts clean
+            raise
+
+    def _wire_namespace(self, subnet: Subnet) -> None:
         inside = ("ip", "-n", self.netns)
         run("ip", "netns", "add", self.netns)
         run("ip", "link", "add", self.veth, "type", "veth", "peer", "name", "eth0",
@@ -206,16 +222,19 @@ class Node:
             run("ip", "route", "replace", cidr, "via", subnet.node_ip)
 
     def release_network(self) -> None:
-        """Remove the namespace (the veth pair goes with it), the routes and the claim."""
-        if not (self.plane.state / "subnet").exists():
+        """Remove the namespace (the veth pair goes with it) and, while the claim is still this
+        plane's, the routes and the claim: another plane may hold the index now."""
+        run("ip", "netns", "del", self.netns, check=False)  # named after this plane alone
+        index = self.recorded_index()
+        if index is None:
             return
-        subnet = self.subnet
-        for cidr in (subnet.pod_cidr, subnet.service_cidr):
-            run("ip", "route", "del", cidr, "via", subnet.node_ip, check=False)
-        run("ip", "netns", "del", self.netns, check=False)
-        with contextlib.suppress(FileNotFoundError):
-            if os.readlink(SUBNETS / str(subnet.index)) == str(self.plane.state):
-                (SUBNETS / str(subnet.index)).unlink()
+        with _subnets_locked():
+            claim = SUBNETS / str(index)
+            if claim.is_symlink() and os.readlink(claim) == str(self.plane.state):
+                subnet = Subnet(index)
+                for cidr in (subnet.pod_cidr, subnet.service_cidr):
+                    run("ip", "route", "del", cidr, "via", subnet.node_ip, check=False)
+                claim.unlink()
 
     def in_namespace(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(*self.namespaced(list(argv)), check=check)
@@ -295,7 +314,8 @@ class Node:
         return any(
             c.get("type") == "Ready"
             and c.get("status") == "True"
-            and _timestamp(c.get("lastHeartbeatTime")) >= int(started)
+            and (heartbeat := parse_time(c.get("lastHeartbeatTime"))) is not None
+            and heartbeat.replace(tzinfo=UTC).timestamp() >= int(started)
             for c in node.get("status", {}).get("conditions", [])
         ) and not any(t.get("key") == NOT_READY_TAINT for t in taints)
 
@@ -314,6 +334,8 @@ class Node:
         self._kill_cgroup_processes()
         self._unmount()
         self._remove_cgroups()
+        # Its pods are gone without a CNI DEL: their addresses are free again.
+        shutil.rmtree(self.dir / "cni" / "ipam", ignore_errors=True)
         self.release_network()
         if any(m.startswith(f"{self.run_dir}/") for m in _mount_points()):
             log(f"mounts left under {self.run_dir}: not removing it", "node")
@@ -335,8 +357,11 @@ class Node:
                     os.kill(int(proc.name), signal.SIGKILL)
 
     def cgroup_dirs(self) -> list[Path]:
-        """The plane's cgroup root in every cgroup v1 hierarchy."""
+        """The plane's cgroup root in every cgroup v1 hierarchy (on a cgroup v2 host, its one
+        directory; the plane was made for v1 machines, v2 is untested)."""
         root = Path("/sys/fs/cgroup")
+        if (root / "cgroup.controllers").exists():
+            return [root / self.cgroup_root]
         return [
             hierarchy / self.cgroup_root
             for hierarchy in root.iterdir()
@@ -347,22 +372,27 @@ class Node:
         for directory in self.cgroup_dirs():
             directory.mkdir(exist_ok=True)
 
+    def cgroup_pids(self) -> set[int]:
+        """Every process in the plane's cgroups: its containers'."""
+        return {
+            int(pid)
+            for directory in self.cgroup_dirs()
+            if directory.is_dir()
+            for procs in directory.rglob("cgroup.procs")
+            for pid in read_text(procs).split()
+        }
+
     def _kill_cgroup_processes(self) -> None:
         """Container processes whose shim is gone: everything left in the plane's cgroups."""
         for _ in range(10):
-            pids = {
-                int(pid)
-                for directory in self.cgroup_dirs()
-                if directory.is_dir()
-                for procs in directory.rglob("cgroup.procs")
-                for pid in _read(procs).split()
-            }
+            pids = self.cgroup_pids()
             if not pids:
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.5)
+        log(f"processes left in the plane's cgroups: {sorted(self.cgroup_pids())}", "node")
 
     def _unmount(self) -> None:
         """Mounts under the plane: kubelet volumes, container root filesystems, pod netns."""
@@ -498,23 +528,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return path
 
     def _write_corefile(self, subnet: Subnet) -> Path:
-        """Cluster names from the apiserver; other names from the machine's resolvers."""
+        """Cluster names from the apiserver, and no others: the node's namespace has no route
+        to the machine's resolvers (nor these machines to the internet), so an outside name
+        fails at once instead of timing out."""
         corefile = f"""cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
     bind {subnet.node_ip}
     errors
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
         kubeconfig {self.dir / "coredns.kubeconfig"}
         pods insecure
-        fallthrough in-addr.arpa ip6.arpa
         ttl 5
     }}
     cache 5
-}}
-.:53 {{
-    bind {subnet.node_ip}
-    errors
-    forward . /etc/resolv.conf
-    cache 30
 }}
 """
         path = self.dir / "Corefile"
@@ -540,6 +565,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return path
 
 
+@contextlib.contextmanager
+def _subnets_locked() -> Iterator[None]:
+    """Every claim and release of a subnet index, machine-wide, one at a time."""
+    SUBNETS.mkdir(parents=True, exist_ok=True)
+    with (SUBNETS / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def state_key(state: Path) -> str:
     """Eight hex digits of the plane's state path: its machine-wide names derive from them."""
     return hashlib.sha256(str(state).encode()).hexdigest()[:8]
@@ -555,19 +589,5 @@ def _stale(state: Path) -> bool:
     return not Path(f"/run/netns/{netns_name(state)}").exists()
 
 
-def _timestamp(text: object) -> float:
-    """Seconds since the epoch of an API timestamp (0 when there is none)."""
-    if not isinstance(text, str):
-        return 0.0
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
 def _mount_points() -> list[str]:
-    return [line.split()[1] for line in _read(Path("/proc/mounts")).splitlines()]
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
+    return [line.split()[1] for line in read_text(Path("/proc/mounts")).splitlines()]

@@ -27,11 +27,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from hack.localplane import log, node
+from hack.localplane import REPO, log, node, read_text, versions
 
-REPO = Path(__file__).resolve().parents[2]
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = (
     "job-controller",
@@ -62,16 +61,6 @@ IDENTITIES = {
     "kube-scheduler": "/CN=system:kube-scheduler",
     "coredns": "/CN=system:coredns",
 }
-
-
-def versions() -> dict[str, str]:
-    """The pinned versions from hack/versions.env."""
-    pins = {}
-    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            pins[key.strip()] = value.strip()
-    return pins
 
 
 def cache_dir() -> Path:
@@ -117,9 +106,10 @@ class Binaries:
 
 def built_images() -> list[Path]:
     """The node's image archives, built first if their inputs changed (see build-images.sh)."""
-    done = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-images.sh")], check=True, stdout=subprocess.PIPE
-    )
+    script = REPO / "hack" / "build-images.sh"
+    done = subprocess.run(["bash", str(script)], check=False, stdout=subprocess.PIPE)
+    if done.returncode != 0:
+        raise PlaneError(f"{script} failed (exit {done.returncode}); its log is above")
     return [Path(line) for line in done.stdout.decode().split()]
 
 
@@ -294,14 +284,14 @@ class Plane:
     def up(
         self,
         *,
-        node_kind: NodeKind | None = "agent",
+        node_kind: NodeKind = "agent",
         timeout: float = 120.0,
         owner_pid: int | None = None,
     ) -> None:
         """Start every process that is not running, then wait until the plane serves.
 
         ``node_kind`` picks the node: ``"kubelet"`` (real containers from locally built
-        images), ``"agent"`` (pods as local processes) or None. With ``owner_pid`` a watchdog
+        images) or ``"agent"`` (pods as local processes). With ``owner_pid`` a watchdog
         stops the plane when that process is gone, even killed with SIGKILL, so an interrupted
         test run leaves nothing behind. Without one the plane outlives whoever started it, as
         ``make cluster-up`` needs.
@@ -309,13 +299,13 @@ class Plane:
         self.binaries.ensure_built()
         started = time.monotonic()
         images = built_images() if node_kind == "kubelet" else []
-        if node_kind and self.node_kind not in (None, node_kind):
+        if self.node_kind not in (None, node_kind):
             if any(self.running().values()):
                 raise PlaneError(f"the plane in {self.state} runs another node: stop it first")
-            shutil.rmtree(self.state)  # its etcd holds the other node: start anew
+            log(f"{self.state} was a plane with another node: starting anew")
+            self.destroy()  # its etcd holds the other node
         self.state.mkdir(parents=True, exist_ok=True)
-        if node_kind:
-            (self.state / "node-kind").write_text(node_kind)
+        (self.state / "node-kind").write_text(node_kind)
         if owner_pid is not None and self.pid("watchdog") is None:
             watch = ["watch", f"--state={self.state}", f"--owner={owner_pid}"]
             argv = [sys.executable, "-m", "hack.localplane", *watch]
@@ -323,16 +313,23 @@ class Plane:
         real_node = node.Node(self) if node_kind == "kubelet" else None
         addresses: tuple[str, ...] = ()
         if real_node:
+            recorded = real_node.recorded_index()
             subnet = real_node.claim_network()
+            if recorded not in (None, subnet.index) and self.pid("etcd") is None:
+                # Its Services keep ClusterIPs of the old range, which nothing routes now.
+                log(f"{self.state}: node subnet {recorded} is taken, now {subnet.index}: anew")
+                shutil.rmtree(self.state / "etcd", ignore_errors=True)
+                shutil.rmtree(self.pki, ignore_errors=True)
+                (self.state / "server").unlink(missing_ok=True)
             addresses = (subnet.host_ip, subnet.kubernetes_service_ip)
         made_for = self.pki / "addresses"
-        if not (self.pki / "sa.key").exists() or (_read(made_for) or "") != " ".join(addresses):
+        if not (self.pki / "sa.key").exists() or read_text(made_for) != " ".join(addresses):
             make_certificates(self.pki, addresses)  # anew when the node's addresses changed
             made_for.write_text(" ".join(addresses))
         if self.pid("etcd") is None:
             self._start_etcd()
-        if self.pid("kube-apiserver") is None:
-            self._start_apiserver()
+        if self.pid("kube-apiserver") is None:  # on its old port, which clients still name
+            self._start_apiserver(same_port=(self.state / "server").exists())
         self.wait_ready(timeout)
         if self.pid("kube-controller-manager") is None:
             self._start_controller_manager()
@@ -345,11 +342,13 @@ class Plane:
 
     def down(self) -> None:
         """Stop everything this plane started: the watchdog (its work is done), the node (it
-        stops its pods), then the control plane."""
+        stops its pods), then the control plane. Every process a plane can have is looked for,
+        whatever its state says it ran."""
         self.stop_process("watchdog")
-        if self.node_kind == "kubelet":
-            node.Node(self).stop()
-        for name in reversed(self.processes()):
+        real = node.Node(self)
+        if self.node_kind == "kubelet" or Path(f"/run/netns/{real.netns}").exists():
+            real.stop()
+        for name in (*NODE_PROCESSES["agent"], *node.PROCESSES, *reversed(CONTROL_PROCESSES)):
             self.stop_process(name)
 
     def watch(self, owner_pid: int) -> None:
@@ -480,7 +479,6 @@ class Plane:
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
                 "--concurrent-gc-syncs=5",
-                "--node-monitor-grace-period=20s",
                 "--v=1",
             ],
         )
@@ -565,7 +563,7 @@ class Plane:
             self.await_condition("node", agent_ready, timeout, (*control, "node-agent"))
 
     def kubectl(
-        self, *args: str, stdin: str | None = None, check: bool = True
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl as admin against this plane."""
         result = subprocess.run(
@@ -575,7 +573,7 @@ class Plane:
             capture_output=True,
             text=True,
             env={**os.environ, **self.env()},
-            timeout=120,
+            timeout=timeout,  # beyond the --timeout of any kubectl wait here
         )
         if check and result.returncode != 0:
             raise PlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -595,9 +593,14 @@ class Plane:
             raise PlaneError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = self.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+        items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
+        return items
+
     def service_url(self, namespace: str, name: str) -> str:
-        """``http://`` a Service's ClusterIP and first port. There is no cluster DNS here; the
-        host reaches ClusterIPs through a real node's kube-proxy, as pods do."""
+        """``http://`` a Service's ClusterIP and first port: the host does not use the cluster
+        DNS, and reaches ClusterIPs through a real node's kube-proxy, as pods do."""
         found = self.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout
         spec = json.loads(found)["spec"]
         return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
@@ -623,13 +626,6 @@ class Plane:
 def _repo_on_pythonpath() -> dict[str, str]:
     """Environment for the plane's Python processes, which import ``hack``."""
     return {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
 
 
 def _zombie(pid: int) -> bool:

@@ -3,8 +3,8 @@ the chart's RBAC and security context, and is reached through the chart's Servic
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
 from hack.localplane.plane import REPO, Plane
 
@@ -16,6 +16,12 @@ class Release:
     plane: Plane
     name: str
     namespace: str
+
+    @classmethod
+    def beside(cls, plane: Plane, namespace: str) -> Release:
+        """A release of its own for the workloads of ``namespace`` (a test's), in a namespace
+        next to it, named after it: its cluster-wide RBAC objects never meet another's."""
+        return cls(plane, f"wg-{namespace[-6:]}", f"{namespace[:50]}-sys")
 
     @property
     def fullname(self) -> str:
@@ -48,13 +54,8 @@ class Release:
         """The operator's Service: OTLP receiver, /metrics and /gate."""
         return self.plane.service_url(self.namespace, self.fullname)
 
-    def pods(self) -> list[dict[str, object]]:
-        found = self.plane.kubectl(
-            "get", "pods", "-n", self.namespace, "-o", "json",
-            "-l", f"app.kubernetes.io/instance={self.name}",
-        )  # fmt: skip
-        items: list[dict[str, object]] = json.loads(found.stdout)["items"]
-        return items
+    def pods(self) -> list[dict[str, Any]]:
+        return self.plane.pods(self.namespace, f"app.kubernetes.io/instance={self.name}")
 
     def logs(self) -> str:
         """The operator container's log, read through the kubelet."""

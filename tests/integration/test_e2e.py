@@ -26,7 +26,7 @@ from tests.scenario import condition
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.demo.manifests import (
     APP,
-    BAD_VERSION,
+    BAD_RELEASE_PATCH,
     CONFIG,
     CORRUPT_CONFIG,
     GOOD_CONFIG,
@@ -116,7 +116,7 @@ class Shop:
 def shop(plane: Plane, api: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Shop]:
     """The operator (a release of the chart of its own, watching the test's namespace), the
     shop exporting spans to it, and 30 requests/s of load."""
-    release = Release(plane, f"wg-{namespace[-6:]}", f"{namespace[:50]}-sys")
+    release = Release.beside(plane, namespace)
     operator = OperatorLog(release, tmp_path / "operator.log")
     running = Shop(plane, Rest(api), namespace, operator)
     try:
@@ -182,9 +182,8 @@ def test_a_bad_deploy_is_healed_by_rolling_it_back(shop: Shop) -> None:
     ranks first, the release running afterwards is the good one."""
     shop.healthy()
     shop.plane.kubectl(
-        "patch", "deployment", APP, "-n", shop.namespace, "--type=json", "-p",
-        json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/args/3",
-                     "value": f"--version={BAD_VERSION}"}]),
+        "patch", "deployment", APP, "-n", shop.namespace, "--type=json",
+        "-p", json.dumps(BAD_RELEASE_PATCH),
     )  # fmt: skip
     (cycle,) = shop.final_cycles(1)
     status = cycle["status"]

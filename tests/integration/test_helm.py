@@ -64,7 +64,7 @@ def test_an_installed_release_heals_a_workload_under_its_own_rbac(
     read-only root) and the phase Jobs' containers run from the image built from the
     Dockerfile."""
     rest = Rest(api)
-    release = Release(plane, f"wg-{namespace[-6:]}", f"{namespace[:50]}-sys")
+    release = Release.beside(plane, namespace)
     try:
         release.install([namespace])
         account = f"system:serviceaccount:{release.namespace}:{release.fullname}"
@@ -140,8 +140,9 @@ def pod_name(pod: dict[str, Any]) -> str:
 
 
 def assert_confined(pod: dict[str, Any]) -> None:
-    """The kubelet ran the pod's first container from the locally built image, under a
-    non-root uid with a read-only root filesystem: what it reports, and what holds inside."""
+    """containerd ran the pod's first container from a local image, and the pod asked to be
+    confined: non-root, read-only root, no capabilities (that the kernel holds a container
+    to this is test_node's)."""
     container = pod["spec"]["containers"][0]
     status = pod["status"]["containerStatuses"][0]
     assert status["imageID"].startswith("sha256:") or "@sha256:" in status["imageID"], status

@@ -19,22 +19,27 @@ from hack.localplane import node
 from hack.localplane.plane import Plane, versions
 from tests.helpers import REPO
 from tests.integration.conftest import wait_for
+from tests.integration.test_plane_lifetime import running
 from weavergen.demo.manifests import CONTAINER_SECURITY, IMAGE, POD_SECURITY
 
-# Run in a pod: what the container is allowed, and whether cluster names resolve.
+# Run in a pod: what the kernel says the container may do, and whether cluster names resolve.
+# /tmp is writable by anyone on a writable root, so a refusal there is the read-only root's;
+# the bounding set, no_new_privs and the seccomp mode are what the security context asked for.
 PROBE = """
-import json, os, socket
+import errno, json, os, socket
 try:
-    open("/probe", "w")
-    root_writable = True
-except OSError:
-    root_writable = False
-with open("/proc/self/status") as status:
-    caps = [l.split()[1] for l in status if l.startswith("CapEff")][0]
+    open("/tmp/probe", "w")
+    tmp = "writable"
+except OSError as refused:
+    tmp = errno.errorcode[refused.errno]
+with open("/proc/self/status") as lines:
+    status = dict(line.rstrip("\\n").split(":\\t", 1) for line in lines if ":\\t" in line)
 print(json.dumps({
     "uid": os.getuid(),
-    "root_writable": root_writable,
-    "capabilities": caps,
+    "tmp": tmp,
+    "bounding": status["CapBnd"],
+    "no_new_privs": status["NoNewPrivs"],
+    "seccomp": status["Seccomp"],
     "kubernetes": socket.gethostbyname("kubernetes.default.svc.cluster.local"),
 }))
 """
@@ -89,8 +94,10 @@ def test_a_pod_runs_confined_and_resolves_cluster_names(plane: Plane, namespace:
     service = json.loads(plane.kubectl("get", "svc", "kubernetes", "-o", "json").stdout)
     assert seen == {
         "uid": 65532,
-        "root_writable": False,  # readOnlyRootFilesystem is enforced
-        "capabilities": "0000000000000000",  # every capability dropped
+        "tmp": "EROFS",  # readOnlyRootFilesystem
+        "bounding": "0000000000000000",  # capabilities: drop ALL
+        "no_new_privs": "1",  # allowPrivilegeEscalation: false
+        "seccomp": "2",  # a filter: RuntimeDefault
         "kubernetes": service["spec"]["clusterIP"],  # CoreDNS answers cluster names
     }
 
@@ -126,6 +133,7 @@ from pathlib import Path
 from hack.localplane.plane import Plane
 plane = Plane(Path(sys.argv[1]))
 plane.up(node_kind="kubelet", owner_pid=os.getpid())
+plane.kubectl("wait", "--for=create", "serviceaccount/default", "--timeout=60s")
 plane.kubectl("run", "sleeper", "--image", sys.argv[2], "--restart=Never",
               "--command", "--", "python", "-c", "import time; time.sleep(3600)")
 plane.kubectl("wait", "pod/sleeper", "--for=condition=Ready", "--timeout=120s")
@@ -150,19 +158,21 @@ def test_a_real_node_leaves_nothing_behind_when_its_owner_is_killed(tmp_path: Pa
         assert owner.stdout is not None
         assert owner.stdout.readline() == "up\n"
         cgroups = [d for d in real.cgroup_dirs() if d.is_dir()]
-        sleeping = _container_pids(cgroups)
+        sleeping = real.cgroup_pids()
         assert sleeping, "the sleeper's processes in the plane's cgroups"
         assert Path(f"/run/netns/{real.netns}").exists()
 
+        watchdog = int((state / "run" / "watchdog.pid").read_text())
         owner.send_signal(signal.SIGKILL)
         owner.wait()
         wait_for(
-            lambda: not Path(f"/run/netns/{real.netns}").exists(),
+            lambda: not running(watchdog),
             120,
-            what="the watchdog to stop the plane and its node",
+            what="the watchdog to stop the plane and its node, then exit",
         )
+        assert not Path(f"/run/netns/{real.netns}").exists()
         assert not any(d.exists() for d in cgroups)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in sleeping)
+        assert not any(running(pid) for pid in sleeping)
         mounts = Path("/proc/mounts").read_text()
         assert str(state) not in mounts and str(real.run_dir) not in mounts
         assert not (node.SUBNETS / (state / "subnet").read_text()).is_symlink()
@@ -170,15 +180,6 @@ def test_a_real_node_leaves_nothing_behind_when_its_owner_is_killed(tmp_path: Pa
         owner.kill()
         owner.wait()
         Plane(state).down()
-
-
-def _container_pids(cgroups: list[Path]) -> set[int]:
-    return {
-        int(pid)
-        for directory in cgroups
-        for procs in directory.rglob("cgroup.procs")
-        for pid in procs.read_text().split()
-    }
 
 
 def _phase(plane: Plane, namespace: str, name: str) -> str:

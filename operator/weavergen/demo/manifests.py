@@ -27,6 +27,14 @@ CORRUPT_CONFIG = {
 }
 HEALTHY_PAYMENTS = {"errorRate": "0.0"}
 BAD_VERSION = "2.0.0-bad"
+# A JSON patch of the shop's Deployment that rolls out the bad release.
+BAD_RELEASE_PATCH = [
+    {
+        "op": "replace",
+        "path": "/spec/template/spec/containers/0/args/3",
+        "value": f"--version={BAD_VERSION}",
+    }
+]
 PORT = 8080
 # As the operator's own pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp.
 POD_SECURITY = {
