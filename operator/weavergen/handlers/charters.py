@@ -11,6 +11,7 @@ import kopf
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import GROUP, VERSION
 from weavergen.domain.gate import REQUEST_ANNOTATION
+from weavergen.domain.measure import known_good
 from weavergen.domain.otlp import OtlpError
 from weavergen.domain.reconcile import decide, measurement_due
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
@@ -61,8 +62,7 @@ def reconcile_charter(
         now=now,
         requested=requested,
     )
-    healthy = measurement is not None and measurement.get("entropy_level") == "low"
-    if healthy and not gateway.has_golden():
+    if known_good(measurement) and not gateway.has_golden():
         gateway.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
     if decision.start_cycle:

@@ -1,11 +1,15 @@
 """Kubernetes state of the targets as evidence: crash loops, OOM kills, pods not Ready, stalled
-rollouts and repeated Warning events become indicators; a healthy or starting workload none."""
+rollouts and repeated Warning events become indicators; a healthy or starting workload none;
+and the workloads' state alone never stands for the known-good state."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from weavergen.domain.entropy import DEFAULT_THRESHOLDS
+from weavergen.domain.measure import Measurement, known_good
 from weavergen.domain.workload import WorkloadState, workload_health
 
 NOW = datetime(2026, 12, 3, 12, 0, 0)
@@ -191,3 +195,26 @@ def test_two_workloads_give_one_indicator_naming_the_worst_and_how_many() -> Non
     assert not_ready.severity == 1.0
     assert not_ready.evidence["workload"] == "Deployment/b" and not_ready.evidence["workloads"] == 2
     assert (health.ready, health.desired) == (1, 4)
+
+
+def test_only_a_measurement_judged_from_spans_stands_for_the_known_good_state() -> None:
+    """The golden snapshot keeps what healthy looked like. Pods that run with a warning or two
+    and too few spans to judge by (a bad config that has served little yet) measure LOW from
+    the workloads' state alone: that is no proof, so no snapshot is taken from it."""
+    weak = workload_health(
+        [WorkloadState(deployment(), [pod("web-1"), pod("web-2")], [])], NOW, WINDOW
+    )
+    common = {"service": "web", "span_count": 27, "baseline_span_count": 0}
+    from_pods = Measurement(
+        status="ok", thresholds=DEFAULT_THRESHOLDS, entropy_score=0.06,
+        evidence=("kubernetes",), workload=weak, **common,
+    )  # fmt: skip
+    from_spans = replace(from_pods, span_count=400, evidence=("spans", "kubernetes"))
+    assert from_pods.entropy_level == from_spans.entropy_level == "low"
+    assert not known_good(from_pods.as_dict())
+    assert known_good(from_spans.as_dict())
+    assert not known_good(replace(from_spans, entropy_score=0.5).as_dict())
+    assert not known_good(
+        replace(from_spans, status="insufficient_data", entropy_score=None).as_dict()
+    )
+    assert not known_good(None)
