@@ -112,10 +112,6 @@ class Demo:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def apply(self, objects: list[dict[str, Any]], namespace: str) -> None:
-        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-        self.plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=document)
-
     def status(self, kind: str, name: str) -> dict[str, Any]:
         assert self.rest is not None
         found = self.rest.get(kind, SHOP, name) or {}
@@ -153,7 +149,7 @@ class Demo:
 
     def deploy_shop(self) -> None:
         self.out.title("demo shop and load")
-        self.apply(shop_manifests(namespace=SHOP, otlp_endpoint=self.operator_url), SHOP)
+        self.plane.apply(SHOP, *shop_manifests(namespace=SHOP, otlp_endpoint=self.operator_url))
         self.plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", SHOP, "--timeout=90s")
         self.shop_url = self.plane.service_url(SHOP, APP)
         wait("the shop to answer", self.shop_answers, 60)
@@ -196,7 +192,7 @@ class Demo:
 
     def apply_charter(self) -> None:
         self.out.title("charter: keep demo-shop healthy")
-        self.apply([charter(SHOP)], SHOP)
+        self.plane.apply(SHOP, charter(SHOP))
         self.out.say("waiting for the baseline window and a healthy measurement")
         seen: set[str] = set()
 

@@ -63,8 +63,7 @@ def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 def apply(plane: Plane, namespace: str, *objects: dict[str, Any]) -> None:
-    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
-    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=body)
+    plane.apply(namespace, *objects)
 
 
 def charter_spec() -> dict[str, Any]:

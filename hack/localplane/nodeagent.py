@@ -38,7 +38,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-NODE_NAME = "weavergen-local-node"
+from hack.localplane.node import NODE_NAME
+
 LOG = logging.getLogger("nodeagent")
 TERMINATION_MESSAGE_BYTES = 4096
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")

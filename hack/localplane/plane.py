@@ -593,6 +593,11 @@ class Plane:
             raise PlaneError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
+    def apply(self, namespace: str, *objects: dict[str, Any]) -> None:
+        """``kubectl apply`` the objects, as one List, into ``namespace``."""
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+        self.kubectl("apply", "-n", namespace, "-f", "-", stdin=document)
+
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         found = self.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
         items: list[dict[str, Any]] = json.loads(found.stdout)["items"]

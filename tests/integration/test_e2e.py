@@ -68,8 +68,7 @@ class Shop:
     load_lines: list[dict[str, Any]] = field(default_factory=list)
 
     def apply(self, *objects: dict[str, Any]) -> None:
-        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
-        self.plane.kubectl("apply", "-n", self.namespace, "-f", "-", stdin=document)
+        self.plane.apply(self.namespace, *objects)
 
     def patch_config(self, name: str, data: dict[str, str]) -> None:
         self.plane.kubectl(
