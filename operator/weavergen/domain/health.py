@@ -4,8 +4,8 @@
                    = max(0, 1 - ln(b) / ln(14.4))      otherwise
 
     errors:     b_e = error_rate / (1 - availability)
-    latency:    b_l = share_slower_than_threshold / (1 - latency_target)
-                (threshold: the charter's latencyThresholdMs, else 1.5 x the baseline's p99)
+    latency:    b_l = share_of_requests_slower_than_threshold / (1 - latency_target)
+                (threshold: the charter's latencyThresholdMs, else the baseline requests' p99)
     throughput: h_t = clip((rate / baseline_rate - 0.2) / 0.6, 0, 1)   (1 at 80% or more)
 
     health = min(0.5 h_e + 0.3 h_l + 0.2 h_t,  2 * min(h_e, h_l, h_t))
@@ -16,6 +16,19 @@ health reaches 0. The weighted mean is capped by twice the worst component, so o
 objective dominates — a service failing 35% of its requests against a 99% objective has health 0,
 however good its latency — while health stays linear in each component, so sampling noise in a
 nearly exhausted objective moves health by little (a product of powers would amplify it).
+
+The latency objective is about requests, as users see them: entry spans (server and consumer
+spans, local roots), like throughput, whenever the baseline has any. Counting every span would
+dilute a slow request with the client and database spans it made, which did not slow down: a
+WSGI app with requests and DB-API instrumentation sends three spans a request, so a fault
+making every request slow could burn at most a third of the budget it burns. Without a charter
+threshold, a request is slow when it is slower than the baseline's 99th percentile of requests:
+the healthy baseline spends its budget exactly (burn 1, health 1), and a service whose requests
+got slower spends it as fast as an error fault failing the same share of requests. A margin
+above the p99 (1.5x was the earlier default) let a service twice as slow in every request stay
+LOW: an exponential latency's p99 is 4.6x its mean, so 1.5x that is 6.9 means, which a doubled
+mean crosses on about 3% of requests (burn 3), while the same 3% of failing requests is an
+error rate no one calls healthy either.
 """
 
 from __future__ import annotations
@@ -23,11 +36,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from weavergen.domain.sketch import fraction_above, quantile_ns
 from weavergen.domain.summary import ServiceSummary
 
 FAST_BURN = 14.4
-LATENCY_MARGIN = 1.5
+LATENCY_MARGIN = 1.0  # x the baseline requests' p99 when the charter sets no threshold
+LATENCY_QUANTILE = 0.99
+STALL_CAP = 2.0  # x the baseline requests' p95: the most a default threshold may be
 WEIGHTS = {"errors": 0.5, "latency": 0.3, "throughput": 0.2}
 
 
@@ -74,10 +91,20 @@ def combine(errors: float, latency: float, throughput: float) -> float:
     return min(weighted, 2 * min(parts.values()))
 
 
+def request_latencies(summary: ServiceSummary, by_entries: bool) -> np.ndarray:
+    """The latency histogram the latency objective judges: requests' (entry spans') when
+    ``by_entries``, else every span's (a service whose every span is a child of another's)."""
+    return summary.request_histogram() if by_entries else summary.histogram()
+
+
 def latency_threshold_ms(objectives: Objectives, baseline: ServiceSummary) -> float:
     if objectives.latency_threshold_ms is not None:
         return objectives.latency_threshold_ms
-    return LATENCY_MARGIN * quantile_ns(baseline.histogram(), 0.99) / 1e6
+    latencies = request_latencies(baseline, baseline.entry_count > 0)
+    p99 = quantile_ns(latencies, LATENCY_QUANTILE)
+    # A stall in the baseline (a GC pause, a cold cache) fills its top percent: the p99 then
+    # says more about the stall than about the service, so it is capped at twice the p95.
+    return LATENCY_MARGIN * min(p99, STALL_CAP * quantile_ns(latencies, 0.95)) / 1e6
 
 
 # Exporters batch spans (every 5 s by default) and the receiver bins them into 10 s slots: a
@@ -135,7 +162,7 @@ def health_of(current: ServiceSummary, baseline: ServiceSummary, objectives: Obj
     spans = current.span_count
     error_burn = (current.error_count / spans) / (1 - objectives.availability) if spans else 0.0
     threshold_ms = latency_threshold_ms(objectives, baseline)
-    slow = fraction_above(current.histogram(), threshold_ms * 1e6)
+    slow = fraction_above(request_latencies(current, baseline.entry_count > 0), threshold_ms * 1e6)
     latency_burn = slow / (1 - objectives.latency_target)
     ratio = Requests.of(current, baseline).ratio
     errors, latency = burn_health(error_burn), burn_health(latency_burn)

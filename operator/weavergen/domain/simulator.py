@@ -24,7 +24,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from weavergen.api.charter import EntropyLevel
 from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
-from weavergen.domain.health import LATENCY_MARGIN, Objectives, burn_health, combine
+from weavergen.domain.health import (
+    LATENCY_MARGIN,
+    LATENCY_QUANTILE,
+    Objectives,
+    burn_health,
+    combine,
+)
 from weavergen.domain.health import throughput_health as throughput_health_of
 from weavergen.domain.otlp import ENTRY_KINDS, Attribute, SpanChunk, hash_trace_ids
 from weavergen.domain.semconv import ObservedAttribute, Registry, validate
@@ -228,8 +234,9 @@ class EntropySimulator:
         )
 
     def objectives(self, system: SyntheticSystem) -> Objectives:
-        """Explicit objectives, so the ground truth and the measurement share the threshold."""
-        p99 = _mixture_quantile(system.operations, 0.99)
+        """Explicit objectives, so the ground truth and the measurement share the threshold:
+        the default's, the p99 of the system's requests (its server operations)."""
+        p99 = _mixture_quantile(_requests(system.operations), LATENCY_QUANTILE)
         return Objectives(
             availability=system.availability,
             latency_threshold_ms=LATENCY_MARGIN * p99,
@@ -247,9 +254,13 @@ class EntropySimulator:
         total = sum(op.weight for op in ops)
         error_rate = sum(op.weight * op.error_rate for op in ops) / total
         threshold = objectives.latency_threshold_ms or 0.0
-        slow = sum(op.weight * _lognormal_sf(threshold, op.median_ms, op.sigma) for op in ops)
+        # The latency objective is about requests: the server operations' spans.
+        requests = _requests(tuple(ops))
+        slow = sum(
+            op.weight * _lognormal_sf(threshold, op.median_ms, op.sigma) for op in requests
+        ) / sum(op.weight for op in requests)
         errors = burn_health(error_rate / (1 - objectives.availability))
-        latency = burn_health(slow / total / (1 - objectives.latency_target))
+        latency = burn_health(slow / (1 - objectives.latency_target))
         # Retries are spans too: they count in the measured span rate.
         throughput = throughput_health_of(faults.throughput_ratio * (1 + faults.retry_share))
         health = combine(errors, latency, throughput)
@@ -451,6 +462,11 @@ class EntropySimulator:
         for chunk in self.chunks(system, faults, seed, window_s):
             summary.add_chunk(chunk)
         return summary
+
+
+def _requests(ops: tuple[Operation, ...]) -> tuple[Operation, ...]:
+    """The operations whose spans are requests (server spans); all of them if none is."""
+    return tuple(op for op in ops if SPAN_KINDS[op.kind] in ENTRY_KINDS) or ops
 
 
 def _entry_share(ops: Sequence[Operation]) -> float:

@@ -219,6 +219,20 @@ class ServiceSummary:
             total += op.histogram
         return total
 
+    def request_histogram(self) -> np.ndarray:
+        """The latency histogram of requests (entry spans), not of every span.
+
+        An operation whose spans are only partly requests (local roots of an internal span
+        that is sometimes a child) adds that share of its histogram: its spans' latencies are
+        the same distribution either way, as far as a summary can tell.
+        """
+        total = np.zeros(NUM_BUCKETS, dtype=np.float64)
+        for op in self.operations.values():
+            if op.entries <= 0 or op.count <= 0:
+                continue
+            total += op.histogram * (min(op.entries, op.count) / op.count)
+        return total
+
     def spans_per_trace(self) -> float:
         traces = self.traces.estimate()
         return self.span_count / traces if traces else 0.0
