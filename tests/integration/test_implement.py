@@ -35,8 +35,7 @@ from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 from weavergen.phases.operators import Operators
-from weavergen.phases.simulate import BPMN_DIR
-from weavergen.workflows import WorkflowRun, load_process
+from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
 
 
 @pytest.fixture

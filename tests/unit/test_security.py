@@ -38,10 +38,10 @@ from weavergen.domain.twin import Twin
 from weavergen.handlers.http import add_routes
 from weavergen.k8s.gate import Gate
 from weavergen.phases.cycle import CyclePhases
-from weavergen.phases.simulate import BPMN_DIR
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 from weavergen.workflows import (
+    BPMN_DIR,
     SAFE_BUILTINS,
     CustomStrategy,
     InvalidWorkflow,

@@ -209,15 +209,15 @@ class ObjectivesSpec(WireModel):
         default=None,
         gt=0.0,
         description=(
-            "A span slower than this breaks the latency objective. Unset: derived from the "
-            "baseline's 99th percentile."
+            "A request (entry span) slower than this breaks the latency objective. Unset: the "
+            "baseline requests' 99th percentile, at most twice their 95th."
         ),
     )
     latency_target: float = Field(
         default=0.99,
         gt=0.0,
         lt=1.0,
-        description="Target share of spans faster than latencyThresholdMs.",
+        description="Target share of requests (entry spans) faster than latencyThresholdMs.",
     )
 
 
@@ -401,6 +401,18 @@ class CircuitBreakerSpec(WireModel):
         description=(
             "A strategy that failed this often for the same symptom signature is not tried "
             "again; the charter escalates instead."
+        ),
+    )
+    max_failed_fixes: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description=(
+            "Failed mutating cycles (rolled back or failed) within one incident after which "
+            "the next cycle escalates instead of changing anything, with the history as its "
+            "reason. An escalated incident starts no new cycle until the evidence changes "
+            "(new indicator types, a higher level, the targets or their inputs edited, a "
+            "recovery then relapse) or a person asks."
         ),
     )
 
@@ -753,6 +765,68 @@ class CycleRef(StatusModel):
     finished_at: Timestamp | None = Field(default=None, description="When it finished.")
 
 
+class IncidentAttempt(StatusModel):
+    """One finished cycle of an incident."""
+
+    cycle: str = Field(description="Name of the RegenerationCycle.")
+    strategy: str = Field(description="The strategy it ran.")
+    outcome: Literal["Succeeded", "RolledBack", "Failed", "Escalated"] = Field(
+        description="How it ended."
+    )
+    finished_at: Timestamp | None = Field(default=None, description="When it finished.")
+
+
+class IncidentEscalation(StatusModel):
+    """The incident was handed to people: no cycle starts until the evidence changes."""
+
+    since: Timestamp = Field(description="When the escalating cycle finished.")
+    cycle: str = Field(description="The cycle that escalated.")
+    reason: str = Field(
+        description="Why nothing here can fix it: symptoms, likely causes, what was tried and "
+        "what changed outside the charter's targets."
+    )
+
+
+class IncidentStatus(StatusModel):
+    """The open incident: one degradation, from the first measurement at the trigger until
+    the workload has been healthy for a telemetry window (or a fix is verified)."""
+
+    opened_at: Timestamp = Field(description="When the incident opened.")
+    because: str = Field(description="Why it opened (or what changed from the one before).")
+    last_good_at: Timestamp | None = Field(
+        default=None, description="The last measurement below the trigger before it opened."
+    )
+    indicators: list[str] = Field(
+        default_factory=list, description="Indicator types seen during the incident."
+    )
+    worst_level: Literal["low", "medium", "high", "critical"] = Field(
+        description="Highest entropy level seen during the incident."
+    )
+    novel: list[str] = Field(
+        default_factory=list,
+        description="New evidence seen once; seen again in the next measurement, it reopens.",
+    )
+    inputs: str | None = Field(
+        default=None,
+        description="Fingerprint of the targets and what their workloads consume; an edit "
+        "changes it and ends an escalation's hold.",
+    )
+    attempts: list[IncidentAttempt] = Field(
+        default_factory=list, max_length=20, description="The incident's finished cycles."
+    )
+    escalated: IncidentEscalation | None = Field(
+        default=None, description="Set once a cycle escalated: the charter holds."
+    )
+    suspects: list[str] = Field(
+        default_factory=list,
+        description="Inputs of the workloads outside the targets that changed since they were "
+        "last healthy (ConfigMaps, Secrets, images): the likely cause when fixes fail.",
+    )
+    healthy_since: Timestamp | None = Field(
+        default=None, description="First healthy measurement since the last degraded one."
+    )
+
+
 class RegenerationCharterStatus(StatusModel):
     """Observed state of the charter, written by the operator."""
 
@@ -760,7 +834,7 @@ class RegenerationCharterStatus(StatusModel):
         default=None, description="The .metadata.generation this status describes."
     )
     conditions: list[Condition] = condition_list_field(
-        "Ready, Degraded, InsufficientData and CircuitOpen."
+        "Ready, Degraded, InsufficientData, CircuitOpen and Escalated."
     )
     entropy: EntropyStatus | None = Field(default=None, description="Latest measurement.")
     effective_thresholds: EffectiveThresholds | None = Field(
@@ -784,6 +858,9 @@ class RegenerationCharterStatus(StatusModel):
     )
     active_cycle: str | None = Field(default=None, description="The cycle running now, if any.")
     last_cycle: CycleRef | None = Field(default=None, description="The latest finished cycle.")
+    incident: IncidentStatus | None = Field(
+        default=None, description="The open incident, if the workload is degraded."
+    )
 
 
 class RegenerationCharter(WireModel):

@@ -18,9 +18,8 @@ from weavergen.cli.common import (
     load_json_or_yaml,
 )
 from weavergen.phases.operators import Operators
-from weavergen.phases.simulate import BPMN_DIR
 from weavergen.telemetry import tracing
-from weavergen.workflows import WorkflowRun, load_process
+from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
 
 
 def peering_priority(value: str) -> int:

@@ -39,9 +39,9 @@ from weavergen.domain.otlp import OtlpError
 from weavergen.domain.semconv import Registry, RegistryError
 from weavergen.domain.thresholds import ThresholdCalculator
 from weavergen.phases.operators import validation_registry
-from weavergen.phases.simulate import BPMN_DIR, ScenarioResult, SimulationEngine
+from weavergen.phases.simulate import ScenarioResult, SimulationEngine, incident_summary
 from weavergen.telemetry import tracing
-from weavergen.workflows import load_process, validate
+from weavergen.workflows import BPMN_DIR, load_process, validate
 
 _STAKEHOLDERS = TypeAdapter(list[Stakeholder])
 
@@ -257,6 +257,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         tracing.configure("weavergen-simulator", tracing.OtlpJsonFileExporter(spans_out))
     try:
         summary = engine.run(args.scenarios, progress).summary()
+        if args.incidents:
+            summary["incidents"] = incident_summary(engine.incidents(args.incidents))
     finally:
         if args.spans_out:
             tracing.flush()
@@ -267,10 +269,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
         for key, value in summary.items():
-            if key != "per_cause":
+            if key not in ("per_cause", "incidents"):
                 print(f"{key:<40} {value}")
         for cause, outcomes in summary["per_cause"].items():
             print(f"  {cause:<32} " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+        for key, value in (summary.get("incidents") or {}).items():
+            print(f"incidents: {key:<29} {value}")
     return 0
 
 
@@ -396,6 +400,14 @@ def add_simulate(regen_cmds: Any) -> None:
         help="share of scenarios with a failure injected mid-workflow",
     )
     simulate_cmd.add_argument("--quiet", action="store_true", help="no per-scenario progress")
+    simulate_cmd.add_argument(
+        "--incidents",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also play N four-minute incidents (the causes in turn) through the charter's "
+        "decisions: mutating cycles per unfixable incident, escalations per unchanged one",
+    )
     simulate_cmd.add_argument(
         "--spans-out",
         metavar="FILE",

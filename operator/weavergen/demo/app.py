@@ -12,6 +12,10 @@ a bad config push would:
   ``http.status_code``) or ``mistyped`` (the status code as a string)
 - ``retryStorm``: ``true`` makes every dependency call be retried twice
 
+``EXTRA_LATENCY_MS`` in the environment (from the ``demo-shop-runtime`` ConfigMap, read once at
+start, as environment is) adds that much to every request: a runtime setting outside the
+charter's targets, which no restart or rollback of the shop undoes.
+
 The payments dependency's own state is another ConfigMap (``demo-payments``, key ``errorRate``:
 the share of calls to it that fail). It is not the shop's: a fault there is the dependency's.
 
@@ -40,6 +44,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 LOG = logging.getLogger("weavergen.demo.app")
 ROUTES = ("/checkout", "/cart")
+EXTRA_LATENCY_MS = max(0.0, float(os.environ.get("EXTRA_LATENCY_MS") or 0))
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,9 @@ def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) 
         route = request.path
         with tracer.start_as_current_span(f"GET {route}", kind=SpanKind.SERVER) as span:
             span.set_attributes({"url.path": route, "http.route": route, "url.scheme": "http"})
-            await asyncio.sleep(rng.expovariate(1 / max(behaviour.latency_ms, 0.1)) / 1000)
+            await asyncio.sleep(
+                (rng.expovariate(1 / max(behaviour.latency_ms, 0.1)) + EXTRA_LATENCY_MS) / 1000
+            )
             status = 200
             if route == "/checkout" and not await pay(behaviour):
                 status = 502

@@ -2,7 +2,9 @@
 
 The shop reads two ConfigMaps: its own (``demo-shop-config``, part of the charter's target: what
 the operator may reset) and the simulated payments dependency's state (``demo-payments``, not
-the shop's: a fault there is no fault of the shop's and cannot be fixed by changing it).
+the shop's: a fault there is no fault of the shop's and cannot be fixed by changing it). Its
+pods also take their environment from ``demo-shop-runtime`` (``envFrom``), runtime settings the
+charter does not list: a change there, rolled out, is a fault outside the charter's targets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 APP = "demo-shop"
 CONFIG = f"{APP}-config"
 PAYMENTS = "demo-payments"
+RUNTIME = f"{APP}-runtime"
+GOOD_RUNTIME = {"EXTRA_LATENCY_MS": "0"}
 IMAGE = "weavergen-operator:0.1.0"
 GOOD_CONFIG = {
     "errorRate": "0.0",
@@ -91,6 +95,12 @@ def shop_manifests(
             "data": HEALTHY_PAYMENTS,
         },
         {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": RUNTIME},
+            "data": GOOD_RUNTIME,
+        },
+        {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": APP, "labels": labels},
@@ -121,6 +131,7 @@ def shop_manifests(
                                 # Serve on while kube-proxy stops sending here: an endpoint
                                 # leaves the Service a moment after its pod is told to stop.
                                 "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                                "envFrom": [{"configMapRef": {"name": RUNTIME}}],
                                 "env": [
                                     {
                                         "name": "POD_NAMESPACE",

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from weavergen.domain.reconcile import Conditions, parse_time, stamp
+from weavergen.domain.reconcile import Conditions
+from weavergen.domain.times import parse_time, stamp
 
 # The phase's BPMN task, the condition it sets, and the data key its result is under.
 PHASE_TASKS = {
@@ -154,7 +155,10 @@ def outcome_message(phase: str, data: Mapping[str, Any]) -> str:
     if phase == "NotNeeded":
         return "entropy is below the level that needs regeneration"
     if phase == "Escalated":
-        return "no safe remedy for these symptoms: escalated without changing anything"
+        reason = ((data.get("solution") or {}).get("parameters") or {}).get("escalation_reason")
+        return "escalated without changing anything: " + (
+            reason or "no safe remedy for these symptoms"
+        )
     rollback = data.get("rollback_failure")
     if phase == "Failed" and rollback:
         # First: the target may be left as the failed attempt changed it (e.g. a snapshot

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel
+from weavergen.domain.incident import Attempt, failed_fixes, history_text
 from weavergen.domain.strategies import (
     CATALOG,
     CAUSES,
@@ -35,6 +36,8 @@ from weavergen.domain.strategies import (
 WEIGHTS = {"success": 0.4, "recovery": 0.3, "risk": 0.2, "resources": 0.1}
 PRIOR_STRENGTH = 4.0
 MIN_VIABLE_SUCCESS = 0.3
+# A fix rated 95% for a cause still fails now and then: one failure never rules a cause out.
+MIN_FAILURE_LIKELIHOOD = 0.05
 
 FEATURES = (
     "error_rate_increase",
@@ -47,25 +50,43 @@ FEATURES = (
     "recent_rollout",
     "config_changed",
     "restarts",
+    "untracked_input_changed",
 )
-# P(feature present | cause), in the order of FEATURES.
+# P(feature present | cause), in the order of FEATURES. ``untracked_input_changed``: something
+# the workloads consume that the charter does not list (a ConfigMap or Secret they mount or
+# read into their environment, their image under its tag) changed since they were last healthy.
+# Unrelated inputs change too (feature flags, a rotated certificate): present under every cause,
+# it points at one only together with fixes that failed (see ``cause_posterior``).
 LIKELIHOOD: dict[str, tuple[float, ...]] = {
-    "config_corruption": (0.8, 0.3, 0.2, 0.1, 0.3, 0.3, 0.05, 0.05, 0.95, 0.2),
-    "memory_leak": (0.5, 0.8, 0.3, 0.1, 0.02, 0.02, 0.05, 0.05, 0.05, 0.9),
-    "bad_deploy": (0.8, 0.5, 0.3, 0.1, 0.2, 0.2, 0.05, 0.95, 0.05, 0.3),
-    "semantic_drift_upgrade": (0.2, 0.2, 0.1, 0.05, 0.95, 0.9, 0.02, 0.95, 0.05, 0.05),
-    "retry_storm_slow_dependency": (0.3, 0.8, 0.3, 0.95, 0.02, 0.02, 0.8, 0.05, 0.05, 0.05),
-    "failing_downstream_dependency": (0.95, 0.5, 0.3, 0.3, 0.02, 0.02, 0.95, 0.05, 0.05, 0.05),
+    "config_corruption": (0.8, 0.3, 0.2, 0.1, 0.3, 0.3, 0.2, 0.05, 0.95, 0.2, 0.05),
+    "memory_leak": (0.5, 0.8, 0.3, 0.1, 0.02, 0.02, 0.05, 0.05, 0.05, 0.9, 0.05),
+    "bad_deploy": (0.8, 0.5, 0.3, 0.1, 0.2, 0.2, 0.05, 0.95, 0.05, 0.3, 0.15),
+    "semantic_drift_upgrade": (0.2, 0.2, 0.1, 0.05, 0.95, 0.9, 0.02, 0.95, 0.05, 0.05, 0.1),
+    "retry_storm_slow_dependency": (0.3, 0.8, 0.3, 0.95, 0.02, 0.02, 0.8, 0.05, 0.05, 0.05, 0.05),
+    "failing_downstream_dependency": (
+        0.95,
+        0.5,
+        0.3,
+        0.3,
+        0.02,
+        0.02,
+        0.95,
+        0.05,
+        0.05,
+        0.05,
+        0.05,
+    ),
+    "untracked_input_change": (0.6, 0.6, 0.3, 0.05, 0.1, 0.1, 0.05, 0.5, 0.05, 0.2, 0.95),
 }
 # Kubernetes state of the workloads: P(present | cause) in the order of ``CAUSES``. Evidence
 # when present, silent when absent: most faults of every cause crash nothing, so a missing crash
 # loop says little, while a present one says much (an OOM kill points at memory, a stalled
 # rollout at the release).
 WHEN_PRESENT: dict[str, tuple[float, ...]] = {
-    "crash_loop": (0.5, 0.1, 0.6, 0.02, 0.03, 0.05),
-    "oom_killed": (0.05, 0.9, 0.15, 0.01, 0.02, 0.02),
-    "pods_not_ready": (0.5, 0.4, 0.6, 0.05, 0.2, 0.3),
-    "rollout_stalled": (0.1, 0.05, 0.9, 0.05, 0.02, 0.02),
+    "crash_loop": (0.5, 0.1, 0.6, 0.02, 0.03, 0.05, 0.15),
+    "oom_killed": (0.05, 0.9, 0.15, 0.01, 0.02, 0.02, 0.05),
+    "pods_not_ready": (0.5, 0.4, 0.6, 0.05, 0.2, 0.3, 0.3),
+    "rollout_stalled": (0.1, 0.05, 0.9, 0.05, 0.02, 0.02, 0.1),
 }
 
 
@@ -78,6 +99,10 @@ class TargetContext:
     restarts: bool = False
     workloads: int = 1
     replicas: int = 2
+    # Inputs of the workloads outside the charter's targets that changed since they were last
+    # healthy, each described for people ("ConfigMap app-runtime (envFrom of Deployment/app),
+    # changed 2026-12-03T10:00:00Z").
+    changed_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,8 @@ def features_of(measurement: Mapping[str, Any], context: TargetContext) -> froze
     for flag in ("recent_rollout", "config_changed", "restarts"):
         if getattr(context, flag):
             found.add(flag)
+    if context.changed_inputs:
+        found.add("untracked_input_changed")
     if "crash_loop" in found:
         # A crash loop restarts its pods: those restarts are not the slow leak "restarts" means.
         found.discard("restarts")
@@ -111,15 +138,28 @@ def signature_of(features: Iterable[str]) -> str:
     return "+".join(sorted(features)) or "none"
 
 
-def cause_posterior(features: frozenset[str]) -> dict[str, float]:
-    """P(cause | features) under a uniform prior over causes."""
+def cause_posterior(features: frozenset[str], failed: Sequence[str] = ()) -> dict[str, float]:
+    """P(cause | features, failed fixes) under a uniform prior over causes.
+
+    Each strategy in ``failed`` was tried in this incident and did not heal it: evidence with
+    likelihood P(fails | cause) = 1 - fix(strategy, cause). It weighs nothing against the causes
+    no action on the targets fixes, so their share rises with every failed fix.
+    """
     log_scores = {}
     for cause, probabilities in LIKELIHOOD.items():
         index = CAUSES.index(cause)
-        log_scores[cause] = sum(
-            math.log(p if feature in features else 1.0 - p)
-            for feature, p in zip(FEATURES, probabilities, strict=True)
-        ) + sum(math.log(WHEN_PRESENT[f][index]) for f in features if f in WHEN_PRESENT)
+        log_scores[cause] = (
+            sum(
+                math.log(p if feature in features else 1.0 - p)
+                for feature, p in zip(FEATURES, probabilities, strict=True)
+            )
+            + sum(math.log(WHEN_PRESENT[f][index]) for f in features if f in WHEN_PRESENT)
+            + sum(
+                math.log(max(MIN_FAILURE_LIKELIHOOD, 1.0 - CATALOG[s].fix_probability(cause)))
+                for s in failed
+                if s in CATALOG
+            )
+        )
     top = max(log_scores.values())
     weights = {c: math.exp(s - top) for c, s in log_scores.items()}
     total = sum(weights.values())
@@ -214,6 +254,8 @@ class Exploration:
     causes: dict[str, float]
     options: list[Option]
     excluded: dict[str, str]
+    escalation: str = ""  # what an escalation would tell people, should one be chosen
+    suspects: tuple[str, ...] = ()
 
     @property
     def best(self) -> Option:
@@ -226,6 +268,7 @@ class Exploration:
             "causes": {c: round(p, 4) for c, p in self.causes.items()},
             "options": [o.as_status() for o in self.options],
             "excluded": self.excluded,
+            "escalation": {"reason": self.escalation, "suspects": list(self.suspects)},
         }
 
 
@@ -251,30 +294,32 @@ def explore(
     exclude: Mapping[str, str] | None = None,
     level: EntropyLevel | None = None,
     max_failures: int | None = None,
+    attempts: Sequence[Attempt] = (),
+    max_failed_fixes: int | None = None,
 ) -> Exploration:
     """Rank the strategies fit for the measured level; ``exclude`` maps names to reasons.
 
     A strategy that already failed ``max_failures`` times for the same signature is excluded,
-    so the operator escalates instead of repeating what does not work.
+    so the operator escalates instead of repeating what does not work. Within an incident
+    (``attempts``, its finished cycles) a fix that failed is not tried again, each failure is
+    evidence for the causes no fix here removes, and after ``max_failed_fixes`` failed fixes
+    only escalating is left.
     """
     features = features_of(measurement, context)
     signature = signature_of(features)
-    causes = cause_posterior(features)
+    failed = failed_fixes(attempts)
+    causes = cause_posterior(features, [a.strategy for a in failed])
     level = level or EntropyLevel(measurement.get("entropy_level") or "low")
-    allowed, denied = set(allow), set(deny)
-    excluded = dict(exclude or {})
-    for h in history:
-        if max_failures and h.signature == signature and h.failures >= max_failures:
-            excluded.setdefault(
-                h.strategy, f"failed {h.failures} times for these symptoms: not tried again"
-            )
-    for s in CATALOG.values():
-        if s.name == OBSERVE:
-            continue
-        if allowed and s.name not in allowed:
-            excluded.setdefault(s.name, "not in the charter's allow list")
-        elif s.name in denied:
-            excluded.setdefault(s.name, "in the charter's deny list")
+    excluded = _exclusions(
+        signature,
+        failed,
+        history,
+        allow=set(allow),
+        deny=set(deny),
+        exclude=exclude or {},
+        max_failures=max_failures,
+        max_failed_fixes=max_failed_fixes,
+    )
     risks, resources = RiskAssessor(), ResourceEstimator()
     scored = []
     for strategy in candidates_for(level):
@@ -314,7 +359,83 @@ def explore(
         options.append(
             Option(rank, name, total, estimate.probability, recovery, risk, cost, [*why, place])
         )
-    return Exploration(signature, features, causes, options, excluded)
+    return Exploration(
+        signature,
+        features,
+        causes,
+        options,
+        excluded,
+        escalation_reason(signature, causes, attempts, context.changed_inputs),
+        context.changed_inputs,
+    )
+
+
+def _exclusions(
+    signature: str,
+    failed: Sequence[Attempt],
+    history: Sequence[Outcome],
+    *,
+    allow: set[str],
+    deny: set[str],
+    exclude: Mapping[str, str],
+    max_failures: int | None,
+    max_failed_fixes: int | None,
+) -> dict[str, str]:
+    """The strategies not to rank, each with the reason."""
+    excluded = dict(exclude)
+    for attempt in failed:
+        excluded.setdefault(
+            attempt.strategy,
+            f"{attempt.outcome} in this incident ({attempt.cycle}): not tried again until the "
+            "evidence changes",
+        )
+    if max_failed_fixes is not None and len(failed) >= max_failed_fixes:
+        for s in CATALOG.values():
+            if s.name != OBSERVE:
+                excluded.setdefault(
+                    s.name,
+                    f"{len(failed)} fixes failed in this incident (the limit is "
+                    f"{max_failed_fixes}): escalating instead",
+                )
+    for h in history:
+        if max_failures and h.signature == signature and h.failures >= max_failures:
+            excluded.setdefault(
+                h.strategy, f"failed {h.failures} times for these symptoms: not tried again"
+            )
+    for s in CATALOG.values():
+        if s.name == OBSERVE:
+            continue
+        if allow and s.name not in allow:
+            excluded.setdefault(s.name, "not in the charter's allow list")
+        elif s.name in deny:
+            excluded.setdefault(s.name, "in the charter's deny list")
+    return excluded
+
+
+def escalation_reason(
+    signature: str,
+    causes: Mapping[str, float],
+    attempts: Sequence[Attempt],
+    changed_inputs: Sequence[str],
+) -> str:
+    """Why nothing here can fix it, for people: the likely causes, what was tried, and what
+    outside the charter's targets changed lately (the likely culprit when fixes fail)."""
+    likely = sorted(causes.items(), key=lambda kv: -kv[1])[:2]
+    unfixable = sum(p for c, p in causes.items() if c in UNFIXABLE_CAUSES)
+    parts = [
+        f"symptoms {signature}",
+        "likely causes "
+        + ", ".join(f"{c} {p:.2f}" for c, p in likely)
+        + f" (unfixable by acting on the targets: {unfixable:.2f})",
+    ]
+    if attempts:
+        parts.append(f"tried in this incident: {history_text(attempts)}")
+    if changed_inputs:
+        parts.append(
+            "changed since last healthy, outside the charter's targets: "
+            + "; ".join(changed_inputs)
+        )
+    return "; ".join(parts)
 
 
 def _reasons(

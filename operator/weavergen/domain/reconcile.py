@@ -15,19 +15,22 @@ from typing import Any
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.control import chart_measurement
+from weavergen.domain.explore import TargetContext, cause_posterior, features_of
+from weavergen.domain.incident import (
+    RECORDED_BY_CYCLES,
+    RECORDED_OUTCOMES,
+    Attempt,
+    Evidence,
+    IncidentStep,
+    held,
+    record_attempt,
+    track,
+)
 from weavergen.domain.spc import Signal
 from weavergen.domain.strategies import CATALOG
+from weavergen.domain.times import parse_time, stamp
 
 LEVELS = list(EntropyLevel)
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def stamp(now: datetime) -> str:
-    return now.strftime(TIME_FORMAT)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=None) if text else None
 
 
 class Conditions:
@@ -77,6 +80,7 @@ class CharterDecision:
     status: dict[str, Any]
     start_cycle: str | None = None
     signals: list[tuple[str, Signal]] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
 
 
 def decide(
@@ -88,11 +92,14 @@ def decide(
     problem: str | None,
     now: datetime,
     requested: str | None = None,
+    inputs: str | None = None,
 ) -> CharterDecision:
     """The charter's next status, and the reason to start a cycle if one should start.
 
     ``requested`` is the time of the latest cycle request (the entropy gate's annotation); a
     request not handled yet starts a cycle at any level, within mode and circuit breaker.
+    ``inputs`` fingerprints the targets and what their workloads consume (None: not read): an
+    escalated incident holds until it, or the evidence, changes (``domain.incident``).
     """
     resolved = resolve_spec(spec)
     assert resolved.thresholds is not None
@@ -123,30 +130,8 @@ def decide(
     trigger = EntropyLevel(spec.trigger.level)
     degraded = LEVELS.index(level) >= LEVELS.index(trigger)
     score = measurement["entropy_score"]
-    patch["entropy"] = {
-        "score": score,
-        "level": level.value,
-        "healthScore": measurement["health_score"],
-        "indicators": [
-            {"type": i["type"], "severity": i["severity"], "summary": _summary(i)}
-            for i in measurement.get("drift_indicators", [])
-        ],
-        "validationErrorCount": len(measurement.get("validation_errors", [])),
-        "spanCount": measurement.get("span_count", 0),
-        "measuredAt": stamp(now),
-    }
-    if "spans" in (measurement.get("evidence") or ["spans"]):
-        enough = ("EnoughSpans", f"{patch['entropy']['spanCount']} spans")
-    else:
-        enough = ("MeasuredFromWorkloads", str(measurement.get("reason")))
-    conditions.set("InsufficientData", False, *enough)
-    conditions.set("Ready", True, "Measured", f"entropy {level.value} ({score})")
-    conditions.set(
-        "Degraded",
-        degraded,
-        "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
-        f"entropy {level.value} ({score}), trigger at {trigger.value}",
-    )
+    patch["entropy"] = _entropy_status(measurement, now)
+    _set_measured(conditions, measurement, trigger)
     assert resolved.cadence is not None
     charted = chart_measurement(
         spec,
@@ -169,8 +154,22 @@ def decide(
     asked = bool(requested) and requested != status.get("handledRequest")
     if asked:
         patch["handledRequest"] = requested
+    step = track(
+        status.get("incident"),
+        Evidence(level, features_of(measurement, TargetContext()), inputs),
+        degraded=degraded,
+        cycle_running=bool(status.get("activeCycle")),
+        now=now,
+        recovery_seconds=spec.telemetry.window_seconds,
+        last_good_at=_last_good(status, trigger),
+        diagnose=likely_cause,
+    )
+    patch["incident"] = _incident_patch(step, cycle_running=bool(status.get("activeCycle")))
+    events = _incident_events(step)
+    holding = held(step.incident)
+    _set_escalated(conditions, step, holding)
     wants = (
-        ((degraded or charted.start_cycle is not None) and acts)
+        ((degraded or charted.start_cycle is not None) and acts and not holding)
         or (asked and spec.mode != "observe")
     ) and not status.get("activeCycle")
     last_outcome = (status.get("lastCycle") or {}).get("outcome")
@@ -180,7 +179,6 @@ def decide(
     patch["circuitBreaker"] = breaker
     conditions.set("CircuitOpen", breaker["state"] == "Open", "CircuitBreaker", why)
     patch["conditions"] = conditions.items
-    start = wants and allowed
     reason = f"entropy {level.value} ({score})"
     if patch["entropy"]["indicators"]:  # what the cycle is about, by name
         reason += ": " + ", ".join(i["type"] for i in patch["entropy"]["indicators"])
@@ -188,7 +186,93 @@ def decide(
         reason += ", requested through the gate"
     elif not degraded and charted.start_cycle:
         reason += f", {charted.start_cycle}"
-    return CharterDecision(patch, reason if start else None, charted.signals)
+    return CharterDecision(patch, reason if wants and allowed else None, charted.signals, events)
+
+
+def _set_measured(
+    conditions: Conditions, measurement: Mapping[str, Any], trigger: EntropyLevel
+) -> None:
+    level, score = EntropyLevel(measurement["entropy_level"]), measurement["entropy_score"]
+    degraded = LEVELS.index(level) >= LEVELS.index(trigger)
+    if "spans" in (measurement.get("evidence") or ["spans"]):
+        enough = ("EnoughSpans", f"{measurement.get('span_count', 0)} spans")
+    else:
+        enough = ("MeasuredFromWorkloads", str(measurement.get("reason")))
+    conditions.set("InsufficientData", False, *enough)
+    conditions.set("Ready", True, "Measured", f"entropy {level.value} ({score})")
+    conditions.set(
+        "Degraded",
+        degraded,
+        "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
+        f"entropy {level.value} ({score}), trigger at {trigger.value}",
+    )
+
+
+def _entropy_status(measurement: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "score": measurement["entropy_score"],
+        "level": measurement["entropy_level"],
+        "healthScore": measurement["health_score"],
+        "indicators": [
+            {"type": i["type"], "severity": i["severity"], "summary": _summary(i)}
+            for i in measurement.get("drift_indicators", [])
+        ],
+        "validationErrorCount": len(measurement.get("validation_errors", [])),
+        "spanCount": measurement.get("span_count", 0),
+        "measuredAt": stamp(now),
+    }
+
+
+def likely_cause(features: frozenset[str]) -> str:
+    """The most likely cause of a set of features, for telling a new fault from the same one."""
+    causes = cause_posterior(features)
+    return max(causes, key=causes.__getitem__)
+
+
+def _last_good(status: Mapping[str, Any], trigger: EntropyLevel) -> str | None:
+    """When the previous measurement was below the trigger, its time: the last healthy one."""
+    previous = status.get("entropy") or {}
+    level = previous.get("level")
+    if level is None or LEVELS.index(EntropyLevel(level)) >= LEVELS.index(trigger):
+        return None
+    return previous.get("measuredAt")
+
+
+def _incident_patch(step: IncidentStep, *, cycle_running: bool) -> dict[str, Any] | None:
+    """What the charter's reconciler writes of the incident (status is merge-patched).
+
+    What a cycle's end records (its attempt, an escalation) is the cycle's to write: a
+    measurement read before that record must not write it back as it was. Only a new incident
+    while no cycle runs starts them afresh.
+    """
+    if step.incident is None:
+        return None
+    if step.opened and not cycle_running:
+        return step.incident
+    return {k: v for k, v in step.incident.items() if k not in RECORDED_BY_CYCLES}
+
+
+def _incident_events(step: IncidentStep) -> list[tuple[str, str]]:
+    if step.opened and step.closed:
+        return [("IncidentChanged", f"the evidence changed ({step.opened}): acting again")]
+    if step.opened:
+        return [("IncidentOpened", f"incident opened: {step.opened}")]
+    if step.closed:
+        return [("IncidentResolved", f"incident resolved: {step.closed}")]
+    return []
+
+
+def _set_escalated(conditions: Conditions, step: IncidentStep, holding: str | None) -> None:
+    """``Escalated`` is True from an escalation until the incident resolves or changes."""
+    if holding is not None:
+        conditions.set("Escalated", True, "NoRemedyHere", holding)
+    elif step.opened and step.closed:
+        conditions.set("Escalated", False, "EvidenceChanged", step.opened)
+    elif step.incident is None:
+        conditions.set("Escalated", False, "Healthy", "no open incident")
+    else:
+        tried = len(step.incident.get("attempts") or [])
+        conditions.set("Escalated", False, "Acting", f"incident open, {tried} cycles so far")
 
 
 def _insufficient(
@@ -276,3 +360,67 @@ def _summary(indicator: Mapping[str, Any]) -> str:
     evidence = indicator.get("evidence") or {}
     parts = [f"{k}={v}" for k, v in evidence.items() if not isinstance(v, (list, dict))]
     return ", ".join(parts)[:256]
+
+
+def record_outcome(
+    status: Mapping[str, Any],
+    *,
+    cycle: str,
+    final: Mapping[str, Any],
+    data: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The charter's status patch once one of its cycles has finished (pure): the charter is
+    free for its next cycle, and the outcome joins its strategy history and its incident."""
+    exploration, chosen = data.get("exploration") or {}, data.get("chosen") or {}
+    phase = str(final.get("phase"))
+    history = [dict(h) for h in status.get("strategyHistory") or []]
+    incident = status.get("incident")
+    if exploration and chosen and phase in RECORDED_OUTCOMES:
+        key = (chosen["strategy"], exploration["signature"])
+        entry = next((h for h in history if (h["strategy"], h["signature"]) == key), None)
+        if entry is None:
+            entry = {"strategy": key[0], "signature": key[1], "successes": 0, "failures": 0}
+            history.append(entry)
+        won = phase in ("Succeeded", "Escalated")
+        entry["successes" if won else "failures"] += 1
+        entry["lastOutcome"] = "Succeeded" if won else "RolledBack"
+        entry["lastUsedAt"] = final.get("finishedAt")
+        before = data.get("measurement_before") or {}
+        incident = record_attempt(
+            incident,
+            Attempt(cycle, chosen["strategy"], phase, final.get("finishedAt")),
+            evidence=Evidence(
+                EntropyLevel(before["entropy_level"]), features_of(before, TargetContext())
+            )
+            if before.get("entropy_level")
+            else None,
+            now=now,
+            escalation=exploration.get("escalation"),
+        )
+    return {
+        "activeCycle": None,
+        "lastCycle": {
+            "name": cycle,
+            "outcome": final.get("phase"),
+            "startedAt": final.get("startedAt"),
+            "finishedAt": final.get("finishedAt"),
+        },
+        "strategyHistory": history,
+        "incident": incident,
+        "entropy": {"measuredAt": None},
+    }
+
+
+def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the API server applies a status patch: null removes, objects merge."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = merged.get(key)
+            merged[key] = merge_patch(current if isinstance(current, Mapping) else {}, value)
+        else:
+            merged[key] = value
+    return merged

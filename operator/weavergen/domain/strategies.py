@@ -22,8 +22,12 @@ CAUSES = (
     "semantic_drift_upgrade",
     "retry_storm_slow_dependency",
     "failing_downstream_dependency",
+    "untracked_input_change",
 )
-UNFIXABLE_CAUSES = frozenset({"failing_downstream_dependency"})
+# Causes no action on the charter's targets can remove: a dependency that fails, and a change to
+# something the workloads consume that the charter does not list (a ConfigMap, Secret or image
+# outside its targets: restarting or rolling back the targets re-reads the same changed input).
+UNFIXABLE_CAUSES = frozenset({"failing_downstream_dependency", "untracked_input_change"})
 OBSERVE = "observe-escalate"
 
 
@@ -62,6 +66,7 @@ def _fixes(
         "semantic_drift_upgrade": semantic,
         "retry_storm_slow_dependency": retry,
         "failing_downstream_dependency": 0.0,
+        "untracked_input_change": 0.0,
     }
 
 

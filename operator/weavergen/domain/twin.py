@@ -5,7 +5,10 @@ cause; the faults its spans show are derived from its state each time it is meas
 strategies' real actions (applied to the twin's manifests through ``actions``) change what the
 next measurement sees. A changed ConfigMap is config corruption until reset; a bad image until
 the template is rolled back or re-applied; a memory leak until the pods restart; a retry storm
-from a slow dependency until a replica is added; a failing downstream dependency never heals.
+from a slow dependency until a replica is added; a failing downstream dependency never heals,
+nor does a change to the runtime ConfigMap the pods read through ``envFrom``, which is not one
+of the charter's targets (no strategy touches it). The operator sees that change in two of
+three twins; in the third it is as hidden as a Secret the operator may not read.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from weavergen.domain.actions import RESTARTED_AT, Manifest, key_of
+from weavergen.domain.inputs import fingerprint
 from weavergen.domain.measure import measure
 from weavergen.domain.simulator import (
     RENAMES,
@@ -30,6 +34,7 @@ from weavergen.domain.summary import ServiceSummary
 GOOD_IMAGE = "registry.local/app:1.4.2"
 BAD_IMAGE = "registry.local/app:1.5.0-rc1"
 UPGRADE_IMAGE = "registry.local/app:1.5.0-otel2"
+GOOD_RUNTIME = {"worker_threads": "16", "log_level": "info"}
 
 
 class ActionFailed(RuntimeError):
@@ -54,6 +59,8 @@ class Twin:
     baseline: ServiceSummary | None = None
     last_snapshot: Snapshot | None = None
     writes: Writes = field(default_factory=dict)
+    # The runtime ConfigMap the pods consume through envFrom: not a target, so not in manifests.
+    runtime: dict[str, str] = field(default_factory=lambda: dict(GOOD_RUNTIME))
 
     # -- construction ---------------------------------------------------------------------
 
@@ -79,7 +86,16 @@ class Twin:
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "app", "image": GOOD_IMAGE, "env": []}]},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "image": GOOD_IMAGE,
+                                "env": [],
+                                "envFrom": [{"configMapRef": {"name": f"{name}-runtime"}}],
+                            }
+                        ]
+                    },
                 },
             },
         }
@@ -106,6 +122,13 @@ class Twin:
             deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
         elif self.cause == "memory_leak":
             self.leak_active = True
+        elif self.cause == "untracked_input_change":
+            # Someone edits the runtime ConfigMap and restarts the pods to pick it up.
+            self.runtime = {**GOOD_RUNTIME, "worker_threads": "1"}
+            deployment = self.manifests[self._deployment_key()]
+            self.history.append(copy.deepcopy(deployment["spec"]["template"]))
+            template = deployment["spec"]["template"]
+            template["metadata"]["annotations"] = {RESTARTED_AT: "2026-11-24T23:59:00Z"}
 
     def _deployment_key(self) -> str:
         return f"Deployment/{self.namespace}/{self.system.service}"
@@ -146,6 +169,13 @@ class Twin:
                 dependency_error_rate=0.15,
                 server_error_rate=0.08,
             )
+        if self.runtime != GOOD_RUNTIME:
+            # Latency alone in some twins, errors with it in the others.
+            faults = replace(
+                faults,
+                latency_factor=max(faults.latency_factor, 3.0),
+                server_error_rate=0.2 if self.seed % 2 else faults.server_error_rate,
+            )
         if self.cause == "failing_downstream_dependency":
             faults = replace(
                 faults,
@@ -157,18 +187,35 @@ class Twin:
     def _replicas(self) -> int:
         return int(self.manifests[self._deployment_key()]["spec"]["replicas"])
 
-    def context_flags(self) -> dict[str, bool]:
-        """What a gatherer would see in Kubernetes: recent rollout, changed config, restarts."""
+    def context_flags(self) -> dict[str, Any]:
+        """What a gatherer would see in Kubernetes: recent rollout, changed config, restarts,
+        and changed inputs outside the targets (hidden in one twin of three)."""
+        visible = self.runtime != GOOD_RUNTIME and self.seed % 3 != 0
         return {
             "recent_rollout": bool(self.history),
             "config_changed": self.cause == "config_corruption",
             "restarts": self.leak_active,
+            "changed_inputs": (
+                (f"ConfigMap {self.system.service}-runtime (envFrom of the Deployment)",)
+                if visible
+                else ()
+            ),
         }
 
     # -- TargetGateway ----------------------------------------------------------------------
 
     def objects(self) -> dict[str, Manifest]:
         return copy.deepcopy(self.manifests)
+
+    def fingerprint(self) -> str:
+        """What ``KubeGateway.inputs_fingerprint`` would say: the targets and the runtime
+        ConfigMap the pods consume."""
+        runtime = {
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{self.system.service}-runtime"},
+            "data": self.runtime,
+        }
+        return fingerprint([*self.manifests.values(), runtime])
 
     def golden(self) -> dict[str, Manifest]:
         return copy.deepcopy(self.golden_objects)

@@ -48,9 +48,11 @@ def reconcile_charter(
     gateway = KubeGateway(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
-    measurement, problem = None, None
+    measurement, problem, inputs = None, None, None
     try:
         measurement = gateway.measure()
+        if status.get("incident"):  # an escalation holds until the inputs are edited
+            inputs = gateway.inputs_fingerprint()
     except (LookupError, OtlpError, ValueError, OSError) as err:
         problem = str(err)
     decision = decide(
@@ -61,6 +63,7 @@ def reconcile_charter(
         problem=problem,
         now=now,
         requested=requested,
+        inputs=inputs,
     )
     if known_good(measurement) and not gateway.has_golden():
         gateway.store_golden()
@@ -80,6 +83,8 @@ def reconcile_charter(
         patch.status[key] = value
     for _metric, signal in decision.signals:
         kopf.warn(body, reason=f"ControlChart{signal.rule}", message=signal.message)
+    for reason, message in decision.events:
+        kopf.info(body, reason=reason, message=message)
     metrics.record_charter(namespace, name, decision.status)
     metrics.record_forecast(namespace, name, decision.status.get("forecast"))
     for metric, signal in decision.signals:

@@ -22,7 +22,8 @@ from weavergen.api.profiles import resolve_spec
 from weavergen.domain.control import chart_cycle
 from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
 from weavergen.domain.names import child_name, cycle_name, label_value
-from weavergen.domain.reconcile import parse_time, stamp
+from weavergen.domain.reconcile import record_outcome
+from weavergen.domain.times import parse_time, stamp
 from weavergen.k8s.events import involved, post_event
 from weavergen.k8s.gateway import charter_owner
 from weavergen.k8s.jobs import (
@@ -35,10 +36,9 @@ from weavergen.k8s.jobs import (
 )
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
-from weavergen.phases.simulate import BPMN_DIR
 from weavergen.telemetry import metrics, tracing
 from weavergen.telemetry.tracing import traceparent
-from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows import BPMN_DIR, Pending, ServiceRegistry, WorkflowRun, load_process
 
 STATE_KEY = "state.json.gz"
 
@@ -360,30 +360,11 @@ class CycleReconciler:
         final: dict[str, Any],
         data: Mapping[str, Any],
     ) -> None:
-        """Free the charter for its next cycle and add the outcome to its strategy history."""
+        """Free the charter for its next cycle; the outcome joins its history and incident."""
         obj = self.rest.get("RegenerationCharter", namespace, charter) or {}
-        history = list((obj.get("status") or {}).get("strategyHistory") or [])
-        exploration, chosen = data.get("exploration"), data.get("chosen")
-        if (
-            exploration
-            and chosen
-            and final.get("phase") in ("Succeeded", "RolledBack", "Escalated")
-        ):
-            key = (chosen["strategy"], exploration["signature"])
-            entry = next((h for h in history if (h["strategy"], h["signature"]) == key), None)
-            if entry is None:
-                entry = {"strategy": key[0], "signature": key[1], "successes": 0, "failures": 0}
-                history.append(entry)
-            won = final["phase"] in ("Succeeded", "Escalated")
-            entry["successes" if won else "failures"] += 1
-            entry["lastOutcome"] = "Succeeded" if won else "RolledBack"
-            entry["lastUsedAt"] = final.get("finishedAt")
-        last = {
-            "name": cycle,
-            "outcome": final.get("phase"),
-            "startedAt": final.get("startedAt"),
-            "finishedAt": final.get("finishedAt"),
-        }
+        recorded = record_outcome(
+            obj.get("status") or {}, cycle=cycle, final=final, data=data, now=_now()
+        )
         charts: dict[str, Any] = {}
         duration = metrics.cycle_seconds(final)
         if duration is not None and obj.get("spec"):
@@ -406,15 +387,7 @@ class CycleReconciler:
             "RegenerationCharter",
             namespace,
             charter,
-            {
-                "status": {
-                    "activeCycle": None,
-                    "lastCycle": last,
-                    "strategyHistory": history,
-                    "entropy": {"measuredAt": None},
-                    **({"controlCharts": charts} if charts else {}),
-                }
-            },
+            {"status": {**recorded, **({"controlCharts": charts} if charts else {})}},
             "status",
         )
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from weavergen.domain.gate import REQUEST_ANNOTATION, GateAnswer, gate_decision
-from weavergen.domain.reconcile import stamp
+from weavergen.domain.times import stamp
 from weavergen.k8s.rest import Rest
 
 

@@ -17,10 +17,18 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import API_VERSION, CHARTER_LABEL
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
 from weavergen.domain.explore import TargetContext
+from weavergen.domain.inputs import (
+    ConsumedInput,
+    changed_inputs,
+    consumed_inputs,
+    fingerprint,
+    image_drift,
+)
 from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.times import parse_time
 from weavergen.domain.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
@@ -29,6 +37,7 @@ from weavergen.k8s.targets import Targets
 from weavergen.k8s.versioned import VersionedCache
 
 BASELINE_KEY = "summary.json"
+CHANGE_LOOKBACK = timedelta(hours=1)
 WRITES_KEY = "writes.json"
 # Shared by every charter in the process: decoding spans is most of a measurement's cost.
 DECODED_SPANS: VersionedCache[dict[str, ServiceSummary]] = VersionedCache()
@@ -356,10 +365,65 @@ class KubeGateway:
         }
         post_event(self.rest, charter, "Escalated", reason, warning=True)
 
-    def context(self) -> TargetContext:
-        """What Kubernetes says about the target besides its spans."""
+    def _metadata_of(self, consumed: list[ConsumedInput]) -> dict[tuple[str, str], Obj | None]:
+        """Each consumed input's metadata (never a Secret's data); an input the operator may
+        not read is left out, and reported as not inspected."""
+        found: dict[tuple[str, str], Obj | None] = {}
+        for item in consumed:
+            try:
+                found[(item.kind, item.name)] = self.rest.metadata(
+                    item.kind, self.namespace, item.name
+                )
+            except ApiException as err:
+                if err.status != 403:
+                    raise
+        return found
+
+    def inputs_fingerprint(self) -> str:
+        """A digest of the workloads' templates, the target ConfigMaps and the ConfigMaps the
+        workloads consume: it changes only when someone edits one of them."""
+        objects = self.objects()
+        workloads = [o for o in objects.values() if o["kind"] in WORKLOAD_KINDS]
+        config_maps = [
+            self.rest.get("ConfigMap", self.namespace, item.name)
+            for item in consumed_inputs(workloads)
+            if item.kind == "ConfigMap"
+        ]
+        return fingerprint([*objects.values(), *(o for o in config_maps if o)])
+
+    def _changes_since(self, last_good: datetime | None) -> datetime:
+        """Since when an input outside the targets counts as changed: within the hour before
+        the workload was last healthy (a change shows once pods restart, often well after it
+        was made), but never before the known-good snapshot (what it ran with was good)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        since = (last_good or now) - CHANGE_LOOKBACK
+        golden = self.rest.metadata("ConfigMap", self.namespace, golden_name(self.charter))
+        created = parse_time((golden or {}).get("metadata", {}).get("creationTimestamp"))
+        return max(since, created) if created else since
+
+    def context(self, last_good: datetime | None = None) -> TargetContext:
+        """What Kubernetes says about the target besides its spans, and which inputs of its
+        workloads outside the targets changed lately (see ``_changes_since``)."""
         objects, golden = self.objects(), self.golden()
         workloads = [o for o in objects.values() if o["kind"] in WORKLOAD_KINDS]
+        pods = [
+            pod
+            for obj in workloads
+            for pod in self.rest.list(
+                "Pod", self.namespace, obj["spec"]["selector"].get("matchLabels")
+            )
+        ]
+        since = self._changes_since(last_good)
+        consumed = consumed_inputs(workloads)
+        changed = [
+            *changed_inputs(
+                consumed,
+                self._metadata_of(consumed),
+                targets=self.spec.target.config_maps,
+                since=since,
+            ),
+            *image_drift(pods),
+        ]
         config_changed = any(
             (golden[key].get("data") or {}) != (obj.get("data") or {})
             for key, obj in objects.items()
@@ -372,10 +436,7 @@ class KubeGateway:
         )
         restarts = any(
             status.get("restartCount", 0) > 0
-            for obj in workloads
-            for pod in self.rest.list(
-                "Pod", self.namespace, obj["spec"]["selector"].get("matchLabels")
-            )
+            for pod in pods
             for status in pod.get("status", {}).get("containerStatuses", []) or []
         )
         return TargetContext(
@@ -384,6 +445,7 @@ class KubeGateway:
             restarts=restarts,
             workloads=max(1, len(workloads)),
             replicas=min((o["spec"].get("replicas", 1) for o in workloads), default=1),
+            changed_inputs=tuple(changed),
         )
 
     def check_dependencies(self) -> dict[str, Any]:

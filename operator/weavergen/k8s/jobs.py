@@ -21,7 +21,9 @@ from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSp
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.domain.explore import Outcome
+from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
+from weavergen.domain.times import parse_time
 from weavergen.k8s.gateway import KubeGateway, owner_reference
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases, PhaseFailed
@@ -272,11 +274,21 @@ def cycle_phases(
         owner=cycle_owner(cycle, uid),
         charter_uid=charter_obj["metadata"]["uid"],
     )
+    status = charter_obj.get("status") or {}
     history = [
         Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
-        for h in (charter_obj.get("status") or {}).get("strategyHistory", [])
+        for h in status.get("strategyHistory", [])
     ]
-    return CyclePhases(gateway, charter, spec, gateway.context(), history, trace_parent)
+    incident = status.get("incident")
+    return CyclePhases(
+        gateway,
+        charter,
+        spec,
+        gateway.context(last_good=parse_time((incident or {}).get("lastGoodAt"))),
+        history,
+        trace_parent,
+        attempts=attempts_of(incident),
+    )
 
 
 def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, Any]:

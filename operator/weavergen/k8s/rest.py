@@ -20,6 +20,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "StatefulSet": ("apis/apps/v1", "statefulsets"),
     "ReplicaSet": ("apis/apps/v1", "replicasets"),
     "ConfigMap": ("api/v1", "configmaps"),
+    "Secret": ("api/v1", "secrets"),
     "Pod": ("api/v1", "pods"),
     "Event": ("api/v1", "events"),
     "Job": ("apis/batch/v1", "jobs"),

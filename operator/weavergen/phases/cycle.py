@@ -18,10 +18,11 @@ from weavergen.api.profiles import resolve_spec
 from weavergen.domain.develop import develop, workflow_path
 from weavergen.domain.explore import Outcome, TargetContext, explore
 from weavergen.domain.gateway import TargetGateway
+from weavergen.domain.incident import Attempt
+from weavergen.domain.strategies import OBSERVE
 from weavergen.phases.operators import Operators
-from weavergen.phases.simulate import BPMN_DIR
 from weavergen.telemetry import tracing
-from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows import BPMN_DIR, Pending, ServiceRegistry, WorkflowRun, load_process
 
 LEVELS = list(EntropyLevel)
 
@@ -40,6 +41,7 @@ class CyclePhases:
     context: TargetContext = field(default_factory=TargetContext)
     history: Sequence[Outcome] = ()
     trace_parent: str | None = None
+    attempts: Sequence[Attempt] = ()  # the finished cycles of the charter's open incident
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
@@ -133,6 +135,8 @@ class CyclePhases:
             allow=self.spec.strategies.allow,
             deny=self.spec.strategies.deny,
             max_failures=self.spec.circuit_breaker.max_strategy_failures,
+            attempts=self.attempts,
+            max_failed_fixes=self.spec.circuit_breaker.max_failed_fixes,
         )
         chosen = exploration.best.as_status()
         if self.cycle.strategy:
@@ -153,7 +157,10 @@ class CyclePhases:
             objects=g.objects(),
             golden=g.golden(),
             previous_templates=g.previous_templates(),
-            parameters={"settle_seconds": self.spec.success_criteria.settle_seconds},
+            parameters={
+                "settle_seconds": self.spec.success_criteria.settle_seconds,
+                **escalation_parameters(data),
+            },
             now=g.now(),
         )
         return {"solution": solution.as_dict()}
@@ -178,7 +185,7 @@ class CyclePhases:
         )
         run.run()
         outcome = str(run.data.get("outcome"))
-        if solution["strategy"] == "observe-escalate":
+        if solution["strategy"] == OBSERVE:
             outcome = "escalated"
         return {
             "implementation": {
@@ -197,6 +204,14 @@ class CyclePhases:
             "measurement_after": run.data.get("measurement_after"),
             "implementation_succeeded": outcome in ("succeeded", "escalated"),
         }
+
+
+def escalation_parameters(data: Mapping[str, Any]) -> dict[str, str]:
+    """What an escalation tells people, for the observe-escalate workflow (else nothing)."""
+    if (data.get("chosen") or {}).get("strategy") != OBSERVE:
+        return {}
+    escalation = (data.get("exploration") or {}).get("escalation") or {}
+    return {"escalation_reason": str(escalation.get("reason") or "no safe remedy")}
 
 
 def phase_attributes(result: Mapping[str, Any]) -> dict[str, tracing.AttributeValue]:

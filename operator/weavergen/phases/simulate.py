@@ -13,30 +13,32 @@ When tracing is configured each scenario is also recorded as the operator record
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from weavergen.api.charter import EntropyLevel
+from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
 from weavergen.domain.cycle_status import OUTCOME_PHASE, outcome_message
 from weavergen.domain.develop import develop
-from weavergen.domain.explore import Outcome, TargetContext, explore
-from weavergen.domain.simulator import EntropySimulator
-from weavergen.domain.strategies import CAUSES, OBSERVE, UNFIXABLE_CAUSES
+from weavergen.domain.explore import Exploration, Option, Outcome, TargetContext, explore
+from weavergen.domain.incident import Attempt, attempts_of
+from weavergen.domain.reconcile import decide, merge_patch, record_outcome
+from weavergen.domain.simulator import EntropySimulator, Faults
+from weavergen.domain.strategies import CATALOG, CAUSES, OBSERVE, UNFIXABLE_CAUSES
+from weavergen.domain.times import stamp
 from weavergen.domain.twin import Twin
+from weavergen.phases.cycle import escalation_parameters, phase_attributes
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import WorkflowRun, load_process
+from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
 
-BPMN_DIR = Path(os.environ.get("WEAVERGEN_BPMN_DIR", Path(__file__).resolve().parents[3] / "bpmn"))
 TRIGGER = EntropyLevel.MEDIUM
 LEVELS = list(EntropyLevel)
 CYCLE_OUTCOMES = {**OUTCOME_PHASE, "escalated": "Escalated"}
@@ -129,8 +131,6 @@ class _CycleTrace:
     @contextmanager
     def phase(self, phase: str) -> Iterator[dict[str, Any]]:
         """Times the block as ``dmedi_<phase>``; what it puts in the dict is the phase's result."""
-        from weavergen.phases.cycle import phase_attributes  # noqa: PLC0415 - cycle imports us
-
         started, error = time.time_ns(), None
         result: dict[str, Any] = {}
         try:
@@ -187,6 +187,84 @@ class _CycleTrace:
         )
 
 
+@dataclass(frozen=True)
+class Remedy:
+    """One cycle's explore, develop and implement against a twin."""
+
+    exploration: Exploration
+    option: Option
+    run: WorkflowRun
+    operators: Operators
+    outcome: str  # the workflow's (succeeded, rolled_back, ...) or escalated
+
+    def cycle_data(self, before: Mapping[str, Any]) -> dict[str, Any]:
+        """What the operator's cycle data would hold, for ``record_outcome``."""
+        return {
+            "exploration": self.exploration.as_dict(),
+            "chosen": self.option.as_status(),
+            "measurement_before": before,
+        }
+
+
+@dataclass(frozen=True)
+class IncidentResult:
+    """One incident played on a twin: each cycle's strategy and how the cycle ended."""
+
+    cause: str | None
+    hidden: bool  # its cause left no trace the operator could see (an unreadable input)
+    cycles: tuple[tuple[str, str], ...]
+    healed: bool
+
+    @property
+    def mutating_cycles(self) -> int:
+        return sum(CATALOG[strategy].mutating for strategy, _ in self.cycles)
+
+    @property
+    def escalations(self) -> int:
+        return sum(phase == "Escalated" for _, phase in self.cycles)
+
+
+# A web-service charter for played incidents: the breaker out of the way (100 cycles an hour),
+# so what limits the cycles is the incident rules alone.
+INCIDENT_CHARTER = {
+    "systemId": "sim",
+    "systemType": "web-service",
+    "target": {"workloads": [{"name": "sim"}]},
+    "telemetry": {"serviceName": "sim", "windowSeconds": 60},
+    "trigger": {"mode": "auto", "level": "medium"},
+    "circuitBreaker": {"maxCycles": 100},
+}
+
+
+def incident_summary(results: list[IncidentResult]) -> dict[str, Any]:
+    """Figures of played incidents: cycles that changed something per unfixable incident
+    (goal <= 2), escalations per incident whose evidence never changed (goal 1), and cycles
+    to heal a fixable one."""
+    unfixable = [r for r in results if r.cause in UNFIXABLE_CAUSES]
+    fixable = [r for r in results if r.cause is not None and r.cause not in UNFIXABLE_CAUSES]
+    healed = [r for r in fixable if r.healed]
+    return {
+        "incidents": len(results),
+        "mutating_cycles_per_unfixable_incident": {
+            "mean": round(float(np.mean([r.mutating_cycles for r in unfixable])), 3)
+            if unfixable
+            else None,
+            "max": max((r.mutating_cycles for r in unfixable), default=None),
+        },
+        "escalations_per_unchanged_incident": {
+            "mean": round(float(np.mean([r.escalations for r in unfixable])), 3)
+            if unfixable
+            else None,
+            "min": min((r.escalations for r in unfixable), default=None),
+            "max": max((r.escalations for r in unfixable), default=None),
+        },
+        "fixable_healed": _share(len(healed), len(fixable)),
+        "cycles_to_heal": round(float(np.mean([len(r.cycles) for r in healed])), 3)
+        if healed
+        else None,
+    }
+
+
 class SimulationEngine:
     def __init__(self, seed: int = 0, failure_share: float = 0.05) -> None:
         self.seed = seed
@@ -214,6 +292,115 @@ class SimulationEngine:
             if progress:
                 progress(i + 1, result)
         return report
+
+    def _remedy(
+        self,
+        twin: Twin,
+        before: Mapping[str, Any],
+        cycle: _CycleTrace,
+        attempts: Sequence[Attempt] = (),
+        max_failed_fixes: int | None = None,
+    ) -> Remedy:
+        context = TargetContext(**twin.context_flags(), workloads=1, replicas=2)
+        assert self.criteria is not None
+        with cycle.phase("explore") as explored:
+            exploration = explore(
+                before,
+                context,
+                recovery_objective_seconds=self.criteria.max_recovery_seconds,
+                history=self.outcomes(),
+                attempts=attempts,
+                max_failed_fixes=max_failed_fixes,
+            )
+            option = exploration.best
+            explored["chosen"] = option.as_status()
+        with cycle.phase("develop") as developed:
+            solution = develop(
+                option.as_status(),
+                entropy_before=float(before["entropy_score"]),
+                objects=twin.objects(),
+                golden=twin.golden(),
+                previous_templates=twin.previous_templates(),
+                parameters=escalation_parameters(
+                    {"chosen": option.as_status(), "exploration": exploration.as_dict()}
+                ),
+            )
+            developed["solution"] = {"strategy": solution.strategy}
+        operators = Operators(twin, self.criteria)
+        with cycle.phase("implement") as implemented:
+            spec, subprocesses = load_process(BPMN_DIR / solution.workflow, solution.process_id)
+            run = WorkflowRun.start(
+                spec,
+                subprocesses,
+                operators.registry(),
+                {"entropy_before": float(before["entropy_score"]), **solution.parameters},
+            )
+            run.run()
+            outcome = "escalated" if option.strategy == OBSERVE else str(run.data.get("outcome"))
+            implemented["implementation"] = {"outcome": outcome}
+            implemented["measurement_after"] = run.data.get("measurement_after")
+        return Remedy(exploration, option, run, operators, outcome)
+
+    def _learn(self, option: Option, signature: str, outcome: str, cause: str | None) -> None:
+        """The outcome joins the shared history, as a charter's status keeps it."""
+        success = outcome == "succeeded" or (outcome == "escalated" and cause in UNFIXABLE_CAUSES)
+        self.history[(option.strategy, signature)][0 if success else 1] += 1
+
+    def incidents(self, count: int, minutes: float = 4.0) -> list[IncidentResult]:
+        """``count`` incidents, the causes in turn, each played for ``minutes``."""
+        return [
+            self.incident(CAUSES[i % len(CAUSES)], int(self.rng.integers(2**31)), minutes)
+            for i in range(count)
+        ]
+
+    def incident(
+        self, cause: str, seed: int, minutes: float = 4.0, cadence_seconds: float = 3.0
+    ) -> IncidentResult:
+        """A charter's measurements every ``cadence_seconds`` with the real ``decide`` and
+        ``record_outcome``, and a cycle through the real phases whenever it starts one (30 s
+        of simulated time each), for ``minutes`` of an incident whose cause never goes away
+        unless a cycle removes it."""
+        twin = Twin.build(self.simulator, cause, seed)
+        spec = RegenerationCharterSpec.model_validate(INCIDENT_CHARTER)
+        status: dict[str, Any] = {}
+        now = start = datetime(2026, 11, 25)
+        cycles: list[tuple[str, str]] = []
+        while now < start + timedelta(minutes=minutes):
+            before = twin.measure()
+            decision = decide(
+                spec,
+                generation=1,
+                status=status,
+                measurement=before,
+                problem=None,
+                now=now,
+                inputs=twin.fingerprint(),
+            )
+            status = merge_patch(status, decision.status)
+            if decision.start_cycle:
+                name = f"{twin.system.service}-{len(cycles) + 1}"
+                trace_id = hashlib.sha256(f"incident:{seed}:{name}".encode()).hexdigest()[:32]
+                remedy = self._remedy(
+                    twin,
+                    before,
+                    _CycleTrace(trace_id, name),
+                    attempts_of(status.get("incident")),
+                    spec.circuit_breaker.max_failed_fixes,
+                )
+                self._learn(remedy.option, remedy.exploration.signature, remedy.outcome, cause)
+                phase = CYCLE_OUTCOMES.get(remedy.outcome, "Failed")
+                started, now = now, now + timedelta(seconds=30)
+                final = {"phase": phase, "startedAt": stamp(started), "finishedAt": stamp(now)}
+                status = merge_patch(
+                    status,
+                    record_outcome(
+                        status, cycle=name, final=final, data=remedy.cycle_data(before), now=now
+                    ),
+                )
+                cycles.append((remedy.option.strategy, phase))
+            now += timedelta(seconds=cadence_seconds)
+        hidden = not twin.context_flags()["changed_inputs"] and cause == "untracked_input_change"
+        return IncidentResult(cause, hidden, tuple(cycles), healed=twin.faults() == Faults())
 
     def scenario(self, cause: str | None, seed: int, inject: bool = False) -> ScenarioResult:
         index, self.played = self.played, self.played + 1
@@ -247,39 +434,8 @@ class SimulationEngine:
                 outcome="not_needed",
                 health_after=health_before,
             )
-        context = TargetContext(**twin.context_flags(), workloads=1, replicas=2)
-        assert self.criteria is not None
-        with cycle.phase("explore") as explored:
-            exploration = explore(
-                before,
-                context,
-                recovery_objective_seconds=self.criteria.max_recovery_seconds,
-                history=self.outcomes(),
-            )
-            option = exploration.best
-            explored["chosen"] = option.as_status()
-        with cycle.phase("develop") as developed:
-            solution = develop(
-                option.as_status(),
-                entropy_before=float(before["entropy_score"]),
-                objects=twin.objects(),
-                golden=twin.golden(),
-                previous_templates=twin.previous_templates(),
-            )
-            developed["solution"] = {"strategy": solution.strategy}
-        operators = Operators(twin, self.criteria)
-        with cycle.phase("implement") as implemented:
-            spec, subprocesses = load_process(BPMN_DIR / solution.workflow, solution.process_id)
-            run = WorkflowRun.start(
-                spec,
-                subprocesses,
-                operators.registry(),
-                {"entropy_before": float(before["entropy_score"]), **solution.parameters},
-            )
-            run.run()
-            outcome = "escalated" if option.strategy == OBSERVE else str(run.data.get("outcome"))
-            implemented["implementation"] = {"outcome": outcome}
-            implemented["measurement_after"] = run.data.get("measurement_after")
+        remedy = self._remedy(twin, before, cycle)
+        option, run, outcome = remedy.option, remedy.run, remedy.outcome
         after = run.data.get("measurement_after") or twin.measure()
         cycle.finish(
             outcome,
@@ -293,13 +449,12 @@ class SimulationEngine:
             after=after,
             expected_level=truth,
         )
-        success = outcome == "succeeded" or (outcome == "escalated" and cause in UNFIXABLE_CAUSES)
-        record = self.history[(option.strategy, exploration.signature)]
-        record[0 if success else 1] += 1
+        self._learn(option, remedy.exploration.signature, outcome, cause)
         restored = None
         if inject:
-            assert operators.snapshot is not None or outcome != "rolled_back"
-            restored = operators.snapshot is not None and operators.snapshot.matches(twin.objects())
+            snapshot = remedy.operators.snapshot
+            assert snapshot is not None or outcome != "rolled_back"
+            restored = snapshot is not None and snapshot.matches(twin.objects())
         return result(
             strategy=option.strategy,
             predicted_success=option.success_probability,

@@ -12,6 +12,7 @@ from weavergen.domain.vocabulary import (
     VOCABULARY,
 )
 from weavergen.workflows.engine import (
+    BPMN_DIR,
     FAILURE_ERROR_CODE,
     OUTCOMES,
     SAFE_BUILTINS,
@@ -45,6 +46,7 @@ from weavergen.workflows.generator import (
 
 __all__ = [
     "ACTIONS",
+    "BPMN_DIR",
     "DEFAULT_PARAMS",
     "FAILURE_ERROR_CODE",
     "MUTATING_ACTIONS",

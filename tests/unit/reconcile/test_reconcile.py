@@ -8,7 +8,8 @@ from typing import Any
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.cycle_status import cycle_status, phase_records
-from weavergen.domain.reconcile import Conditions, decide, measurement_due, parse_time, stamp
+from weavergen.domain.reconcile import Conditions, decide, measurement_due
+from weavergen.domain.times import parse_time, stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
 SPEC = RegenerationCharterSpec.model_validate(

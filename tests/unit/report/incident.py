@@ -7,7 +7,7 @@ records it when it ends. The measurements are the ones ``make demo`` narrates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +15,8 @@ from typing import Any
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.demo.manifests import APP, charter
 from weavergen.domain.control import chart_cycle
-from weavergen.domain.reconcile import decide, stamp
+from weavergen.domain.reconcile import decide, merge_patch
+from weavergen.domain.times import stamp
 
 NAMESPACE = "shop"
 CYCLE = f"{APP}-20261203-063506"
@@ -35,19 +36,6 @@ DURING: list[Reading] = [
     HEALTHY,
     HEALTHY,
 ]
-
-
-def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7386, as the API server applies a status patch: null removes, objects merge."""
-    merged = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_patch(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @dataclass
