@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv with the project and its dev tools
 
 test: $(VENV)/.installed cluster-build images ## run every test: unit, and integration on local control planes
-	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## run the unit tests only (no control plane)
 	$(BIN)/pytest -n auto tests/unit $(PYTEST_ARGS)

@@ -85,7 +85,7 @@ def test_names_columns_and_subresources() -> None:
         version = crd["spec"]["versions"][0]
         assert version["subresources"] == {"status": {}}
         assert "weavergen" in crd["spec"]["names"]["categories"]
-    assert {"Level", "Entropy", "Age"} <= printer_columns(charter)
+    assert {"Level", "Entropy", "Escalated", "Age"} <= printer_columns(charter)
     assert {"Phase", "Age"} <= printer_columns(cycle)
 
 

@@ -134,6 +134,11 @@ RESOURCES = (
                 "type": "string",
                 "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
             },
+            {
+                "name": "Escalated",
+                "type": "string",
+                "jsonPath": '.status.conditions[?(@.type=="Escalated")].status',
+            },
             {"name": "Cycle", "type": "string", "jsonPath": ".status.activeCycle", "priority": 1},
             {
                 "name": "Last",

@@ -179,6 +179,7 @@ def render_report(
         + "</p>",
         "</header>",
         _summary(status),
+        _incident(as_map(status.get("incident"))),
         _charts(status, as_map(spec.get("spc")), cycle_spans(ordered)),
         _cycles(ordered),
         _strategy_history(as_maps(status.get("strategyHistory"))),
@@ -618,6 +619,59 @@ def _options_table(ranked: Sequence[Mapping[str, Any]], chosen: object) -> str:
         lines.append(f"<tr{row_class}>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")
     return "".join(lines)
+
+
+def _incident(incident: Mapping[str, Any]) -> str:
+    """The open incident: what it is, what was tried, whether it was escalated and why, and
+    what changed outside the targets (the likely cause when fixes fail)."""
+    if not incident:
+        return ""
+    escalated = as_map(incident.get("escalated"))
+    parts = [
+        '<section class="incident"><h2>Open incident</h2>',
+        "<p>"
+        + esc(
+            f"opened {fmt_time(incident.get('openedAt'))}: {incident.get('because', '')}; "
+            f"worst level {incident.get('worstLevel', '?')}; "
+            f"evidence {', '.join(incident.get('indicators') or []) or 'none'}"
+        )
+        + "</p>",
+    ]
+    if escalated:
+        parts.append(
+            '<p class="escalated">'
+            + esc(
+                f"escalated {fmt_time(escalated.get('since'))} by {escalated.get('cycle')}, "
+                "holding until the evidence changes or a person asks: "
+                f"{escalated.get('reason', '')}"
+            )
+            + "</p>"
+        )
+    suspects = [str(s) for s in incident.get("suspects") or []]
+    if suspects:
+        parts.append('<h3>Changed outside the charter\'s targets</h3><ul class="suspects">')
+        parts += [f"<li>{esc(s)}</li>" for s in suspects]
+        parts.append("</ul>")
+    attempts = as_maps(incident.get("attempts"))
+    parts.append(
+        _table(
+            ["cycle", "strategy", "outcome", "finished"],
+            (
+                [
+                    esc(a.get("cycle", "?")),
+                    esc(a.get("strategy", "?")),
+                    _outcome_badge(a.get("outcome")),
+                    fmt_time(a.get("finishedAt")),
+                ]
+                for a in attempts
+            ),
+            "attempts",
+        )
+        if attempts
+        else _empty("no cycle has finished for this incident yet")
+    )
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def _strategy_history(history: Sequence[Mapping[str, Any]]) -> str:

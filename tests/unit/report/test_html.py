@@ -315,3 +315,30 @@ def test_split_objects_refuses_zero_or_two_charters() -> None:
     second["metadata"]["name"] = "payments"
     with pytest.raises(ValueError, match=re.escape("holds 2 RegenerationCharters (shop/checkout")):
         split_objects(listing(charter(), second, *cycles()))
+
+
+def test_an_open_incident_shows_its_attempts_the_escalation_and_the_suspects() -> None:
+    obj = charter()
+    obj["status"]["incident"] = {
+        "openedAt": "2026-12-03T12:00:00Z",
+        "because": "entropy reached the trigger",
+        "indicators": ["latency_degradation", "recent_rollout"],
+        "worstLevel": "high",
+        "attempts": [
+            {"cycle": "api-1", "strategy": "semantic-refresh", "outcome": "RolledBack"},
+            {"cycle": "api-2", "strategy": "observe-escalate", "outcome": "Escalated"},
+        ],
+        "escalated": {"since": "2026-12-03T12:04:00Z", "cycle": "api-2", "reason": "1 fix failed"},
+        "suspects": [
+            "ConfigMap api-runtime (envFrom of Deployment/api), changed 2026-12-03T11:59:00Z"
+        ],
+    }
+    section = page(obj).find("section", "incident")
+    text = " ".join(section.text().split())
+    assert "escalated" in text and "by api-2" in text and "1 fix failed" in text
+    assert [li.text() for li in section.find("ul", "suspects").find_all("li")] == obj["status"][
+        "incident"
+    ]["suspects"]
+    rows = section.find("table", "attempts").find("tbody").find_all("tr")
+    assert [r.find_all("td")[1].text() for r in rows] == ["semantic-refresh", "observe-escalate"]
+    assert page().find_all("section", "incident") == []  # none open: no section
