@@ -111,7 +111,7 @@ def test_status_is_a_subresource(plane: Plane, namespace: str) -> None:
     assert header.split()[:5] == ["NAME", "SYSTEM", "MODE", "LEVEL", "ENTROPY"]
     assert row.split()[:5] == ["checkout", "web-service", "enforce", "medium", "0.42"]
     wide = plane.kubectl("get", "rch", "checkout", "-n", namespace, "-o", "wide").stdout
-    assert wide.split()[7:11] == ["CYCLE", "LAST", "BREAKER", "FORECAST"]
+    assert wide.split()[7:12] == ["ESCALATED", "CYCLE", "LAST", "BREAKER", "FORECAST"]
 
 
 @pytest.mark.parametrize(
