@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -48,6 +49,22 @@ def namespace(plane: Plane, request: pytest.FixtureRequest) -> Iterator[str]:
     wait_for(lambda: plane.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0)
     yield name
     plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def one_of(slots: int, directory: Path, name: str) -> Iterator[None]:
+    """Hold one of ``slots`` places shared by the session's workers (file locks in
+    ``directory``) while the block runs; wait for one to be free."""
+    while True:
+        for index in range(slots):
+            with (directory / f"{name}-{index}.lock").open("w") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield
+                return
+        time.sleep(0.5)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
