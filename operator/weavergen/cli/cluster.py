@@ -19,7 +19,7 @@ from weavergen.cli.common import (
 )
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
+from weavergen.workflows import run_strategy, start_cycle_workflow
 
 
 def peering_priority(value: str) -> int:
@@ -69,15 +69,13 @@ def cmd_implement(args: argparse.Namespace) -> int:
     criteria = resolve_spec(charter.spec).success_criteria
     assert criteria is not None
     operators = Operators(gateway, criteria)
-    spec, subprocesses = load_process(BPMN_DIR / solution["workflow"], solution["process_id"])
     print(f"implementing {solution['strategy']} on {gateway.namespace}", file=sys.stderr)
-    run = WorkflowRun.start(
-        spec,
-        subprocesses,
+    run = run_strategy(
+        solution["strategy"],
         operators.registry(),
         {"entropy_before": solution["entropy_before"], **solution["parameters"]},
+        _progress,
     )
-    run.run(_progress)
     outcome = run.data.get("outcome")
     print(
         json.dumps(
@@ -90,7 +88,7 @@ def cmd_implement(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    return 0 if outcome == "succeeded" else 1
+    return 0 if outcome in ("succeeded", "escalated") else 1
 
 
 def cmd_auto(args: argparse.Namespace) -> int:
@@ -106,8 +104,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         }
     )
     phases = CyclePhases(gateway, charter.spec, cycle, gateway.context())
-    spec, subprocesses = load_process(BPMN_DIR / "dmedi_cycle.bpmn", "dmedi_cycle")
-    run = WorkflowRun.start(spec, subprocesses, phases.registry(), {})
+    run = start_cycle_workflow(phases.registry())
     print(f"DMEDI cycle for {gateway.namespace}/{charter.metadata.name}", file=sys.stderr)
     run.run(_progress)
     data = run.data
@@ -124,7 +121,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    return 0 if data.get("outcome") in ("succeeded", "not_needed") else 1
+    return 0 if data.get("outcome") in ("succeeded", "escalated", "not_needed") else 1
 
 
 def cmd_phase_run(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from weavergen.cli.common import (
 from weavergen.domain.actions import key_of
 from weavergen.domain.define import InvalidName, InvalidTarget, define_charter, parse_target
 from weavergen.domain.develop import develop
-from weavergen.domain.explore import Outcome, TargetContext, explore
+from weavergen.domain.explore import TargetContext, explore
 from weavergen.domain.measure import (
     MeasureSettings,
     measure,
@@ -36,6 +36,7 @@ from weavergen.domain.measure import (
     summarise,
 )
 from weavergen.domain.otlp import OtlpError
+from weavergen.domain.reconcile import strategy_records
 from weavergen.domain.semconv import Registry, RegistryError
 from weavergen.domain.thresholds import ThresholdCalculator
 from weavergen.phases.operators import validation_registry
@@ -156,10 +157,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         assert spec.success_criteria is not None
         objective = float(spec.success_criteria.max_recovery_seconds)
         allow, deny = spec.strategies.allow, spec.strategies.deny
-        history = [
-            Outcome(h.strategy, h.signature, h.successes, h.failures)
-            for h in (charter.status.strategy_history if charter.status else [])
-        ]
+        history = strategy_records(
+            charter.status.model_dump(mode="json", by_alias=True) if charter.status else {}
+        )
     result = explore(
         measurement,
         context,

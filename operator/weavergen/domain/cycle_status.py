@@ -27,6 +27,7 @@ RUNNING_PHASE = {
 DIFF_LIMIT = 4096
 OUTCOME_PHASE = {
     "succeeded": "Succeeded",
+    "escalated": "Escalated",
     "not_needed": "NotNeeded",
     "rolled_back": "RolledBack",
     "failed": "Failed",
@@ -109,8 +110,6 @@ def cycle_status(
     outcome = data.get("outcome")
     if outcome:
         phase = OUTCOME_PHASE.get(str(outcome), "Failed")
-        if (data.get("implementation") or {}).get("outcome") == "escalated":
-            phase = "Escalated"
         message = outcome_message(phase, data)
         # A final status is written twice (the workflow step, then the handler's patch): the
         # end time is the first one's, so whoever read the first sees the same as the charter.

@@ -106,7 +106,7 @@ class TargetContext:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StrategyRecord:
     """Past outcomes of one strategy for one signature (from the charter's status)."""
 
     strategy: str
@@ -184,7 +184,7 @@ def success_probability(
     strategy: Strategy,
     causes: Mapping[str, float],
     signature: str,
-    history: Sequence[Outcome] = (),
+    history: Sequence[StrategyRecord] = (),
 ) -> SuccessEstimate:
     """Posterior mean of the Beta(prior * k, (1 - prior) * k) updated with the history."""
     prior = min(0.99, max(0.01, prior_success(strategy, causes)))
@@ -288,7 +288,7 @@ def explore(
     context: TargetContext,
     *,
     recovery_objective_seconds: float = 300.0,
-    history: Sequence[Outcome] = (),
+    history: Sequence[StrategyRecord] = (),
     allow: Iterable[str] = (),
     deny: Iterable[str] = (),
     exclude: Mapping[str, str] | None = None,
@@ -373,7 +373,7 @@ def explore(
 def _exclusions(
     signature: str,
     failed: Sequence[Attempt],
-    history: Sequence[Outcome],
+    history: Sequence[StrategyRecord],
     *,
     allow: set[str],
     deny: set[str],

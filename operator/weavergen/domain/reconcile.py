@@ -15,7 +15,7 @@ from typing import Any
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.control import chart_measurement
-from weavergen.domain.explore import TargetContext, cause_posterior, features_of
+from weavergen.domain.explore import StrategyRecord, TargetContext, cause_posterior, features_of
 from weavergen.domain.incident import (
     RECORDED_BY_CYCLES,
     RECORDED_OUTCOMES,
@@ -410,6 +410,14 @@ def record_outcome(
         "incident": incident,
         "entropy": {"measuredAt": None},
     }
+
+
+def strategy_records(status: Mapping[str, Any]) -> list[StrategyRecord]:
+    """A charter status's strategy history, as Explore learns from it."""
+    return [
+        StrategyRecord(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
+        for h in status.get("strategyHistory") or []
+    ]
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

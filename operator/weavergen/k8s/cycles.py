@@ -8,7 +8,6 @@ run twice (snapshots are never overwritten; actions are level-based).
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,9 +35,10 @@ from weavergen.k8s.jobs import (
 )
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
-from weavergen.telemetry import metrics, tracing
+from weavergen.phases.cycle import record_cycle_span, trace_id_of
+from weavergen.telemetry import metrics
 from weavergen.telemetry.tracing import traceparent
-from weavergen.workflows import BPMN_DIR, Pending, ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, start_cycle_workflow
 
 STATE_KEY = "state.json.gz"
 
@@ -123,8 +123,7 @@ class CycleRunner:
         blob = (saved or {}).get("binaryData", {}).get(STATE_KEY)
         if blob:
             return WorkflowRun.loads(base64.b64decode(blob), registry)
-        spec, subprocesses = load_process(BPMN_DIR / "dmedi_cycle.bpmn", "dmedi_cycle")
-        return WorkflowRun.start(spec, subprocesses, registry, {})
+        return start_cycle_workflow(registry)
 
     def _save(self, run: WorkflowRun) -> None:
         body = {
@@ -247,7 +246,10 @@ class CycleReconciler:
                 elif task == "implement" and "phase" not in update:
                     # The fix failed or did not hold: the cycle restores its snapshot next.
                     update["phase"] = (
-                        "Implementing" if data.get("implementation_succeeded") else "RollingBack"
+                        "Implementing"
+                        if data.get("implementation_succeeded")
+                        or data.get("implementation_escalated")
+                        else "RollingBack"
                     )
             current.update(update)
             self.patch_status(
@@ -312,6 +314,8 @@ class CycleReconciler:
             warning=final.get("phase") in ("RolledBack", "Failed"),
         )
         self.record_on_charter(namespace, cycle.charter_ref.name, name, final, run.data)
+        started = parse_time(final.get("startedAt"))
+        finished = parse_time(final.get("finishedAt")) or _now()
         record_cycle_span(
             trace_id,
             final,
@@ -321,6 +325,8 @@ class CycleReconciler:
                 "weavergen.charter.name": cycle.charter_ref.name,
                 "weavergen.system.id": charter.system_id,
             },
+            start_ns=_nanoseconds(started or finished),
+            end_ns=_nanoseconds(finished),
         )
         return final
 
@@ -392,34 +398,6 @@ class CycleReconciler:
         )
 
 
-def record_cycle_span(trace_id: str, final: Mapping[str, Any], identity: Mapping[str, str]) -> None:
-    """The cycle's root span, recorded once it is over, from its final status."""
-    started = parse_time(final.get("startedAt"))
-    finished = parse_time(final.get("finishedAt")) or _now()
-    before, after = final.get("entropyBefore") or {}, final.get("entropyAfter") or {}
-    outcome = str(final.get("phase"))
-    snapshot = final.get("snapshot") or {}
-    tracing.record_cycle(
-        trace_id,
-        start_ns=_nanoseconds(started or finished),
-        end_ns=_nanoseconds(finished),
-        attributes=tracing.cycle_attributes(
-            identity,
-            outcome,
-            strategy=final.get("chosenStrategy"),
-            entropy=(before.get("score"), after.get("score")),
-            level=(before.get("level"), after.get("level")),
-            health=(before.get("healthScore"), after.get("healthScore")),
-        ),
-        error=str(final.get("message")) if outcome == "Failed" else None,
-        rollback=tracing.rollback_attributes(
-            str(final.get("message", "")), int(snapshot.get("objects") or 0)
-        )
-        if outcome == "RolledBack"
-        else None,
-    )
-
-
 def _nanoseconds(moment: datetime) -> int:
     return int(moment.replace(tzinfo=UTC).timestamp() * 1e9)
 
@@ -430,11 +408,6 @@ NEXT_PHASE = {
     "explore": "develop",
     "develop": "implement",
 }
-
-
-def trace_id_of(uid: str) -> str:
-    """The cycle's W3C trace id: derived from its uid, so every reconcile agrees on it."""
-    return hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
 def _now() -> datetime:

@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
-from weavergen.domain.explore import Outcome
 from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
+from weavergen.domain.reconcile import strategy_records
 from weavergen.domain.times import parse_time
 from weavergen.k8s.gateway import KubeGateway, owner_reference
 from weavergen.k8s.rest import Rest
@@ -275,10 +275,7 @@ def cycle_phases(
         charter_uid=charter_obj["metadata"]["uid"],
     )
     status = charter_obj.get("status") or {}
-    history = [
-        Outcome(h["strategy"], h["signature"], h.get("successes", 0), h.get("failures", 0))
-        for h in status.get("strategyHistory", [])
-    ]
+    history = strategy_records(status)
     incident = status.get("incident")
     return CyclePhases(
         gateway,

@@ -7,6 +7,7 @@ Implement runs the chosen strategy's own workflow with the operators bound to th
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,14 +16,14 @@ from typing import Any
 from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
-from weavergen.domain.develop import develop, workflow_path
-from weavergen.domain.explore import Outcome, TargetContext, explore
+from weavergen.domain.develop import develop
+from weavergen.domain.explore import StrategyRecord, TargetContext, explore
 from weavergen.domain.gateway import TargetGateway
 from weavergen.domain.incident import Attempt
 from weavergen.domain.strategies import OBSERVE
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import BPMN_DIR, Pending, ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows import Pending, ServiceRegistry, run_strategy
 
 LEVELS = list(EntropyLevel)
 
@@ -39,7 +40,7 @@ class CyclePhases:
     charter: RegenerationCharterSpec
     cycle: RegenerationCycleSpec
     context: TargetContext = field(default_factory=TargetContext)
-    history: Sequence[Outcome] = ()
+    history: Sequence[StrategyRecord] = ()
     trace_parent: str | None = None
     attempts: Sequence[Attempt] = ()  # the finished cycles of the charter's open incident
 
@@ -169,13 +170,8 @@ class CyclePhases:
         solution = data["solution"]
         if self.cycle.dry_run:
             return {"implementation": {"outcome": "dry_run"}, "implementation_succeeded": True}
-        # The workflow file follows from the strategy's name, never from the result's own field:
-        # a forged result ConfigMap cannot point Implement at another BPMN file.
-        workflow, process_id = workflow_path(solution["strategy"])
-        spec, subprocesses = load_process(BPMN_DIR / workflow, process_id)
-        run = WorkflowRun.start(
-            spec,
-            subprocesses,
+        run = run_strategy(
+            solution["strategy"],
             self.operators.registry(),
             {
                 "entropy_before": data["entropy_before"],
@@ -183,10 +179,7 @@ class CyclePhases:
                 **solution["parameters"],
             },
         )
-        run.run()
         outcome = str(run.data.get("outcome"))
-        if solution["strategy"] == OBSERVE:
-            outcome = "escalated"
         return {
             "implementation": {
                 "outcome": outcome,
@@ -202,7 +195,8 @@ class CyclePhases:
             if run.data.get("snapshot_sha256")
             else None,
             "measurement_after": run.data.get("measurement_after"),
-            "implementation_succeeded": outcome in ("succeeded", "escalated"),
+            "implementation_succeeded": outcome == "succeeded",
+            "implementation_escalated": outcome == "escalated",
         }
 
 
@@ -229,4 +223,44 @@ def phase_attributes(result: Mapping[str, Any]) -> dict[str, tracing.AttributeVa
             ),
             "weavergen.implementation.outcome": implementation.get("outcome"),
         }
+    )
+
+
+def trace_id_of(uid: str) -> str:
+    """A cycle's W3C trace id: derived from its uid, so every reconcile agrees on it."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:32]
+
+
+def record_cycle_span(
+    trace_id: str,
+    final: Mapping[str, Any],
+    identity: Mapping[str, str],
+    *,
+    start_ns: int,
+    end_ns: int,
+    extra: Mapping[str, tracing.AttributeValue] | None = None,
+) -> None:
+    """The cycle's root span, recorded once it is over, from its final status."""
+    before, after = final.get("entropyBefore") or {}, final.get("entropyAfter") or {}
+    outcome = str(final.get("phase"))
+    rollback = final.get("rollback") or {}
+    attributes = tracing.cycle_attributes(
+        identity,
+        outcome,
+        strategy=final.get("chosenStrategy"),
+        entropy=(before.get("score"), after.get("score")),
+        level=(before.get("level"), after.get("level")),
+        health=(before.get("healthScore"), after.get("healthScore")),
+    )
+    tracing.record_cycle(
+        trace_id,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        attributes={**attributes, **(extra or {})},
+        error=str(final.get("message")) if outcome == "Failed" else None,
+        rollback=tracing.rollback_attributes(
+            str(final.get("message", "")), len(rollback.get("restoredObjects") or [])
+        )
+        if outcome == "RolledBack"
+        else None,
     )

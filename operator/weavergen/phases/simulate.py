@@ -1,13 +1,14 @@
-"""The simulation engine: the real measure -> explore -> develop -> implement path, with a
-digital twin standing in for the cluster.
+"""The simulation engine: the operator's own DMEDI pipeline, with a digital twin standing in for
+the cluster.
 
-Each scenario builds a twin with an underlying cause (or none), measures it with the real
-Measure code, explores and develops with the real code, and runs the chosen strategy's BPMN
-workflow on SpiffWorkflow with the operators bound to the twin. A share of scenarios has a
-failure injected in the middle of the workflow, which must roll the twin back to its snapshot.
-Outcomes feed the shared history, as a charter's status does, so success probabilities learn.
-When tracing is configured each scenario is also recorded as the operator records a cycle: a
-``dmedi_<phase>`` span per phase it ran and a ``dmedi_cycle`` root that also carries the true level.
+Each scenario builds a twin with an underlying cause (or none) and runs one cycle exactly as the
+operator runs one inline: `CyclePhases` through ``bpmn/dmedi_cycle.bpmn``, the chosen strategy's
+workflow on SpiffWorkflow with the operators bound to the twin, the cycle's status from
+`cycle_status` and its outcome recorded on a charter status with `record_outcome`. A share of
+scenarios has a failure injected in the middle of the strategy, which must roll the twin back to
+its snapshot. The scenarios share one charter's strategy history, so success probabilities learn.
+When tracing is configured every cycle records the operator's spans (a ``dmedi_<phase>`` span per
+phase it ran under a ``dmedi_cycle`` root that also carries the true level).
 """
 
 from __future__ import annotations
@@ -15,33 +16,40 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
-from weavergen.api.profiles import profile_for
-from weavergen.domain.cycle_status import OUTCOME_PHASE, outcome_message
-from weavergen.domain.develop import develop
-from weavergen.domain.explore import Exploration, Option, Outcome, TargetContext, explore
-from weavergen.domain.incident import Attempt, attempts_of
-from weavergen.domain.reconcile import decide, merge_patch, record_outcome
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.domain.cycle_status import cycle_status
+from weavergen.domain.explore import TargetContext
+from weavergen.domain.incident import attempts_of
+from weavergen.domain.reconcile import decide, merge_patch, record_outcome, strategy_records
 from weavergen.domain.simulator import EntropySimulator, Faults
 from weavergen.domain.strategies import CATALOG, CAUSES, OBSERVE, UNFIXABLE_CAUSES
 from weavergen.domain.times import stamp
 from weavergen.domain.twin import Twin
-from weavergen.phases.cycle import escalation_parameters, phase_attributes
+from weavergen.phases.cycle import CyclePhases, record_cycle_span
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
+from weavergen.workflows import start_cycle_workflow
 
-TRIGGER = EntropyLevel.MEDIUM
-LEVELS = list(EntropyLevel)
-CYCLE_OUTCOMES = {**OUTCOME_PHASE, "escalated": "Escalated"}
+# The charter the scenarios run under: a web service, acting from MEDIUM.
+SCENARIO_CHARTER = {
+    "systemId": "sim",
+    "systemType": "web-service",
+    "target": {"workloads": [{"name": "sim"}]},
+    "telemetry": {"serviceName": "sim", "windowSeconds": 60},
+    "trigger": {"mode": "auto", "level": "medium"},
+}
+# Played incidents: the breaker out of the way (100 cycles an hour), so what limits the cycles
+# is the incident rules alone.
+INCIDENT_CHARTER = {**SCENARIO_CHARTER, "circuitBreaker": {"maxCycles": 100}}
+CYCLE_SECONDS = 30  # the simulated time one cycle takes
 
 
 @dataclass(frozen=True)
@@ -118,92 +126,17 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-class _CycleTrace:
-    """One scenario's spans, as the operator records a cycle's (no-ops when tracing is off)."""
-
-    def __init__(self, trace_id: str, name: str) -> None:
-        self.trace_id = trace_id
-        self.name = name
-        self.parent = tracing.parent_context(tracing.traceparent(trace_id))
-        self.started = time.time_ns()
-        self.system_id = ""
-
-    @contextmanager
-    def phase(self, phase: str) -> Iterator[dict[str, Any]]:
-        """Times the block as ``dmedi_<phase>``; what it puts in the dict is the phase's result."""
-        started, error = time.time_ns(), None
-        result: dict[str, Any] = {}
-        try:
-            yield result
-        except Exception as err:
-            error = str(err) or type(err).__name__
-            raise
-        finally:
-            attributes = {"weavergen.phase": phase, "weavergen.system.id": self.system_id}
-            tracing.record_span(
-                f"dmedi_{phase}",
-                parent=self.parent,
-                start_ns=started,
-                end_ns=time.time_ns(),
-                attributes=attributes if error else {**attributes, **phase_attributes(result)},
-                error=error,
-            )
-
-    def finish(
-        self,
-        outcome: str,
-        data: Mapping[str, Any],
-        *,
-        before: Mapping[str, Any],
-        after: Mapping[str, Any],
-        expected_level: str,
-    ) -> None:
-        """The root span, with the outcome the operator would report and the true level."""
-        phase = CYCLE_OUTCOMES.get(outcome, "Failed")
-        message = outcome_message(phase, data)
-        identity = {
-            "weavergen.cycle.name": self.name,
-            "weavergen.cycle.namespace": "sim",
-            "weavergen.charter.name": self.system_id,
-            "weavergen.system.id": self.system_id,
-        }
-        attributes = tracing.cycle_attributes(
-            identity,
-            phase,
-            strategy=(data.get("chosen") or {}).get("strategy"),
-            entropy=(before.get("entropy_score"), after.get("entropy_score")),
-            level=(before.get("entropy_level"), after.get("entropy_level")),
-            health=(before.get("health_score"), after.get("health_score")),
-        )
-        tracing.record_cycle(
-            self.trace_id,
-            start_ns=self.started,
-            end_ns=time.time_ns(),
-            attributes={**attributes, "weavergen.simulation.expected_level": expected_level},
-            error=message if phase == "Failed" else None,
-            rollback=tracing.rollback_attributes(message, int(data.get("snapshot_objects") or 0))
-            if phase == "RolledBack"
-            else None,
-        )
-
-
 @dataclass(frozen=True)
-class Remedy:
-    """One cycle's explore, develop and implement against a twin."""
+class PlayedCycle:
+    """One cycle run against a twin: the workflow's data, the final status, the operators."""
 
-    exploration: Exploration
-    option: Option
-    run: WorkflowRun
+    data: dict[str, Any]
+    final: dict[str, Any]
     operators: Operators
-    outcome: str  # the workflow's (succeeded, rolled_back, ...) or escalated
 
-    def cycle_data(self, before: Mapping[str, Any]) -> dict[str, Any]:
-        """What the operator's cycle data would hold, for ``record_outcome``."""
-        return {
-            "exploration": self.exploration.as_dict(),
-            "chosen": self.option.as_status(),
-            "measurement_before": before,
-        }
+    @property
+    def strategy(self) -> str | None:
+        return (self.data.get("chosen") or {}).get("strategy")
 
 
 @dataclass(frozen=True)
@@ -222,18 +155,6 @@ class IncidentResult:
     @property
     def escalations(self) -> int:
         return sum(phase == "Escalated" for _, phase in self.cycles)
-
-
-# A web-service charter for played incidents: the breaker out of the way (100 cycles an hour),
-# so what limits the cycles is the incident rules alone.
-INCIDENT_CHARTER = {
-    "systemId": "sim",
-    "systemType": "web-service",
-    "target": {"workloads": [{"name": "sim"}]},
-    "telemetry": {"serviceName": "sim", "windowSeconds": 60},
-    "trigger": {"mode": "auto", "level": "medium"},
-    "circuitBreaker": {"maxCycles": 100},
-}
 
 
 def incident_summary(results: list[IncidentResult]) -> dict[str, Any]:
@@ -272,12 +193,10 @@ class SimulationEngine:
         self.rng = np.random.default_rng(seed)
         self.simulator = EntropySimulator(seed)
         self.failure_share = failure_share
-        self.history: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        self.criteria = profile_for("web-service").success_criteria
-        assert self.criteria is not None
-
-    def outcomes(self) -> list[Outcome]:
-        return [Outcome(s, sig, won, lost) for (s, sig), (won, lost) in self.history.items()]
+        self.spec = RegenerationCharterSpec.model_validate(SCENARIO_CHARTER)
+        # The scenarios' charter status: its strategy history is what success probabilities
+        # learn from, as a charter's does.
+        self.status: dict[str, Any] = {}
 
     def run(
         self, scenarios: int, progress: Callable[[int, ScenarioResult], None] | None = None
@@ -293,58 +212,52 @@ class SimulationEngine:
                 progress(i + 1, result)
         return report
 
-    def _remedy(
+    def play_cycle(
         self,
         twin: Twin,
-        before: Mapping[str, Any],
-        cycle: _CycleTrace,
-        attempts: Sequence[Attempt] = (),
-        max_failed_fixes: int | None = None,
-    ) -> Remedy:
-        context = TargetContext(**twin.context_flags(), workloads=1, replicas=2)
-        assert self.criteria is not None
-        with cycle.phase("explore") as explored:
-            exploration = explore(
-                before,
-                context,
-                recovery_objective_seconds=self.criteria.max_recovery_seconds,
-                history=self.outcomes(),
-                attempts=attempts,
-                max_failed_fixes=max_failed_fixes,
-            )
-            option = exploration.best
-            explored["chosen"] = option.as_status()
-        with cycle.phase("develop") as developed:
-            solution = develop(
-                option.as_status(),
-                entropy_before=float(before["entropy_score"]),
-                objects=twin.objects(),
-                golden=twin.golden(),
-                previous_templates=twin.previous_templates(),
-                parameters=escalation_parameters(
-                    {"chosen": option.as_status(), "exploration": exploration.as_dict()}
-                ),
-            )
-            developed["solution"] = {"strategy": solution.strategy}
-        operators = Operators(twin, self.criteria)
-        with cycle.phase("implement") as implemented:
-            spec, subprocesses = load_process(BPMN_DIR / solution.workflow, solution.process_id)
-            run = WorkflowRun.start(
-                spec,
-                subprocesses,
-                operators.registry(),
-                {"entropy_before": float(before["entropy_score"]), **solution.parameters},
-            )
-            run.run()
-            outcome = "escalated" if option.strategy == OBSERVE else str(run.data.get("outcome"))
-            implemented["implementation"] = {"outcome": outcome}
-            implemented["measurement_after"] = run.data.get("measurement_after")
-        return Remedy(exploration, option, run, operators, outcome)
-
-    def _learn(self, option: Option, signature: str, outcome: str, cause: str | None) -> None:
-        """The outcome joins the shared history, as a charter's status keeps it."""
-        success = outcome == "succeeded" or (outcome == "escalated" and cause in UNFIXABLE_CAUSES)
-        self.history[(option.strategy, signature)][0 if success else 1] += 1
+        spec: RegenerationCharterSpec,
+        status: Mapping[str, Any],
+        *,
+        name: str,
+        trace_id: str,
+        now: datetime,
+        expected_level: str | None = None,
+    ) -> PlayedCycle:
+        """One cycle of the charter ``spec`` (with ``status``) on the twin, as the operator runs
+        one inline, from ``now`` for `CYCLE_SECONDS` of simulated time."""
+        phases = CyclePhases(
+            twin,
+            spec,
+            RegenerationCycleSpec.model_validate(
+                {"charterRef": {"name": spec.system_id}, "reason": "simulation"}
+            ),
+            TargetContext(**twin.context_flags(), workloads=1, replicas=2),
+            strategy_records(status),
+            tracing.traceparent(trace_id),
+            attempts=attempts_of(status.get("incident")),
+        )
+        started = time.time_ns()
+        run = start_cycle_workflow(phases.registry())
+        run.run()
+        final = cycle_status(
+            run.data, {"startedAt": stamp(now)}, 1, now + timedelta(seconds=CYCLE_SECONDS)
+        )
+        record_cycle_span(
+            trace_id,
+            final,
+            {
+                "weavergen.cycle.name": name,
+                "weavergen.cycle.namespace": "sim",
+                "weavergen.charter.name": spec.system_id,
+                "weavergen.system.id": twin.system.service,
+            },
+            start_ns=started,
+            end_ns=time.time_ns(),
+            extra={"weavergen.simulation.expected_level": expected_level}
+            if expected_level
+            else None,
+        )
+        return PlayedCycle(run.data, final, phases.operators)
 
     def incidents(self, count: int, minutes: float = 4.0) -> list[IncidentResult]:
         """``count`` incidents, the causes in turn, each played for ``minutes``."""
@@ -356,22 +269,20 @@ class SimulationEngine:
     def incident(
         self, cause: str, seed: int, minutes: float = 4.0, cadence_seconds: float = 3.0
     ) -> IncidentResult:
-        """A charter's measurements every ``cadence_seconds`` with the real ``decide`` and
-        ``record_outcome``, and a cycle through the real phases whenever it starts one (30 s
-        of simulated time each), for ``minutes`` of an incident whose cause never goes away
-        unless a cycle removes it."""
+        """A charter's measurements every ``cadence_seconds`` with the real ``decide``, and a
+        cycle through the operator's pipeline whenever it starts one, for ``minutes`` of an
+        incident whose cause never goes away unless a cycle removes it."""
         twin = Twin.build(self.simulator, cause, seed)
         spec = RegenerationCharterSpec.model_validate(INCIDENT_CHARTER)
         status: dict[str, Any] = {}
         now = start = datetime(2026, 11, 25)
         cycles: list[tuple[str, str]] = []
         while now < start + timedelta(minutes=minutes):
-            before = twin.measure()
             decision = decide(
                 spec,
                 generation=1,
                 status=status,
-                measurement=before,
+                measurement=twin.measure(),
                 problem=None,
                 now=now,
                 inputs=twin.fingerprint(),
@@ -380,85 +291,66 @@ class SimulationEngine:
             if decision.start_cycle:
                 name = f"{twin.system.service}-{len(cycles) + 1}"
                 trace_id = hashlib.sha256(f"incident:{seed}:{name}".encode()).hexdigest()[:32]
-                remedy = self._remedy(
-                    twin,
-                    before,
-                    _CycleTrace(trace_id, name),
-                    attempts_of(status.get("incident")),
-                    spec.circuit_breaker.max_failed_fixes,
-                )
-                self._learn(remedy.option, remedy.exploration.signature, remedy.outcome, cause)
-                phase = CYCLE_OUTCOMES.get(remedy.outcome, "Failed")
-                started, now = now, now + timedelta(seconds=30)
-                final = {"phase": phase, "startedAt": stamp(started), "finishedAt": stamp(now)}
+                played = self.play_cycle(twin, spec, status, name=name, trace_id=trace_id, now=now)
+                now += timedelta(seconds=CYCLE_SECONDS)
                 status = merge_patch(
                     status,
                     record_outcome(
-                        status, cycle=name, final=final, data=remedy.cycle_data(before), now=now
+                        status, cycle=name, final=played.final, data=played.data, now=now
                     ),
                 )
-                cycles.append((remedy.option.strategy, phase))
+                cycles.append((played.strategy or "", str(played.final.get("phase"))))
             now += timedelta(seconds=cadence_seconds)
         hidden = not twin.context_flags()["changed_inputs"] and cause == "untracked_input_change"
         return IncidentResult(cause, hidden, tuple(cycles), healed=twin.faults() == Faults())
 
     def scenario(self, cause: str | None, seed: int, inject: bool = False) -> ScenarioResult:
         index, self.played = self.played, self.played + 1
+        name = f"simulation-{self.seed}-{index}"
         trace_id = hashlib.sha256(f"simulation:{self.seed}:{index}".encode()).hexdigest()[:32]
-        cycle = _CycleTrace(trace_id, f"simulation-{self.seed}-{index}")
-        with cycle.phase("define"):
-            twin = Twin.build(self.simulator, cause, seed, fail_action="apply" if inject else None)
-            cycle.system_id = twin.system.service
-        with cycle.phase("measure") as measured_phase:
-            before = measured_phase["measurement_before"] = twin.measure()
+        twin = Twin.build(self.simulator, cause, seed, fail_action="apply" if inject else None)
         objectives = self.simulator.objectives(twin.system)
         truth = self.simulator.truth(twin.system, twin.faults(), objectives).level.value
-        measured = before.get("entropy_level")
-        health_before = float(before.get("health_score") or 0.0)
-
-        def result(**outcome: Any) -> ScenarioResult:
-            return ScenarioResult(
-                cause=cause,
-                injected_failure=inject,
-                level_truth=truth,
-                level_measured=measured,
-                health_before=health_before,
-                **outcome,
-            )
-
-        if measured is None or LEVELS.index(EntropyLevel(measured)) < LEVELS.index(TRIGGER):
-            cycle.finish("not_needed", {}, before=before, after={}, expected_level=truth)
-            return result(
-                strategy=None,
-                predicted_success=None,
-                outcome="not_needed",
-                health_after=health_before,
-            )
-        remedy = self._remedy(twin, before, cycle)
-        option, run, outcome = remedy.option, remedy.run, remedy.outcome
-        after = run.data.get("measurement_after") or twin.measure()
-        cycle.finish(
-            outcome,
-            {
-                "chosen": {"strategy": option.strategy},
-                "implementation": {"verdict": run.data.get("verdict")},
-                "failure": run.data.get("failure"),
-                "snapshot_objects": run.data.get("snapshot_objects"),
-            },
-            before=before,
-            after=after,
+        now = datetime(2026, 11, 25) + timedelta(minutes=index)
+        played = self.play_cycle(
+            twin,
+            self.spec,
+            self.status,
+            name=name,
+            trace_id=trace_id,
+            now=now,
             expected_level=truth,
         )
-        self._learn(option, remedy.exploration.signature, outcome, cause)
-        restored = None
-        if inject:
-            snapshot = remedy.operators.snapshot
-            assert snapshot is not None or outcome != "rolled_back"
-            restored = snapshot is not None and snapshot.matches(twin.objects())
-        return result(
-            strategy=option.strategy,
-            predicted_success=option.success_probability,
+        # What the charter learns from: its strategy history, as `record_outcome` keeps it.
+        self.status["strategyHistory"] = record_outcome(
+            self.status, cycle=name, final=played.final, data=played.data, now=now
+        )["strategyHistory"]
+        return self._result(cause, inject, truth, twin, played)
+
+    @staticmethod
+    def _result(
+        cause: str | None, inject: bool, truth: str, twin: Twin, played: PlayedCycle
+    ) -> ScenarioResult:
+        """What the scenario shows: what was measured and chosen, and how the twin ended."""
+        data, outcome = played.data, str(played.data.get("outcome"))
+        before = data.get("measurement_before") or {}
+        health_before = float(before.get("health_score") or 0.0)
+        after = (
+            before if outcome == "not_needed" else data.get("measurement_after") or twin.measure()
+        )
+        snapshot = played.operators.snapshot
+        chosen = data.get("chosen") or {}
+        return ScenarioResult(
+            cause=cause,
+            injected_failure=inject,
+            level_truth=truth,
+            level_measured=before.get("entropy_level"),
+            strategy=chosen.get("strategy"),
+            predicted_success=chosen.get("successProbability"),
             outcome=outcome,
+            health_before=health_before,
             health_after=float(after.get("health_score") or 0.0),
-            restored_exactly=restored,
+            restored_exactly=(snapshot is not None and snapshot.matches(twin.objects()))
+            if inject
+            else None,
         )

@@ -19,7 +19,6 @@ from weavergen.workflows.engine import (
     InvalidWorkflow,
     Operator,
     OperatorTask,
-    Outcome,
     Pending,
     RegisteredOperator,
     RestrictedScriptEngine,
@@ -27,6 +26,7 @@ from weavergen.workflows.engine import (
     UnknownOperator,
     UnsafeExpression,
     WorkflowFailed,
+    WorkflowOutcome,
     WorkflowRun,
     compile_restricted,
     load_process,
@@ -43,6 +43,7 @@ from weavergen.workflows.generator import (
     normalise_steps,
     render_bpmn,
 )
+from weavergen.workflows.runs import run_strategy, start_cycle_workflow
 
 __all__ = [
     "ACTIONS",
@@ -60,7 +61,6 @@ __all__ = [
     "InvalidWorkflow",
     "Operator",
     "OperatorTask",
-    "Outcome",
     "Pending",
     "RegisteredOperator",
     "RestrictedScriptEngine",
@@ -69,6 +69,7 @@ __all__ = [
     "UnknownOperator",
     "UnsafeExpression",
     "WorkflowFailed",
+    "WorkflowOutcome",
     "WorkflowRun",
     "compile_restricted",
     "generate_bpmn",
@@ -76,6 +77,8 @@ __all__ = [
     "load_process_text",
     "normalise_steps",
     "render_bpmn",
+    "run_strategy",
     "service_tasks",
+    "start_cycle_workflow",
     "validate",
 ]

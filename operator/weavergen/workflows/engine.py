@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import CodeType, MappingProxyType
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, cast, get_args
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
@@ -75,8 +75,10 @@ BPMN_DIR = Path(os.environ.get("WEAVERGEN_BPMN_DIR", Path(__file__).resolve().pa
 FAILURE_ERROR_CODE = "task_failed"
 """Error code of the BPMN error a failing service task throws (catch it with no code, or this)."""
 
-Outcome = Literal["succeeded", "rolled_back", "failed", "rollback_failed", "not_needed"]
-OUTCOMES: tuple[str, ...] = ("succeeded", "rolled_back", "failed", "rollback_failed", "not_needed")
+WorkflowOutcome = Literal[
+    "succeeded", "escalated", "rolled_back", "failed", "rollback_failed", "not_needed"
+]
+OUTCOMES: tuple[str, ...] = get_args(WorkflowOutcome)
 
 _MAX_ERROR_CHARS = 1000
 _MAX_EXPRESSION_CHARS = 2000

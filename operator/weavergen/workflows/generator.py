@@ -14,7 +14,8 @@ Conventions every generated (and shipped) strategy workflow follows:
   anything else records ``failure`` and takes the same rollback path (``failed`` when the workflow
   changed nothing). A changing strategy without ``verify_success_criteria`` gets
   ``wait_rollout, settle, remeasure, verify_success_criteria`` appended.
-- A normal finish sets ``outcome = "succeeded"``.
+- A normal finish sets ``outcome = "succeeded"``; a strategy whose last step is ``escalate``
+  (it changed nothing and hands the incident to people) finishes with ``outcome = "escalated"``.
 
 Parameters a step does not give default to expressions over the workflow data with literal
 fallbacks (`DEFAULT_PARAMS`), e.g. ``data.get('settle_seconds', 60)``. A `CustomStrategy` only
@@ -314,10 +315,11 @@ def render_bpmn(process_id: str, name: str, steps: Sequence[Step], documentation
             b.flow(record, failure_target)
             previous, condition = gateway_id, "criteria_met == True"
 
-    b.script("mark_succeeded", "outcome: succeeded", "outcome = 'succeeded'")
-    b.flow(previous, "mark_succeeded", condition)
-    b.end("end_succeeded", "succeeded")
-    b.flow("mark_succeeded", "end_succeeded")
+    finish = "escalated" if actions[-1:] == ["escalate"] else "succeeded"
+    b.script(f"mark_{finish}", f"outcome: {finish}", f"outcome = {finish!r}")
+    b.flow(previous, f"mark_{finish}", condition)
+    b.end(f"end_{finish}", finish)
+    b.flow(f"mark_{finish}", f"end_{finish}")
 
     b.script("mark_failed", "outcome: failed", "outcome = 'failed'")
     b.end("end_failed", "failed")

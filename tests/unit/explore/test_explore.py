@@ -10,7 +10,7 @@ import pytest
 from weavergen.api.charter import EntropyLevel
 from weavergen.domain.explore import (
     MIN_VIABLE_SUCCESS,
-    Outcome,
+    StrategyRecord,
     TargetContext,
     cause_posterior,
     explore,
@@ -119,9 +119,13 @@ def test_history_updates_the_success_probability() -> None:
     s = strategy("agent-reset")
     causes = cause_posterior(frozenset({"latency_degradation", "restarts"}))
     fresh = success_probability(s, causes, "sig")
-    after_failures = success_probability(s, causes, "sig", [Outcome("agent-reset", "sig", 0, 6)])
-    after_wins = success_probability(s, causes, "sig", [Outcome("agent-reset", "sig", 6, 0)])
-    other_signature = success_probability(s, causes, "sig", [Outcome("agent-reset", "x", 0, 9)])
+    after_failures = success_probability(
+        s, causes, "sig", [StrategyRecord("agent-reset", "sig", 0, 6)]
+    )
+    after_wins = success_probability(s, causes, "sig", [StrategyRecord("agent-reset", "sig", 6, 0)])
+    other_signature = success_probability(
+        s, causes, "sig", [StrategyRecord("agent-reset", "x", 0, 9)]
+    )
     assert after_failures.probability < fresh.probability < after_wins.probability
     assert other_signature.probability == fresh.probability
 

@@ -309,7 +309,7 @@ def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> N
 
 
 def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> None:
-    from weavergen.domain.explore import Outcome, TargetContext, explore  # noqa: PLC0415
+    from weavergen.domain.explore import StrategyRecord, TargetContext, explore  # noqa: PLC0415
 
     m = {
         **measurement("high", 0.7),
@@ -317,7 +317,7 @@ def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> 
     }
     first = explore(m, TargetContext(config_changed=True), max_failures=2)
     best = first.best.strategy
-    history = [Outcome(best, first.signature, 0, 2)]
+    history = [StrategyRecord(best, first.signature, 0, 2)]
     second = explore(m, TargetContext(config_changed=True), history=history, max_failures=2)
     assert best not in [o.strategy for o in second.options]
     assert "not tried again" in second.excluded[best]
