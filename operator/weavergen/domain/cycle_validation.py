@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from weavergen.domain.spans import SpanRecord
+from weavergen.domain.spans import Event, SpanRecord
 
 PHASES = ("define", "measure", "explore", "develop", "implement")
 ROOT_SPAN = "dmedi_cycle"
@@ -147,24 +147,13 @@ def validate_cycle(trace: Sequence[SpanRecord], *, min_improvement: float = 0.2)
     rollbacks = [e for e in root.events if e[0] == ROLLBACK_EVENT] if root is not None else []
     rolled_back = bool(rollbacks) or outcome == "RolledBack"
 
-    reasons = []
-    if root is None:
-        reasons.append(f"no {ROOT_SPAN} root span in trace {trace_id}")
+    reasons = [] if root is not None else [f"no {ROOT_SPAN} root span in trace {trace_id}"]
     if completed < len(PHASES):
-        gaps = [f"{SPAN_PREFIX}{p}" for p in missing]
-        detail = ", ".join(failure_messages + ([f"{', '.join(gaps)} missing"] if gaps else []))
-        note = f" (outcome {outcome})" if outcome not in ("", "Succeeded") else ""
-        reasons.append(f"only {completed} of {len(PHASES)} phases completed: {detail}{note}")
-    if root is not None and (before is None or after is None):
-        reasons.append(
-            f"{ROOT_SPAN} does not record weavergen.entropy.before and weavergen.entropy.after"
-        )
-    elif root is not None and improvement <= min_improvement:
-        why = _text(rollbacks[-1][2], "weavergen.rollback.reason") if rollbacks else None
-        reasons.append(
-            f"entropy improvement {improvement:.2f} is not above {min_improvement:.2f}"
-            f" (entropy {_pair(before, after)})" + (f", rolled back: {why}" if why else "")
-        )
+        reasons.append(_phases_reason(completed, missing, failure_messages, outcome))
+    if root is not None and (
+        entropy_reason := _entropy_reason(before, after, improvement, min_improvement, rollbacks)
+    ):
+        reasons.append(entropy_reason)
 
     return CycleValidation(
         trace_id=trace_id,
@@ -190,6 +179,37 @@ def validate_cycle(trace: Sequence[SpanRecord], *, min_improvement: float = 0.2)
         expected_level=_text(attributes, "weavergen.simulation.expected_level"),
         passed=not reasons,
         reasons=tuple(reasons),
+    )
+
+
+def _phases_reason(
+    completed: int, missing: Sequence[str], failure_messages: Sequence[str], outcome: str
+) -> str:
+    """Why the phases fail a cycle: each failed phase with its message, then the missing ones,
+    and the outcome when it is not a plain success (it often says why the cycle stopped)."""
+    gaps = [f"{SPAN_PREFIX}{p}" for p in missing]
+    detail = ", ".join([*failure_messages, *([f"{', '.join(gaps)} missing"] if gaps else [])])
+    note = f" (outcome {outcome})" if outcome not in ("", "Succeeded") else ""
+    return f"only {completed} of {len(PHASES)} phases completed: {detail}{note}"
+
+
+def _entropy_reason(
+    before: float | None,
+    after: float | None,
+    improvement: float,
+    min_improvement: float,
+    rollbacks: Sequence[Event],
+) -> str | None:
+    """Why the root's entropy fails a cycle, or None: it was not recorded, or did not drop
+    enough (with the rollback's reason, which says what went wrong)."""
+    if before is None or after is None:
+        return f"{ROOT_SPAN} does not record weavergen.entropy.before and weavergen.entropy.after"
+    if improvement > min_improvement:
+        return None
+    why = _text(rollbacks[-1][2], "weavergen.rollback.reason") if rollbacks else None
+    return (
+        f"entropy improvement {improvement:.2f} is not above {min_improvement:.2f}"
+        f" (entropy {_pair(before, after)})" + (f", rolled back: {why}" if why else "")
     )
 
 

@@ -4,7 +4,7 @@ dry-run plan of every object change (as diffs), and the entropy predicted after 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,29 +76,14 @@ def develop(
         "sampling_ratio": 0.25,
     }
     params.update(parameters or {})
-    current = {k: v for k, v in objects.items()}
-    steps = []
-    for action in strategy.actions:
-        changed = plan_action(
-            action,
-            ActionInput(
-                objects=current,
-                golden=golden or {},
-                previous_templates=previous_templates or {},
-                params=params,
-                now=now,
-            ),
-        )
-        steps.append(
-            PlannedStep(
-                action,
-                [
-                    {"object": key, "diff": diff(current.get(key), new)}
-                    for key, new in changed.items()
-                ],
-            )
-        )
-        current.update(changed)
+    steps = _dry_run(
+        strategy.actions,
+        objects,
+        golden=golden or {},
+        previous_templates=previous_templates or {},
+        params=params,
+        now=now,
+    )
     probability = float(option["successProbability"])
     workflow, process_id = workflow_path(name)
     return Solution(
@@ -113,3 +98,40 @@ def develop(
         reasons=list(option.get("reasons", [])),
         basis=fingerprints(objects),
     )
+
+
+def _dry_run(
+    actions: Iterable[str],
+    objects: Mapping[str, Manifest],
+    *,
+    golden: Mapping[str, Manifest],
+    previous_templates: Mapping[str, Manifest],
+    params: Mapping[str, Any],
+    now: str,
+) -> list[PlannedStep]:
+    """Each action planned on a copy that carries the earlier actions' changes: a step's diff
+    is what it adds to the steps before it, and the real objects stay untouched."""
+    current = {k: v for k, v in objects.items()}
+    steps = []
+    for action in actions:
+        changed = plan_action(
+            action,
+            ActionInput(
+                objects=current,
+                golden=golden,
+                previous_templates=previous_templates,
+                params=params,
+                now=now,
+            ),
+        )
+        steps.append(
+            PlannedStep(
+                action,
+                [
+                    {"object": key, "diff": diff(current.get(key), new)}
+                    for key, new in changed.items()
+                ],
+            )
+        )
+        current.update(changed)
+    return steps

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from weavergen.api.charter import EntropyLevel
 from weavergen.domain.incident import Attempt, failed_fixes, history_text
@@ -320,54 +320,101 @@ def explore(
         max_failures=max_failures,
         max_failed_fixes=max_failed_fixes,
     )
-    risks, resources = RiskAssessor(), ResourceEstimator()
-    scored = []
-    for strategy in candidates_for(level):
-        if strategy.name in excluded:
-            continue
-        estimate = success_probability(strategy, causes, signature, history)
-        risk, risk_reasons = risks.assess(strategy, context)
-        cost = resources.estimate(strategy, context)
-        recovery = (
-            recovery_objective_seconds if strategy.name == OBSERVE else (strategy.recovery_seconds)
-        )
-        total = score(estimate.probability, recovery, recovery_objective_seconds, risk, cost)
-        viable = strategy.name == OBSERVE or estimate.probability >= MIN_VIABLE_SUCCESS
-        reasons = _reasons(
+    candidates = [
+        _assess(
             strategy,
-            estimate,
-            causes,
-            recovery=recovery,
+            context,
+            causes=causes,
+            signature=signature,
+            history=history,
             objective=recovery_objective_seconds,
-            risk=(risk, risk_reasons),
-            cost=cost,
         )
-        if not viable:
-            reasons.append(
-                f"not viable: success {estimate.probability:.2f} < {MIN_VIABLE_SUCCESS:.2f}, "
-                "ranked after the viable options"
-            )
-        scored.append((not viable, total, risk, recovery, strategy.name, estimate, cost, reasons))
-    scored.sort(key=lambda r: (r[0], -round(r[1], 9), r[2], r[3], r[4]))
-    options = []
-    for rank, (_, total, risk, recovery, name, estimate, cost, why) in enumerate(scored, 1):
-        place = (
-            "ranked 1: highest weighted score"
-            if rank == 1
-            else f"ranked {rank}: {scored[0][1] - total:+.3f} against {scored[0][4]}"
-        )
-        options.append(
-            Option(rank, name, total, estimate.probability, recovery, risk, cost, [*why, place])
-        )
+        for strategy in candidates_for(level)
+        if strategy.name not in excluded
+    ]
     return Exploration(
         signature,
         features,
         causes,
-        options,
+        _ranked(candidates),
         excluded,
         escalation_reason(signature, causes, attempts, context.changed_inputs),
         context.changed_inputs,
     )
+
+
+class _Candidate(NamedTuple):
+    """A strategy assessed for ranking; the fields up to ``name`` order the ranking."""
+
+    not_viable: bool
+    total: float
+    risk: float
+    recovery: float
+    name: str
+    estimate: SuccessEstimate
+    cost: float
+    reasons: list[str]
+
+
+def _assess(
+    strategy: Strategy,
+    context: TargetContext,
+    *,
+    causes: Mapping[str, float],
+    signature: str,
+    history: Sequence[Outcome],
+    objective: float,
+) -> _Candidate:
+    """One strategy's score and the reasons behind it. An option unlikely to work is marked not
+    viable, so a quick, harmless action that will not fix anything cannot outrank a remedy."""
+    estimate = success_probability(strategy, causes, signature, history)
+    risk, risk_reasons = RiskAssessor().assess(strategy, context)
+    cost = ResourceEstimator().estimate(strategy, context)
+    recovery = objective if strategy.name == OBSERVE else strategy.recovery_seconds
+    total = score(estimate.probability, recovery, objective, risk, cost)
+    viable = strategy.name == OBSERVE or estimate.probability >= MIN_VIABLE_SUCCESS
+    reasons = _reasons(
+        strategy,
+        estimate,
+        causes,
+        recovery=recovery,
+        objective=objective,
+        risk=(risk, risk_reasons),
+        cost=cost,
+    )
+    if not viable:
+        reasons.append(
+            f"not viable: success {estimate.probability:.2f} < {MIN_VIABLE_SUCCESS:.2f}, "
+            "ranked after the viable options"
+        )
+    return _Candidate(not viable, total, risk, recovery, strategy.name, estimate, cost, reasons)
+
+
+def _ranked(candidates: Sequence[_Candidate]) -> list[Option]:
+    """The candidates as options, best first, each saying how far it is behind the best."""
+    ordered = sorted(
+        candidates, key=lambda c: (c.not_viable, -round(c.total, 9), c.risk, c.recovery, c.name)
+    )
+    options = []
+    for rank, c in enumerate(ordered, 1):
+        place = (
+            "ranked 1: highest weighted score"
+            if rank == 1
+            else f"ranked {rank}: {ordered[0].total - c.total:+.3f} against {ordered[0].name}"
+        )
+        options.append(
+            Option(
+                rank,
+                c.name,
+                c.total,
+                c.estimate.probability,
+                c.recovery,
+                c.risk,
+                c.cost,
+                [*c.reasons, place],
+            )
+        )
+    return options
 
 
 def _exclusions(

@@ -109,25 +109,15 @@ def measure(
     }
     failing = workload if workload is not None and workload.indicators else None
     if baseline is None or baseline.span_count < min_spans:
-        if failing is not None:
-            return _from_workload(common, failing)
         reason = (
             "no baseline yet"
             if baseline is None
             else f"the baseline has {baseline.span_count} spans, fewer than {min_spans}"
         )
-        return Measurement(
-            status="insufficient_data", reason=reason, insufficient="baseline", **common
-        )
+        return _too_few_spans(common, failing, reason, "baseline")
     if current.span_count < min_spans and throughput_drop(current, baseline) is None:
-        if failing is not None:
-            return _from_workload(common, failing)
-        return Measurement(
-            status="insufficient_data",
-            reason=f"the window has {current.span_count} spans, fewer than {min_spans}",
-            insufficient="window",
-            **common,
-        )
+        reason = f"the window has {current.span_count} spans, fewer than {min_spans}"
+        return _too_few_spans(common, failing, reason, "window")
     registry = registry or Registry.builtin()
     health = health_of(current, baseline, objectives)
     indicators = detect(current, baseline)
@@ -150,6 +140,19 @@ def measure(
         evidence=("spans", "kubernetes") if workload is not None else ("spans",),
         **common,
     )
+
+
+def _too_few_spans(
+    common: dict[str, Any],
+    failing: WorkloadHealth | None,
+    reason: str,
+    missing: Insufficient,
+) -> Measurement:
+    """Spans too few to judge by: failing workloads still measure (a service that crashes sends
+    no spans), anything else is ``insufficient_data`` saying which side is ``missing``."""
+    if failing is not None:
+        return _from_workload(common, failing)
+    return Measurement(status="insufficient_data", reason=reason, insufficient=missing, **common)
 
 
 def _at_least_high_when_down(

@@ -15,7 +15,7 @@ OTLP/protobuf requests (the same spans, for the receiver and the CLI).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -412,48 +412,75 @@ class EntropySimulator:
             n = int(rng.poisson(expected * op.weight / total_weight * jitter()))
             if n == 0:
                 continue
-            retried = np.flatnonzero(rng.random(n) < faults.retry_share)
-            n_total = n + len(retried)
-            # Noise on errors is the issue's "0.5% -> 0.8% blip": up to 1.6x the usual rate.
-            error_rate = min(1.0, op.error_rate * (float(rng.uniform(0.6, 1.6)) if noise else 1))
-            errors = rng.random(n_total) < error_rate
-            median = op.median_ms * jitter()
-            durations = (median * 1e6 * np.exp(op.sigma * rng.standard_normal(n_total))).astype(
-                np.int64
-            )
-            # Two spans per trace; a retry joins the trace of the span it retries. Spans are
-            # shuffled so that retries are interleaved, as they arrive in reality.
-            trace_of = np.concatenate([np.arange(n) // 2, retried // 2]) + index * 1_000_000
-            resend = np.concatenate([np.zeros(n, bool), np.ones(len(retried), bool)])
-            order = rng.permutation(n_total)
-            trace_of, resend = trace_of[order], resend[order]
-            trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in trace_of]
-            trace_hashes = hash_trace_ids(trace_ids)
-            picks = rng.integers(0, 1 << 30, size=(n_total, 4))
-            attributes = _SpanAttributes(
-                template=self._template(op, faults),
-                picks=picks,
-                errors=errors,
-                resend=resend,
+            chunk = self._operation_chunk(
+                system.service,
+                op,
+                faults,
+                rng,
+                jitter,
+                count=n,
+                trace_offset=index * 1_000_000,
                 first_unique=unique,
-                route=op.name.split(" ", 1)[-1],
-                cardinality_attribute=faults.cardinality_attribute,
+                window_ns=(start_ns, start_ns + int(window * 1e9)),
             )
-            unique += n_total
-            yield SyntheticChunk(
-                service=system.service,
-                name_codes=np.zeros(n_total, dtype=np.int32),
-                name_table=[op.name],
-                name_kinds=[SPAN_KINDS[op.kind]],
-                durations_ns=durations,
-                errors=errors,
-                trace_hashes=trace_hashes,
-                entries=np.full(n_total, SPAN_KINDS[op.kind] in ENTRY_KINDS),
-                trace_ids=trace_ids,
-                start_ns=start_ns,
-                end_ns=start_ns + int(window * 1e9),
-                attributes=attributes,
-            )
+            unique += len(chunk)
+            yield chunk
+
+    def _operation_chunk(
+        self,
+        service: str,
+        op: Operation,
+        faults: Faults,
+        rng: np.random.Generator,
+        jitter: Callable[[], float],
+        *,
+        count: int,
+        trace_offset: int,
+        first_unique: int,
+        window_ns: tuple[int, int],
+    ) -> SyntheticChunk:
+        """One operation's spans in a window: ``count`` spans plus their retries, with the
+        faulted error rate and latency. Draws from ``rng`` in a fixed order, so that a seed
+        gives the same spans every time."""
+        retried = np.flatnonzero(rng.random(count) < faults.retry_share)
+        n_total = count + len(retried)
+        # Noise on errors is the issue's "0.5% -> 0.8% blip": up to 1.6x the usual rate.
+        blip = float(rng.uniform(0.6, 1.6)) if faults.noise else 1
+        errors = rng.random(n_total) < min(1.0, op.error_rate * blip)
+        median = op.median_ms * jitter()
+        durations = (median * 1e6 * np.exp(op.sigma * rng.standard_normal(n_total))).astype(
+            np.int64
+        )
+        # Two spans per trace; a retry joins the trace of the span it retries. Spans are
+        # shuffled so that retries are interleaved, as they arrive in reality.
+        trace_of = np.concatenate([np.arange(count) // 2, retried // 2]) + trace_offset
+        resend = np.concatenate([np.zeros(count, bool), np.ones(len(retried), bool)])
+        order = rng.permutation(n_total)
+        trace_of, resend = trace_of[order], resend[order]
+        trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in trace_of]
+        attributes = _SpanAttributes(
+            template=self._template(op, faults),
+            picks=rng.integers(0, 1 << 30, size=(n_total, 4)),
+            errors=errors,
+            resend=resend,
+            first_unique=first_unique,
+            route=op.name.split(" ", 1)[-1],
+            cardinality_attribute=faults.cardinality_attribute,
+        )
+        return SyntheticChunk(
+            service=service,
+            name_codes=np.zeros(n_total, dtype=np.int32),
+            name_table=[op.name],
+            name_kinds=[SPAN_KINDS[op.kind]],
+            durations_ns=durations,
+            errors=errors,
+            trace_hashes=hash_trace_ids(trace_ids),
+            entries=np.full(n_total, SPAN_KINDS[op.kind] in ENTRY_KINDS),
+            trace_ids=trace_ids,
+            start_ns=window_ns[0],
+            end_ns=window_ns[1],
+            attributes=attributes,
+        )
 
     def summary(
         self, system: SyntheticSystem, faults: Faults, seed: int, window_s: float | None = None
