@@ -61,103 +61,115 @@ def shop_manifests(
     its Service. The shop exports its spans to ``otlp_endpoint`` (the operator's receiver)."""
     labels = {"app": APP}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": APP},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": [CONFIG, PAYMENTS],
-                    "verbs": ["get"],
-                }
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": APP},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP},
-            "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": namespace}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": CONFIG},
-            "data": GOOD_CONFIG,
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": PAYMENTS},
-            "data": HEALTHY_PAYMENTS,
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": RUNTIME},
-            "data": GOOD_RUNTIME,
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": APP, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": APP,
-                        "securityContext": POD_SECURITY,
-                        "containers": [
-                            {
-                                "name": "shop",
-                                "image": IMAGE,
-                                "args": [
-                                    "demo",
-                                    "app",
-                                    f"--port={PORT}",
-                                    f"--version={version}",
-                                ],
-                                "ports": [{"name": "http", "containerPort": PORT}],
-                                "securityContext": CONTAINER_SECURITY,
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/healthz", "port": "http"},
-                                    "periodSeconds": 1,
-                                },
-                                # Serve on while kube-proxy stops sending here: an endpoint
-                                # leaves the Service a moment after its pod is told to stop.
-                                "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
-                                "envFrom": [{"configMapRef": {"name": RUNTIME}}],
-                                "env": [
-                                    {
-                                        "name": "POD_NAMESPACE",
-                                        "valueFrom": {
-                                            "fieldRef": {"fieldPath": "metadata.namespace"}
-                                        },
-                                    },
-                                    {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint},
-                                    {"name": "OTEL_SERVICE_NAME", "value": APP},
-                                ],
-                            }
-                        ],
-                    },
+        _service_account(),
+        _role(),
+        _role_binding(namespace),
+        _config_map(CONFIG, GOOD_CONFIG),
+        _config_map(PAYMENTS, HEALTHY_PAYMENTS),
+        _config_map(RUNTIME, GOOD_RUNTIME),
+        _deployment(labels, otlp_endpoint=otlp_endpoint, version=version),
+        _service(labels),
+    ]
+
+
+def _service_account() -> dict[str, Any]:
+    """The identity the shop's pods run as, so the Role can grant it its reads."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": APP}}
+
+
+def _role() -> dict[str, Any]:
+    """The shop reads its config and the payments state itself, and nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": APP},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [CONFIG, PAYMENTS],
+                "verbs": ["get"],
+            }
+        ],
+    }
+
+
+def _role_binding(namespace: str) -> dict[str, Any]:
+    """Grants the Role to the shop's ServiceAccount in ``namespace``."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": APP},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP},
+        "subjects": [{"kind": "ServiceAccount", "name": APP, "namespace": namespace}],
+    }
+
+
+def _config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
+    """One of the shop's ConfigMaps in its healthy state, the state a demo starts from."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def _deployment(labels: dict[str, str], *, otlp_endpoint: str, version: str) -> dict[str, Any]:
+    """The shop's Deployment: its pods run as its ServiceAccount, locked down as the operator."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": APP, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": APP,
+                    "securityContext": POD_SECURITY,
+                    "containers": [_shop_container(otlp_endpoint=otlp_endpoint, version=version)],
                 },
             },
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": APP, "labels": labels},
-            "spec": {
-                "selector": labels,
-                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-            },
+    }
+
+
+def _shop_container(*, otlp_endpoint: str, version: str) -> dict[str, Any]:
+    """The shop itself: ``version`` is an argument (the bad release patches it), its runtime
+    settings come from a ConfigMap outside the charter, and its spans go to ``otlp_endpoint``."""
+    return {
+        "name": "shop",
+        "image": IMAGE,
+        "args": ["demo", "app", f"--port={PORT}", f"--version={version}"],
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "securityContext": CONTAINER_SECURITY,
+        "readinessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 1,
         },
-    ]
+        # Serve on while kube-proxy stops sending here: an endpoint leaves the Service a
+        # moment after its pod is told to stop.
+        "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+        "envFrom": [{"configMapRef": {"name": RUNTIME}}],
+        "env": [
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": otlp_endpoint},
+            {"name": "OTEL_SERVICE_NAME", "value": APP},
+        ],
+    }
+
+
+def _service(labels: dict[str, str]) -> dict[str, Any]:
+    """The shop's Service on port 80: the load generator and the demo reach the shop through it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": APP, "labels": labels},
+        "spec": {
+            "selector": labels,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }
 
 
 def charter(

@@ -63,18 +63,8 @@ def job_manifest(
     trace_id: str | None = None,
 ) -> dict[str, Any]:
     """The Job of one phase (pure: same inputs, same Job)."""
-    env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
-    if trace_id:
-        # W3C trace context: the phase's spans join the cycle's trace (parent: the cycle root).
-        env.append({"name": "TRACEPARENT", "value": traceparent(trace_id)})
-    env.extend(otel_environment())
-    if receiver_url:
-        env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
-    labels = {
-        CYCLE_LABEL: label_value(cycle),
-        PHASE_LABEL: phase,
-        "app.kubernetes.io/name": "weavergen-phase",
-    }
+    labels = phase_labels(cycle, phase)
+    env = phase_env(phase, receiver_url=receiver_url, trace_id=trace_id)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -90,47 +80,81 @@ def job_manifest(
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": os.environ.get(
-                        "WEAVERGEN_PHASE_SERVICE_ACCOUNT", PHASE_SERVICE_ACCOUNT
-                    ),
-                    "containers": [
-                        {
-                            "name": "phase",
-                            "image": os.environ.get("WEAVERGEN_IMAGE", DEFAULT_IMAGE),
-                            "imagePullPolicy": os.environ.get(
-                                "WEAVERGEN_IMAGE_PULL_POLICY", "IfNotPresent"
-                            ),
-                            "command": [
-                                "weavergen",
-                                "phase",
-                                "run",
-                                "--phase",
-                                phase,
-                                "--cycle",
-                                f"{namespace}/{cycle}",
-                            ],
-                            "env": env,
-                            "terminationMessagePolicy": "FallbackToLogsOnError",
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                "spec": phase_pod_spec(phase_container(namespace, cycle, phase, env)),
             },
         },
+    }
+
+
+def phase_labels(cycle: str, phase: str) -> dict[str, str]:
+    """The labels of a phase's Job and pods, so they can be found by cycle and phase."""
+    return {
+        CYCLE_LABEL: label_value(cycle),
+        PHASE_LABEL: phase,
+        "app.kubernetes.io/name": "weavergen-phase",
+    }
+
+
+def phase_env(
+    phase: str, *, receiver_url: str | None, trace_id: str | None
+) -> list[dict[str, str]]:
+    """A phase's environment: its spans join the cycle's trace and export where the operator's
+    do, and it reads span summaries from the operator's receiver when there is one."""
+    env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
+    if trace_id:
+        # W3C trace context: the phase's spans join the cycle's trace (parent: the cycle root).
+        env.append({"name": "TRACEPARENT", "value": traceparent(trace_id)})
+    env.extend(otel_environment())
+    if receiver_url:
+        env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
+    return env
+
+
+def phase_container(
+    namespace: str, cycle: str, phase: str, env: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The container that runs one phase from the operator's image, locked down: it writes
+    only to its own /tmp, and its logs explain a failure that left no termination message."""
+    return {
+        "name": "phase",
+        "image": os.environ.get("WEAVERGEN_IMAGE", DEFAULT_IMAGE),
+        "imagePullPolicy": os.environ.get("WEAVERGEN_IMAGE_PULL_POLICY", "IfNotPresent"),
+        "command": [
+            "weavergen",
+            "phase",
+            "run",
+            "--phase",
+            phase,
+            "--cycle",
+            f"{namespace}/{cycle}",
+        ],
+        "env": env,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def phase_pod_spec(container: dict[str, Any]) -> dict[str, Any]:
+    """A phase's pod: run once (the Job retries), as the phase service account, non-root, with
+    an empty /tmp as the one writable place."""
+    return {
+        "restartPolicy": "Never",
+        "serviceAccountName": os.environ.get(
+            "WEAVERGEN_PHASE_SERVICE_ACCOUNT", PHASE_SERVICE_ACCOUNT
+        ),
+        "containers": [container],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
 
 
