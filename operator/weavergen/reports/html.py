@@ -209,6 +209,14 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[str]], css: str = "")
     return "".join(lines)
 
 
+def _table_or_empty(
+    headers: Iterable[str], rows: Sequence[Sequence[str]], *, empty: str, css: str = ""
+) -> str:
+    """The rows as a table, or a line saying there are none: a table of headers alone reads
+    as a broken report."""
+    return _table(headers, rows, css) if rows else _empty(empty)
+
+
 def _level_badge(level: object) -> str:
     known = level if level in ("low", "medium", "high", "critical") else "unknown"
     return f'<span class="badge level-{known}">{esc(level or "unknown")}</span>'
@@ -230,77 +238,31 @@ def _card(title: str, content: str) -> str:
 def _summary(status: Mapping[str, Any]) -> str:
     """Where the charter stands now: entropy, thresholds, breaker, forecast, conditions."""
     entropy = as_map(status.get("entropy"))
-    thresholds = as_map(status.get("effectiveThresholds"))
-    breaker = as_map(status.get("circuitBreaker"))
-    if entropy.get("score") is None and entropy.get("level") is None:
-        entropy_card = _empty("not measured yet")
-    else:
-        entropy_card = (
-            f'<div class="big">{_level_badge(entropy.get("level"))} '
-            f"{fmt_num(entropy.get('score'))}</div>"
-            f"<div>health {fmt_num(entropy.get('healthScore'))}</div>"
-            f'<div class="muted">{esc(entropy.get("spanCount", 0))} spans · '
-            f"{esc(entropy.get('validationErrorCount', 0))} validation errors · "
-            f"measured {fmt_time(entropy.get('measuredAt'))}</div>"
-        )
-    thresholds_card = (
-        _empty("not resolved yet")
-        if not thresholds
-        else " · ".join(
-            f"{level} {fmt_num(thresholds.get(level))}" for level in ("medium", "high", "critical")
-        )
-        + f'<div class="muted">source: {esc(thresholds.get("source", "—"))}</div>'
-    )
-    if breaker:
-        state = str(breaker.get("state", "Closed"))
-        starts = breaker.get("recentCycleStarts")
-        breaker_card = (
-            f'<div class="big">{esc(state)}</div>'
-            + (
-                f"<div>open until {fmt_time(breaker.get('openUntil'))}</div>"
-                if breaker.get("openUntil")
-                else ""
-            )
-            + f'<div class="muted">{len(starts) if isinstance(starts, list) else 0} '
-            "cycle starts in the window</div>"
-        )
-    else:
-        breaker_card = _empty("closed (no cycle yet)")
-    last = as_map(status.get("lastCycle"))
-    cycles_card = f"<div>active: {esc(status.get('activeCycle') or 'none')}</div>" + (
-        f"<div>last: {esc(last.get('name', '?'))} {_outcome_badge(last.get('outcome'))}"
-        f'<div class="muted">finished {fmt_time(last.get("finishedAt"))}</div></div>'
-        if last
-        else "<div>last: none</div>"
-    )
     parts = [
         '<section class="summary"><h2>Summary</h2><div class="cards">',
-        _card("Entropy", entropy_card),
-        _card("Thresholds", thresholds_card),
-        _card("Circuit breaker", breaker_card),
+        _card("Entropy", _entropy_card(entropy)),
+        _card("Thresholds", _thresholds_card(as_map(status.get("effectiveThresholds")))),
+        _card("Circuit breaker", _breaker_card(as_map(status.get("circuitBreaker")))),
         _card("Forecast", esc(forecast_sentence(status.get("forecast")))),
-        _card("Cycles", cycles_card),
+        _card("Cycles", _cycles_card(status)),
         "</div>",
     ]
-    indicators = as_maps(entropy.get("indicators"))
     parts.append("<h3>Drift indicators</h3>")
     parts.append(
-        _table(
+        _table_or_empty(
             ["type", "severity", "summary"],
-            (
+            [
                 [esc(i.get("type", "?")), fmt_num(i.get("severity")), esc(i.get("summary", ""))]
-                for i in indicators
-            ),
+                for i in as_maps(entropy.get("indicators"))
+            ],
+            empty="no drift indicators",
         )
-        if indicators
-        else _empty("no drift indicators")
     )
-    conditions = as_maps(status.get("conditions"))
     parts.append("<h3>Conditions</h3>")
     parts.append(
-        _table(
+        _table_or_empty(
             ["type", "status", "reason", "message", "since"],
-            (
+            [
                 [
                     esc(c.get("type", "?")),
                     esc(c.get("status", "?")),
@@ -308,14 +270,68 @@ def _summary(status: Mapping[str, Any]) -> str:
                     esc(c.get("message", "")),
                     fmt_time(c.get("lastTransitionTime")),
                 ]
-                for c in conditions
-            ),
+                for c in as_maps(status.get("conditions"))
+            ],
+            empty="no conditions yet",
         )
-        if conditions
-        else _empty("no conditions yet")
     )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _entropy_card(entropy: Mapping[str, Any]) -> str:
+    """The last measurement; a charter not measured yet says so rather than show zeros."""
+    if entropy.get("score") is None and entropy.get("level") is None:
+        return _empty("not measured yet")
+    return (
+        f'<div class="big">{_level_badge(entropy.get("level"))} '
+        f"{fmt_num(entropy.get('score'))}</div>"
+        f"<div>health {fmt_num(entropy.get('healthScore'))}</div>"
+        f'<div class="muted">{esc(entropy.get("spanCount", 0))} spans · '
+        f"{esc(entropy.get('validationErrorCount', 0))} validation errors · "
+        f"measured {fmt_time(entropy.get('measuredAt'))}</div>"
+    )
+
+
+def _thresholds_card(thresholds: Mapping[str, Any]) -> str:
+    """The levels in force and their source, which says whether anyone chose them."""
+    if not thresholds:
+        return _empty("not resolved yet")
+    return (
+        " · ".join(
+            f"{level} {fmt_num(thresholds.get(level))}" for level in ("medium", "high", "critical")
+        )
+        + f'<div class="muted">source: {esc(thresholds.get("source", "—"))}</div>'
+    )
+
+
+def _breaker_card(breaker: Mapping[str, Any]) -> str:
+    """The circuit breaker's state, and until when it holds cycles back when open."""
+    if not breaker:
+        return _empty("closed (no cycle yet)")
+    state = str(breaker.get("state", "Closed"))
+    starts = breaker.get("recentCycleStarts")
+    return (
+        f'<div class="big">{esc(state)}</div>'
+        + (
+            f"<div>open until {fmt_time(breaker.get('openUntil'))}</div>"
+            if breaker.get("openUntil")
+            else ""
+        )
+        + f'<div class="muted">{len(starts) if isinstance(starts, list) else 0} '
+        "cycle starts in the window</div>"
+    )
+
+
+def _cycles_card(status: Mapping[str, Any]) -> str:
+    """The running cycle and how the last one ended, the first things asked in an incident."""
+    last = as_map(status.get("lastCycle"))
+    return f"<div>active: {esc(status.get('activeCycle') or 'none')}</div>" + (
+        f"<div>last: {esc(last.get('name', '?'))} {_outcome_badge(last.get('outcome'))}"
+        f'<div class="muted">finished {fmt_time(last.get("finishedAt"))}</div></div>'
+        if last
+        else "<div>last: none</div>"
+    )
 
 
 def forecast_sentence(forecast: object) -> str:
@@ -492,20 +508,19 @@ def _cycle_article(cycle: Mapping[str, Any]) -> str:
     plan = as_maps(status.get("plan"))
     parts.append("<h4>Plan</h4>")
     parts.append(
-        _table(
+        _table_or_empty(
             ["action", "object", "diff"],
-            (
+            [
                 [
                     esc(change.get("action", "?")),
                     esc(change.get("object", "?")),
                     f"<pre>{esc(change.get('diff') or '(no diff)')}</pre>",
                 ]
                 for change in plan
-            ),
-            "plan",
+            ],
+            empty="no planned changes",
+            css="plan",
         )
-        if plan
-        else _empty("no planned changes")
     )
     snapshot = as_map(status.get("snapshot"))
     if snapshot:
@@ -652,23 +667,21 @@ def _incident(incident: Mapping[str, Any]) -> str:
         parts.append('<h3>Changed outside the charter\'s targets</h3><ul class="suspects">')
         parts += [f"<li>{esc(s)}</li>" for s in suspects]
         parts.append("</ul>")
-    attempts = as_maps(incident.get("attempts"))
     parts.append(
-        _table(
+        _table_or_empty(
             ["cycle", "strategy", "outcome", "finished"],
-            (
+            [
                 [
                     esc(a.get("cycle", "?")),
                     esc(a.get("strategy", "?")),
                     _outcome_badge(a.get("outcome")),
                     fmt_time(a.get("finishedAt")),
                 ]
-                for a in attempts
-            ),
-            "attempts",
+                for a in as_maps(incident.get("attempts"))
+            ],
+            empty="no cycle has finished for this incident yet",
+            css="attempts",
         )
-        if attempts
-        else _empty("no cycle has finished for this incident yet")
     )
     parts.append("</section>")
     return "\n".join(parts)
@@ -677,9 +690,9 @@ def _incident(incident: Mapping[str, Any]) -> str:
 def _strategy_history(history: Sequence[Mapping[str, Any]]) -> str:
     parts = ["<section><h2>Strategy history</h2>"]
     parts.append(
-        _table(
+        _table_or_empty(
             ["strategy", "signature", "successes", "failures", "last outcome", "last used"],
-            (
+            [
                 [
                     esc(h.get("strategy", "?")),
                     f"<code>{esc(h.get('signature', '—'))}</code>",
@@ -689,11 +702,10 @@ def _strategy_history(history: Sequence[Mapping[str, Any]]) -> str:
                     fmt_time(h.get("lastUsedAt")),
                 ]
                 for h in history
-            ),
-            "strategies",
+            ],
+            empty="no strategy history yet",
+            css="strategies",
         )
-        if history
-        else _empty("no strategy history yet")
     )
     parts.append("</section>")
     return "\n".join(parts)
