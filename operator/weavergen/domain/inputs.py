@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from weavergen.domain.actions import Manifest
+from weavergen.domain.times import parse_time
 
 
 @dataclass(frozen=True, order=True)
@@ -103,7 +104,8 @@ def changed_inputs(
             out.append(f"{item.describe()}, missing")
             continue
         changed = last_changed(obj)
-        if changed is not None and _parse(changed) >= since:
+        changed_at = parse_time(changed)
+        if changed_at is not None and changed_at >= since:
             out.append(f"{item.describe()}, changed {changed}")
     return out
 
@@ -137,7 +139,3 @@ def fingerprint(objects: Iterable[Manifest]) -> str:
         parts.append([kind, name, content])
     text = json.dumps(sorted(parts, key=lambda p: (p[0], p[1])), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _parse(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
