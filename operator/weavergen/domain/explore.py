@@ -362,7 +362,7 @@ def _assess(
     *,
     causes: Mapping[str, float],
     signature: str,
-    history: Sequence[Outcome],
+    history: Sequence[StrategyRecord],
     objective: float,
 ) -> _Candidate:
     """One strategy's score and the reasons behind it. An option unlikely to work is marked not
