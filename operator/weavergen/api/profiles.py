@@ -229,14 +229,28 @@ def profile_for(system_type: SystemType | str) -> SystemProfile:
         raise ValueError(f"unknown system type {system_type!r} (known: {known})") from None
 
 
-def resolve_spec(spec: RegenerationCharterSpec) -> RegenerationCharterSpec:
+class ResolvedCharterSpec(RegenerationCharterSpec):
+    """A charter spec with its system type's defaults filled in: nothing left unset to check."""
+
+    thresholds: ThresholdsSpec
+    success_criteria: SuccessCriteriaSpec
+    cadence: CadenceSpec
+    phase_policy: PhasePolicySpec
+
+
+def resolve_spec(spec: RegenerationCharterSpec) -> ResolvedCharterSpec:
     """The spec with every system-type default filled in explicitly."""
+    if isinstance(spec, ResolvedCharterSpec):
+        return spec
     profile = profile_for(spec.system_type)
-    return spec.model_copy(
-        update={
-            "thresholds": spec.thresholds or profile.thresholds,
-            "success_criteria": spec.success_criteria or profile.success_criteria,
-            "cadence": spec.cadence or profile.cadence,
-            "phase_policy": spec.phase_policy or profile.phase_policy,
-        }
+    values = {name: getattr(spec, name) for name in type(spec).model_fields}
+    defaults = {
+        "thresholds": spec.thresholds or profile.thresholds,
+        "success_criteria": spec.success_criteria or profile.success_criteria,
+        "cadence": spec.cadence or profile.cadence,
+        "phase_policy": spec.phase_policy or profile.phase_policy,
+    }
+    # Every value is already a validated part of ``spec`` or of a profile: nothing to check.
+    return ResolvedCharterSpec.model_construct(
+        spec.model_fields_set | set(defaults), **{**values, **defaults}
     )

@@ -67,7 +67,6 @@ def cmd_implement(args: argparse.Namespace) -> int:
         return 0
     charter, gateway = _charter_gateway(args)
     criteria = resolve_spec(charter.spec).success_criteria
-    assert criteria is not None
     operators = Operators(gateway, criteria)
     print(f"implementing {solution['strategy']} on {gateway.namespace}", file=sys.stderr)
     run = run_strategy(

@@ -154,7 +154,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.charter:
         charter = load_charter(args.charter)
         spec = resolve_spec(charter.spec)
-        assert spec.success_criteria is not None
         objective = float(spec.success_criteria.max_recovery_seconds)
         allow, deny = spec.strategies.allow, spec.strategies.deny
         history = strategy_records(

@@ -80,9 +80,14 @@ def phase_records(
 
 
 def cycle_status(
-    data: Mapping[str, Any], status: Mapping[str, Any], generation: int | None, now: datetime
+    data: Mapping[str, Any],
+    status: Mapping[str, Any],
+    generation: int | None,
+    now: datetime,
+    *,
+    finished: bool,
 ) -> dict[str, Any]:
-    """Conditions, entropy before/after, options and, once finished, the outcome."""
+    """Conditions, entropy before/after, options and, once ``finished``, the outcome."""
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
     for condition, key in PHASE_TASKS.values():
         if key in data:
@@ -108,13 +113,12 @@ def cycle_status(
         ]
         patch["predictedEntropy"] = solution["predicted_entropy"]
     outcome = data.get("outcome")
-    if outcome:
+    if finished and outcome:
         phase = OUTCOME_PHASE.get(str(outcome), "Failed")
         message = outcome_message(phase, data)
-        # A final status is written twice (the workflow step, then the handler's patch): the
-        # end time is the first one's, so whoever read the first sees the same as the charter.
-        finished = status.get("finishedAt") or stamp(now)
-        patch.update({"phase": phase, "finishedAt": finished, "message": message})
+        # A final status written again (a second reconcile) keeps the first one's end time.
+        ended = status.get("finishedAt") or stamp(now)
+        patch.update({"phase": phase, "finishedAt": ended, "message": message})
         rollback = rollback_record(data, message)
         if rollback is not None:
             patch["rollback"] = rollback
@@ -168,3 +172,10 @@ def outcome_message(phase: str, data: Mapping[str, Any]) -> str:
     if failure:
         return f"{failure.get('task')} failed: {failure.get('error')}"
     return f"{strategy} did not meet the success criteria: " + "; ".join(verdict)
+
+
+def cycle_duration_seconds(final: Mapping[str, Any]) -> float | None:
+    """A finished cycle's duration: the sum of its phases' (cheap; no clock parsing)."""
+    durations = [p.get("durationSeconds") for p in final.get("phases") or []]
+    known = [d for d in durations if d is not None]
+    return float(sum(known)) if known else None

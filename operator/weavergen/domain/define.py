@@ -17,7 +17,7 @@ from weavergen.api.charter import (
     WorkloadRef,
 )
 from weavergen.api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, ObjectMeta
-from weavergen.api.profiles import profile_for, resolve_spec
+from weavergen.api.profiles import ResolvedCharterSpec, profile_for, resolve_spec
 
 SYSTEM_ID_LABEL = "regeneration.weavergen.io/system-id"
 SYSTEM_TYPE_LABEL = "regeneration.weavergen.io/system-type"
@@ -105,8 +105,8 @@ def _strictest(
 
 
 def merge_stakeholders(
-    spec: RegenerationCharterSpec, stakeholders: Sequence[Stakeholder]
-) -> RegenerationCharterSpec:
+    spec: ResolvedCharterSpec, stakeholders: Sequence[Stakeholder]
+) -> ResolvedCharterSpec:
     """Add stakeholders to a resolved spec; their requirements only ever tighten it.
 
     Each criterion takes the strictest of the charter's value and every stakeholder's: the
@@ -114,7 +114,6 @@ def merge_stakeholders(
     A stakeholder who requires approval turns ``enforce`` into ``propose``.
     """
     criteria = spec.success_criteria
-    assert criteria is not None, "merge_stakeholders needs a resolved spec"
     reqs = [s.requirements for s in stakeholders]
     recovery = min(
         [criteria.max_recovery_seconds, *(r.max_recovery_seconds or 86_400 for r in reqs)]

@@ -223,7 +223,6 @@ class MeasureSettings:
     @classmethod
     def from_charter(cls, spec: RegenerationCharterSpec) -> MeasureSettings:
         resolved = resolve_spec(spec)
-        assert resolved.thresholds is not None  # resolve_spec fills it
         given = resolved.thresholds
         return cls(
             service=spec.telemetry.service_name,

@@ -70,7 +70,6 @@ def measurement_due(
     if requested and requested != status.get("handledRequest"):
         return True
     cadence = resolve_spec(spec).cadence
-    assert cadence is not None
     last = parse_time((status.get("entropy") or {}).get("measuredAt"))
     return last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds)
 
@@ -102,7 +101,6 @@ def decide(
     escalated incident holds until it, or the evidence, changes (``domain.incident``).
     """
     resolved = resolve_spec(spec)
-    assert resolved.thresholds is not None
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
     patch: dict[str, Any] = {
         "observedGeneration": generation,
@@ -132,7 +130,6 @@ def decide(
     score = measurement["entropy_score"]
     patch["entropy"] = _entropy_status(measurement, now)
     _set_measured(conditions, measurement, trigger)
-    assert resolved.cadence is not None
     charted = chart_measurement(
         spec,
         status.get("controlCharts"),
@@ -371,7 +368,10 @@ def record_outcome(
     now: datetime,
 ) -> dict[str, Any]:
     """The charter's status patch once one of its cycles has finished (pure): the charter is
-    free for its next cycle, and the outcome joins its strategy history and its incident."""
+    free for its next cycle, and the outcome joins its strategy history and its incident.
+    Nothing (``{}``) once it has been recorded: a second reconcile must not count it twice."""
+    if (status.get("lastCycle") or {}).get("name") == cycle:
+        return {}
     exploration, chosen = data.get("exploration") or {}, data.get("chosen") or {}
     phase = str(final.get("phase"))
     history = [dict(h) for h in status.get("strategyHistory") or []]

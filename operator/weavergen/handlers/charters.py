@@ -13,10 +13,11 @@ from weavergen.api.common import GROUP, VERSION
 from weavergen.domain.gate import REQUEST_ANNOTATION
 from weavergen.domain.measure import known_good
 from weavergen.domain.otlp import OtlpError
-from weavergen.domain.reconcile import decide, measurement_due
+from weavergen.domain.reconcile import CharterDecision, decide, measurement_due
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
+from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
 
 TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
@@ -33,11 +34,11 @@ def reconcile_charter(
     meta: kopf.Meta,
     name: str,
     namespace: str | None,
-    patch: kopf.Patch,
     memo: Any,
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
+    """Measure when due, decide (pure), start a cycle if the decision says so, write status."""
     assert namespace is not None  # both kinds are namespaced
     charter = RegenerationCharterSpec.model_validate(dict(spec))
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -48,13 +49,7 @@ def reconcile_charter(
     gateway = KubeGateway(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
-    measurement, problem, inputs = None, None, None
-    try:
-        measurement = gateway.measure()
-        if status.get("incident"):  # an escalation holds until the inputs are edited
-            inputs = gateway.inputs_fingerprint()
-    except (LookupError, OtlpError, ValueError, OSError) as err:
-        problem = str(err)
+    measurement, problem, inputs = _observe(gateway, status)
     decision = decide(
         charter,
         generation=meta.get("generation"),
@@ -68,27 +63,45 @@ def reconcile_charter(
     if known_good(measurement) and not gateway.has_golden():
         gateway.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
+    patch = dict(decision.status)
     if decision.start_cycle:
         cycle, created = start_cycle(
             rest, cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
         )
-        decision.status["activeCycle"] = cycle
+        patch["activeCycle"] = cycle
         if created:
             kopf.info(
                 body, reason="CycleStarted", message=f"started {cycle}: {decision.start_cycle}"
             )
         else:
             logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
-    for key, value in decision.status.items():
-        patch.status[key] = value
+    write_status(rest, "RegenerationCharter", namespace, name, patch)
+    _announce(body, decision)
+    metrics.record_charter(namespace, name, patch)
+    metrics.record_forecast(namespace, name, patch.get("forecast"))
+    for metric, signal in decision.signals:
+        metrics.record_signal(namespace, name, metric, signal)
+
+
+def _observe(
+    gateway: KubeGateway, status: kopf.Status
+) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """The measurement (or why there is none) and, while an incident is open, the fingerprint
+    of the targets' inputs (an escalation holds until they are edited)."""
+    try:
+        measurement = gateway.measure()
+        inputs = gateway.inputs_fingerprint() if status.get("incident") else None
+    except (LookupError, OtlpError, ValueError, OSError) as err:
+        return None, str(err), None
+    return measurement, None, inputs
+
+
+def _announce(body: kopf.Body, decision: CharterDecision) -> None:
+    """The decision's Events: control-chart signals as warnings, the rest as information."""
     for _metric, signal in decision.signals:
         kopf.warn(body, reason=f"ControlChart{signal.rule}", message=signal.message)
     for reason, message in decision.events:
         kopf.info(body, reason=reason, message=message)
-    metrics.record_charter(namespace, name, decision.status)
-    metrics.record_forecast(namespace, name, decision.status.get("forecast"))
-    for metric, signal in decision.signals:
-        metrics.record_signal(namespace, name, metric, signal)
 
 
 @kopf.on.delete(GROUP, VERSION, "regenerationcharters", optional=True)

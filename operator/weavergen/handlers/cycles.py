@@ -24,7 +24,6 @@ def reconcile_cycle(
     meta: kopf.Meta,
     name: str,
     namespace: str | None,
-    patch: kopf.Patch,
     memo: Any,
     logger: kopf.Logger,
     **_: Any,
@@ -32,11 +31,9 @@ def reconcile_cycle(
     assert namespace is not None  # both kinds are namespaced
     if status.get("phase") in FINAL_PHASES:
         return
-    final = CycleReconciler(memo.rest, memo.receiver_url).reconcile(
+    ended = CycleReconciler(memo.rest, memo.receiver_url).reconcile(
         namespace, name, meta, spec, status
     )
-    if final is not None:
-        for key, value in final.items():
-            patch.status[key] = value
-        metrics.record_cycle(namespace, spec["charterRef"]["name"], final)
-        logger.info("finished cycle=%s phase=%s", name, final.get("phase"))
+    if ended is not None:
+        metrics.record_cycle(namespace, spec["charterRef"]["name"], ended.status)
+        logger.info("finished cycle=%s phase=%s", name, ended.status.get("phase"))

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from weavergen.api.charter import PHASES, RegenerationCharterSpec
+from weavergen.api.charter import PHASES
 from weavergen.api.common import API_VERSION, CHARTER_LABEL
 from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
-from weavergen.api.profiles import resolve_spec
-from weavergen.domain.control import chart_cycle
-from weavergen.domain.cycle_status import PHASE_TASKS, RUNNING_PHASE, cycle_status, phase_records
+from weavergen.domain.cycle_plan import (
+    CycleDecision,
+    CycleObservation,
+    plan_cycle,
+    plan_missing_charter,
+)
 from weavergen.domain.names import child_name, cycle_name, label_value
-from weavergen.domain.reconcile import record_outcome
-from weavergen.domain.times import parse_time, stamp
+from weavergen.domain.reconcile import merge_patch
+from weavergen.domain.times import parse_time
 from weavergen.k8s.events import involved, post_event
 from weavergen.k8s.gateway import charter_owner
 from weavergen.k8s.jobs import (
@@ -35,8 +39,8 @@ from weavergen.k8s.jobs import (
 )
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
-from weavergen.phases.cycle import record_cycle_span, trace_id_of
-from weavergen.telemetry import metrics
+from weavergen.k8s.status import write_status
+from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
 from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, start_cycle_workflow
 
@@ -165,8 +169,21 @@ def awaiting_approval(params: dict[str, Any], data: dict[str, Any]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _CycleRefs:
+    """Who a cycle's writes concern: the cycle, its charter, and the cycle's trace."""
+
+    namespace: str
+    cycle: str
+    charter: str
+    cycle_involved: dict[str, Any]
+    charter_involved: dict[str, Any]
+    trace_id: str
+    span_identity: dict[str, str]
+
+
 class CycleReconciler:
-    """One reconcile of one cycle: gather, run the workflow from its saved state, record."""
+    """One reconcile of one cycle: gather, run the workflow from its saved state, plan, apply."""
 
     def __init__(self, rest: Rest, receiver_url: str | None = None) -> None:
         self.rest = rest
@@ -179,21 +196,24 @@ class CycleReconciler:
         meta: Mapping[str, Any],
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
-    ) -> dict[str, Any] | None:
-        """Advance the cycle; returns its final status once it has finished, else None."""
+    ) -> CycleDecision | None:
+        """Advance the cycle; returns the decision that ended it once it is over, else None."""
         cycle = RegenerationCycleSpec.model_validate(dict(spec))
         charter_obj = self.rest.get("RegenerationCharter", namespace, cycle.charter_ref.name)
-        if charter_obj is None:
-            return {
-                "phase": "Failed",
-                "message": f"charter {cycle.charter_ref.name} does not exist",
-            }
         owner = cycle_owner(name, meta["uid"])
+        cycle_involved = {k: owner[k] for k in ("apiVersion", "kind", "name", "uid")}
+        if charter_obj is None:
+            refs = _CycleRefs(
+                namespace,
+                name,
+                cycle.charter_ref.name,
+                {**cycle_involved, "namespace": namespace},
+                {},
+                "",
+                {},
+            )
+            return self.apply(refs, plan_missing_charter(cycle.charter_ref.name, status, _now()))
         trace_id = status.get("traceId") or trace_id_of(meta["uid"])
-        involved = {
-            **{k: owner[k] for k in ("apiVersion", "kind", "name", "uid")},
-            "namespace": namespace,
-        }
         phases = cycle_phases(
             self.rest,
             namespace,
@@ -204,210 +224,159 @@ class CycleReconciler:
             receiver_url=self.receiver_url,
             trace_parent=traceparent(trace_id),
         )
-        charter = phases.charter
-        jobs = None
-        if charter.executor == "job":
-            policy = resolve_spec(charter).phase_policy
-            assert policy is not None
-            phase_jobs = PhaseJobs(
-                self.rest,
-                namespace,
-                cycle=name,
-                owner=owner,
-                policy=policy,
-                receiver_url=self.receiver_url,
-                trace_id=trace_id,
-            )
-            jobs = {phase: phase_jobs.operator(phase) for phase in PHASES}
-        current: dict[str, Any] = {
-            "traceId": trace_id,
-            "startedAt": status.get("startedAt") or stamp(_now()),
-            "workflowState": state_name(name),
-            **dict(status),
-        }
-
-        def on_step(task: str, data: dict[str, Any]) -> None:
-            now = _now()
-            update = self.with_snapshot(
-                namespace, name, data, cycle_status(data, current, meta.get("generation"), now)
-            )
-            if task in PHASE_TASKS:
-                update["phases"] = phase_records(
-                    current.get("phases") or [],
-                    task,
-                    finished=True,
-                    now=now,
-                    cycle_started=current["startedAt"],
-                )
-                post_event(self.rest, involved, f"{PHASE_TASKS[task][0]}", f"phase {task} finished")
-                following = NEXT_PHASE.get(task)
-                if following and "phase" not in update:
-                    update["phase"] = RUNNING_PHASE[following]
-                elif task == "implement" and "phase" not in update:
-                    # The fix failed or did not hold: the cycle restores its snapshot next.
-                    update["phase"] = (
-                        "Implementing"
-                        if data.get("implementation_succeeded")
-                        or data.get("implementation_escalated")
-                        else "RollingBack"
-                    )
-            current.update(update)
-            self.patch_status(
-                namespace,
-                name,
-                {
-                    **update,
-                    "startedAt": current["startedAt"],
-                    "workflowState": state_name(name),
-                    "traceId": trace_id,
-                },
-            )
-
-        operators = dict(jobs or {})
-        approved = (meta.get("annotations") or {}).get(APPROVAL_ANNOTATION) == "true"
-        if charter.mode == "propose" and not approved and not cycle.dry_run:
-            operators["implement"] = awaiting_approval
-        run = CycleRunner(self.rest, namespace, name, owner, phases.registry(operators)).run(
-            on_step
-        )
-        if run.waiting:
-            task = next(iter(run.pending))
-            job = result_name(name, task) if jobs else None
-            waiting_for_people = operators.get(task) is awaiting_approval
-            self.patch_status(
-                namespace,
-                name,
-                {
-                    "phase": "AwaitingApproval"
-                    if waiting_for_people
-                    else RUNNING_PHASE.get(task, "Pending"),
-                    "message": "; ".join(run.pending.values()),
-                    "phases": phase_records(
-                        current.get("phases") or [],
-                        task,
-                        finished=False,
-                        now=_now(),
-                        cycle_started=current["startedAt"],
-                        job=job,
-                    ),
-                },
-            )
-            return None
-        if not run.completed:
-            return None
-        final = self.with_snapshot(
+        refs = _CycleRefs(
             namespace,
             name,
-            run.data,
-            {
-                **cycle_status(run.data, current, meta.get("generation"), _now()),
-                "startedAt": current["startedAt"],
-                "traceId": trace_id,
-                "phases": current.get("phases") or [],
-            },
-        )
-        post_event(
-            self.rest,
-            involved,
-            str(final.get("phase")),
-            str(final.get("message", "")),
-            warning=final.get("phase") in ("RolledBack", "Failed"),
-        )
-        self.record_on_charter(namespace, cycle.charter_ref.name, name, final, run.data)
-        started = parse_time(final.get("startedAt"))
-        finished = parse_time(final.get("finishedAt")) or _now()
-        record_cycle_span(
+            cycle.charter_ref.name,
+            {**cycle_involved, "namespace": namespace},
+            involved(charter_obj),
             trace_id,
-            final,
             {
                 "weavergen.cycle.name": name,
                 "weavergen.cycle.namespace": namespace,
                 "weavergen.charter.name": cycle.charter_ref.name,
-                "weavergen.system.id": charter.system_id,
+                "weavergen.system.id": phases.charter.system_id,
             },
-            start_ns=_nanoseconds(started or finished),
-            end_ns=_nanoseconds(finished),
         )
-        return final
+        operators = self.phase_operators(refs, owner, phases, cycle, meta)
+        observed = CycleObservation(
+            name=name,
+            status=dict(status),
+            generation=meta.get("generation"),
+            trace_id=trace_id,
+            workflow_state=state_name(name),
+            charter=phases.charter,
+            charter_status=charter_obj.get("status") or {},
+        )
+        return self.advance(
+            refs,
+            observed,
+            CycleRunner(self.rest, namespace, name, owner, phases.registry(operators)),
+            operators,
+        )
 
-    def with_snapshot(
-        self, namespace: str, name: str, data: Mapping[str, Any], status: dict[str, Any]
+    def phase_operators(
+        self,
+        refs: _CycleRefs,
+        owner: dict[str, Any],
+        phases: CyclePhases,
+        cycle: RegenerationCycleSpec,
+        meta: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """A status with the cycle's snapshot reference, and the snapshot a rollback restored
-        from: every write of a final status says the same (the first one may be read)."""
-        status.update(self.snapshot_ref(namespace, name, data))
-        if "rollback" in status:
-            status["rollback"] = {**status["rollback"], "snapshot": snapshot_name(name)}
-        return status
+        """The operators that replace inline phases: phase Jobs, and a wait for approval."""
+        operators: dict[str, Any] = {}
+        if phases.charter.executor == "job":
+            jobs = PhaseJobs(
+                self.rest,
+                refs.namespace,
+                cycle=refs.cycle,
+                owner=owner,
+                policy=phases.spec.phase_policy,
+                receiver_url=self.receiver_url,
+                trace_id=refs.trace_id,
+            )
+            operators = {phase: jobs.operator(phase) for phase in PHASES}
+        approved = (meta.get("annotations") or {}).get(APPROVAL_ANNOTATION) == "true"
+        if phases.charter.mode == "propose" and not approved and not cycle.dry_run:
+            operators["implement"] = awaiting_approval
+        return operators
 
-    def snapshot_ref(self, namespace: str, name: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """``{"snapshot": ...}`` once Implement has taken one, else nothing."""
-        stored = self.rest.get("ConfigMap", namespace, snapshot_name(name))
-        if stored is None or not data.get("snapshot"):
-            return {}
+    def advance(
+        self,
+        refs: _CycleRefs,
+        observed: CycleObservation,
+        runner: CycleRunner,
+        operators: Mapping[str, Any],
+    ) -> CycleDecision | None:
+        """Run the workflow as far as it goes, applying the plan after every step and at the
+        point where it stops (a wait, or the end)."""
+
+        def on_step(task: str, data: dict[str, Any]) -> None:
+            nonlocal observed
+            observed = replace(
+                observed, data=data, step=task, snapshot=self.stored_snapshot(refs, data)
+            )
+            decision = plan_cycle(observed, _now())
+            self.apply(refs, decision)
+            observed = replace(observed, status=merge_patch(observed.status, decision.status))
+
+        run = runner.run(on_step)
+        if not (run.waiting or run.completed):
+            return None
+        task = next(iter(run.pending), None)
+        observed = replace(
+            observed,
+            data=run.data,
+            step=None,
+            pending=run.pending,
+            awaiting_approval=task is not None and operators.get(task) is awaiting_approval,
+            job=result_name(refs.cycle, task) if task and task in operators else None,
+            completed=run.completed,
+            snapshot=self.stored_snapshot(refs, run.data),
+        )
+        decision = self.apply(refs, plan_cycle(observed, _now()))
+        return decision if decision.done else None
+
+    def apply(self, refs: _CycleRefs, decision: CycleDecision) -> CycleDecision:
+        """Write the decision: the charter first (so a cycle is never over while its charter
+        still waits for it), then the cycle, its Events and, once it is over, its root span."""
+        if decision.charter_status:
+            write_status(
+                self.rest,
+                "RegenerationCharter",
+                refs.namespace,
+                refs.charter,
+                decision.charter_status,
+            )
+        for event in decision.charter_events:
+            post_event(
+                self.rest,
+                refs.charter_involved,
+                event.reason,
+                event.message,
+                warning=event.warning,
+            )
+        if decision.status:
+            write_status(
+                self.rest, "RegenerationCycle", refs.namespace, refs.cycle, decision.status
+            )
+        for event in decision.events:
+            post_event(
+                self.rest,
+                refs.cycle_involved,
+                event.reason,
+                event.message,
+                warning=event.warning,
+            )
+        if decision.done and refs.trace_id:
+            started = parse_time(decision.status.get("startedAt"))
+            finished = parse_time(decision.status.get("finishedAt")) or _now()
+            record_cycle_span(
+                refs.trace_id,
+                decision.status,
+                refs.span_identity,
+                start_ns=_nanoseconds(started or finished),
+                end_ns=_nanoseconds(finished),
+            )
+        return decision
+
+    def stored_snapshot(self, refs: _CycleRefs, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The stored snapshot's reference once Implement has taken one, else None."""
+        if not data.get("snapshot"):
+            return None
+        stored = self.rest.get("ConfigMap", refs.namespace, snapshot_name(refs.cycle))
+        if stored is None:
+            return None
         annotations = stored["metadata"].get("annotations") or {}
         return {
-            "snapshot": {
-                "configMap": snapshot_name(name),
-                "sha256": annotations.get(SHA_ANNOTATION, ""),
-                "objects": data["snapshot"].get("objects") or 0,
-                "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
-            }
+            "configMap": snapshot_name(refs.cycle),
+            "sha256": annotations.get(SHA_ANNOTATION, ""),
+            "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
         }
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.rest.patch("RegenerationCycle", namespace, name, {"status": status}, "status")
-
-    def record_on_charter(
-        self,
-        namespace: str,
-        charter: str,
-        cycle: str,
-        final: dict[str, Any],
-        data: Mapping[str, Any],
-    ) -> None:
-        """Free the charter for its next cycle; the outcome joins its history and incident."""
-        obj = self.rest.get("RegenerationCharter", namespace, charter) or {}
-        recorded = record_outcome(
-            obj.get("status") or {}, cycle=cycle, final=final, data=data, now=_now()
-        )
-        charts: dict[str, Any] = {}
-        duration = metrics.cycle_seconds(final)
-        if duration is not None and obj.get("spec"):
-            charted = chart_cycle(
-                RegenerationCharterSpec.model_validate(obj["spec"]),
-                (obj.get("status") or {}).get("controlCharts"),
-                duration_seconds=duration,
-                at=str(final.get("finishedAt")),
-            )
-            charts = charted.charts
-            for _, signal in charted.signals:
-                post_event(
-                    self.rest,
-                    involved(obj),
-                    f"ControlChart{signal.rule}",
-                    signal.message,
-                    warning=True,
-                )
-        self.rest.patch(
-            "RegenerationCharter",
-            namespace,
-            charter,
-            {"status": {**recorded, **({"controlCharts": charts} if charts else {})}},
-            "status",
-        )
 
 
 def _nanoseconds(moment: datetime) -> int:
     return int(moment.replace(tzinfo=UTC).timestamp() * 1e9)
-
-
-NEXT_PHASE = {
-    "define": "measure",
-    "measure": "explore",
-    "explore": "develop",
-    "develop": "implement",
-}
 
 
 def _now() -> datetime:

@@ -46,7 +46,6 @@ class CyclePhases:
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
-        assert self.spec.success_criteria is not None
         self.operators = Operators(self.gateway, self.spec.success_criteria)
 
     def registry(self, phase_operators: Mapping[str, Any] | None = None) -> ServiceRegistry:
@@ -100,7 +99,6 @@ class CyclePhases:
 
     def define_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
-        assert spec.thresholds is not None and spec.success_criteria is not None
         return {
             "define": {
                 "system_id": spec.system_id,
@@ -127,7 +125,6 @@ class CyclePhases:
         }
 
     def explore_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        assert self.spec.success_criteria is not None
         exploration = explore(
             data["measurement_before"],
             self.context,
@@ -151,7 +148,6 @@ class CyclePhases:
 
     def develop_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         g = self.gateway
-        assert self.spec.success_criteria is not None
         solution = develop(
             data["chosen"],
             entropy_before=float(data["entropy_before"]),

@@ -240,7 +240,11 @@ class SimulationEngine:
         run = start_cycle_workflow(phases.registry())
         run.run()
         final = cycle_status(
-            run.data, {"startedAt": stamp(now)}, 1, now + timedelta(seconds=CYCLE_SECONDS)
+            run.data,
+            {"startedAt": stamp(now)},
+            1,
+            now + timedelta(seconds=CYCLE_SECONDS),
+            finished=True,
         )
         record_cycle_span(
             trace_id,

@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from weavergen.domain.cycle_status import cycle_duration_seconds
 from weavergen.domain.drift import INDICATOR_TYPES
 from weavergen.domain.spc import RULES, Signal
 from weavergen.telemetry.windows import WindowStore
@@ -134,16 +135,9 @@ def record_cycle(namespace: str, charter: str, final: Mapping[str, Any]) -> None
     for phase in final.get("phases") or []:
         if phase.get("durationSeconds") is not None:
             PHASE_DURATION.labels(phase["name"]).observe(phase["durationSeconds"])
-    duration = cycle_seconds(final)
+    duration = cycle_duration_seconds(final)
     if duration is not None:
         CYCLE_DURATION.labels(outcome).observe(duration)
-
-
-def cycle_seconds(final: Mapping[str, Any]) -> float | None:
-    """A finished cycle's duration: the sum of its phases' (cheap; no clock parsing)."""
-    durations = [p.get("durationSeconds") for p in final.get("phases") or []]
-    known = [d for d in durations if d is not None]
-    return float(sum(known)) if known else None
 
 
 def record_signal(namespace: str, charter: str, metric: str, signal: Signal) -> None:

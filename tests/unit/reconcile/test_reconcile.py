@@ -189,14 +189,14 @@ def test_cycle_status_outcomes() -> None:
         "chosen": {"strategy": "agent-reset"},
         "implementation": {"outcome": "rolled_back", "verdict": ["entropy 0.5 > 0.3"]},
     }
-    status = cycle_status(data, {}, 1, NOW)
+    status = cycle_status(data, {}, 1, NOW, finished=True)
     assert status["phase"] == "RolledBack" and status["chosenStrategy"] == "agent-reset"
     assert "entropy 0.5 > 0.3" in status["message"]
     kinds = {c["type"]: c["status"] for c in status["conditions"]}
     assert kinds["RolledBack"] == "True" and kinds["Succeeded"] == "False"
     assert kinds["Defined"] == kinds["Measured"] == kinds["Explored"] == "True"
     assert "rollback" not in status  # no record of a restore: none is claimed
-    later = cycle_status(data, status, 1, NOW + timedelta(seconds=2))
+    later = cycle_status(data, status, 1, NOW + timedelta(seconds=2), finished=True)
     assert later["finishedAt"] == status["finishedAt"]  # both writes of a final status agree
 
 
@@ -220,7 +220,7 @@ def test_a_rolled_back_cycle_carries_one_rollback_record_valid_for_its_schema() 
             "finishedAt": "2026-11-25T12:00:06Z",
         },
     }
-    status = cycle_status(data, {}, 1, NOW)
+    status = cycle_status(data, {}, 1, NOW, finished=True)
     assert status["rollback"] == {
         "reason": status["message"],
         "startedAt": "2026-11-25T12:00:01Z",
