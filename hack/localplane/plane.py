@@ -612,9 +612,33 @@ class Plane:
 
     def install_crds(self) -> None:
         """Apply the project's CRDs and wait until they are served."""
-        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f",
-                     str(REPO / "crds"))  # fmt: skip
+        applied = self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), "-o", "name"
+        ).stdout.split()
+        self.wait_established(applied)
+
+    def wait_established(self, crds: list[str], timeout: float = 60.0) -> None:
+        """Wait until every CRD (``customresourcedefinition.../name``) is Established.
+
+        Polled rather than ``kubectl wait``: a CRD created a moment ago has no conditions yet,
+        and ``kubectl wait --for=condition`` fails on that instead of waiting.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = json.loads(self.kubectl("get", *crds, "-o", "json").stdout)
+            pending = [
+                item["metadata"]["name"]
+                for item in listed.get("items", [listed])
+                if not any(
+                    c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (item.get("status") or {}).get("conditions") or []
+                )
+            ]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise PlaneError(f"CRDs not established after {timeout:.0f}s: {pending}")
+            time.sleep(0.2)
 
     def log_files(self) -> list[Path]:
         return [self.log_file(name) for name in self.processes()]

@@ -32,6 +32,7 @@ from tests.scenario import (
     status,
 )
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.keys import SNAPSHOT_LABEL
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s import snapshots
@@ -39,7 +40,6 @@ from weavergen.k8s.cycles import state_name
 from weavergen.k8s.gateway import baseline_name, golden_name
 from weavergen.k8s.jobs import journal_name, result_name, snapshot_name
 from weavergen.k8s.rest import Rest
-from weavergen.k8s.snapshots import SNAPSHOT_LABEL
 from weavergen.k8s.targets import Targets
 
 
@@ -467,7 +467,7 @@ def test_an_active_standby_pair_acts_once(
 ) -> None:
     """Two instances peering under one name: only the higher priority one handles charters."""
     plane.kubectl("apply", "-f", str(REPO / "config" / "crd" / "kopf-peering.yaml"))
-    plane.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    plane.wait_established(["customresourcedefinition.apiextensions.k8s.io/kopfpeerings.kopf.dev"])
     pair = [
         OperatorProcess(
             plane,

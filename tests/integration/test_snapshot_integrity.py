@@ -38,6 +38,7 @@ from tests.scenario import (
     spans,
     status,
 )
+from weavergen.api import keys
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
 from weavergen.domain.actions import key_of
@@ -317,15 +318,15 @@ def test_a_snapshot_over_1_mib_is_chunked_and_restored_whole_or_refused_whole(
     assert taken["snapshot_objects"] == 4
     sha = taken["snapshot_sha256"]
     name = snapshot_name(CYCLE)
-    chunks = rest.list("ConfigMap", namespace, {snapshots.SNAPSHOT_LABEL: name})
+    chunks = rest.list("ConfigMap", namespace, {keys.SNAPSHOT_LABEL: name})
     assert taking.snapshot is not None
     size = len(json.dumps(taking.snapshot.objects, sort_keys=True, separators=(",", ":")))
     assert size > int(2.5 * 1024 * 1024)
     assert len(chunks) == -(-size // snapshots.CHUNK_BYTES) >= 3
     for chunk in chunks:
         annotations = chunk["metadata"]["annotations"]
-        assert annotations[snapshots.SHA_ANNOTATION] == sha
-        assert annotations[snapshots.CHUNKS_ANNOTATION] == str(len(chunks))
+        assert annotations[keys.SHA_ANNOTATION] == sha
+        assert annotations[keys.CHUNKS_ANNOTATION] == str(len(chunks))
         assert chunk["immutable"] is True
         assert len(json.dumps(chunk)) < 1024 * 1024
 

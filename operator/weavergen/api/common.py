@@ -18,14 +18,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "regeneration.weavergen.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = "regeneration.weavergen.io/v1alpha1"
 # The label on what belongs to a charter (its cycles, its captured baseline).
-CHARTER_LABEL: Final = f"{GROUP}/charter"
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -45,6 +44,17 @@ FROM_JSON_STRING: Final = Strict(False)
 
 Timestamp = Annotated[datetime, FROM_JSON_STRING]
 """A date-time, RFC 3339 text on the wire."""
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per pydantic error, each naming the field path: ``a.b[0].c: problem``."""
+    parts = []
+    for item in error.errors():
+        path = prefix
+        for loc in item["loc"]:
+            path += f"[{loc}]" if isinstance(loc, int) else (f".{loc}" if path else str(loc))
+        parts.append(f"{path or '(root)'}: {item['msg']}")
+    return "; ".join(parts)
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:

@@ -124,10 +124,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
 
 def cmd_phase_run(args: argparse.Namespace) -> int:
+    from weavergen.domain.errors import RegenerationError  # noqa: PLC0415
     from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
     from weavergen.k8s.jobs import run_phase  # noqa: PLC0415
     from weavergen.k8s.rest import Rest  # noqa: PLC0415
-    from weavergen.phases.cycle import PhaseFailed  # noqa: PLC0415
 
     namespace, sep, cycle = args.cycle.partition("/")
     if not sep or not namespace or not cycle:
@@ -135,7 +135,7 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     tracing.configure("weavergen-phase")
     try:
         result = run_phase(Rest(api_client()), namespace, cycle, args.phase)
-    except (PhaseFailed, LookupError, ValueError) as err:
+    except (RegenerationError, ValueError) as err:
         print(f"phase {args.phase} of {args.cycle} failed: {err}", file=sys.stderr)
         return 1
     finally:

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from weavergen.api.charter import RegenerationCharter
+from weavergen.api.common import format_validation_error
 
 
 class UsageError(Exception):
@@ -19,17 +20,6 @@ class UsageError(Exception):
 
 def fail(message: str) -> NoReturn:
     raise UsageError(message)
-
-
-def format_validation_error(error: ValidationError, prefix: str = "") -> str:
-    """One line per pydantic error, each naming the field path: ``a.b[0].c: problem``."""
-    parts = []
-    for item in error.errors():
-        path = prefix
-        for loc in item["loc"]:
-            path += f"[{loc}]" if isinstance(loc, int) else (f".{loc}" if path else str(loc))
-        parts.append(f"{path or '(root)'}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def dump(document: Any, output_format: str) -> str:

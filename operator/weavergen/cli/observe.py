@@ -197,7 +197,7 @@ class ClusterGate:
         self.gate = Gate(Rest(api_client(kubeconfig)), ttl=0)
 
     def answer(self, namespace: str, name: str) -> GateAnswer:
-        from weavergen.k8s.gate import CharterNotFound  # noqa: PLC0415
+        from weavergen.domain.errors import CharterNotFound  # noqa: PLC0415
 
         try:
             return self.gate.answer(namespace, name)

@@ -13,11 +13,11 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from weavergen.api.charter import Stakeholder, SystemType
+from weavergen.api.common import format_validation_error
 from weavergen.api.profiles import resolve_spec
 from weavergen.cli.common import (
     dump,
     fail,
-    format_validation_error,
     load_charter,
     load_json_or_yaml,
     otlp_payloads,

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
+from weavergen.api.keys import CACHE_EPOCH, REPLICAS_BEFORE
+
 Manifest = dict[str, Any]
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-CACHE_EPOCH = "regeneration.weavergen.io/cache-epoch"
-REPLICAS_BEFORE = "regeneration.weavergen.io/replicas-before"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 

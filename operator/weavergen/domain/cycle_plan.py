@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.domain import reasons
 from weavergen.domain.control import chart_cycle
 from weavergen.domain.cycle_status import (
-    PHASE_TASKS,
+    PHASE_RESULT_KEYS,
     RUNNING_PHASE,
     cycle_duration_seconds,
     cycle_status,
@@ -121,7 +122,7 @@ def _progress(observed: CycleObservation, now: datetime) -> dict[str, Any]:
 def _stepped(observed: CycleObservation, task: str, now: datetime) -> CycleDecision:
     status = _progress(observed, now)
     events: list[CycleEvent] = []
-    if task in PHASE_TASKS:
+    if task in PHASE_RESULT_KEYS:
         status["phases"] = phase_records(
             list(observed.status.get("phases") or []),
             task,
@@ -129,7 +130,7 @@ def _stepped(observed: CycleObservation, task: str, now: datetime) -> CycleDecis
             now=now,
             cycle_started=status["startedAt"],
         )
-        events.append(CycleEvent(PHASE_TASKS[task][0], f"phase {task} finished"))
+        events.append(CycleEvent(reasons.PHASE_CONDITIONS[task], f"phase {task} finished"))
         status["phase"] = _phase_after(task, observed.data)
     return CycleDecision(status=status, events=events)
 
@@ -204,7 +205,7 @@ def _recorded_on_charter(
         at=str(final.get("finishedAt")),
     )
     events = [
-        CycleEvent(f"ControlChart{signal.rule}", signal.message, warning=True)
+        CycleEvent(reasons.control_chart_signal(signal.rule), signal.message, warning=True)
         for _, signal in charted.signals
     ]
     return {**recorded, "controlCharts": charted.charts}, events

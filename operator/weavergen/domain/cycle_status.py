@@ -6,16 +6,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from weavergen.domain import reasons
 from weavergen.domain.reconcile import Conditions
 from weavergen.domain.times import parse_time, stamp
 
-# The phase's BPMN task, the condition it sets, and the data key its result is under.
-PHASE_TASKS = {
-    "define": ("Defined", "define"),
-    "measure": ("Measured", "measurement_before"),
-    "explore": ("Explored", "exploration"),
-    "develop": ("Developed", "solution"),
-    "implement": ("Implemented", "implementation"),
+# The data key each phase's result is under (its BPMN task has the phase's name).
+PHASE_RESULT_KEYS = {
+    "define": "define",
+    "measure": "measurement_before",
+    "explore": "exploration",
+    "develop": "solution",
+    "implement": "implementation",
 }
 RUNNING_PHASE = {
     "define": "Defining",
@@ -89,9 +90,10 @@ def cycle_status(
 ) -> dict[str, Any]:
     """Conditions, entropy before/after, options and, once ``finished``, the outcome."""
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
-    for condition, key in PHASE_TASKS.values():
+    for phase, key in PHASE_RESULT_KEYS.items():
         if key in data:
-            conditions.set(condition, True, "PhaseCompleted", f"{condition.lower()} done")
+            condition = reasons.PHASE_CONDITIONS[phase]
+            conditions.set(condition, True, reasons.PHASE_COMPLETED, f"{condition.lower()} done")
     patch: dict[str, Any] = {
         "observedGeneration": generation,
         "entropyBefore": _entropy(data.get("measurement_before")),
@@ -122,8 +124,8 @@ def cycle_status(
         rollback = rollback_record(data, message)
         if rollback is not None:
             patch["rollback"] = rollback
-        reason = "RollbackFailed" if outcome == "rollback_failed" else phase
-        for kind in ("Succeeded", "RolledBack", "Failed"):
+        reason = reasons.ROLLBACK_FAILED if outcome == "rollback_failed" else phase
+        for kind in reasons.OUTCOME_CONDITIONS:
             conditions.set(kind, phase == kind, reason, message if phase == kind else "")
     patch["conditions"] = conditions.items
     return {k: v for k, v in patch.items() if v is not None}

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from weavergen.api.charter import PHASES
 from weavergen.domain.spans import Event, SpanRecord
 
-PHASES = ("define", "measure", "explore", "develop", "implement")
 ROOT_SPAN = "dmedi_cycle"
 SPAN_PREFIX = "dmedi_"
 STATUS_ERROR = 2

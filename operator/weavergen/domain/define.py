@@ -17,10 +17,8 @@ from weavergen.api.charter import (
     WorkloadRef,
 )
 from weavergen.api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, ObjectMeta
+from weavergen.api.keys import SYSTEM_ID_LABEL, SYSTEM_TYPE_LABEL
 from weavergen.api.profiles import ResolvedCharterSpec, profile_for, resolve_spec
-
-SYSTEM_ID_LABEL = "regeneration.weavergen.io/system-id"
-SYSTEM_TYPE_LABEL = "regeneration.weavergen.io/system-type"
 
 _TARGET_KINDS = {
     "deployment": "Deployment",

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 Decision = Literal["allowed", "blocked", "regenerating"]
 BLOCKING_LEVELS = ("high", "critical")
-REQUEST_ANNOTATION = "regeneration.weavergen.io/requested-at"
 
 
 @dataclass(frozen=True)

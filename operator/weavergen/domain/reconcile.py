@@ -14,7 +14,9 @@ from typing import Any
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import resolve_spec
+from weavergen.domain import reasons
 from weavergen.domain.control import chart_measurement
+from weavergen.domain.errors import RegenerationError
 from weavergen.domain.explore import StrategyRecord, TargetContext, cause_posterior, features_of
 from weavergen.domain.incident import (
     RECORDED_BY_CYCLES,
@@ -88,7 +90,7 @@ def decide(
     generation: int | None,
     status: Mapping[str, Any],
     measurement: Mapping[str, Any] | None,
-    problem: str | None,
+    problem: RegenerationError | None,
     now: datetime,
     requested: str | None = None,
     inputs: str | None = None,
@@ -113,12 +115,12 @@ def decide(
     }
     unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
     if unknown:
-        problem = f"unknown strategies in spec.strategies: {', '.join(unknown)}"
-        conditions.set("Ready", False, "UnknownStrategy", problem)
+        why = f"unknown strategies in spec.strategies: {', '.join(unknown)}"
+        conditions.set(reasons.READY, False, reasons.UNKNOWN_STRATEGY, why)
         patch["conditions"] = conditions.items
         return CharterDecision(patch)
     if problem is not None:
-        conditions.set("Ready", False, "MeasurementFailed", problem)
+        conditions.set(reasons.READY, False, problem.reason, str(problem))
         patch["conditions"] = conditions.items
         return CharterDecision(patch)
     assert measurement is not None
@@ -174,7 +176,7 @@ def decide(
         spec, status.get("circuitBreaker") or {}, wants=wants, now=now, last_outcome=last_outcome
     )
     patch["circuitBreaker"] = breaker
-    conditions.set("CircuitOpen", breaker["state"] == "Open", "CircuitBreaker", why)
+    conditions.set(reasons.CIRCUIT_OPEN, breaker["state"] == "Open", reasons.CIRCUIT_BREAKER, why)
     patch["conditions"] = conditions.items
     reason = f"entropy {level.value} ({score})"
     if patch["entropy"]["indicators"]:  # what the cycle is about, by name
@@ -192,15 +194,15 @@ def _set_measured(
     level, score = EntropyLevel(measurement["entropy_level"]), measurement["entropy_score"]
     degraded = LEVELS.index(level) >= LEVELS.index(trigger)
     if "spans" in (measurement.get("evidence") or ["spans"]):
-        enough = ("EnoughSpans", f"{measurement.get('span_count', 0)} spans")
+        enough = (reasons.ENOUGH_SPANS, f"{measurement.get('span_count', 0)} spans")
     else:
-        enough = ("MeasuredFromWorkloads", str(measurement.get("reason")))
-    conditions.set("InsufficientData", False, *enough)
-    conditions.set("Ready", True, "Measured", f"entropy {level.value} ({score})")
+        enough = (reasons.MEASURED_FROM_WORKLOADS, str(measurement.get("reason")))
+    conditions.set(reasons.INSUFFICIENT_DATA, False, *enough)
+    conditions.set(reasons.READY, True, reasons.MEASURED, f"entropy {level.value} ({score})")
     conditions.set(
-        "Degraded",
+        reasons.DEGRADED,
         degraded,
-        "EntropyAtOrAboveTrigger" if degraded else "EntropyBelowTrigger",
+        reasons.AT_OR_ABOVE_TRIGGER if degraded else reasons.BELOW_TRIGGER,
         f"entropy {level.value} ({score}), trigger at {trigger.value}",
     )
 
@@ -251,25 +253,27 @@ def _incident_patch(step: IncidentStep, *, cycle_running: bool) -> dict[str, Any
 
 def _incident_events(step: IncidentStep) -> list[tuple[str, str]]:
     if step.opened and step.closed:
-        return [("IncidentChanged", f"the evidence changed ({step.opened}): acting again")]
+        return [(reasons.INCIDENT_CHANGED, f"the evidence changed ({step.opened}): acting again")]
     if step.opened:
-        return [("IncidentOpened", f"incident opened: {step.opened}")]
+        return [(reasons.INCIDENT_OPENED, f"incident opened: {step.opened}")]
     if step.closed:
-        return [("IncidentResolved", f"incident resolved: {step.closed}")]
+        return [(reasons.INCIDENT_RESOLVED, f"incident resolved: {step.closed}")]
     return []
 
 
 def _set_escalated(conditions: Conditions, step: IncidentStep, holding: str | None) -> None:
     """``Escalated`` is True from an escalation until the incident resolves or changes."""
     if holding is not None:
-        conditions.set("Escalated", True, "NoRemedyHere", holding)
+        conditions.set(reasons.ESCALATED, True, reasons.NO_REMEDY_HERE, holding)
     elif step.opened and step.closed:
-        conditions.set("Escalated", False, "EvidenceChanged", step.opened)
+        conditions.set(reasons.ESCALATED, False, reasons.EVIDENCE_CHANGED, step.opened)
     elif step.incident is None:
-        conditions.set("Escalated", False, "Healthy", "no open incident")
+        conditions.set(reasons.ESCALATED, False, reasons.HEALTHY, "no open incident")
     else:
         tried = len(step.incident.get("attempts") or [])
-        conditions.set("Escalated", False, "Acting", f"incident open, {tried} cycles so far")
+        conditions.set(
+            reasons.ESCALATED, False, reasons.ACTING, f"incident open, {tried} cycles so far"
+        )
 
 
 def _insufficient(
@@ -283,9 +287,9 @@ def _insufficient(
     A silent service whose baseline had traffic never comes here: it is measured, Degraded.
     """
     lacking = measurement.get("insufficient")
-    reason = "BaselineTooSmall" if lacking == "baseline" else "TooFewSpans"
-    conditions.set("InsufficientData", True, reason, str(measurement.get("reason")))
-    conditions.set("Ready", True, "Measuring", f"waiting: {measurement.get('reason')}")
+    reason = reasons.BASELINE_TOO_SMALL if lacking == "baseline" else reasons.TOO_FEW_SPANS
+    conditions.set(reasons.INSUFFICIENT_DATA, True, reason, str(measurement.get("reason")))
+    conditions.set(reasons.READY, True, reasons.MEASURING, f"waiting: {measurement.get('reason')}")
     patch["conditions"] = conditions.items
     patch["entropy"] = {"measuredAt": stamp(now), "spanCount": measurement.get("span_count", 0)}
     return CharterDecision(patch)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from weavergen.api.charter import PHASES
+
 ACTIONS: Mapping[str, Mapping[str, type]] = MappingProxyType(
     {
         "snapshot_targets": {},
@@ -35,15 +37,10 @@ ACTIONS: Mapping[str, Mapping[str, type]] = MappingProxyType(
         "restore_replicas": {},
     }
 )
-PHASES: tuple[str, ...] = (
-    "define_phase",
-    "measure_phase",
-    "explore_phase",
-    "develop_phase",
-    "implement_phase",
-)
+# The operators of dmedi_cycle.bpmn's five phase tasks.
+PHASE_OPERATORS: tuple[str, ...] = tuple(f"{phase}_phase" for phase in PHASES)
 VOCABULARY: Mapping[str, Mapping[str, type]] = MappingProxyType(
-    {**ACTIONS, **{phase: {} for phase in PHASES}}
+    {**ACTIONS, **{operator: {} for operator in PHASE_OPERATORS}}
 )
 """Every operator name of the project: the strategy actions and the five DMEDI phases."""
 

@@ -10,10 +10,12 @@ import kopf
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import GROUP, VERSION
-from weavergen.domain.gate import REQUEST_ANNOTATION
+from weavergen.api.keys import REQUEST_ANNOTATION
+from weavergen.domain import reasons
+from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
 from weavergen.domain.measure import known_good
-from weavergen.domain.otlp import OtlpError
 from weavergen.domain.reconcile import CharterDecision, decide, measurement_due
+from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
 from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
@@ -26,6 +28,7 @@ TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
 @kopf.timer(
     GROUP, VERSION, "regenerationcharters", interval=TIMER_SECONDS, initial_delay=1, sharp=True
 )
+@reported()
 def reconcile_charter(
     *,
     body: kopf.Body,
@@ -40,7 +43,7 @@ def reconcile_charter(
 ) -> None:
     """Measure when due, decide (pure), start a cycle if the decision says so, write status."""
     assert namespace is not None  # both kinds are namespaced
-    charter = RegenerationCharterSpec.model_validate(dict(spec))
+    charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
     if not measurement_due(charter, status, now, requested):
@@ -71,7 +74,9 @@ def reconcile_charter(
         patch["activeCycle"] = cycle
         if created:
             kopf.info(
-                body, reason="CycleStarted", message=f"started {cycle}: {decision.start_cycle}"
+                body,
+                reason=reasons.CYCLE_STARTED,
+                message=f"started {cycle}: {decision.start_cycle}",
             )
         else:
             logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
@@ -85,21 +90,21 @@ def reconcile_charter(
 
 def _observe(
     gateway: KubeGateway, status: kopf.Status
-) -> tuple[dict[str, Any] | None, str | None, str | None]:
+) -> tuple[dict[str, Any] | None, MeasurementUnavailable | None, str | None]:
     """The measurement (or why there is none) and, while an incident is open, the fingerprint
     of the targets' inputs (an escalation holds until they are edited)."""
     try:
         measurement = gateway.measure()
         inputs = gateway.inputs_fingerprint() if status.get("incident") else None
-    except (LookupError, OtlpError, ValueError, OSError) as err:
-        return None, str(err), None
+    except MeasurementUnavailable as err:
+        return None, err, None
     return measurement, None, inputs
 
 
 def _announce(body: kopf.Body, decision: CharterDecision) -> None:
     """The decision's Events: control-chart signals as warnings, the rest as information."""
     for _metric, signal in decision.signals:
-        kopf.warn(body, reason=f"ControlChart{signal.rule}", message=signal.message)
+        kopf.warn(body, reason=reasons.control_chart_signal(signal.rule), message=signal.message)
     for reason, message in decision.events:
         kopf.info(body, reason=reason, message=message)
 

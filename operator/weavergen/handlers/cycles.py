@@ -12,11 +12,13 @@ import kopf
 
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
+from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
 from weavergen.telemetry import metrics
 
 
 @kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5)
+@reported()
 def reconcile_cycle(
     *,
     spec: kopf.Spec,

@@ -16,21 +16,28 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import PHASES
-from weavergen.api.common import API_VERSION, CHARTER_LABEL
+from weavergen.api.common import API_VERSION
 from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
+from weavergen.api.keys import (
+    APPROVAL_ANNOTATION,
+    CHARTER_LABEL,
+    CHUNKS_ANNOTATION,
+    CYCLE_LABEL,
+    SHA_ANNOTATION,
+)
 from weavergen.domain.cycle_plan import (
     CycleDecision,
     CycleObservation,
     plan_cycle,
     plan_missing_charter,
 )
+from weavergen.domain.errors import CycleNameTaken, parsed_spec
 from weavergen.domain.names import child_name, cycle_name, label_value
 from weavergen.domain.reconcile import merge_patch
 from weavergen.domain.times import parse_time
 from weavergen.k8s.events import involved, post_event
 from weavergen.k8s.gateway import charter_owner
 from weavergen.k8s.jobs import (
-    CYCLE_LABEL,
     PhaseJobs,
     cycle_owner,
     cycle_phases,
@@ -38,7 +45,6 @@ from weavergen.k8s.jobs import (
     snapshot_name,
 )
 from weavergen.k8s.rest import Rest
-from weavergen.k8s.snapshots import CHUNKS_ANNOTATION, SHA_ANNOTATION
 from weavergen.k8s.status import write_status
 from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
 from weavergen.telemetry.tracing import traceparent
@@ -88,10 +94,6 @@ def start_cycle(rest: Rest, manifest: dict[str, Any]) -> tuple[str, bool]:
             ) from None
         return metadata["name"], False
     return metadata["name"], True
-
-
-class CycleNameTaken(RuntimeError):
-    """The name a charter's new cycle would take is used by something that is not its own."""
 
 
 def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
@@ -158,9 +160,6 @@ class CycleRunner:
         return run
 
 
-APPROVAL_ANNOTATION = "regeneration.weavergen.io/approve"
-
-
 def awaiting_approval(params: dict[str, Any], data: dict[str, Any]) -> None:
     """Implement in propose mode, until a person approves the plan Develop left in status."""
     raise Pending(
@@ -198,7 +197,7 @@ class CycleReconciler:
         status: Mapping[str, Any],
     ) -> CycleDecision | None:
         """Advance the cycle; returns the decision that ended it once it is over, else None."""
-        cycle = RegenerationCycleSpec.model_validate(dict(spec))
+        cycle = parsed_spec(RegenerationCycleSpec, spec)
         charter_obj = self.rest.get("RegenerationCharter", namespace, cycle.charter_ref.name)
         owner = cycle_owner(name, meta["uid"])
         cycle_involved = {k: owner[k] for k in ("apiVersion", "kind", "name", "uid")}

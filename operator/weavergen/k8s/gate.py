@@ -7,13 +7,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from weavergen.domain.gate import REQUEST_ANNOTATION, GateAnswer, gate_decision
+from weavergen.api.keys import REQUEST_ANNOTATION
+from weavergen.domain.errors import CharterNotFound
+from weavergen.domain.gate import GateAnswer, gate_decision
 from weavergen.domain.times import stamp
 from weavergen.k8s.rest import Rest
-
-
-class CharterNotFound(LookupError):
-    """The gate was asked about a charter that does not exist."""
 
 
 class Gate:

@@ -6,7 +6,8 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +15,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.api.common import API_VERSION, CHARTER_LABEL
+from weavergen.api.common import API_VERSION
+from weavergen.api.keys import CHARTER_LABEL
+from weavergen.domain import reasons
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
+from weavergen.domain.errors import BaselinePending, MeasurementUnavailable
 from weavergen.domain.explore import TargetContext
 from weavergen.domain.inputs import (
     ConsumedInput,
@@ -26,6 +30,7 @@ from weavergen.domain.inputs import (
 )
 from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
 from weavergen.domain.names import child_name, label_value
+from weavergen.domain.otlp import OtlpError
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.summary import ServiceSummary
 from weavergen.domain.times import parse_time
@@ -63,10 +68,6 @@ def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
 def charter_owner(name: str, uid: str) -> dict[str, Any]:
     """The owner reference of what a charter keeps between its cycles."""
     return owner_reference("RegenerationCharter", name, uid)
-
-
-class BaselinePending(LookupError):
-    """No baseline to measure against yet: the charter is new, or its service is quiet."""
 
 
 class KubeGateway:
@@ -227,14 +228,18 @@ class KubeGateway:
         def decode(config_map: Obj) -> dict[str, ServiceSummary]:
             text = (config_map.get("data") or {}).get(key)
             if text is None:
-                raise LookupError(f"ConfigMap {self.namespace}/{name} has no key {key!r}")
+                raise MeasurementUnavailable(
+                    f"ConfigMap {self.namespace}/{name} has no key {key!r}"
+                )
             return summarise([(line.encode(), "application/json") for line in _documents(text)])
 
         summaries = DECODED_SPANS.get(
             self.rest, "ConfigMap", self.namespace, name, purpose=key, derive=decode
         )
         if summaries is None:
-            raise LookupError(f"ConfigMap {self.namespace}/{name} with spans does not exist")
+            raise MeasurementUnavailable(
+                f"ConfigMap {self.namespace}/{name} with spans does not exist"
+            )
         wanted = self.settings.service
         if current and wanted is not None and wanted not in summaries:
             return ServiceSummary(wanted)
@@ -308,12 +313,13 @@ class KubeGateway:
         """The spans of the window against the baseline, with the workloads' state: a
         workload that fails without a span to show for it is measured all the same."""
         s = self.settings
-        current = self.current()
         pending = None
-        try:
-            baseline: ServiceSummary | None = self.baseline()
-        except BaselinePending as err:
-            baseline, pending = None, str(err)
+        with _unreadable_as_unavailable():
+            current = self.current()
+            try:
+                baseline: ServiceSummary | None = self.baseline()
+            except BaselinePending as err:
+                baseline, pending = None, str(err)
         result = measure(
             current,
             baseline,
@@ -363,7 +369,7 @@ class KubeGateway:
             "name": self.charter,
             "namespace": self.namespace,
         }
-        post_event(self.rest, charter, "Escalated", reason, warning=True)
+        post_event(self.rest, charter, reasons.ESCALATED, reason, warning=True)
 
     def _metadata_of(self, consumed: list[ConsumedInput]) -> dict[tuple[str, str], Obj | None]:
         """Each consumed input's metadata (never a Secret's data); an input the operator may
@@ -456,6 +462,16 @@ class KubeGateway:
 
     def now(self) -> str:
         return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@contextmanager
+def _unreadable_as_unavailable() -> Iterator[None]:
+    """Spans that cannot be read (undecodable, no such service, the receiver unreachable) are
+    a measurement that is unavailable, reported as such: never a pass, never a crash."""
+    try:
+        yield
+    except (OtlpError, ValueError, OSError) as err:
+        raise MeasurementUnavailable(str(err)) from err
 
 
 def _journal_writes(journal: Obj | None) -> Writes:

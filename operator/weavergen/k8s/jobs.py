@@ -18,21 +18,22 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
+from weavergen.api.common import format_validation_error
 from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.api.phase_results import PHASE_RESULTS
+from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
 from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.reconcile import strategy_records
 from weavergen.domain.times import parse_time
 from weavergen.k8s.gateway import KubeGateway, owner_reference
 from weavergen.k8s.rest import Rest
-from weavergen.phases.cycle import CyclePhases, PhaseFailed
+from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending
 
 RESULT_KEY = "result.json"
-CYCLE_LABEL = "regeneration.weavergen.io/cycle"
-PHASE_LABEL = "regeneration.weavergen.io/phase"
 DEFAULT_IMAGE = "weavergen-operator:0.1.0"
 PHASE_SERVICE_ACCOUNT = "weavergen-phase"
 
@@ -261,10 +262,9 @@ def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
     try:
         PHASE_RESULTS[phase].model_validate(result)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
-        )
-        raise PhaseFailed(f"the {phase} result is malformed: {problems}") from None
+        raise PhaseFailed(
+            f"the {phase} result is malformed: {format_validation_error(err)}"
+        ) from None
     return result
 
 
@@ -318,11 +318,11 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
         raise ValueError(f"unknown phase {phase!r} (known: {', '.join(PHASES)})")
     cycle_obj = rest.get("RegenerationCycle", namespace, cycle)
     if cycle_obj is None:
-        raise LookupError(f"cycle {namespace}/{cycle} does not exist")
+        raise CycleNotFound(f"cycle {namespace}/{cycle} does not exist")
     spec = RegenerationCycleSpec.model_validate(cycle_obj["spec"])
     charter_obj = rest.get("RegenerationCharter", namespace, spec.charter_ref.name)
     if charter_obj is None:
-        raise LookupError(f"charter {namespace}/{spec.charter_ref.name} does not exist")
+        raise CharterNotFound(f"charter {namespace}/{spec.charter_ref.name} does not exist")
     owner = cycle_owner(cycle, cycle_obj["metadata"]["uid"])
     written = rest.get("ConfigMap", namespace, result_name(cycle, phase))
     if written is not None:

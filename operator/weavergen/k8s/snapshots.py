@@ -12,15 +12,12 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from weavergen.api.keys import CHUNKS_ANNOTATION, INDEX_ANNOTATION, SHA_ANNOTATION, SNAPSHOT_LABEL
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.k8s.rest import Rest
 
 CHUNK_BYTES = 900 * 1024
-SNAPSHOT_LABEL = "regeneration.weavergen.io/snapshot"
-SHA_ANNOTATION = "regeneration.weavergen.io/sha256"
-INDEX_ANNOTATION = "regeneration.weavergen.io/chunk"
-CHUNKS_ANNOTATION = "regeneration.weavergen.io/chunks"
 DATA_KEY = "objects.json"
 
 

@@ -17,6 +17,7 @@ from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.develop import develop
+from weavergen.domain.errors import PhaseFailed
 from weavergen.domain.explore import StrategyRecord, TargetContext, explore
 from weavergen.domain.gateway import TargetGateway
 from weavergen.domain.incident import Attempt
@@ -26,10 +27,6 @@ from weavergen.telemetry import tracing
 from weavergen.workflows import Pending, ServiceRegistry, run_strategy
 
 LEVELS = list(EntropyLevel)
-
-
-class PhaseFailed(RuntimeError):
-    """A phase could not do its work; the message says why, for the cycle's status."""
 
 
 @dataclass

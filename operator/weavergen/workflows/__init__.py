@@ -7,7 +7,7 @@ operators; `generator` writes strategy workflows from a list of vocabulary actio
 from weavergen.domain.vocabulary import (
     ACTIONS,
     MUTATING_ACTIONS,
-    PHASES,
+    PHASE_OPERATORS,
     ROLLBACK_ACTIONS,
     VOCABULARY,
 )
@@ -52,7 +52,7 @@ __all__ = [
     "FAILURE_ERROR_CODE",
     "MUTATING_ACTIONS",
     "OUTCOMES",
-    "PHASES",
+    "PHASE_OPERATORS",
     "ROLLBACK_ACTIONS",
     "SAFE_BUILTINS",
     "STEP_ACTIONS",

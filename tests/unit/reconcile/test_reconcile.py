@@ -8,6 +8,7 @@ from typing import Any
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.cycle_status import cycle_status, phase_records
+from weavergen.domain.errors import MeasurementUnavailable
 from weavergen.domain.reconcile import Conditions, decide, measurement_due
 from weavergen.domain.times import parse_time, stamp
 
@@ -97,7 +98,7 @@ def test_problems_and_insufficient_data_are_conditions_not_scores() -> None:
         generation=3,
         status={},
         measurement=None,
-        problem="ConfigMap web-spans does not exist",
+        problem=MeasurementUnavailable("ConfigMap web-spans does not exist"),
         now=NOW,
     )
     (ready,) = failed.status["conditions"]
@@ -338,8 +339,8 @@ def test_unknown_strategy_names_make_the_charter_not_ready() -> None:
 def test_malformed_phase_results_fail_the_phase_naming_the_field() -> None:
     import pytest  # noqa: PLC0415
 
+    from weavergen.domain.errors import PhaseFailed  # noqa: PLC0415
     from weavergen.k8s.jobs import parse_result  # noqa: PLC0415
-    from weavergen.phases.cycle import PhaseFailed  # noqa: PLC0415
 
     good = {
         "data": {

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from weavergen.api.charter import PHASES
 from weavergen.cli import main
-from weavergen.domain.cycle_validation import PHASES
 from weavergen.domain.spans import SpanRecord, load_records
 from weavergen.phases.simulate import SimulationEngine
 from weavergen.telemetry import tracing

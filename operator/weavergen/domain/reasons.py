@@ -1,0 +1,56 @@
+"""Condition types, their reasons, and Event reasons: the operator's vocabulary for people and
+alerting rules, in one place (a reason once shipped is an interface; rename none in passing).
+
+Cycle outcomes (``Succeeded``, ``RolledBack``, ...) are the ``CyclePhase`` values of
+``api.cycle``; a finished cycle's Event and outcome condition carry its phase as their reason.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Charter condition types.
+READY: Final = "Ready"
+DEGRADED: Final = "Degraded"
+INSUFFICIENT_DATA: Final = "InsufficientData"
+CIRCUIT_OPEN: Final = "CircuitOpen"
+ESCALATED: Final = "Escalated"
+
+# Cycle condition types: one per finished phase, and one per outcome.
+PHASE_CONDITIONS: Final = {
+    "define": "Defined",
+    "measure": "Measured",
+    "explore": "Explored",
+    "develop": "Developed",
+    "implement": "Implemented",
+}
+OUTCOME_CONDITIONS: Final = ("Succeeded", "RolledBack", "Failed")
+
+# Condition reasons.
+MEASURED: Final = "Measured"
+MEASURING: Final = "Measuring"
+UNKNOWN_STRATEGY: Final = "UnknownStrategy"
+ENOUGH_SPANS: Final = "EnoughSpans"
+MEASURED_FROM_WORKLOADS: Final = "MeasuredFromWorkloads"
+BASELINE_TOO_SMALL: Final = "BaselineTooSmall"
+TOO_FEW_SPANS: Final = "TooFewSpans"
+AT_OR_ABOVE_TRIGGER: Final = "EntropyAtOrAboveTrigger"
+BELOW_TRIGGER: Final = "EntropyBelowTrigger"
+CIRCUIT_BREAKER: Final = "CircuitBreaker"
+NO_REMEDY_HERE: Final = "NoRemedyHere"
+EVIDENCE_CHANGED: Final = "EvidenceChanged"
+HEALTHY: Final = "Healthy"
+ACTING: Final = "Acting"
+PHASE_COMPLETED: Final = "PhaseCompleted"
+ROLLBACK_FAILED: Final = "RollbackFailed"
+
+# Event reasons (besides a phase's condition type and a cycle's outcome).
+CYCLE_STARTED: Final = "CycleStarted"
+INCIDENT_OPENED: Final = "IncidentOpened"
+INCIDENT_CHANGED: Final = "IncidentChanged"
+INCIDENT_RESOLVED: Final = "IncidentResolved"
+
+
+def control_chart_signal(rule: str) -> str:
+    """The Event reason of a control-chart signal: ``ControlChartWE1`` ... ``ControlChartWE4``."""
+    return f"ControlChart{rule}"
