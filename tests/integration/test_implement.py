@@ -27,6 +27,7 @@ from tests.scenario import (
 )
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
+from weavergen.config import operator_config
 from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_action
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
@@ -35,7 +36,7 @@ from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 from weavergen.phases.operators import Operators
-from weavergen.workflows import BPMN_DIR, WorkflowRun, load_process
+from weavergen.workflows import WorkflowRun, load_process
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def run_strategy(gateway: KubeGateway, strategy: str, entropy_before: float) -> 
     assert criteria is not None
     operators = Operators(gateway, criteria)
     spec, subs = load_process(
-        BPMN_DIR / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
+        operator_config().bpmn_dir / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
     )
     run = WorkflowRun.start(
         spec, subs, operators.registry(), {"entropy_before": entropy_before, "settle_seconds": 0}

@@ -6,6 +6,7 @@ import yaml
 
 from tests.helpers import REPO
 from weavergen.api.profiles import profile_for
+from weavergen.config import OperatorConfig
 from weavergen.k8s.jobs import job_manifest
 
 
@@ -20,6 +21,7 @@ def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writab
         phase="implement",
         policy=policy,
         receiver_url="http://10.244.1.7:4318",
+        config=OperatorConfig(),
     )
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -30,3 +32,27 @@ def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writab
     assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["WEAVERGEN_RECEIVER_URL"] == "http://10.244.1.7:4318"
+
+
+def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_configuration() -> None:
+    policy = profile_for("web-service").phase_policy
+    assert policy is not None
+    config = OperatorConfig(
+        image="registry.local/weavergen:2", image_pull_policy="Always", phase_service_account="sa"
+    )
+    job = job_manifest(
+        namespace="shop",
+        cycle="web-20261203-101500",
+        owner={},
+        phase="measure",
+        policy=policy,
+        receiver_url=None,
+        config=config,
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert (container["image"], container["imagePullPolicy"]) == (
+        "registry.local/weavergen:2",
+        "Always",
+    )
+    assert pod["serviceAccountName"] == "sa"

@@ -32,6 +32,7 @@ from tests.unit.workflows.fakes import Recorder
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.cli import build_parser
+from weavergen.config import operator_config
 from weavergen.domain.gate import GateAnswer
 from weavergen.domain.simulator import EntropySimulator
 from weavergen.domain.twin import Twin
@@ -41,7 +42,6 @@ from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 from weavergen.workflows import (
-    BPMN_DIR,
     SAFE_BUILTINS,
     CustomStrategy,
     InvalidWorkflow,
@@ -578,7 +578,7 @@ def test_a_cycles_free_text_flows_through_the_cycle_as_data(index: int, tmp_path
     spec = charter_spec()
     cycle = RegenerationCycleSpec.model_validate({"charterRef": {"name": "web"}, "reason": reason})
     phases = CyclePhases(twin, spec, cycle)
-    process, subs = load_process(BPMN_DIR / "dmedi_cycle.bpmn", "dmedi_cycle")
+    process, subs = load_process(operator_config().bpmn_dir / "dmedi_cycle.bpmn", "dmedi_cycle")
     run = WorkflowRun.start(process, subs, phases.registry(), {})
     run.run()
     assert run.completed and run.outcome in ("succeeded", "rolled_back")

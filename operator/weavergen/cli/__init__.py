@@ -21,6 +21,7 @@ from weavergen.cli.regeneration import (
     add_measure,
     add_simulate,
 )
+from weavergen.config import ConfigError
 
 __all__ = ["main", "rendered_crds"]
 
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except UsageError as err:
+    except (UsageError, ConfigError) as err:
         print(f"weavergen: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:

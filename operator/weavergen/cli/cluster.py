@@ -145,17 +145,20 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
 
 
 def cmd_operator_run(args: argparse.Namespace) -> int:
-    import kopf  # noqa: PLC0415 - only the operator needs kopf at start-up
-
-    import weavergen.handlers  # noqa: F401, PLC0415 - registers the handlers
-
+    # The flags go into the environment before the handlers are imported: importing them reads
+    # the operator's configuration (weavergen.config), once. kopf's own login reads KUBECONFIG.
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     os.environ.setdefault("WEAVERGEN_RECEIVER_PORT", str(args.receiver_port))
     os.environ.setdefault("WEAVERGEN_RECEIVER_HOST", args.receiver_host)
+    os.environ["WEAVERGEN_NAMESPACES"] = ",".join(args.namespace)
+
+    import kopf  # noqa: PLC0415 - only the operator needs kopf at start-up
+
+    import weavergen.handlers  # noqa: F401, PLC0415 - registers the handlers
+
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(log_format=log_format, verbose=args.verbose)
-    os.environ["WEAVERGEN_NAMESPACES"] = ",".join(args.namespace)
     kopf.run(
         priority=args.priority,
         clusterwide=not args.namespace,

@@ -24,6 +24,7 @@ from weavergen.cli.common import (
     read_bytes,
     write_output,
 )
+from weavergen.config import operator_config
 from weavergen.domain.actions import key_of
 from weavergen.domain.define import InvalidName, InvalidTarget, define_charter, parse_target
 from weavergen.domain.develop import develop
@@ -42,7 +43,7 @@ from weavergen.domain.thresholds import ThresholdCalculator
 from weavergen.phases.operators import validation_registry
 from weavergen.phases.simulate import ScenarioResult, SimulationEngine, incident_summary
 from weavergen.telemetry import tracing
-from weavergen.workflows import BPMN_DIR, load_process, validate
+from weavergen.workflows import load_process, validate
 
 _STAKEHOLDERS = TypeAdapter(list[Stakeholder])
 
@@ -213,7 +214,7 @@ def cmd_develop(args: argparse.Namespace) -> int:
         golden=manifests_by_key(args.golden, "golden file"),
         now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    spec, _ = load_process(BPMN_DIR / solution.workflow, solution.process_id)
+    spec, _ = load_process(operator_config().bpmn_dir / solution.workflow, solution.process_id)
     problems = validate(spec, validation_registry())
     document = {**solution.as_dict(), "workflow_valid": not problems, "workflow_problems": problems}
     if args.output == "json":

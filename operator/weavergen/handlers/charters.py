@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ import kopf
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.keys import REQUEST_ANNOTATION
+from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
 from weavergen.domain.measure import known_good
@@ -22,7 +22,7 @@ from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
 
-TIMER_SECONDS = float(os.environ.get("WEAVERGEN_TIMER_SECONDS", "5"))
+TIMER_SECONDS = operator_config().timer_seconds
 
 
 @kopf.timer(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+from weavergen.config import operator_config
 from weavergen.handlers.http import add_routes
 from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
@@ -32,25 +33,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 90
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.INFO
-    settings.execution.max_workers = int(os.environ.get("WEAVERGEN_WORKERS", "8"))
+    config = operator_config()
+    settings.execution.max_workers = config.workers
     memo.rest = Rest(api_client())
     if not settings.peering.standalone and settings.peering.name:
-        ensure_peering(
-            memo.rest,
-            settings.peering.name,
-            [n for n in os.environ.get("WEAVERGEN_NAMESPACES", "").split(",") if n],
-        )
-    port = int(os.environ.get("WEAVERGEN_RECEIVER_PORT", "4318"))
-    host = os.environ.get("WEAVERGEN_RECEIVER_HOST", "127.0.0.1")
-    token = os.environ.get("WEAVERGEN_RECEIVER_TOKEN")
+        ensure_peering(memo.rest, settings.peering.name, config.namespaces)
     memo.windows = WindowStore()
     metrics.register_receiver(memo.windows)
-    app = build_app(memo.windows, ReceiverConfig(token=token))
-    add_routes(app, Gate(memo.rest), token)
-    memo.receiver, bound = await serve(app, host, port)
+    app = build_app(memo.windows, ReceiverConfig(token=config.receiver_token))
+    add_routes(app, Gate(memo.rest), config.receiver_token)
+    memo.receiver, bound = await serve(app, config.receiver_host, config.receiver_port)
     # Where phase Jobs reach this receiver: loopback only works when they run on this host;
     # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).
-    memo.receiver_url = os.environ.get("WEAVERGEN_RECEIVER_URL") or f"http://127.0.0.1:{bound}"
+    memo.receiver_url = config.receiver_url or f"http://127.0.0.1:{bound}"
     exporting = tracing.configure("weavergen-operator")
     logging.getLogger(__name__).info(
         "started the OTLP receiver, /metrics and /gate port=%d tracing=%s",
@@ -59,7 +54,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
 
 
-def ensure_peering(rest: Rest, name: str, namespaces: list[str]) -> None:
+def ensure_peering(rest: Rest, name: str, namespaces: Sequence[str]) -> None:
     """kopf only updates its peering objects; the first instance of a pair creates them."""
     targets: list[tuple[str, str | None]] = [("KopfPeering", n) for n in namespaces] or [
         ("ClusterKopfPeering", None)

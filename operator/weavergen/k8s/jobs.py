@@ -22,6 +22,7 @@ from weavergen.api.common import format_validation_error
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.api.phase_results import PHASE_RESULTS
+from weavergen.config import OperatorConfig, operator_config
 from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
 from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
@@ -34,8 +35,6 @@ from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending
 
 RESULT_KEY = "result.json"
-DEFAULT_IMAGE = "weavergen-operator:0.1.0"
-PHASE_SERVICE_ACCOUNT = "weavergen-phase"
 
 
 def snapshot_name(cycle: str) -> str:
@@ -61,6 +60,7 @@ def job_manifest(
     phase: str,
     policy: PhasePolicySpec,
     receiver_url: str | None,
+    config: OperatorConfig,
     trace_id: str | None = None,
 ) -> dict[str, Any]:
     """The Job of one phase (pure: same inputs, same Job)."""
@@ -81,7 +81,9 @@ def job_manifest(
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": labels},
-                "spec": phase_pod_spec(phase_container(namespace, cycle, phase, env)),
+                "spec": phase_pod_spec(
+                    phase_container(namespace, cycle, phase, env, config), config
+                ),
             },
         },
     }
@@ -112,14 +114,14 @@ def phase_env(
 
 
 def phase_container(
-    namespace: str, cycle: str, phase: str, env: list[dict[str, str]]
+    namespace: str, cycle: str, phase: str, env: list[dict[str, str]], config: OperatorConfig
 ) -> dict[str, Any]:
     """The container that runs one phase from the operator's image, locked down: it writes
     only to its own /tmp, and its logs explain a failure that left no termination message."""
     return {
         "name": "phase",
-        "image": os.environ.get("WEAVERGEN_IMAGE", DEFAULT_IMAGE),
-        "imagePullPolicy": os.environ.get("WEAVERGEN_IMAGE_PULL_POLICY", "IfNotPresent"),
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
         "command": [
             "weavergen",
             "phase",
@@ -140,14 +142,12 @@ def phase_container(
     }
 
 
-def phase_pod_spec(container: dict[str, Any]) -> dict[str, Any]:
+def phase_pod_spec(container: dict[str, Any], config: OperatorConfig) -> dict[str, Any]:
     """A phase's pod: run once (the Job retries), as the phase service account, non-root, with
     an empty /tmp as the one writable place."""
     return {
         "restartPolicy": "Never",
-        "serviceAccountName": os.environ.get(
-            "WEAVERGEN_PHASE_SERVICE_ACCOUNT", PHASE_SERVICE_ACCOUNT
-        ),
+        "serviceAccountName": config.phase_service_account,
         "containers": [container],
         "securityContext": {
             "runAsNonRoot": True,
@@ -236,6 +236,7 @@ class PhaseJobs:
                         phase=phase,
                         policy=self.policy,
                         receiver_url=self.receiver_url,
+                        config=operator_config(),
                         trace_id=self.trace_id,
                     ),
                 )
@@ -336,8 +337,8 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
         uid=cycle_obj["metadata"]["uid"],
         spec=spec,
         charter_obj=charter_obj,
-        receiver_url=os.environ.get("WEAVERGEN_RECEIVER_URL"),
-        trace_parent=os.environ.get("TRACEPARENT"),
+        receiver_url=operator_config().receiver_url,
+        trace_parent=operator_config().traceparent,
     )
     data: dict[str, Any] = {}
     for earlier in PHASES[: PHASES.index(phase)]:

@@ -12,7 +12,6 @@ from weavergen.domain.vocabulary import (
     VOCABULARY,
 )
 from weavergen.workflows.engine import (
-    BPMN_DIR,
     FAILURE_ERROR_CODE,
     OUTCOMES,
     SAFE_BUILTINS,
@@ -47,7 +46,6 @@ from weavergen.workflows.runs import run_strategy, start_cycle_workflow
 
 __all__ = [
     "ACTIONS",
-    "BPMN_DIR",
     "DEFAULT_PARAMS",
     "FAILURE_ERROR_CODE",
     "MUTATING_ACTIONS",

@@ -33,7 +33,6 @@ import copy
 import gzip
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -67,10 +66,6 @@ from weavergen.domain.vocabulary import VOCABULARY
 
 Operator = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
 """``fn(params, data) -> dict | None``: what it returns is merged into the workflow data."""
-
-# The repository's bpmn/ folder: the DMEDI cycle and one workflow per strategy.
-BPMN_DIR = Path(os.environ.get("WEAVERGEN_BPMN_DIR", Path(__file__).resolve().parents[3] / "bpmn"))
-
 
 FAILURE_ERROR_CODE = "task_failed"
 """Error code of the BPMN error a failing service task throws (catch it with no code, or this)."""

@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from weavergen.config import operator_config
 from weavergen.domain.develop import workflow_path
-from weavergen.workflows.engine import BPMN_DIR, ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows.engine import ServiceRegistry, WorkflowRun, load_process
 
 CYCLE_WORKFLOW = ("dmedi_cycle.bpmn", "dmedi_cycle")
 
 
 def start_cycle_workflow(registry: ServiceRegistry) -> WorkflowRun:
     """A new DMEDI cycle, its phases bound to ``registry``; the caller steps or runs it."""
-    spec, subprocesses = load_process(BPMN_DIR / CYCLE_WORKFLOW[0], CYCLE_WORKFLOW[1])
+    spec, subprocesses = load_process(
+        operator_config().bpmn_dir / CYCLE_WORKFLOW[0], CYCLE_WORKFLOW[1]
+    )
     return WorkflowRun.start(spec, subprocesses, registry, {})
 
 
@@ -33,7 +36,7 @@ def run_strategy(
     forged phase result cannot point Implement at another BPMN file.
     """
     workflow, process_id = workflow_path(strategy)
-    spec, subprocesses = load_process(BPMN_DIR / workflow, process_id)
+    spec, subprocesses = load_process(operator_config().bpmn_dir / workflow, process_id)
     run = WorkflowRun.start(spec, subprocesses, registry, dict(data))
     run.run(on_task)
     return run

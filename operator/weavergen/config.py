@@ -1,0 +1,139 @@
+"""The operator's settings: read from the environment once, checked, then frozen.
+
+``operator_config()`` reads them on its first call: in the operator when ``operator run`` has
+put its flags into the environment and imports the handlers (kopf fixes the timer interval at
+import), in a phase Job or another command when a setting is first needed. A bad value stops
+the process there, with the variable named, rather than wherever it would first be used.
+
+``OTEL_*`` is not here: the OpenTelemetry SDK reads those variables itself, as its specification
+says (``telemetry.tracing``), and phase Jobs get them passed on as they are (``k8s.jobs``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A variable whose value the operator cannot run with."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Each field's variable is named beside it; the defaults are those of an unset variable."""
+
+    workers: int = 8  # WEAVERGEN_WORKERS: kopf handler threads (and API connections)
+    namespaces: tuple[str, ...] = ()  # WEAVERGEN_NAMESPACES, comma-separated; none: cluster
+    timer_seconds: float = 5.0  # WEAVERGEN_TIMER_SECONDS: how often charters are reconciled
+    receiver_host: str = "127.0.0.1"  # WEAVERGEN_RECEIVER_HOST
+    receiver_port: int = 4318  # WEAVERGEN_RECEIVER_PORT (0: any free port)
+    receiver_token: str | None = None  # WEAVERGEN_RECEIVER_TOKEN: bearer token of OTLP and gate
+    receiver_url: str | None = None  # WEAVERGEN_RECEIVER_URL: where phase Jobs reach it
+    kubeconfig: str | None = None  # KUBECONFIG
+    image: str = "weavergen-operator:0.1.0"  # WEAVERGEN_IMAGE: of the phase Jobs
+    image_pull_policy: str = "IfNotPresent"  # WEAVERGEN_IMAGE_PULL_POLICY
+    phase_service_account: str = "weavergen-phase"  # WEAVERGEN_PHASE_SERVICE_ACCOUNT
+    # WEAVERGEN_BPMN_DIR: the DMEDI cycle and the strategies' workflows (the repository's bpmn/)
+    bpmn_dir: Path = Path(__file__).resolve().parents[2] / "bpmn"
+    traceparent: str | None = None  # TRACEPARENT: a phase Job's parent span (W3C)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
+        """The settings ``env`` holds, defaults for the rest; ConfigError for a bad value.
+
+        An empty ``KUBECONFIG``, ``WEAVERGEN_RECEIVER_URL`` or ``TRACEPARENT`` counts as unset.
+        """
+        default = cls()
+        return cls(
+            workers=_read(env, "WEAVERGEN_WORKERS", default.workers, _positive_int),
+            namespaces=tuple(n for n in env.get("WEAVERGEN_NAMESPACES", "").split(",") if n),
+            timer_seconds=_read(
+                env, "WEAVERGEN_TIMER_SECONDS", default.timer_seconds, _positive_seconds
+            ),
+            receiver_host=_read(env, "WEAVERGEN_RECEIVER_HOST", default.receiver_host, _text),
+            receiver_port=_read(env, "WEAVERGEN_RECEIVER_PORT", default.receiver_port, _port),
+            receiver_token=_read(env, "WEAVERGEN_RECEIVER_TOKEN", None, _text),
+            receiver_url=env.get("WEAVERGEN_RECEIVER_URL") or None,
+            kubeconfig=env.get("KUBECONFIG") or None,
+            image=_read(env, "WEAVERGEN_IMAGE", default.image, _text),
+            image_pull_policy=_read(
+                env, "WEAVERGEN_IMAGE_PULL_POLICY", default.image_pull_policy, _pull_policy
+            ),
+            phase_service_account=_read(
+                env, "WEAVERGEN_PHASE_SERVICE_ACCOUNT", default.phase_service_account, _text
+            ),
+            bpmn_dir=Path(_read(env, "WEAVERGEN_BPMN_DIR", str(default.bpmn_dir), _text)),
+            traceparent=env.get("TRACEPARENT") or None,
+        )
+
+
+@functools.cache
+def operator_config() -> OperatorConfig:
+    """This process's settings: the environment is read on the first call only."""
+    return OperatorConfig.from_env(os.environ)
+
+
+class _Refused(ValueError):
+    """What a parser says about a value it refuses: the ``expected ...`` of the message."""
+
+
+def _read(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T]) -> T:
+    """``env[name]`` parsed, or ``default`` when it is unset."""
+    if name not in env:
+        return default
+    try:
+        return parse(env[name])
+    except _Refused as refused:
+        raise ConfigError(f"{name}: expected {refused}, got {env[name]!r}") from None
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise _Refused("a non-empty value")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise _Refused("a positive integer")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise _Refused("a port number from 0 (any free port) to 65535")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise _Refused("a positive number of seconds")
+    return seconds
+
+
+def _pull_policy(value: str) -> str:
+    if value not in PULL_POLICIES:
+        raise _Refused(f"one of {', '.join(PULL_POLICIES)}")
+    return value
