@@ -36,7 +36,7 @@ from weavergen.config import operator_config
 from weavergen.domain.gate import GateAnswer
 from weavergen.domain.simulator import EntropySimulator
 from weavergen.domain.twin import Twin
-from weavergen.handlers.http import add_routes
+from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.gate import Gate
 from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
@@ -627,8 +627,8 @@ WRONG = [
 def test_the_endpoints_need_the_token_and_metrics_stay_open() -> None:
     store = WindowStore()
     gate = StandInGate()
-    app = build_app(store, ReceiverConfig(token=TOKEN))
-    add_routes(app, cast(Gate, gate), TOKEN)
+    app = build_app(store, ReceiverConfig(token=TOKEN, open_paths=OPEN_PATHS))
+    add_routes(app, cast(Gate, gate))
     otlp = {"Content-Type": "application/json"}
     body = json.dumps({"resourceSpans": []}).encode()
 
@@ -685,7 +685,7 @@ def test_without_a_token_the_endpoints_are_open_but_loopback_only() -> None:
     assert widened.receiver_host == "0.0.0.0"
     gate = StandInGate()
     app = build_app(WindowStore())
-    add_routes(app, cast(Gate, gate), None)
+    add_routes(app, cast(Gate, gate))
 
     async def main() -> None:
         runner, port = await serve(app, args.receiver_host, 0)

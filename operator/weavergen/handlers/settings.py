@@ -10,7 +10,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.config import operator_config
-from weavergen.handlers.http import add_routes
+from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
 from weavergen.k8s.rest import Rest
@@ -40,8 +40,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ensure_peering(memo.rest, settings.peering.name, config.namespaces)
     memo.windows = WindowStore()
     metrics.register_receiver(memo.windows)
-    app = build_app(memo.windows, ReceiverConfig(token=config.receiver_token))
-    add_routes(app, Gate(memo.rest), config.receiver_token)
+    app = build_app(
+        memo.windows, ReceiverConfig(token=config.receiver_token, open_paths=OPEN_PATHS)
+    )
+    add_routes(app, Gate(memo.rest))
     memo.receiver, bound = await serve(app, config.receiver_host, config.receiver_port)
     # Where phase Jobs reach this receiver: loopback only works when they run on this host;
     # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).

@@ -10,15 +10,16 @@ window summary to the Measure phase (summaries, never raw spans).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import zlib
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from weavergen.domain.otlp import OtlpError, decode
+from weavergen.telemetry.auth import bearer_token_middleware
 from weavergen.telemetry.windows import WindowStore
 
 PROTOBUF = "application/x-protobuf"
@@ -41,6 +42,7 @@ class ReceiverConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED
     token: str | None = None
+    open_paths: frozenset[str] = frozenset()  # served without the token (the operator's /metrics)
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -116,17 +118,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> web.Application:
     """The receiver's aiohttp application (mounted by the operator, or served on its own)."""
 
-    def authorised(request: web.Request) -> bool:
-        if config.token is None:
-            return True
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {config.token}".encode())
-
     async def traces(request: web.Request) -> web.Response:
-        store.counters.requests += 1
         try:
-            if not authorised(request):
-                raise RequestRefused(401, "missing or wrong bearer token")
             kind = content_kind(request.headers.get("Content-Type", ""))
             if (request.content_length or 0) > config.max_body_bytes:
                 raise RequestRefused(
@@ -136,15 +129,12 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
             encoding = request.headers.get("Content-Encoding", "").strip().lower()
             dropped = await asyncio.to_thread(ingest, store, body, kind, encoding, config)
         except RequestRefused as refused:
-            store.counters.rejected_requests += 1
             return web.json_response(
                 {"code": refused.status, "message": refused.reason}, status=refused.status
             )
         return response(kind, dropped)
 
     async def summary(request: web.Request) -> web.Response:
-        if not authorised(request):
-            return web.json_response({"message": "missing or wrong bearer token"}, status=401)
         try:
             seconds = float(request.query.get("seconds", "60"))
         except ValueError:
@@ -152,7 +142,21 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
         merged = store.window(request.match_info["service"], seconds)
         return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
 
-    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count OTLP requests by result here, outside the token check: its 401s are refusals."""
+        if request.match_info.handler is not traces:
+            return await handler(request)
+        store.counters.requests += 1
+        answer = await handler(request)
+        if answer.status >= 400:
+            store.counters.rejected_requests += 1
+        return answer
+
+    app = web.Application(
+        client_max_size=config.max_body_bytes + 1,
+        middlewares=[count, bearer_token_middleware(config.token, config.open_paths)],
+    )
     app.router.add_post("/v1/traces", traces)
     app.router.add_get("/v1/summaries/{service}", summary)
     return app
