@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import API_VERSION
 from weavergen.api.keys import CHARTER_LABEL
+from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
 from weavergen.domain.errors import BaselinePending, MeasurementUnavailable
@@ -252,7 +253,12 @@ class KubeGateway:
             f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?seconds={self.spec.telemetry.window_seconds}"
         )
-        with urllib.request.urlopen(url, timeout=10) as response:
+        # The receiver serves summaries behind the same bearer token as OTLP, when it has one.
+        token = operator_config().receiver_token
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             return ServiceSummary.from_dict(json.loads(response.read()))
 
     def current(self) -> ServiceSummary:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import urllib.error
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
+import pytest
 from aiohttp import ClientSession
 
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.config import operator_config
 from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
 from weavergen.domain.summary import ServiceSummary
+from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.rest import Rest
 from weavergen.telemetry.receiver import ReceiverConfig, build_app
 from weavergen.telemetry.receiver import serve as serve_receiver
 from weavergen.telemetry.windows import WindowStore
@@ -148,3 +154,39 @@ def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
     assert store.window("a", 3600).span_count == 26 * spans
     fill(400)
     assert store.window("a", 3600).span_count == 360 * spans  # an hour, not the 900 s of old
+
+
+def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator measures through its own receiver: behind a token, it presents the token."""
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", "windowSeconds": 60},
+        }
+    )
+
+    async def check(session: ClientSession, url: str, store: WindowStore) -> None:
+        headers = {"Content-Type": "application/x-protobuf", "Authorization": "Bearer s3cret"}
+        async with session.post(f"{url}/v1/traces", data=PB, headers=headers) as resp:
+            assert resp.status == 200
+        gateway = KubeGateway(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
+        for token, readable in ((None, False), ("s3cret", True)):
+            if token:
+                monkeypatch.setenv("WEAVERGEN_RECEIVER_TOKEN", token)
+            operator_config.cache_clear()
+            if readable:
+                window = await asyncio.to_thread(gateway.current)
+                assert window.span_count == SPANS
+            else:
+                with pytest.raises(urllib.error.HTTPError, match="401"):
+                    await asyncio.to_thread(gateway.current)
+
+    monkeypatch.delenv("WEAVERGEN_RECEIVER_TOKEN", raising=False)
+    try:
+        serve(check, ReceiverConfig(token="s3cret"))
+    finally:
+        operator_config.cache_clear()
