@@ -120,3 +120,13 @@ def test_status_tolerates_fields_from_newer_operators() -> None:
     )
     assert charter.status is not None
     assert charter.status.observed_generation == 2
+
+
+def test_entropy_levels_order_by_severity_not_by_their_strings() -> None:
+    from weavergen.api.charter import EntropyLevel  # noqa: PLC0415
+
+    low, medium, high, critical = EntropyLevel
+    assert low < medium < high < critical  # as strings: critical < high < low < medium
+    assert max(EntropyLevel) is critical and min(high, medium) is medium
+    assert sorted([critical, low, high, medium]) == [low, medium, high, critical]
+    assert high >= high and not high > high

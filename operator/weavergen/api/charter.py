@@ -50,12 +50,40 @@ class SystemType(StrEnum):
 
 
 class EntropyLevel(StrEnum):
-    """Entropy levels, from healthy (low) to in need of full regeneration (critical)."""
+    """Entropy levels, from healthy (low) to in need of full regeneration (critical).
+
+    Ordered by severity (``LOW < MEDIUM``), not alphabetically as their strings would be.
+    """
 
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
+
+    @property
+    def severity(self) -> int:
+        """0 for LOW up to 3 for CRITICAL."""
+        return list(EntropyLevel).index(self)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, EntropyLevel):
+            return NotImplemented
+        return self.severity < other.severity
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, EntropyLevel):
+            return NotImplemented
+        return self.severity <= other.severity
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, EntropyLevel):
+            return NotImplemented
+        return self.severity > other.severity
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, EntropyLevel):
+            return NotImplemented
+        return self.severity >= other.severity
 
 
 Seconds = Annotated[int, Field(ge=1, le=86_400)]

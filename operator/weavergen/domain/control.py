@@ -21,7 +21,6 @@ from typing import Any
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.domain.spc import ControlChart, Signal, SpcSettings
 
-LEVELS = list(EntropyLevel)
 # The side on which a metric getting worse shows: entropy rises, health falls.
 WORSE_SIDE = {"entropy": "upper", "health": "lower", "cycleDuration": "upper"}
 KEPT_CYCLES = 5  # latest cycles whose points outlive the rolling history
@@ -152,9 +151,7 @@ def _reason_to_start(
         return f"control chart signal: {worse[0].message}"
     proactive = spec.spc.proactive
     if proactive.enabled and forecast is not None:
-        reaches = LEVELS.index(EntropyLevel(forecast["level"])) >= LEVELS.index(
-            EntropyLevel(spec.trigger.level)
-        )
+        reaches = EntropyLevel(forecast["level"]) >= EntropyLevel(spec.trigger.level)
         if reaches and forecast["seconds"] <= proactive.horizon_seconds:
             return (
                 f"entropy predicted to reach {forecast['level']} ({forecast['threshold']}) in "

@@ -30,7 +30,6 @@ from weavergen.api.charter import EntropyLevel
 from weavergen.domain.strategies import CATALOG, OBSERVE
 from weavergen.domain.times import parse_time, stamp
 
-LEVELS = list(EntropyLevel)
 FAILED_FIX_OUTCOMES = frozenset({"RolledBack", "Failed"})
 RECORDED_OUTCOMES = frozenset({"Succeeded", "RolledBack", "Failed", "Escalated"})
 MAX_ATTEMPTS_KEPT = 20
@@ -191,11 +190,7 @@ def material_change(
 
 def _level_token(incident: Mapping[str, Any], evidence: Evidence) -> list[str]:
     worst = EntropyLevel(incident.get("worstLevel") or "low")
-    return (
-        [f"level:{evidence.level.value}"]
-        if LEVELS.index(evidence.level) > LEVELS.index(worst)
-        else []
-    )
+    return [f"level:{evidence.level.value}"] if evidence.level > worst else []
 
 
 def _absorbed(incident: Mapping[str, Any], evidence: Evidence) -> dict[str, Any]:
@@ -205,7 +200,7 @@ def _absorbed(incident: Mapping[str, Any], evidence: Evidence) -> dict[str, Any]
         **incident,
         "healthySince": None,
         "indicators": sorted(set(incident.get("indicators") or []) | evidence.indicators),
-        "worstLevel": max(worst, evidence.level, key=LEVELS.index).value,
+        "worstLevel": max(worst, evidence.level).value,
         "novel": [],
     }
 

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
-from weavergen.api.profiles import resolve_spec
+from weavergen.api.profiles import ResolvedCharterSpec, resolve_spec
 from weavergen.domain import reasons
-from weavergen.domain.control import chart_measurement
+from weavergen.domain.control import ChartUpdate, chart_measurement
 from weavergen.domain.errors import RegenerationError
 from weavergen.domain.explore import StrategyRecord, TargetContext, cause_posterior, features_of
 from weavergen.domain.incident import (
@@ -31,8 +31,6 @@ from weavergen.domain.incident import (
 from weavergen.domain.spc import Signal
 from weavergen.domain.strategies import CATALOG
 from weavergen.domain.times import parse_time, stamp
-
-LEVELS = list(EntropyLevel)
 
 
 class Conditions:
@@ -107,92 +105,147 @@ def decide(
     patch: dict[str, Any] = {
         "observedGeneration": generation,
         "effectiveThresholds": {
-            "medium": resolved.thresholds.medium,
-            "high": resolved.thresholds.high,
-            "critical": resolved.thresholds.critical,
+            **_thresholds(resolved),
             "source": "charter" if spec.thresholds else "systemType",
         },
     }
-    unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
-    if unknown:
-        why = f"unknown strategies in spec.strategies: {', '.join(unknown)}"
-        conditions.set(reasons.READY, False, reasons.UNKNOWN_STRATEGY, why)
-        patch["conditions"] = conditions.items
-        return CharterDecision(patch)
-    if problem is not None:
-        conditions.set(reasons.READY, False, problem.reason, str(problem))
+    unmeasured = _unmeasured(spec, problem)
+    if unmeasured is not None:
+        conditions.set(reasons.READY, False, *unmeasured)
         patch["conditions"] = conditions.items
         return CharterDecision(patch)
     assert measurement is not None
     if measurement.get("status") != "ok":
         return _insufficient(patch, conditions, measurement, now)
-    level = EntropyLevel(measurement["entropy_level"])
-    trigger = EntropyLevel(spec.trigger.level)
-    degraded = LEVELS.index(level) >= LEVELS.index(trigger)
-    score = measurement["entropy_score"]
+    level, trigger = EntropyLevel(measurement["entropy_level"]), EntropyLevel(spec.trigger.level)
+    degraded, running = level >= trigger, bool(status.get("activeCycle"))
     patch["entropy"] = _entropy_status(measurement, now)
-    _set_measured(conditions, measurement, trigger)
-    charted = chart_measurement(
-        spec,
-        status.get("controlCharts"),
-        entropy=score,
-        health=measurement["health_score"],
-        at=stamp(now),
-        thresholds={
-            "medium": resolved.thresholds.medium,
-            "high": resolved.thresholds.high,
-            "critical": resolved.thresholds.critical,
-        },
-        interval_seconds=resolved.cadence.measure_interval_seconds,
-        last_cycle=status.get("lastCycle"),
-        in_control=not degraded and not status.get("activeCycle"),
-    )
-    patch["controlCharts"] = charted.charts
-    patch["forecast"] = charted.forecast
-    acts = spec.trigger.mode == "auto" and spec.mode != "observe"
+    _set_measured(conditions, measurement, trigger, degraded)
+    charted = _charted(resolved, status, measurement, now, in_control=not degraded and not running)
+    patch["controlCharts"], patch["forecast"] = charted.charts, charted.forecast
     asked = bool(requested) and requested != status.get("handledRequest")
     if asked:
         patch["handledRequest"] = requested
-    step = track(
+    step = _incident_step(spec, status, measurement, inputs, degraded=degraded, now=now)
+    patch["incident"] = _incident_patch(step, cycle_running=running)
+    holding = held(step.incident)
+    _set_escalated(conditions, step, holding)
+    acts = spec.trigger.mode == "auto" and spec.mode != "observe"
+    wants = (
+        ((degraded or charted.start_cycle is not None) and acts and not holding)
+        or (asked and spec.mode != "observe")
+    ) and not running
+    patch["circuitBreaker"], allowed = _breaker(spec, status, conditions, wants=wants, now=now)
+    patch["conditions"] = conditions.items
+    reason = _cycle_reason(patch["entropy"], asked=asked, charted=None if degraded else charted)
+    return CharterDecision(
+        patch, reason if wants and allowed else None, charted.signals, _incident_events(step)
+    )
+
+
+def _incident_step(
+    spec: RegenerationCharterSpec,
+    status: Mapping[str, Any],
+    measurement: Mapping[str, Any],
+    inputs: str | None,
+    *,
+    degraded: bool,
+    now: datetime,
+) -> IncidentStep:
+    """The charter's incident after this measurement (``domain.incident``)."""
+    level = EntropyLevel(measurement["entropy_level"])
+    return track(
         status.get("incident"),
         Evidence(level, features_of(measurement, TargetContext()), inputs),
         degraded=degraded,
         cycle_running=bool(status.get("activeCycle")),
         now=now,
         recovery_seconds=spec.telemetry.window_seconds,
-        last_good_at=_last_good(status, trigger),
+        last_good_at=_last_good(status, EntropyLevel(spec.trigger.level)),
         diagnose=likely_cause,
     )
-    patch["incident"] = _incident_patch(step, cycle_running=bool(status.get("activeCycle")))
-    events = _incident_events(step)
-    holding = held(step.incident)
-    _set_escalated(conditions, step, holding)
-    wants = (
-        ((degraded or charted.start_cycle is not None) and acts and not holding)
-        or (asked and spec.mode != "observe")
-    ) and not status.get("activeCycle")
-    last_outcome = (status.get("lastCycle") or {}).get("outcome")
-    breaker, allowed, why = circuit_breaker(
-        spec, status.get("circuitBreaker") or {}, wants=wants, now=now, last_outcome=last_outcome
+
+
+def _charted(
+    resolved: ResolvedCharterSpec,
+    status: Mapping[str, Any],
+    measurement: Mapping[str, Any],
+    now: datetime,
+    *,
+    in_control: bool,
+) -> ChartUpdate:
+    """The measurement on the charter's control charts (baselined only while in control)."""
+    return chart_measurement(
+        resolved,
+        status.get("controlCharts"),
+        entropy=measurement["entropy_score"],
+        health=measurement["health_score"],
+        at=stamp(now),
+        thresholds=_thresholds(resolved),
+        interval_seconds=resolved.cadence.measure_interval_seconds,
+        last_cycle=status.get("lastCycle"),
+        in_control=in_control,
     )
-    patch["circuitBreaker"] = breaker
+
+
+def _breaker(
+    spec: RegenerationCharterSpec,
+    status: Mapping[str, Any],
+    conditions: Conditions,
+    *,
+    wants: bool,
+    now: datetime,
+) -> tuple[dict[str, Any], bool]:
+    """The circuit breaker after this decision, with its condition, and whether a cycle the
+    charter wants may start."""
+    breaker, allowed, why = circuit_breaker(
+        spec,
+        status.get("circuitBreaker") or {},
+        wants=wants,
+        now=now,
+        last_outcome=(status.get("lastCycle") or {}).get("outcome"),
+    )
     conditions.set(reasons.CIRCUIT_OPEN, breaker["state"] == "Open", reasons.CIRCUIT_BREAKER, why)
-    patch["conditions"] = conditions.items
-    reason = f"entropy {level.value} ({score})"
-    if patch["entropy"]["indicators"]:  # what the cycle is about, by name
-        reason += ": " + ", ".join(i["type"] for i in patch["entropy"]["indicators"])
+    return breaker, allowed
+
+
+def _thresholds(resolved: ResolvedCharterSpec) -> dict[str, float]:
+    t = resolved.thresholds
+    return {"medium": t.medium, "high": t.high, "critical": t.critical}
+
+
+def _unmeasured(
+    spec: RegenerationCharterSpec, problem: RegenerationError | None
+) -> tuple[str, str] | None:
+    """Why the charter is not Ready without judging a measurement: (reason, message)."""
+    unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
+    if unknown:
+        return (
+            reasons.UNKNOWN_STRATEGY,
+            f"unknown strategies in spec.strategies: {', '.join(unknown)}",
+        )
+    if problem is not None:
+        return problem.reason, str(problem)
+    return None
+
+
+def _cycle_reason(entropy: Mapping[str, Any], *, asked: bool, charted: ChartUpdate | None) -> str:
+    """Why a cycle starts, for its spec and Event: the entropy and its indicators by name, and
+    what asked for it (a person through the gate, or a control chart below the trigger)."""
+    reason = f"entropy {entropy['level']} ({entropy['score']})"
+    if entropy["indicators"]:
+        reason += ": " + ", ".join(i["type"] for i in entropy["indicators"])
     if asked:
         reason += ", requested through the gate"
-    elif not degraded and charted.start_cycle:
+    elif charted is not None and charted.start_cycle:
         reason += f", {charted.start_cycle}"
-    return CharterDecision(patch, reason if wants and allowed else None, charted.signals, events)
+    return reason
 
 
 def _set_measured(
-    conditions: Conditions, measurement: Mapping[str, Any], trigger: EntropyLevel
+    conditions: Conditions, measurement: Mapping[str, Any], trigger: EntropyLevel, degraded: bool
 ) -> None:
     level, score = EntropyLevel(measurement["entropy_level"]), measurement["entropy_score"]
-    degraded = LEVELS.index(level) >= LEVELS.index(trigger)
     if "spans" in (measurement.get("evidence") or ["spans"]):
         enough = (reasons.ENOUGH_SPANS, f"{measurement.get('span_count', 0)} spans")
     else:
@@ -232,7 +285,7 @@ def _last_good(status: Mapping[str, Any], trigger: EntropyLevel) -> str | None:
     """When the previous measurement was below the trigger, its time: the last healthy one."""
     previous = status.get("entropy") or {}
     level = previous.get("level")
-    if level is None or LEVELS.index(EntropyLevel(level)) >= LEVELS.index(trigger):
+    if level is None or EntropyLevel(level) >= trigger:
         return None
     return previous.get("measuredAt")
 

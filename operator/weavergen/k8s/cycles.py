@@ -180,6 +180,36 @@ class _CycleRefs:
     trace_id: str
     span_identity: dict[str, str]
 
+    @classmethod
+    def of(
+        cls,
+        namespace: str,
+        owner: Mapping[str, Any],
+        charter: str,
+        charter_obj: Mapping[str, Any] | None,
+        trace_id: str,
+    ) -> _CycleRefs:
+        """The references of a cycle (``owner``: its owner reference) and of its charter."""
+        cycle = owner["name"]
+        spec = (charter_obj or {}).get("spec") or {}
+        return cls(
+            namespace,
+            cycle,
+            charter,
+            {
+                **{k: owner[k] for k in ("apiVersion", "kind", "name", "uid")},
+                "namespace": namespace,
+            },
+            involved(dict(charter_obj)) if charter_obj else {},
+            trace_id if charter_obj else "",  # a cycle that never ran records no span
+            {
+                "weavergen.cycle.name": cycle,
+                "weavergen.cycle.namespace": namespace,
+                "weavergen.charter.name": charter,
+                "weavergen.system.id": str(spec.get("systemId", "")),
+            },
+        )
+
 
 class CycleReconciler:
     """One reconcile of one cycle: gather, run the workflow from its saved state, plan, apply."""
@@ -200,19 +230,10 @@ class CycleReconciler:
         cycle = parsed_spec(RegenerationCycleSpec, spec)
         charter_obj = self.rest.get("RegenerationCharter", namespace, cycle.charter_ref.name)
         owner = cycle_owner(name, meta["uid"])
-        cycle_involved = {k: owner[k] for k in ("apiVersion", "kind", "name", "uid")}
-        if charter_obj is None:
-            refs = _CycleRefs(
-                namespace,
-                name,
-                cycle.charter_ref.name,
-                {**cycle_involved, "namespace": namespace},
-                {},
-                "",
-                {},
-            )
-            return self.apply(refs, plan_missing_charter(cycle.charter_ref.name, status, _now()))
         trace_id = status.get("traceId") or trace_id_of(meta["uid"])
+        if charter_obj is None:
+            refs = _CycleRefs.of(namespace, owner, cycle.charter_ref.name, None, "")
+            return self.apply(refs, plan_missing_charter(cycle.charter_ref.name, status, _now()))
         phases = cycle_phases(
             self.rest,
             namespace,
@@ -223,20 +244,7 @@ class CycleReconciler:
             receiver_url=self.receiver_url,
             trace_parent=traceparent(trace_id),
         )
-        refs = _CycleRefs(
-            namespace,
-            name,
-            cycle.charter_ref.name,
-            {**cycle_involved, "namespace": namespace},
-            involved(charter_obj),
-            trace_id,
-            {
-                "weavergen.cycle.name": name,
-                "weavergen.cycle.namespace": namespace,
-                "weavergen.charter.name": cycle.charter_ref.name,
-                "weavergen.system.id": phases.charter.system_id,
-            },
-        )
+        refs = _CycleRefs.of(namespace, owner, cycle.charter_ref.name, charter_obj, trace_id)
         operators = self.phase_operators(refs, owner, phases, cycle, meta)
         observed = CycleObservation(
             name=name,

@@ -26,8 +26,6 @@ from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
 from weavergen.workflows import Pending, ServiceRegistry, run_strategy
 
-LEVELS = list(EntropyLevel)
-
 
 @dataclass
 class CyclePhases:
@@ -114,11 +112,11 @@ class CyclePhases:
         level = EntropyLevel(measurement["entropy_level"])
         trigger = EntropyLevel(self.spec.trigger.level)
         # A cycle a person created acts at MEDIUM already; the operator's own wait for the trigger.
-        floor = min(trigger, EntropyLevel.MEDIUM, key=LEVELS.index)
+        floor = min(trigger, EntropyLevel.MEDIUM)
         return {
             "measurement_before": measurement,
             "entropy_before": measurement["entropy_score"],
-            "regeneration_needed": LEVELS.index(level) >= LEVELS.index(floor),
+            "regeneration_needed": level >= floor,
         }
 
     def explore_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

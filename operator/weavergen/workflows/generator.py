@@ -315,20 +315,24 @@ def render_bpmn(process_id: str, name: str, steps: Sequence[Step], documentation
             b.flow(record, failure_target)
             previous, condition = gateway_id, "criteria_met == True"
 
-    finish = "escalated" if actions[-1:] == ["escalate"] else "succeeded"
-    b.script(f"mark_{finish}", f"outcome: {finish}", f"outcome = {finish!r}")
-    b.flow(previous, f"mark_{finish}", condition)
-    b.end(f"end_{finish}", finish)
-    b.flow(f"mark_{finish}", f"end_{finish}")
-
-    b.script("mark_failed", "outcome: failed", "outcome = 'failed'")
-    b.end("end_failed", "failed")
-    b.flow("mark_failed", "end_failed")
-
+    _outcome_paths(b, previous, condition, escalates=actions[-1:] == ["escalate"])
     if protected_after is not None:
         _rollback_path(b, rollback_entry)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _outcome_paths(b: _Builder, last: str, condition: str | None, *, escalates: bool) -> None:
+    """The normal finish after ``last`` (``escalated`` for a strategy that ends by handing
+    the incident to people, else ``succeeded``), and the ``failed`` end before any change."""
+    finish = "escalated" if escalates else "succeeded"
+    b.script(f"mark_{finish}", f"outcome: {finish}", f"outcome = {finish!r}")
+    b.flow(last, f"mark_{finish}", condition)
+    b.end(f"end_{finish}", finish)
+    b.flow(f"mark_{finish}", f"end_{finish}")
+    b.script("mark_failed", "outcome: failed", "outcome = 'failed'")
+    b.end("end_failed", "failed")
+    b.flow("mark_failed", "end_failed")
 
 
 def _rollback_path(b: _Builder, entry: str) -> None:
