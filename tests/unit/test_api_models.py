@@ -129,4 +129,4 @@ def test_entropy_levels_order_by_severity_not_by_their_strings() -> None:
     assert low < medium < high < critical  # as strings: critical < high < low < medium
     assert max(EntropyLevel) is critical and min(high, medium) is medium
     assert sorted([critical, low, high, medium]) == [low, medium, high, critical]
-    assert high >= high and not high > high
+    assert EntropyLevel("high") >= high and not EntropyLevel("high") > high
