@@ -1455,7 +1455,7 @@ def measure_documents(service: str, baseline: bytes, current: bytes) -> tuple[Me
 
     The CLI stops with an error when the current file holds no span of the service; the
     operator measures such a window as an empty summary of the charter's service
-    (``k8s/gateway.py``), and so does this, noting what the CLI said.
+    (``k8s/cluster_target.py``), and so does this, noting what the CLI said.
     """
     note = ""
     try:

@@ -32,7 +32,7 @@ from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_act
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.k8s import snapshots
-from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 from weavergen.phases.operators import Operators
@@ -92,30 +92,30 @@ def test_rollout_undo_returns_to_the_previous_revision(
 
 
 @pytest.fixture
-def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[KubeGateway]:
+def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[ClusterTarget]:
     """A healthy Deployment and ConfigMap with a golden snapshot, then the config corrupted."""
     apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
     put(rest, namespace, config_map("web-baseline", {"spans.json": spans(Faults(), 1)}))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(), 2)}))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
-    gateway = KubeGateway(
+    target = ClusterTarget(
         rest,
         namespace,
         "web",
         RegenerationCharterSpec.model_validate(charter_spec()),
         sleep=lambda _: None,
     )
-    assert gateway.measure()["entropy_level"] == "low"
-    gateway.store_golden()
+    assert target.measure()["entropy_level"] == "low"
+    target.store_golden()
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
-    yield gateway
+    yield target
 
 
-def run_strategy(gateway: KubeGateway, strategy: str, entropy_before: float) -> tuple[Any, Any]:
+def run_strategy(target: ClusterTarget, strategy: str, entropy_before: float) -> tuple[Any, Any]:
     criteria = profile_for("web-service").success_criteria
     assert criteria is not None
-    operators = Operators(gateway, criteria)
+    operators = Operators(target, criteria)
     spec, subs = load_process(
         operator_config().bpmn_dir / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
     )
@@ -127,7 +127,7 @@ def run_strategy(gateway: KubeGateway, strategy: str, entropy_before: float) -> 
 
 
 def test_partial_regeneration_resets_config_restarts_and_succeeds(
-    plane: Plane, rest: Rest, namespace: str, broken_target: KubeGateway
+    plane: Plane, rest: Rest, namespace: str, broken_target: ClusterTarget
 ) -> None:
     before = broken_target.measure()
     assert before["entropy_level"] in ("medium", "high", "critical")
@@ -149,7 +149,7 @@ def test_partial_regeneration_resets_config_restarts_and_succeeds(
 
 
 def test_unmet_criteria_roll_back_to_a_byte_identical_state(
-    rest: Rest, namespace: str, broken_target: KubeGateway
+    rest: Rest, namespace: str, broken_target: ClusterTarget
 ) -> None:
     before_objects = broken_target.objects()
     before = broken_target.measure()
@@ -169,7 +169,7 @@ def test_unmet_criteria_roll_back_to_a_byte_identical_state(
 
 
 def test_regeneration_auto_runs_one_cycle_inline_from_the_cli(
-    plane: Plane, rest: Rest, namespace: str, broken_target: KubeGateway, tmp_path: Any
+    plane: Plane, rest: Rest, namespace: str, broken_target: ClusterTarget, tmp_path: Any
 ) -> None:
     path = tmp_path / "charter.json"
     path.write_text(

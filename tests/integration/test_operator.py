@@ -36,8 +36,8 @@ from weavergen.api.keys import SNAPSHOT_LABEL
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot
 from weavergen.k8s import snapshots
+from weavergen.k8s.cluster_target import baseline_name, golden_name
 from weavergen.k8s.cycles import state_name
-from weavergen.k8s.gateway import baseline_name, golden_name
 from weavergen.k8s.jobs import journal_name, result_name, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets

@@ -46,7 +46,7 @@ from weavergen.domain.cycle_plan import CycleDecision
 from weavergen.domain.simulator import Faults
 from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, fingerprints
 from weavergen.k8s import cycles, snapshots
-from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.jobs import journal_name, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
@@ -116,7 +116,7 @@ def degraded_target_with_a_cycle(
     body["metadata"]["namespace"] = namespace
     rest.create("RegenerationCharter", namespace, body)
     spec = RegenerationCharterSpec.model_validate(body["spec"])
-    KubeGateway(rest, namespace, "web", spec).store_golden()
+    ClusterTarget(rest, namespace, "web", spec).store_golden()
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
     rest.create(
@@ -173,7 +173,7 @@ def test_a_tampered_snapshot_is_refused_for_the_cycles_rollback(
     with pytest.raises(SnapshotIntegrityError, match="refused for restore"):
         snapshots.load(rest, namespace, snapshot_name(CYCLE))
 
-    targets = KubeGateway(rest, namespace, "web", spec).objects()
+    targets = ClusterTarget(rest, namespace, "web", spec).objects()
     before = versions(rest, namespace, targets)
     writes: list[str] = []
     real_write = Targets.write
@@ -242,7 +242,7 @@ def big_data(seed: int) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @pytest.fixture
-def big_target(plane: Plane, rest: Rest, namespace: str) -> KubeGateway:
+def big_target(plane: Plane, rest: Rest, namespace: str) -> ClusterTarget:
     """A Deployment (no replicas: nothing to run) and three ConfigMaps of ~880 kB each."""
     web = deployment("web")
     web["spec"]["replicas"] = 0
@@ -274,7 +274,7 @@ def big_target(plane: Plane, rest: Rest, namespace: str) -> KubeGateway:
             },
         }
     )
-    return KubeGateway(
+    return ClusterTarget(
         rest,
         namespace,
         "big",
@@ -285,35 +285,35 @@ def big_target(plane: Plane, rest: Rest, namespace: str) -> KubeGateway:
     )
 
 
-def change_every_target(rest: Rest, gateway: KubeGateway, round_: int) -> None:
+def change_every_target(rest: Rest, target: ClusterTarget, round_: int) -> None:
     """Changes as a cycle's own actions make them: recorded in its journal."""
-    for live in gateway.objects().values():
+    for live in target.objects().values():
         if live["kind"] == "ConfigMap":
             data = dict(live["data"])
             data["config.txt"] = f"changed {round_}"
             data.pop("unicode.txt", None)
             data[f"added-{round_}"] = "x"
-            gateway.targets.write({**live, "data": data, "binaryData": {"blob.bin": "AAAA"}})
+            target.targets.write({**live, "data": data, "binaryData": {"blob.bin": "AAAA"}})
         else:
             live["spec"]["template"]["spec"]["containers"][0]["image"] = f"app:changed-{round_}"
-            gateway.targets.write(live)
-    gateway.record_writes(fingerprints(gateway.objects()))
+            target.targets.write(live)
+    target.record_writes(fingerprints(target.objects()))
 
 
-def config_maps(gateway: KubeGateway) -> dict[str, tuple[Any, Any]]:
+def config_maps(target: ClusterTarget) -> dict[str, tuple[Any, Any]]:
     return {
         key: (obj.get("data"), obj.get("binaryData"))
-        for key, obj in gateway.objects().items()
+        for key, obj in target.objects().items()
         if obj["kind"] == "ConfigMap"
     }
 
 
 def test_a_snapshot_over_1_mib_is_chunked_and_restored_whole_or_refused_whole(
-    rest: Rest, namespace: str, big_target: KubeGateway
+    rest: Rest, namespace: str, big_target: ClusterTarget
 ) -> None:
-    gateway = big_target
-    original = config_maps(gateway)
-    taking = Operators(gateway, criteria())
+    target = big_target
+    original = config_maps(target)
+    taking = Operators(target, criteria())
     taken = taking.snapshot_targets({}, {})
     assert taken["snapshot_objects"] == 4
     sha = taken["snapshot_sha256"]
@@ -331,32 +331,32 @@ def test_a_snapshot_over_1_mib_is_chunked_and_restored_whole_or_refused_whole(
         assert len(json.dumps(chunk)) < 1024 * 1024
 
     # Every target changed, then restored by an operator that has only the stored chunks.
-    change_every_target(rest, gateway, 1)
-    assert Snapshot.take(gateway.objects()).sha256 != sha
+    change_every_target(rest, target, 1)
+    assert Snapshot.take(target.objects()).sha256 != sha
     data = {"snapshot_sha256": sha, "snapshot_objects": 4}
-    restarted = Operators(gateway, criteria())
+    restarted = Operators(target, criteria())
     restored = restarted.restore_snapshot({}, data)
     assert restored["restored"] is True
     assert restored["rollback"]["sha256"] == sha and restored["rollback"]["verified"] is True
     assert len(restored["rollback"]["restoredObjects"]) == 4
     assert restarted.verify_restored({}, {**data, **restored})["restore_verified"] is True
-    assert restarted.snapshot is not None and restarted.snapshot.matches(gateway.objects())
-    assert config_maps(gateway) == original  # byte-identical data and binaryData
-    live = gateway.objects()[f"Deployment/{namespace}/web"]
+    assert restarted.snapshot is not None and restarted.snapshot.matches(target.objects())
+    assert config_maps(target) == original  # byte-identical data and binaryData
+    live = target.objects()[f"Deployment/{namespace}/web"]
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
 
     # One chunk missing: refused whole, nothing restored, not even the objects in other chunks.
-    change_every_target(rest, gateway, 2)
-    changed = gateway.objects()
+    change_every_target(rest, target, 2)
+    changed = target.objects()
     before = versions(rest, namespace, changed)
     rest.delete("ConfigMap", namespace, f"{name}-1")
     with pytest.raises(SnapshotIntegrityError, match=f"missing chunk 1 of {len(chunks)}"):
-        Operators(gateway, criteria()).restore_snapshot({}, data)
+        Operators(target, criteria()).restore_snapshot({}, data)
     assert versions(rest, namespace, changed) == before
 
     # The first chunk missing too: that is not "no snapshot was taken", the data says one was.
     rest.delete("ConfigMap", namespace, name)
-    refusing = Operators(gateway, criteria())
+    refusing = Operators(target, criteria())
     with pytest.raises(SnapshotIntegrityError, match=sha[:12]):
         refusing.restore_snapshot({}, data)
     with pytest.raises(SnapshotIntegrityError, match=sha[:12]):
@@ -384,10 +384,10 @@ def test_a_snapshot_replaced_whole_is_not_the_one_the_cycle_took(
         }
     )
     name = snapshot_name(CYCLE)
-    gateway = KubeGateway(rest, namespace, "web", spec, snapshot_name=name)
-    taken = Operators(gateway, criteria()).snapshot_targets({}, {})
+    target = ClusterTarget(rest, namespace, "web", spec, snapshot_name=name)
+    taken = Operators(target, criteria()).snapshot_targets({}, {})
     put(rest, namespace, config_map("web-config", BROKEN))
-    changed = gateway.objects()
+    changed = target.objects()
     before = versions(rest, namespace, changed)
 
     forged = Snapshot.take(changed)  # "the broken config was the good one"
@@ -397,7 +397,7 @@ def test_a_snapshot_replaced_whole_is_not_the_one_the_cycle_took(
 
     data = {"snapshot": {"sha256": taken["snapshot_sha256"], "objects": 1}}  # the cycle's data
     with pytest.raises(SnapshotIntegrityError, match="not the one"):
-        Operators(gateway, criteria()).restore_snapshot({}, data)
+        Operators(target, criteria()).restore_snapshot({}, data)
     assert versions(rest, namespace, changed) == before
 
 

@@ -21,7 +21,9 @@ class DefineResult(_Result):
     define: dict[str, Any]
 
 
-class Measurement(_Result):
+class MeasurementRecord(_Result):
+    """A measurement as a phase result carries it (``domain.measure.Measurement.as_dict``)."""
+
     status: str
     entropy_score: float | None
     entropy_level: str | None
@@ -32,7 +34,7 @@ class Measurement(_Result):
 
 
 class MeasureResult(_Result):
-    measurement_before: Measurement
+    measurement_before: MeasurementRecord
     entropy_before: float
     regeneration_needed: bool
 
@@ -49,6 +51,7 @@ class DevelopResult(_Result):
 class ImplementResult(_Result):
     implementation: dict[str, Any]
     implementation_succeeded: bool
+    implementation_escalated: bool = False
 
 
 PHASE_RESULTS: dict[str, type[_Result]] = {

@@ -35,12 +35,12 @@ def peering_priority(value: str) -> int:
 
 def _charter_gateway(args: argparse.Namespace) -> tuple[RegenerationCharter, Any]:
     from weavergen.k8s.client import api_client  # noqa: PLC0415 - only these need a cluster
-    from weavergen.k8s.gateway import KubeGateway  # noqa: PLC0415
+    from weavergen.k8s.cluster_target import ClusterTarget  # noqa: PLC0415
     from weavergen.k8s.rest import Rest  # noqa: PLC0415
 
     charter = load_charter(args.charter)
     namespace = args.namespace or charter.metadata.namespace or "default"
-    gateway = KubeGateway(
+    target = ClusterTarget(
         Rest(api_client(args.kubeconfig)),
         namespace,
         charter.metadata.name,
@@ -48,7 +48,7 @@ def _charter_gateway(args: argparse.Namespace) -> tuple[RegenerationCharter, Any
         receiver_url=args.receiver,
         charter_uid=charter.metadata.uid,
     )
-    return charter, gateway
+    return charter, target
 
 
 def _progress(task: str) -> None:
@@ -65,10 +65,10 @@ def cmd_implement(args: argparse.Namespace) -> int:
                 print(f"# {step['action']}\n{change['diff']}")
         print(f"dry run: {solution['strategy']} would make the changes above; nothing changed")
         return 0
-    charter, gateway = _charter_gateway(args)
+    charter, target = _charter_gateway(args)
     criteria = resolve_spec(charter.spec).success_criteria
-    operators = Operators(gateway, criteria)
-    print(f"implementing {solution['strategy']} on {gateway.namespace}", file=sys.stderr)
+    operators = Operators(target, criteria)
+    print(f"implementing {solution['strategy']} on {target.namespace}", file=sys.stderr)
     run = run_strategy(
         solution["strategy"],
         operators.registry(),
@@ -94,7 +94,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     from weavergen.api.cycle import RegenerationCycleSpec  # noqa: PLC0415
     from weavergen.phases.cycle import CyclePhases  # noqa: PLC0415
 
-    charter, gateway = _charter_gateway(args)
+    charter, target = _charter_gateway(args)
     cycle = RegenerationCycleSpec.model_validate(
         {
             "charterRef": {"name": charter.metadata.name},
@@ -102,9 +102,9 @@ def cmd_auto(args: argparse.Namespace) -> int:
             "dryRun": args.dry_run,
         }
     )
-    phases = CyclePhases(gateway, charter.spec, cycle, gateway.context())
+    phases = CyclePhases(target, charter.spec, cycle, target.context())
     run = start_cycle_workflow(phases.registry())
-    print(f"DMEDI cycle for {gateway.namespace}/{charter.metadata.name}", file=sys.stderr)
+    print(f"DMEDI cycle for {target.namespace}/{charter.metadata.name}", file=sys.stderr)
     run.run(_progress)
     data = run.data
     before, after = data.get("measurement_before") or {}, data.get("measurement_after") or {}

@@ -202,13 +202,13 @@ class Twin:
             ),
         }
 
-    # -- TargetGateway ----------------------------------------------------------------------
+    # -- TargetPort ----------------------------------------------------------------------
 
     def objects(self) -> dict[str, Manifest]:
         return copy.deepcopy(self.manifests)
 
     def fingerprint(self) -> str:
-        """What ``KubeGateway.inputs_fingerprint`` would say: the targets and the runtime
+        """What ``ClusterTarget.inputs_fingerprint`` would say: the targets and the runtime
         ConfigMap the pods consume."""
         runtime = {
             "kind": "ConfigMap",

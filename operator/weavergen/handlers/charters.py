@@ -16,8 +16,8 @@ from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, pars
 from weavergen.domain.measure import known_good
 from weavergen.domain.reconcile import CharterDecision, decide, measurement_due
 from weavergen.handlers.errors import reported
+from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
-from weavergen.k8s.gateway import KubeGateway
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
@@ -49,10 +49,10 @@ def reconcile_charter(
     if not measurement_due(charter, status, now, requested):
         return
     rest: Rest = memo.rest
-    gateway = KubeGateway(
+    target = ClusterTarget(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
-    measurement, problem, inputs = _observe(gateway, status)
+    measurement, problem, inputs = _observe(target, status)
     decision = decide(
         charter,
         generation=meta.get("generation"),
@@ -63,8 +63,8 @@ def reconcile_charter(
         requested=requested,
         inputs=inputs,
     )
-    if known_good(measurement) and not gateway.has_golden():
-        gateway.store_golden()
+    if known_good(measurement) and not target.has_golden():
+        target.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
     patch = dict(decision.status)
     if decision.start_cycle:
@@ -89,13 +89,13 @@ def reconcile_charter(
 
 
 def _observe(
-    gateway: KubeGateway, status: kopf.Status
+    target: ClusterTarget, status: kopf.Status
 ) -> tuple[dict[str, Any] | None, MeasurementUnavailable | None, str | None]:
     """The measurement (or why there is none) and, while an incident is open, the fingerprint
     of the targets' inputs (an escalation holds until they are edited)."""
     try:
-        measurement = gateway.measure()
-        inputs = gateway.inputs_fingerprint() if status.get("incident") else None
+        measurement = target.measure()
+        inputs = target.inputs_fingerprint() if status.get("incident") else None
     except MeasurementUnavailable as err:
         return None, err, None
     return measurement, None, inputs

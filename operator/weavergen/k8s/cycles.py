@@ -35,8 +35,8 @@ from weavergen.domain.errors import CycleNameTaken, parsed_spec
 from weavergen.domain.names import child_name, cycle_name, label_value
 from weavergen.domain.reconcile import merge_patch
 from weavergen.domain.times import parse_time
+from weavergen.k8s.cluster_target import charter_owner
 from weavergen.k8s.events import involved, post_event
-from weavergen.k8s.gateway import charter_owner
 from weavergen.k8s.jobs import (
     PhaseJobs,
     cycle_owner,

@@ -28,7 +28,7 @@ from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.reconcile import strategy_records
 from weavergen.domain.times import parse_time
-from weavergen.k8s.gateway import KubeGateway, owner_reference
+from weavergen.k8s.cluster_target import ClusterTarget, owner_reference
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.tracing import traceparent
@@ -288,7 +288,7 @@ def cycle_phases(
     """The phases of one cycle bound to its charter's target: the same for the operator
     (inline) and for a phase Job."""
     charter = RegenerationCharterSpec.model_validate(charter_obj["spec"])
-    gateway = KubeGateway(
+    target = ClusterTarget(
         rest,
         namespace,
         spec.charter_ref.name,
@@ -303,10 +303,10 @@ def cycle_phases(
     history = strategy_records(status)
     incident = status.get("incident")
     return CyclePhases(
-        gateway,
+        target,
         charter,
         spec,
-        gateway.context(last_good=parse_time((incident or {}).get("lastGoodAt"))),
+        target.context(last_good=parse_time((incident or {}).get("lastGoodAt"))),
         history,
         trace_parent,
         attempts=attempts_of(incident),

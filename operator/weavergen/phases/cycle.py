@@ -15,12 +15,13 @@ from typing import Any
 
 from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.api.profiles import resolve_spec
 from weavergen.domain.develop import develop
 from weavergen.domain.errors import PhaseFailed
 from weavergen.domain.explore import StrategyRecord, TargetContext, explore
-from weavergen.domain.gateway import TargetGateway
 from weavergen.domain.incident import Attempt
+from weavergen.domain.port import TargetPort
 from weavergen.domain.strategies import OBSERVE
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
@@ -31,7 +32,7 @@ from weavergen.workflows import Pending, ServiceRegistry, run_strategy
 class CyclePhases:
     """The five phase operators of one cycle, and the rollback the cycle may need."""
 
-    gateway: TargetGateway
+    target: TargetPort
     charter: RegenerationCharterSpec
     cycle: RegenerationCycleSpec
     context: TargetContext = field(default_factory=TargetContext)
@@ -41,7 +42,7 @@ class CyclePhases:
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
-        self.operators = Operators(self.gateway, self.spec.success_criteria)
+        self.operators = Operators(self.target, self.spec.success_criteria)
 
     def registry(self, phase_operators: Mapping[str, Any] | None = None) -> ServiceRegistry:
         """The cycle's operators; ``phase_operators`` (by phase) replace the inline phases."""
@@ -72,6 +73,8 @@ class CyclePhases:
                 self._record(phase, started, attributes, error=str(err) or type(err).__name__)
                 raise
             self._record(phase, started, {**attributes, **phase_attributes(result)})
+            # What an inline phase hands on is checked as a phase Job's result is.
+            PHASE_RESULTS[phase].model_validate(result)
             return result
 
         return traced_phase
@@ -106,7 +109,7 @@ class CyclePhases:
         }
 
     def measure_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        measurement = self.gateway.measure()
+        measurement = self.target.measure()
         if measurement.get("status") != "ok":
             raise PhaseFailed(f"cannot measure: {measurement.get('reason')}")
         level = EntropyLevel(measurement["entropy_level"])
@@ -142,7 +145,7 @@ class CyclePhases:
         return {"exploration": exploration.as_dict(), "chosen": chosen}
 
     def develop_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        g = self.gateway
+        g = self.target
         solution = develop(
             data["chosen"],
             entropy_before=float(data["entropy_before"]),

@@ -1,8 +1,8 @@
-"""The workflow operators (BPMN service tasks), written once against a ``TargetGateway``.
+"""The workflow operators (BPMN service tasks), written once against a ``TargetPort``.
 
-Bound to the Kubernetes gateway they act on a cluster; bound to the simulation twin, on its
+Bound to the Kubernetes target they act on a cluster; bound to the simulation twin, on its
 in-memory objects. Workflow data stays JSON (it is serialised after every step), so the
-snapshot itself stays with the gateway's caller and only its hash travels in the data.
+snapshot itself stays with the target's caller and only its hash travels in the data.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 from weavergen.api.charter import SuccessCriteriaSpec
 from weavergen.domain.actions import PLANNERS, ActionInput, plan_action
-from weavergen.domain.gateway import TargetGateway
 from weavergen.domain.judge import judge
+from weavergen.domain.port import TargetPort
 from weavergen.domain.snapshot import (
     Snapshot,
     SnapshotIntegrityError,
@@ -43,14 +43,14 @@ class RollbackFailed(RuntimeError):
 class Operators:
     """Operator implementations for one cycle; holds the cycle's snapshot."""
 
-    def __init__(self, gateway: TargetGateway, criteria: SuccessCriteriaSpec) -> None:
-        self.gateway = gateway
+    def __init__(self, target: TargetPort, criteria: SuccessCriteriaSpec) -> None:
+        self.target = target
         self.criteria = criteria
         self.snapshot: Snapshot | None = None
         self.calls: list[str] = []
 
     def registry(self) -> ServiceRegistry:
-        """Every operator bound to this cycle's gateway."""
+        """Every operator bound to this cycle's target."""
         registry = ServiceRegistry()
         for name in ACTIONS:
             fn = self._planned(name) if name in PLANNERS else getattr(self, name)
@@ -60,7 +60,7 @@ class Operators:
     def _planned(self, action: str) -> Any:
         def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             self.calls.append(action)
-            g = self.gateway
+            g = self.target
             changed = plan_action(
                 action,
                 ActionInput(g.objects(), g.golden(), g.previous_templates(), params, g.now()),
@@ -79,23 +79,23 @@ class Operators:
         self.calls.append("snapshot_targets")
         # A resumed Implement (its Job's pod died) finds its first snapshot: the target may carry
         # this cycle's own partial changes, so only a first run holds it to the plan's basis.
-        if self.gateway.saved_snapshot() is None:
-            edited = edits_by_others(data.get("basis") or {}, self.gateway.objects(), {})
+        if self.target.saved_snapshot() is None:
+            edited = edits_by_others(data.get("basis") or {}, self.target.objects(), {})
             if edited:
                 raise TargetEdited(
                     f"{'; '.join(edited)} since the plan was made (someone else's edit): "
                     "the cycle stops without changing anything"
                 )
-        self.snapshot = self.gateway.snapshot()
+        self.snapshot = self.target.snapshot()
         return {
             "snapshot_sha256": self.snapshot.sha256,
             "snapshot_objects": len(self.snapshot.objects),
         }
 
     def _taken(self) -> Snapshot | None:
-        """This cycle's snapshot, from memory or, after a restart, from the gateway."""
+        """This cycle's snapshot, from memory or, after a restart, from the target."""
         if self.snapshot is None:
-            self.snapshot = self.gateway.saved_snapshot()
+            self.snapshot = self.target.saved_snapshot()
         return self.snapshot
 
     def _to_restore(self, data: dict[str, Any]) -> Snapshot | None:
@@ -132,21 +132,21 @@ class Operators:
 
     def recreate_pods(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("recreate_pods")
-        self.gateway.recreate_pods()
+        self.target.recreate_pods()
 
     def wait_rollout(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("wait_rollout")
         timeout = int(params.get("timeout_seconds", 300))
-        if not self.gateway.wait_rollout(timeout):
+        if not self.target.wait_rollout(timeout):
             raise TimeoutError(f"rollout not complete after {timeout}s")
 
     def settle(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("settle")
-        self.gateway.settle(int(params.get("seconds", 30)))
+        self.target.settle(int(params.get("seconds", 30)))
 
     def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("remeasure")
-        return {"measurement_after": self.gateway.measure()}
+        return {"measurement_after": self.target.measure()}
 
     def verify_success_criteria(
         self, params: dict[str, Any], data: dict[str, Any]
@@ -161,35 +161,35 @@ class Operators:
 
     def check_dependencies(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("check_dependencies")
-        return {"dependencies": self.gateway.check_dependencies()}
+        return {"dependencies": self.target.check_dependencies()}
 
     def escalate(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("escalate")
         reason = str(params.get("reason") or "no safe remedy for the observed symptoms")
-        self.gateway.escalate(reason)
+        self.target.escalate(reason)
         return {"escalated": reason}
 
     def rebaseline_validation(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         self.calls.append("rebaseline_validation")
-        self.gateway.rebaseline_validation()
+        self.target.rebaseline_validation()
 
     def restore_snapshot(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("restore_snapshot")
-        started = self.gateway.now()
+        started = self.target.now()
         snapshot = self._to_restore(data)
         if snapshot is None:
             return {"restored": False}
         # Only what the snapshot held or what this cycle wrote may be overwritten; anything
         # else is a person's edit during the cycle, and restoring would undo it blindly.
         edited = edits_by_others(
-            fingerprints(snapshot.objects), self.gateway.objects(), self.gateway.recorded_writes()
+            fingerprints(snapshot.objects), self.target.objects(), self.target.recorded_writes()
         )
         if edited:
             raise TargetEdited(
                 f"{'; '.join(edited)} by someone else during the cycle: nothing was "
                 "restored, so that edit stands; check the target and restore by hand if needed"
             )
-        self.gateway.restore(snapshot)
+        self.target.restore(snapshot)
         return {"restored": True, "rollback": self._rollback_record(snapshot, data, started)}
 
     def verify_restored(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +197,7 @@ class Operators:
         snapshot = self._to_restore(data)
         if snapshot is None:
             return {"restore_verified": True}
-        record = self._rollback_record(snapshot, data, self.gateway.now())
+        record = self._rollback_record(snapshot, data, self.target.now())
         if not record["verified"]:
             raise RollbackFailed("live objects differ from the snapshot after the restore")
         return {"restore_verified": True, "rollback": record}
@@ -208,8 +208,8 @@ class Operators:
         """What was restored, from which snapshot, when, and whether live state matches it."""
         return {
             "startedAt": (data.get("rollback") or {}).get("startedAt") or started,
-            "finishedAt": self.gateway.now(),
+            "finishedAt": self.target.now(),
             "sha256": snapshot.sha256,
             "restoredObjects": sorted(snapshot.objects),
-            "verified": snapshot.matches(self.gateway.objects()),
+            "verified": snapshot.matches(self.target.objects()),
         }

@@ -16,7 +16,7 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.config import operator_config
 from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
 from weavergen.domain.summary import ServiceSummary
-from weavergen.k8s.gateway import KubeGateway
+from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry.receiver import ReceiverConfig, build_app
 from weavergen.telemetry.receiver import serve as serve_receiver
@@ -173,17 +173,17 @@ def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(
         headers = {"Content-Type": "application/x-protobuf", "Authorization": "Bearer s3cret"}
         async with session.post(f"{url}/v1/traces", data=PB, headers=headers) as resp:
             assert resp.status == 200
-        gateway = KubeGateway(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
+        target = ClusterTarget(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
         for token, readable in ((None, False), ("s3cret", True)):
             if token:
                 monkeypatch.setenv("WEAVERGEN_RECEIVER_TOKEN", token)
             operator_config.cache_clear()
             if readable:
-                window = await asyncio.to_thread(gateway.current)
+                window = await asyncio.to_thread(target.current)
                 assert window.span_count == SPANS
             else:
                 with pytest.raises(urllib.error.HTTPError, match="401"):
-                    await asyncio.to_thread(gateway.current)
+                    await asyncio.to_thread(target.current)
 
     monkeypatch.delenv("WEAVERGEN_RECEIVER_TOKEN", raising=False)
     try:

@@ -12,7 +12,7 @@ from weavergen.domain.actions import Manifest
 from weavergen.domain.snapshot import Snapshot, Writes
 
 
-class TargetGateway(Protocol):
+class TargetPort(Protocol):
     def objects(self) -> dict[str, Manifest]:
         """The target objects now, by ``Kind/namespace/name``."""
 
@@ -26,7 +26,7 @@ class TargetGateway(Protocol):
         """Write changed objects (already planned by ``actions``)."""
 
     def record_writes(self, prints: dict[str, str]) -> None:
-        """Remember, durably where the gateway can, object states this cycle writes: before a
+        """Remember, durably where the target can, object states this cycle writes: before a
         write (a process may die before it knows it landed) and after (as stored)."""
 
     def recorded_writes(self) -> Writes:
@@ -42,7 +42,7 @@ class TargetGateway(Protocol):
         """A fresh measurement in the DESIGN.md 5 JSON form."""
 
     def snapshot(self) -> Snapshot:
-        """Take (and keep, where the gateway can) a snapshot of the target objects."""
+        """Take (and keep, where the target can) a snapshot of the target objects."""
 
     def saved_snapshot(self) -> Snapshot | None:
         """The snapshot this cycle took earlier, also after a restart; None if none."""

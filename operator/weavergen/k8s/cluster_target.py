@@ -1,4 +1,4 @@
-"""``TargetGateway`` against the API server: the Implement phase's hands on a real cluster."""
+"""``TargetPort`` against the API server: the Implement phase's hands on a real cluster."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def charter_owner(name: str, uid: str) -> dict[str, Any]:
     return owner_reference("RegenerationCharter", name, uid)
 
 
-class KubeGateway:
+class ClusterTarget:
     """One charter's target in one namespace, as the workflow operators see it."""
 
     def __init__(
