@@ -23,8 +23,8 @@ import numpy as np
 
 from hack.demo import SCENARIOS, Demo, Figures
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.measure import measure
-from weavergen.domain.simulator import EntropySimulator, Faults
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults
 from weavergen.phases.simulate import SimulationEngine
 
 PHASE_TARGETS = {"define": 30, "measure": 60, "explore": 120, "develop": 180, "implement": 300}

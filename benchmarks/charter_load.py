@@ -67,7 +67,7 @@ from tests.scenario import (
     put,
     spans,
 )
-from weavergen.domain.simulator import Faults
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 

@@ -32,7 +32,7 @@ from tests.scenario import (
     spans,
     status,
 )
-from weavergen.domain.simulator import Faults
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 

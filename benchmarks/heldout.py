@@ -1,7 +1,8 @@
 """Held-out span scenarios: Measure judged on traffic the project never tuned on.
 
-Every scenario the detectors were tuned on came from ``weavergen.domain.simulator``. This module
-is an independent generator with its own services, trace shapes and noise: a checkout API
+Every scenario the detectors were tuned on came from
+``weavergen.domain.simulation.simulator``. This module is an independent generator with its own
+services, trace shapes and noise: a checkout API
 (SERVER roots with an internal pricing step, HTTP clients to payments and inventory, PostgreSQL
 calls), a Kafka ledger consumer (CONSUMER spans with remote parents, database writes, a
 producer) and a gRPC pricing service (Redis cache with a database fallback). Each window is an
@@ -41,8 +42,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from weavergen.domain.measure import Measurement, measure, pick_service, summarise
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.measure import Measurement, measure, pick_service, summarise
+from weavergen.domain.measure.summary import ServiceSummary
 
 WINDOW_S = 60.0
 BASELINE_START_NS = 1_772_445_600 * 10**9  # 2026-03-02T10:00:00Z

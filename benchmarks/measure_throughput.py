@@ -26,9 +26,9 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from weavergen.domain.otlp import SpanChunk, decode_protobuf
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.otlp import SpanChunk, decode_protobuf
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults, to_otlp_protobuf
 
 SPANS_PER_REQUEST = 1000
 DISTINCT_REQUESTS = 20
@@ -158,10 +158,10 @@ def bench_stream(payloads: list[bytes], spans: int) -> int:
 # Runs in either tree: only APIs both have.
 MEASURE_PATH = """
 import sys, time
-from weavergen.domain.measure import measure
-from weavergen.domain.otlp import decode_protobuf
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.otlp import decode_protobuf
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.measure.summary import ServiceSummary
 sim = EntropySimulator(42)
 system = sim.system("bench")
 payloads = [to_otlp_protobuf(list(sim.chunks(system, Faults(), s, window_s=1000 / 60)))

@@ -9,8 +9,9 @@ mounted on the bare receiver's app, and ``weavergen_spans_received_total``,
 after the run.
 
 The generator pre-encodes OTLP/protobuf requests of about ``--spans-per-request`` spans (from
-``weavergen.domain.simulator``, several services) and sends them open loop: request ``i`` is due at
-``start + i / rate`` (rate = ``--rate`` / spans per request, 100 requests/s by default) over at most
+``weavergen.domain.simulation.simulator``, several services) and sends them open loop: request
+``i`` is due at ``start + i / rate`` (rate = ``--rate`` / spans per request, 100 requests/s by
+default) over at most
 ``--connections`` keep-alive connections. A due request waits for a free connection; when
 ``--backlog`` requests are already waiting, it is skipped and counted as not sent (so a receiver
 that cannot keep up shows as a lower sustained rate, not as an ever-growing queue). Latency is
@@ -42,8 +43,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from weavergen.domain.otlp import decode_protobuf
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_protobuf
+from weavergen.domain.measure.otlp import decode_protobuf
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults, to_otlp_protobuf
 
 TICKS = os.sysconf("SC_CLK_TCK")
 DISTINCT_REQUESTS = 40

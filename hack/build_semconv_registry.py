@@ -1,4 +1,4 @@
-"""Build operator/weavergen/domain/semconv_registry.yaml from opentelemetry-semantic-conventions.
+"""Build domain/measure/semconv_registry.yaml from opentelemetry-semantic-conventions.
 
 The installed package carries attribute names, stability (the stable module versus the
 incubating one), deprecations with their replacements and enum values. It does not carry
@@ -24,7 +24,7 @@ import yaml
 
 PACKAGE = "opentelemetry-semantic-conventions"
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = REPO / "operator" / "weavergen" / "domain" / "semconv_registry.yaml"
+DEFAULT_OUTPUT = REPO / "operator" / "weavergen" / "domain" / "measure" / "semconv_registry.yaml"
 
 # Module stems (``<area>_attributes.py``); each becomes the group ``registry.<area>``.
 AREAS = (

@@ -21,8 +21,13 @@ from typing import Any
 
 from hack.localplane.plane import Plane
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.actions import RESTARTED_AT
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
+from weavergen.domain.remedy.actions import RESTARTED_AT
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    to_otlp_json,
+    to_otlp_protobuf,
+)
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 

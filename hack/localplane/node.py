@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hack.localplane import log, read_text, versions
-from weavergen.domain.workload import parse_time
+from weavergen.domain.measure.workload import parse_time
 
 if TYPE_CHECKING:
     from hack.localplane.plane import Plane

@@ -35,8 +35,8 @@ from weavergen.demo.manifests import (
     charter,
     shop_manifests,
 )
-from weavergen.domain.snapshot import Snapshot
-from weavergen.domain.strategies import strategy
+from weavergen.domain.remedy.snapshot import Snapshot
+from weavergen.domain.remedy.strategies import strategy
 from weavergen.k8s.jobs import journal_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets

@@ -20,7 +20,7 @@ from tests.integration.conftest import await_status, wait_for
 from tests.integration.test_operator import charter, corrupt_and_wait_for_the_cycle
 from tests.scenario import GOOD, apply, config_map, deployment, put, spans
 from weavergen.demo.manifests import IMAGE
-from weavergen.domain.simulator import Faults
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.rest import Rest
 
 

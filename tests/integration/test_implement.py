@@ -28,9 +28,9 @@ from tests.scenario import (
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
 from weavergen.config import operator_config
-from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_action
-from weavergen.domain.simulator import Faults
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.remedy.actions import RESTARTED_AT, ActionInput, key_of, plan_action
+from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s import snapshots
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest

@@ -24,8 +24,8 @@ from hack.localplane.plane import Plane
 from tests.integration.conftest import await_status, wait_for
 from tests.integration.test_operator import corrupt_and_wait_for_the_cycle, start_healthy
 from tests.scenario import BROKEN, HealingExporter, OperatorProcess, config_map, put, spans
-from weavergen.domain.simulator import Faults
-from weavergen.domain.spans import decode_records_protobuf, otlp_json
+from weavergen.domain.measure.spans import decode_records_protobuf, otlp_json
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.rest import Rest
 
 # Errors, slowness and a renamed attribute: HIGH entropy, healed by resetting the config.

@@ -33,8 +33,8 @@ from tests.scenario import (
 )
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.keys import SNAPSHOT_LABEL
-from weavergen.domain.simulator import Faults
-from weavergen.domain.snapshot import Snapshot
+from weavergen.domain.remedy.snapshot import Snapshot
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s import snapshots
 from weavergen.k8s.cluster_target import baseline_name, golden_name
 from weavergen.k8s.cycles import state_name

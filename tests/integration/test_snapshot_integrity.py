@@ -41,10 +41,10 @@ from tests.scenario import (
 from weavergen.api import keys
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for
-from weavergen.domain.actions import key_of
-from weavergen.domain.cycle_plan import CycleDecision
-from weavergen.domain.simulator import Faults
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, fingerprints
+from weavergen.domain.decide.cycle_plan import CycleDecision
+from weavergen.domain.remedy.actions import key_of
+from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError, fingerprints
+from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s import cycles, snapshots
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.jobs import journal_name, snapshot_name

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from tests.helpers import REPO
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS
 from weavergen.telemetry import metrics
 from weavergen.telemetry.metrics import LEVEL_NUMBER, ReceiverCollector
 from weavergen.telemetry.windows import WindowStore

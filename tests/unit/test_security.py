@@ -33,9 +33,9 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.cli import build_parser
 from weavergen.config import operator_config
-from weavergen.domain.gate import GateAnswer
-from weavergen.domain.simulator import EntropySimulator
-from weavergen.domain.twin import Twin
+from weavergen.domain.decide.gate import GateAnswer
+from weavergen.domain.simulation.simulator import EntropySimulator
+from weavergen.domain.simulation.twin import Twin
 from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.gate import Gate
 from weavergen.phases.cycle import CyclePhases

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from weavergen.cli.common import fail, load_json_or_yaml, write_output
-from weavergen.domain.cycle_validation import render_text, validate_spans
-from weavergen.domain.gate import GateAnswer
-from weavergen.domain.spans import load_records
+from weavergen.domain.decide.gate import GateAnswer
+from weavergen.domain.measure.cycle_validation import render_text, validate_spans
+from weavergen.domain.measure.spans import load_records
 from weavergen.reports.html import render_report, split_objects
 
 # -- regeneration validate ----------------------------------------------------------------------

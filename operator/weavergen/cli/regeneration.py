@@ -25,21 +25,21 @@ from weavergen.cli.common import (
     write_output,
 )
 from weavergen.config import operator_config
-from weavergen.domain.actions import key_of
+from weavergen.domain.decide.explore import TargetContext, explore
+from weavergen.domain.decide.reconcile import strategy_records
 from weavergen.domain.define import InvalidName, InvalidTarget, define_charter, parse_target
-from weavergen.domain.develop import develop
-from weavergen.domain.explore import TargetContext, explore
-from weavergen.domain.measure import (
+from weavergen.domain.measure.measure import (
     MeasureSettings,
     measure,
     pick_service,
     render_text,
     summarise,
 )
-from weavergen.domain.otlp import OtlpError
-from weavergen.domain.reconcile import strategy_records
-from weavergen.domain.semconv import Registry, RegistryError
-from weavergen.domain.thresholds import ThresholdCalculator
+from weavergen.domain.measure.otlp import OtlpError
+from weavergen.domain.measure.semconv import Registry, RegistryError
+from weavergen.domain.measure.thresholds import ThresholdCalculator
+from weavergen.domain.remedy.actions import key_of
+from weavergen.domain.remedy.develop import develop
 from weavergen.phases.operators import validation_registry
 from weavergen.phases.simulate import ScenarioResult, SimulationEngine, incident_summary
 from weavergen.telemetry import tracing

@@ -12,9 +12,9 @@ from weavergen.api.common import GROUP, VERSION
 from weavergen.api.keys import REQUEST_ANNOTATION
 from weavergen.config import operator_config
 from weavergen.domain import reasons
+from weavergen.domain.decide.reconcile import CharterDecision, decide, measurement_due
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
-from weavergen.domain.measure import known_good
-from weavergen.domain.reconcile import CharterDecision, decide, measurement_due
+from weavergen.domain.measure.measure import known_good
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle

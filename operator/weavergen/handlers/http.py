@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from weavergen.domain.decide.gate import GateAnswer
 from weavergen.domain.errors import CharterNotFound
-from weavergen.domain.gate import GateAnswer
 from weavergen.k8s.gate import Gate
 from weavergen.telemetry import metrics
 

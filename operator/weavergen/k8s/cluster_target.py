@@ -19,23 +19,23 @@ from weavergen.api.common import API_VERSION
 from weavergen.api.keys import CHARTER_LABEL
 from weavergen.config import operator_config
 from weavergen.domain import reasons
-from weavergen.domain.actions import WORKLOAD_KINDS, Manifest
+from weavergen.domain.decide.explore import TargetContext
 from weavergen.domain.errors import BaselinePending, MeasurementUnavailable
-from weavergen.domain.explore import TargetContext
-from weavergen.domain.inputs import (
+from weavergen.domain.measure.measure import MeasureSettings, measure, pick_service, summarise
+from weavergen.domain.measure.otlp import OtlpError
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
+from weavergen.domain.names import child_name, label_value
+from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest
+from weavergen.domain.remedy.inputs import (
     ConsumedInput,
     changed_inputs,
     consumed_inputs,
     fingerprint,
     image_drift,
 )
-from weavergen.domain.measure import MeasureSettings, measure, pick_service, summarise
-from weavergen.domain.names import child_name, label_value
-from weavergen.domain.otlp import OtlpError
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.times import parse_time
-from weavergen.domain.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
 from weavergen.k8s.rest import Obj, Rest

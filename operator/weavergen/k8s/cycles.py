@@ -25,15 +25,15 @@ from weavergen.api.keys import (
     CYCLE_LABEL,
     SHA_ANNOTATION,
 )
-from weavergen.domain.cycle_plan import (
+from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
     CycleObservation,
     plan_cycle,
     plan_missing_charter,
 )
+from weavergen.domain.decide.reconcile import merge_patch
 from weavergen.domain.errors import CycleNameTaken, parsed_spec
 from weavergen.domain.names import child_name, cycle_name, label_value
-from weavergen.domain.reconcile import merge_patch
 from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import charter_owner
 from weavergen.k8s.events import involved, post_event

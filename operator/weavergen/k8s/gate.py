@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from weavergen.api.keys import REQUEST_ANNOTATION
+from weavergen.domain.decide.gate import GateAnswer, gate_decision
 from weavergen.domain.errors import CharterNotFound
-from weavergen.domain.gate import GateAnswer, gate_decision
 from weavergen.domain.times import stamp
 from weavergen.k8s.rest import Rest
 

@@ -23,10 +23,10 @@ from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.config import OperatorConfig, operator_config
+from weavergen.domain.decide.incident import attempts_of
+from weavergen.domain.decide.reconcile import strategy_records
 from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
-from weavergen.domain.incident import attempts_of
 from weavergen.domain.names import child_name, label_value
-from weavergen.domain.reconcile import strategy_records
 from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import ClusterTarget, owner_reference
 from weavergen.k8s.rest import Rest

@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.keys import CHUNKS_ANNOTATION, INDEX_ANNOTATION, SHA_ANNOTATION, SNAPSHOT_LABEL
 from weavergen.domain.names import child_name, label_value
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError
+from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.k8s.rest import Rest
 
 CHUNK_BYTES = 900 * 1024

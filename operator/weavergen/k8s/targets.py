@@ -7,8 +7,8 @@ import time
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import TargetSpec, WorkloadRef
-from weavergen.domain.actions import WORKLOAD_KINDS, Manifest, key_of
-from weavergen.domain.snapshot import normalise
+from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest, key_of
+from weavergen.domain.remedy.snapshot import normalise
 from weavergen.k8s.rest import Rest
 
 REVISION = "deployment.kubernetes.io/revision"

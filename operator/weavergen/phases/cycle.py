@@ -17,12 +17,12 @@ from weavergen.api.charter import PHASES, EntropyLevel, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.api.profiles import resolve_spec
-from weavergen.domain.develop import develop
+from weavergen.domain.decide.explore import StrategyRecord, TargetContext, explore
+from weavergen.domain.decide.incident import Attempt
 from weavergen.domain.errors import PhaseFailed
-from weavergen.domain.explore import StrategyRecord, TargetContext, explore
-from weavergen.domain.incident import Attempt
-from weavergen.domain.port import TargetPort
-from weavergen.domain.strategies import OBSERVE
+from weavergen.domain.remedy.develop import develop
+from weavergen.domain.remedy.port import TargetPort
+from weavergen.domain.remedy.strategies import OBSERVE
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
 from weavergen.workflows import Pending, ServiceRegistry, run_strategy

@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from weavergen.api.charter import SuccessCriteriaSpec
-from weavergen.domain.actions import PLANNERS, ActionInput, plan_action
-from weavergen.domain.judge import judge
-from weavergen.domain.port import TargetPort
-from weavergen.domain.snapshot import (
+from weavergen.domain.measure.judge import judge
+from weavergen.domain.remedy.actions import PLANNERS, ActionInput, plan_action
+from weavergen.domain.remedy.port import TargetPort
+from weavergen.domain.remedy.snapshot import (
     Snapshot,
     SnapshotIntegrityError,
     TargetEdited,
     edits_by_others,
     fingerprints,
 )
-from weavergen.domain.vocabulary import ACTIONS
+from weavergen.domain.remedy.vocabulary import ACTIONS
 from weavergen.workflows import ServiceRegistry
 
 

@@ -25,14 +25,14 @@ import numpy as np
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleSpec
-from weavergen.domain.cycle_status import cycle_status
-from weavergen.domain.explore import TargetContext
-from weavergen.domain.incident import attempts_of
-from weavergen.domain.reconcile import decide, merge_patch, record_outcome, strategy_records
-from weavergen.domain.simulator import EntropySimulator, Faults
-from weavergen.domain.strategies import CATALOG, CAUSES, OBSERVE, UNFIXABLE_CAUSES
+from weavergen.domain.decide.cycle_status import cycle_status
+from weavergen.domain.decide.explore import TargetContext
+from weavergen.domain.decide.incident import attempts_of
+from weavergen.domain.decide.reconcile import decide, merge_patch, record_outcome, strategy_records
+from weavergen.domain.remedy.strategies import CATALOG, CAUSES, OBSERVE, UNFIXABLE_CAUSES
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults
+from weavergen.domain.simulation.twin import Twin
 from weavergen.domain.times import stamp
-from weavergen.domain.twin import Twin
 from weavergen.phases.cycle import CyclePhases, record_cycle_span
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing

@@ -21,9 +21,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from weavergen.domain.cycle_status import cycle_duration_seconds
-from weavergen.domain.drift import INDICATOR_TYPES
-from weavergen.domain.spc import RULES, Signal
+from weavergen.domain.decide.cycle_status import cycle_duration_seconds
+from weavergen.domain.decide.spc import RULES, Signal
+from weavergen.domain.measure.drift import INDICATOR_TYPES
 from weavergen.telemetry.windows import WindowStore
 
 CHARTER = ("namespace", "charter")

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from weavergen.domain.otlp import OtlpError, decode
+from weavergen.domain.measure.otlp import OtlpError, decode
 from weavergen.telemetry.auth import bearer_token_middleware
 from weavergen.telemetry.windows import WindowStore
 

@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from weavergen.domain.spans import otlp_json
+from weavergen.domain.measure.spans import otlp_json
 
 ROOT_SPAN = "dmedi_cycle"
 SCOPE = "weavergen.regeneration"

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from weavergen.domain.otlp import SpanChunk
-from weavergen.domain.summary import MAX_SERVICES, ServiceSummary
+from weavergen.domain.measure.otlp import SpanChunk
+from weavergen.domain.measure.summary import MAX_SERVICES, ServiceSummary
 
 
 @dataclass

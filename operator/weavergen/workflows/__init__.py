@@ -4,7 +4,7 @@
 operators; `generator` writes strategy workflows from a list of vocabulary actions.
 """
 
-from weavergen.domain.vocabulary import (
+from weavergen.domain.remedy.vocabulary import (
     ACTIONS,
     MUTATING_ACTIONS,
     PHASE_OPERATORS,

@@ -62,7 +62,7 @@ from SpiffWorkflow.spiff.specs.defaults import ServiceTask as SpiffServiceTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
-from weavergen.domain.vocabulary import VOCABULARY
+from weavergen.domain.remedy.vocabulary import VOCABULARY
 
 Operator = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
 """``fn(params, data) -> dict | None``: what it returns is merged into the workflow data."""

@@ -44,7 +44,7 @@ from pydantic import (
     model_validator,
 )
 
-from weavergen.domain.vocabulary import ACTIONS, MUTATING_ACTIONS, ROLLBACK_ACTIONS
+from weavergen.domain.remedy.vocabulary import ACTIONS, MUTATING_ACTIONS, ROLLBACK_ACTIONS
 from weavergen.workflows.engine import _is_instance
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"

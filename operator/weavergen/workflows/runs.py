@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from weavergen.config import operator_config
-from weavergen.domain.develop import workflow_path
+from weavergen.domain.remedy.develop import workflow_path
 from weavergen.workflows.engine import ServiceRegistry, WorkflowRun, load_process
 
 CYCLE_WORKFLOW = ("dmedi_cycle.bpmn", "dmedi_cycle")

@@ -7,10 +7,10 @@ import copy
 import pytest
 
 from weavergen.api.profiles import profile_for
-from weavergen.domain.actions import RESTARTED_AT, ActionInput, key_of, plan_action
-from weavergen.domain.develop import develop
-from weavergen.domain.judge import judge
-from weavergen.domain.snapshot import Snapshot, SnapshotIntegrityError, normalise
+from weavergen.domain.measure.judge import judge
+from weavergen.domain.remedy.actions import RESTARTED_AT, ActionInput, key_of, plan_action
+from weavergen.domain.remedy.develop import develop
+from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError, normalise
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",

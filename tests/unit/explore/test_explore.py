@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.explore import (
+from weavergen.domain.decide.explore import (
     MIN_VIABLE_SUCCESS,
     StrategyRecord,
     TargetContext,
@@ -17,7 +17,7 @@ from weavergen.domain.explore import (
     score,
     success_probability,
 )
-from weavergen.domain.strategies import CATALOG, OBSERVE, candidates_for, strategy
+from weavergen.domain.remedy.strategies import CATALOG, OBSERVE, candidates_for, strategy
 
 
 def measurement(*types: str, level: str = "high", dependency: bool = False) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from weavergen.domain.explore import FEATURES, TargetContext, cause_posterior, explore
-from weavergen.domain.incident import Attempt
-from weavergen.domain.strategies import CATALOG, OBSERVE, UNFIXABLE_CAUSES
+from weavergen.domain.decide.explore import FEATURES, TargetContext, cause_posterior, explore
+from weavergen.domain.decide.incident import Attempt
+from weavergen.domain.remedy.strategies import CATALOG, OBSERVE, UNFIXABLE_CAUSES
 
 
 def measurement(*types: str, level: str = "high") -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from weavergen.domain.inputs import (
+from weavergen.domain.remedy.inputs import (
     ConsumedInput,
     changed_inputs,
     consumed_inputs,

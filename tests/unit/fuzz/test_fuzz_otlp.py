@@ -40,11 +40,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from weavergen.domain import otlp, spans
-from weavergen.domain.otlp import OtlpError, SpanChunk
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
-from weavergen.domain.sketch import KMV_SIZE
-from weavergen.domain.summary import (
+from weavergen.domain.measure import otlp, spans
+from weavergen.domain.measure.otlp import OtlpError, SpanChunk
+from weavergen.domain.measure.sketch import KMV_SIZE
+from weavergen.domain.measure.summary import (
     MAX_ATTRIBUTE_KEYS,
     MAX_OPERATIONS,
     MAX_SERVICES,
@@ -52,6 +51,12 @@ from weavergen.domain.summary import (
     MAX_VALUES,
     ServiceSummary,
     Summariser,
+)
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    to_otlp_json,
+    to_otlp_protobuf,
 )
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore

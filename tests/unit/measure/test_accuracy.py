@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.measure import measure
-from weavergen.domain.simulator import EntropySimulator, Faults
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults
 
 SYSTEMS = 1000
 HEALTHY = 300

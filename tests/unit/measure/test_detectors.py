@@ -9,18 +9,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from weavergen.domain import drift
-from weavergen.domain.measure import measure, summarise
-from weavergen.domain.otlp import Attribute
-from weavergen.domain.simulator import (
+from weavergen.domain.measure import drift
+from weavergen.domain.measure.measure import measure, summarise
+from weavergen.domain.measure.otlp import Attribute
+from weavergen.domain.measure.sketch import stable_hash64
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.simulation.simulator import (
     EntropySimulator,
     Faults,
     SyntheticChunk,
     SyntheticSystem,
     to_otlp_json,
 )
-from weavergen.domain.sketch import stable_hash64
-from weavergen.domain.summary import ServiceSummary
 
 FAULTS = {
     "error_rate_increase": Faults(error_rate=0.2),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
-from weavergen.domain.health import Objectives, burn_health, combine, health_of
-from weavergen.domain.measure import measure
-from weavergen.domain.simulator import EntropySimulator, Faults
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
+from weavergen.domain.measure.health import Objectives, burn_health, combine, health_of
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from weavergen.domain.health import Objectives, health_of
-from weavergen.domain.measure import measure
-from weavergen.domain.otlp import SpanChunk
-from weavergen.domain.sketch import quantile_ns
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.health import Objectives, health_of
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.otlp import SpanChunk
+from weavergen.domain.measure.sketch import quantile_ns
+from weavergen.domain.measure.summary import ServiceSummary
 
 RPS, WINDOW_S, BASELINE_S = 30.0, 15.0, 45.0
 SERVER, CLIENT, INTERNAL = 2, 3, 1

@@ -7,9 +7,14 @@ import json
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from weavergen.domain.measure import summarise
-from weavergen.domain.otlp import OtlpError, decode_json, decode_protobuf, hash_trace_ids
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
+from weavergen.domain.measure.measure import summarise
+from weavergen.domain.measure.otlp import OtlpError, decode_json, decode_protobuf, hash_trace_ids
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    to_otlp_json,
+    to_otlp_protobuf,
+)
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ import pytest
 
 from tests.unit.measure.instrumented_shop import SPANS_PER_REQUEST
 from weavergen.cli import main
-from weavergen.domain.measure import DEFAULT_MIN_SPANS, summarise
-from weavergen.domain.semconv import Registry, validate
+from weavergen.domain.measure.measure import DEFAULT_MIN_SPANS, summarise
+from weavergen.domain.measure.semconv import Registry, validate
 
 SHOP = Path(__file__).with_name("instrumented_shop.py")
 REQUESTS_PER_WINDOW = max(60, math.ceil(1.2 * DEFAULT_MIN_SPANS / SPANS_PER_REQUEST))

@@ -14,8 +14,13 @@ from aiohttp import ClientSession
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.config import operator_config
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    to_otlp_json,
+    to_otlp_protobuf,
+)
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry.receiver import ReceiverConfig, build_app

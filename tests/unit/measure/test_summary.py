@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from weavergen.domain.otlp import SpanChunk, code_names, hash_trace_ids
-from weavergen.domain.simulator import EntropySimulator, Faults
-from weavergen.domain.sketch import DistinctCounter, fraction_above, quantile_ns, stable_hash64
-from weavergen.domain.summary import MAX_OPERATIONS, OTHER_OPERATION, ServiceSummary
+from weavergen.domain.measure.otlp import SpanChunk, code_names, hash_trace_ids
+from weavergen.domain.measure.sketch import (
+    DistinctCounter,
+    fraction_above,
+    quantile_ns,
+    stable_hash64,
+)
+from weavergen.domain.measure.summary import MAX_OPERATIONS, OTHER_OPERATION, ServiceSummary
+from weavergen.domain.simulation.simulator import EntropySimulator, Faults
 
 
 def chunk(names: list[str], attrs: int = 0) -> SpanChunk:

@@ -10,10 +10,15 @@ import yaml
 
 from weavergen.cli import main
 from weavergen.domain.define import define_charter
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS
-from weavergen.domain.simulator import EntropySimulator, Faults, to_otlp_json, to_otlp_protobuf
-from weavergen.domain.summary import ServiceSummary
-from weavergen.domain.thresholds import ThresholdCalculator
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.measure.thresholds import ThresholdCalculator
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    to_otlp_json,
+    to_otlp_protobuf,
+)
 
 
 def test_computed_thresholds_never_fall_below_the_defaults_and_widen_with_noise() -> None:

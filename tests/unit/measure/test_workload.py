@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS
-from weavergen.domain.measure import Measurement, known_good
-from weavergen.domain.workload import WorkloadState, workload_health
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS
+from weavergen.domain.measure.measure import Measurement, known_good
+from weavergen.domain.measure.workload import WorkloadState, workload_health
 
 NOW = datetime(2026, 12, 3, 12, 0, 0)
 WINDOW = timedelta(seconds=60)

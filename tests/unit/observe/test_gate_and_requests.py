@@ -10,8 +10,8 @@ import pytest
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.cli.common import UsageError
 from weavergen.cli.observe import parse_duration
-from weavergen.domain.gate import GateAnswer, gate_decision
-from weavergen.domain.reconcile import decide, measurement_due
+from weavergen.domain.decide.gate import GateAnswer, gate_decision
+from weavergen.domain.decide.reconcile import decide, measurement_due
 from weavergen.domain.times import stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)

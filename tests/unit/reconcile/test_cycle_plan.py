@@ -11,14 +11,14 @@ import pytest
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.api.status import InvalidStatus, status_patch
-from weavergen.domain.cycle_plan import (
+from weavergen.domain.decide.cycle_plan import (
     CycleObservation,
     plan_cycle,
     plan_missing_charter,
 )
-from weavergen.domain.reconcile import merge_patch
-from weavergen.domain.simulator import EntropySimulator
-from weavergen.domain.twin import Twin
+from weavergen.domain.decide.reconcile import merge_patch
+from weavergen.domain.simulation.simulator import EntropySimulator
+from weavergen.domain.simulation.twin import Twin
 from weavergen.phases.simulate import SCENARIO_CHARTER, SimulationEngine
 
 NOW = datetime(2026, 12, 3, 12, 0, 0)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
-from weavergen.domain.incident import Attempt, Evidence, held, record_attempt, track
-from weavergen.domain.reconcile import decide, merge_patch, record_outcome
+from weavergen.domain.decide.incident import Attempt, Evidence, held, record_attempt, track
+from weavergen.domain.decide.reconcile import decide, merge_patch, record_outcome
 from weavergen.domain.times import stamp
 
 NOW = datetime(2026, 12, 3, 12, 0, 0)

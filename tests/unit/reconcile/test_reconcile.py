@@ -7,9 +7,9 @@ from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
-from weavergen.domain.cycle_status import cycle_status, phase_records
+from weavergen.domain.decide.cycle_status import cycle_status, phase_records
+from weavergen.domain.decide.reconcile import Conditions, decide, measurement_due
 from weavergen.domain.errors import MeasurementUnavailable
-from weavergen.domain.reconcile import Conditions, decide, measurement_due
 from weavergen.domain.times import parse_time, stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
@@ -310,7 +310,7 @@ def test_circuit_breaker_opens_after_max_cycles_and_closes_after_cooldown() -> N
 
 
 def test_a_strategy_that_failed_twice_for_the_signature_is_not_tried_again() -> None:
-    from weavergen.domain.explore import StrategyRecord, TargetContext, explore  # noqa: PLC0415
+    from weavergen.domain.decide.explore import StrategyRecord, TargetContext, explore  # noqa: PLC0415
 
     m = {
         **measurement("high", 0.7),

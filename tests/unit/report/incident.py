@@ -14,8 +14,8 @@ from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.demo.manifests import APP, charter
-from weavergen.domain.control import chart_cycle
-from weavergen.domain.reconcile import decide, merge_patch
+from weavergen.domain.decide.control import chart_cycle
+from weavergen.domain.decide.reconcile import decide, merge_patch
 from weavergen.domain.times import stamp
 
 NAMESPACE = "shop"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from tests.unit.report.incident import CYCLE, DURING, Incident, incident
 from tests.unit.report.markup import Node, parse
 from tests.unit.report.objects import GENERATED_AT
-from weavergen.domain.control import MARGIN_POINTS
-from weavergen.domain.spc import SpcSettings
+from weavergen.domain.decide.control import MARGIN_POINTS
+from weavergen.domain.decide.spc import SpcSettings
 from weavergen.reports import render_report
 
 HISTORY_POINTS = SpcSettings().history_points

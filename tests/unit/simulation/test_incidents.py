@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from weavergen.domain.strategies import CAUSES, UNFIXABLE_CAUSES
+from weavergen.domain.remedy.strategies import CAUSES, UNFIXABLE_CAUSES
 from weavergen.phases.simulate import IncidentResult, SimulationEngine, incident_summary
 
 SEEDS = range(3)

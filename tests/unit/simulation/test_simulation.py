@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from weavergen.cli import main
-from weavergen.domain.strategies import OBSERVE
-from weavergen.domain.twin import Twin
+from weavergen.domain.remedy.strategies import OBSERVE
+from weavergen.domain.simulation.twin import Twin
 from weavergen.phases import simulate
 from weavergen.phases.simulate import SimulationEngine, SimulationReport
 

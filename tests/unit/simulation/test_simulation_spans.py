@@ -13,7 +13,7 @@ import pytest
 
 from weavergen.api.charter import PHASES
 from weavergen.cli import main
-from weavergen.domain.spans import SpanRecord, load_records
+from weavergen.domain.measure.spans import SpanRecord, load_records
 from weavergen.phases.simulate import SimulationEngine
 from weavergen.telemetry import tracing
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain.control import (
+from weavergen.domain.decide.control import (
     KEPT_CYCLES,
     MARGIN_POINTS,
     WINDOW_POINTS,
     chart_cycle,
     chart_measurement,
 )
-from weavergen.domain.spc import SpcSettings
+from weavergen.domain.decide.spc import SpcSettings
 
 THRESHOLDS = {"medium": 0.3, "high": 0.6, "critical": 0.8}
 

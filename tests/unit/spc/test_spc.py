@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from weavergen.domain.spc import (
+from weavergen.domain.decide.spc import (
     RULES,
     ControlChart,
     Signal,

@@ -17,14 +17,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 
-from weavergen.domain.cycle_validation import (
+from weavergen.domain.measure.cycle_validation import (
     PHASES,
     Check,
     render_text,
     validate_cycle,
     validate_spans,
 )
-from weavergen.domain.spans import (
+from weavergen.domain.measure.spans import (
     SpanRecord,
     decode_records_json,
     decode_records_protobuf,

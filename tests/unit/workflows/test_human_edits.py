@@ -7,9 +7,14 @@ import copy
 import pytest
 
 from weavergen.api.profiles import profile_for
-from weavergen.domain.simulator import EntropySimulator
-from weavergen.domain.snapshot import TargetEdited, edits_by_others, fingerprints, with_writes
-from weavergen.domain.twin import Twin
+from weavergen.domain.remedy.snapshot import (
+    TargetEdited,
+    edits_by_others,
+    fingerprints,
+    with_writes,
+)
+from weavergen.domain.simulation.simulator import EntropySimulator
+from weavergen.domain.simulation.twin import Twin
 from weavergen.phases.operators import Operators, RollbackFailed
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.helpers import REPO
 from tests.unit.workflows.fakes import CYCLE, STRATEGIES, Recorder, run, strategy_path
-from weavergen.domain.strategies import CATALOG
+from weavergen.domain.remedy.strategies import CATALOG
 from weavergen.workflows import (
     MUTATING_ACTIONS,
     OperatorTask,

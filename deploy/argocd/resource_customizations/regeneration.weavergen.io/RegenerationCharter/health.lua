@@ -1,5 +1,5 @@
 -- Health of a RegenerationCharter (regeneration.weavergen.io/v1alpha1), from the weavergen
--- operator's status. The operator writes the conditions in operator/weavergen/domain/reconcile.py:
+-- operator's status. The operator writes the conditions in operator/weavergen/domain/decide/reconcile.py:
 -- Ready (False: UnknownStrategy or MeasurementFailed), InsufficientData (too few spans in the
 -- window), Degraded (entropy at or above spec.trigger.level) and CircuitOpen (the operator stopped
 -- starting cycles for a cooldown). A window with too few spans, or a failed measurement, leaves the

@@ -1,7 +1,7 @@
 -- Health of a RegenerationCycle (regeneration.weavergen.io/v1alpha1): one DMEDI run (Define,
 -- Measure, Explore, Develop, Implement) of the weavergen operator, judged by status.phase. The
 -- operator writes the phase in operator/weavergen/k8s/cycles.py and
--- operator/weavergen/domain/cycle_status.py; status.message says what happened in a sentence.
+-- operator/weavergen/domain/decide/cycle_status.py; status.message says what happened in a sentence.
 --
 --   no status or no phase                 -> Progressing "waiting for the operator to start the cycle"
 --   Pending                               -> Progressing "pending: waiting for the first phase"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from weavergen.domain.actions import Manifest
-from weavergen.domain.snapshot import Snapshot, Writes
+from weavergen.domain.remedy.actions import Manifest
+from weavergen.domain.remedy.snapshot import Snapshot, Writes
 
 
 class TargetPort(Protocol):

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.strategies import CATALOG, OBSERVE
+from weavergen.domain.remedy.strategies import CATALOG, OBSERVE
 from weavergen.domain.times import parse_time, stamp
 
 FAILED_FIX_OUTCOMES = frozenset({"RolledBack", "Failed"})

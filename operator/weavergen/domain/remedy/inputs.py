@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from weavergen.domain.actions import Manifest
+from weavergen.domain.remedy.actions import Manifest
 from weavergen.domain.times import parse_time
 
 

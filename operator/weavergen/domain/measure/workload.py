@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from weavergen.domain.drift import DriftIndicator
+from weavergen.domain.measure.drift import DriftIndicator
 
 # Types of indicator read from Kubernetes state (span-based ones are in drift.INDICATOR_TYPES).
 WORKLOAD_INDICATOR_TYPES = (

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from weavergen.domain import reasons
-from weavergen.domain.reconcile import Conditions
+from weavergen.domain.decide.reconcile import Conditions
 from weavergen.domain.times import parse_time, stamp
 
 # The data key each phase's result is under (its BPMN task has the phase's name).

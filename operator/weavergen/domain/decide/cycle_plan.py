@@ -15,15 +15,15 @@ from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain import reasons
-from weavergen.domain.control import chart_cycle
-from weavergen.domain.cycle_status import (
+from weavergen.domain.decide.control import chart_cycle
+from weavergen.domain.decide.cycle_status import (
     PHASE_RESULT_KEYS,
     RUNNING_PHASE,
     cycle_duration_seconds,
     cycle_status,
     phase_records,
 )
-from weavergen.domain.reconcile import record_outcome
+from weavergen.domain.decide.reconcile import record_outcome
 from weavergen.domain.times import stamp
 
 NEXT_PHASE = {

@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from weavergen.domain.otlp import OtlpError, _hex_id, _int, _json_value, _list, _pb_value
+from weavergen.domain.measure.otlp import OtlpError, _hex_id, _int, _json_value, _list, _pb_value
 
 Event = tuple[str, int, dict[str, Any]]
 """A span event: (name, time in ns since the epoch, attributes)."""

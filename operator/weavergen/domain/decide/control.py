@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
-from weavergen.domain.spc import ControlChart, Signal, SpcSettings
+from weavergen.domain.decide.spc import ControlChart, Signal, SpcSettings
 
 # The side on which a metric getting worse shows: entropy rises, health falls.
 WORSE_SIDE = {"entropy": "upper", "health": "lower", "cycleDuration": "upper"}

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from weavergen.domain.otlp import ENTRY_KINDS, Attribute, SpanChunk
-from weavergen.domain.semconv import ObservedAttribute
-from weavergen.domain.sketch import NUM_BUCKETS, DistinctCounter, bucket_of, stable_hash64
+from weavergen.domain.measure.otlp import ENTRY_KINDS, Attribute, SpanChunk
+from weavergen.domain.measure.semconv import ObservedAttribute
+from weavergen.domain.measure.sketch import NUM_BUCKETS, DistinctCounter, bucket_of, stable_hash64
 
 FULL_INSPECTION = 256
 SAMPLE_EVERY = 16

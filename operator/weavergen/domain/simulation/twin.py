@@ -17,19 +17,19 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from weavergen.domain.actions import RESTARTED_AT, Manifest, key_of
-from weavergen.domain.inputs import fingerprint
-from weavergen.domain.measure import measure
-from weavergen.domain.simulator import (
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.summary import ServiceSummary
+from weavergen.domain.remedy.actions import RESTARTED_AT, Manifest, key_of
+from weavergen.domain.remedy.inputs import fingerprint
+from weavergen.domain.remedy.snapshot import Snapshot, Writes, with_writes
+from weavergen.domain.remedy.strategies import CAUSES
+from weavergen.domain.simulation.simulator import (
     RENAMES,
     TEMPLATES,
     EntropySimulator,
     Faults,
     SyntheticSystem,
 )
-from weavergen.domain.snapshot import Snapshot, Writes, with_writes
-from weavergen.domain.strategies import CAUSES
-from weavergen.domain.summary import ServiceSummary
 
 GOOD_IMAGE = "registry.local/app:1.4.2"
 BAD_IMAGE = "registry.local/app:1.5.0-rc1"

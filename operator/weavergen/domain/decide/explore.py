@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.incident import Attempt, failed_fixes, history_text
-from weavergen.domain.strategies import (
+from weavergen.domain.decide.incident import Attempt, failed_fixes, history_text
+from weavergen.domain.remedy.strategies import (
     CATALOG,
     CAUSES,
     OBSERVE,

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from weavergen.domain.actions import ActionInput, Manifest, diff, plan_action
-from weavergen.domain.snapshot import fingerprints
-from weavergen.domain.strategies import strategy as catalog_strategy
+from weavergen.domain.remedy.actions import ActionInput, Manifest, diff, plan_action
+from weavergen.domain.remedy.snapshot import fingerprints
+from weavergen.domain.remedy.strategies import strategy as catalog_strategy
 
 
 @dataclass(frozen=True)

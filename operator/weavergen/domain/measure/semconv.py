@@ -140,7 +140,7 @@ class Registry:
 
 @functools.cache
 def _builtin_registry() -> Registry:
-    text = resources.files("weavergen.domain").joinpath(BUILTIN_REGISTRY).read_text("utf-8")
+    text = resources.files(__package__).joinpath(BUILTIN_REGISTRY).read_text("utf-8")
     return Registry.from_weaver_yaml(text, source=BUILTIN_REGISTRY)
 
 

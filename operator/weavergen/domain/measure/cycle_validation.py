@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from weavergen.api.charter import PHASES
-from weavergen.domain.spans import Event, SpanRecord
+from weavergen.domain.measure.spans import Event, SpanRecord
 
 ROOT_SPAN = "dmedi_cycle"
 SPAN_PREFIX = "dmedi_"

@@ -23,18 +23,18 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
-from weavergen.domain.health import (
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
+from weavergen.domain.measure.health import (
     LATENCY_MARGIN,
     LATENCY_QUANTILE,
     Objectives,
     burn_health,
     combine,
 )
-from weavergen.domain.health import throughput_health as throughput_health_of
-from weavergen.domain.otlp import ENTRY_KINDS, Attribute, SpanChunk, hash_trace_ids
-from weavergen.domain.semconv import ObservedAttribute, Registry, validate
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.health import throughput_health as throughput_health_of
+from weavergen.domain.measure.otlp import ENTRY_KINDS, Attribute, SpanChunk, hash_trace_ids
+from weavergen.domain.measure.semconv import ObservedAttribute, Registry, validate
+from weavergen.domain.measure.summary import ServiceSummary
 
 # Attributes an operation of each kind carries, as (key, kind, values); "{status}" is filled
 # from the span's error flag. Values are drawn uniformly from the tuple.

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weavergen.domain.sketch import fraction_above, quantile_ns
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.sketch import fraction_above, quantile_ns
+from weavergen.domain.measure.summary import ServiceSummary
 
 FAST_BURN = 14.4
 LATENCY_MARGIN = 1.0  # x the baseline requests' p99 when the charter sets no threshold

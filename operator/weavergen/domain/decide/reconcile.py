@@ -15,10 +15,14 @@ from typing import Any
 from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
 from weavergen.api.profiles import ResolvedCharterSpec, resolve_spec
 from weavergen.domain import reasons
-from weavergen.domain.control import ChartUpdate, chart_measurement
-from weavergen.domain.errors import RegenerationError
-from weavergen.domain.explore import StrategyRecord, TargetContext, cause_posterior, features_of
-from weavergen.domain.incident import (
+from weavergen.domain.decide.control import ChartUpdate, chart_measurement
+from weavergen.domain.decide.explore import (
+    StrategyRecord,
+    TargetContext,
+    cause_posterior,
+    features_of,
+)
+from weavergen.domain.decide.incident import (
     RECORDED_BY_CYCLES,
     RECORDED_OUTCOMES,
     Attempt,
@@ -28,8 +32,9 @@ from weavergen.domain.incident import (
     record_attempt,
     track,
 )
-from weavergen.domain.spc import Signal
-from weavergen.domain.strategies import CATALOG
+from weavergen.domain.decide.spc import Signal
+from weavergen.domain.errors import RegenerationError
+from weavergen.domain.remedy.strategies import CATALOG
 from weavergen.domain.times import parse_time, stamp
 
 

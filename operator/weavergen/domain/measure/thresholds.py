@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from weavergen.domain.entropy import Thresholds
-from weavergen.domain.health import DEFAULT_OBJECTIVES, Objectives
-from weavergen.domain.measure import measure
-from weavergen.domain.semconv import Registry
-from weavergen.domain.summary import ServiceSummary
+from weavergen.domain.measure.entropy import Thresholds
+from weavergen.domain.measure.health import DEFAULT_OBJECTIVES, Objectives
+from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.semconv import Registry
+from weavergen.domain.measure.summary import ServiceSummary
 
 MAX_CRITICAL = 0.95
 

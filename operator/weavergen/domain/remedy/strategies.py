@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from weavergen.api.charter import EntropyLevel
-from weavergen.domain.vocabulary import MUTATING_ACTIONS
+from weavergen.domain.remedy.vocabulary import MUTATING_ACTIONS
 
 CAUSES = (
     "config_corruption",

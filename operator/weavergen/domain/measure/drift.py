@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from weavergen.domain.health import Requests
-from weavergen.domain.sketch import KMV_SIZE, fraction_above, quantile_ns
-from weavergen.domain.stats import chi2_sf, g_test, poisson_rate_z, two_proportion_z
-from weavergen.domain.summary import AttributeStats, OperationStats, ServiceSummary
+from weavergen.domain.measure.health import Requests
+from weavergen.domain.measure.sketch import KMV_SIZE, fraction_above, quantile_ns
+from weavergen.domain.measure.stats import chi2_sf, g_test, poisson_rate_z, two_proportion_z
+from weavergen.domain.measure.summary import AttributeStats, OperationStats, ServiceSummary
 
 Z_CRITICAL = 3.09
 P_CRITICAL = 0.001

@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.profiles import profile_for, resolve_spec
-from weavergen.domain.drift import DriftIndicator, detect, throughput_drop
-from weavergen.domain.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
-from weavergen.domain.health import DEFAULT_OBJECTIVES, Health, Objectives, health_of
-from weavergen.domain.otlp import decode
-from weavergen.domain.semconv import Finding, Registry, validate
-from weavergen.domain.summary import ServiceSummary, Summariser
-from weavergen.domain.workload import WorkloadHealth
+from weavergen.domain.measure.drift import DriftIndicator, detect, throughput_drop
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS, Thresholds, entropy_score
+from weavergen.domain.measure.health import DEFAULT_OBJECTIVES, Health, Objectives, health_of
+from weavergen.domain.measure.otlp import decode
+from weavergen.domain.measure.semconv import Finding, Registry, validate
+from weavergen.domain.measure.summary import ServiceSummary, Summariser
+from weavergen.domain.measure.workload import WorkloadHealth
 
 DEFAULT_MIN_SPANS = 100
 

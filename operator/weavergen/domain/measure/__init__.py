@@ -1,0 +1,1 @@
+"""Measure: spans in, health, drift, entropy and the semantic-convention check out (pure)."""
