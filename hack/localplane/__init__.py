@@ -3,7 +3,7 @@
 etcd, kube-apiserver and kube-controller-manager built from their Go modules
 (``hack/build-control-plane.sh``), and a node: a real one (containerd, runc, the CNI bridge, a
 kubelet and kube-proxy, ``node.py``) running the images ``hack/build-images.sh`` builds, or the
-node agent, which runs pods as local processes (``nodeagent.py``, the tests' fast path).
+node agent, which runs pods as local processes (``nodeagent/``, the tests' fast path).
 ``python -m hack.localplane up|down|status`` drives it; ``make cluster-up`` calls that.
 """
 
