@@ -116,15 +116,23 @@ class HealingExporter:
         self.rest = rest
         self.namespace = namespace
         self.stop = threading.Event()
+        self.healed = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self.stop.wait(0.3):
             try:
                 if self._healed():
+                    self.healed.set()
                     return
             except Exception:
                 continue
+
+    def settled(self, seconds: float) -> None:
+        """A settle that lasts until the app exports healthy spans (at most a minute): for a
+        target settled in-process with ``settle_seconds: 0``, which would otherwise race the
+        exporter's polling on a busy machine."""
+        self.healed.wait(max(seconds, 60))
 
     def _healed(self) -> bool:
         """Write healthy spans once the config is reset and the pods restarted."""

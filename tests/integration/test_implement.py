@@ -131,7 +131,8 @@ def test_partial_regeneration_resets_config_restarts_and_succeeds(
 ) -> None:
     before = broken_target.measure()
     assert before["entropy_level"] in ("medium", "high", "critical")
-    with HealingExporter(rest, namespace):
+    with HealingExporter(rest, namespace) as exporter:
+        broken_target.sleep = exporter.settled
         run, operators = run_strategy(
             broken_target, "partial-regeneration", before["entropy_score"]
         )
