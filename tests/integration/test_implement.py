@@ -105,7 +105,7 @@ def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[ClusterT
         RegenerationCharterSpec.model_validate(charter_spec()),
         sleep=lambda _: None,
     )
-    assert target.measure()["entropy_level"] == "low"
+    assert target.measure().entropy_level == "low"
     target.store_golden()
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
@@ -130,12 +130,10 @@ def test_partial_regeneration_resets_config_restarts_and_succeeds(
     plane: Plane, rest: Rest, namespace: str, broken_target: ClusterTarget
 ) -> None:
     before = broken_target.measure()
-    assert before["entropy_level"] in ("medium", "high", "critical")
+    assert before.entropy_level in ("medium", "high", "critical")
     with HealingExporter(rest, namespace) as exporter:
         broken_target.sleep = exporter.settled
-        run, operators = run_strategy(
-            broken_target, "partial-regeneration", before["entropy_score"]
-        )
+        run, operators = run_strategy(broken_target, "partial-regeneration", before.entropy_score)
     assert run.data["outcome"] == "succeeded", run.data.get("failure")
     assert run.data["criteria_met"] is True
     live = broken_target.objects()
@@ -154,7 +152,7 @@ def test_unmet_criteria_roll_back_to_a_byte_identical_state(
 ) -> None:
     before_objects = broken_target.objects()
     before = broken_target.measure()
-    run, operators = run_strategy(broken_target, "agent-reset", before["entropy_score"])
+    run, operators = run_strategy(broken_target, "agent-reset", before.entropy_score)
     assert run.data["outcome"] == "rolled_back"
     assert run.data["criteria_met"] is False
     assert operators.calls[-2:] == ["restore_snapshot", "verify_restored"]

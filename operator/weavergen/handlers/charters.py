@@ -14,7 +14,7 @@ from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.decide.reconcile import CharterDecision, decide, measurement_due
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
-from weavergen.domain.measure.measure import known_good
+from weavergen.domain.measure.measure import Measurement, known_good
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
@@ -57,7 +57,7 @@ def reconcile_charter(
         charter,
         generation=meta.get("generation"),
         status=status,
-        measurement=measurement,
+        measurement=measurement.as_dict() if measurement else None,
         problem=problem,
         now=now,
         requested=requested,
@@ -90,7 +90,7 @@ def reconcile_charter(
 
 def _observe(
     target: ClusterTarget, status: kopf.Status
-) -> tuple[dict[str, Any] | None, MeasurementUnavailable | None, str | None]:
+) -> tuple[Measurement | None, MeasurementUnavailable | None, str | None]:
     """The measurement (or why there is none) and, while an incident is open, the fingerprint
     of the targets' inputs (an escalation holds until they are edited)."""
     try:

@@ -21,7 +21,13 @@ from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.decide.explore import TargetContext
 from weavergen.domain.errors import BaselinePending, MeasurementUnavailable
-from weavergen.domain.measure.measure import MeasureSettings, measure, pick_service, summarise
+from weavergen.domain.measure.measure import (
+    Measurement,
+    MeasureSettings,
+    measure,
+    pick_service,
+    summarise,
+)
 from weavergen.domain.measure.otlp import OtlpError
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
@@ -315,7 +321,7 @@ class ClusterTarget:
         )
         raise BaselinePending("captured the baseline from this window; measuring from the next")
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> Measurement:
         """The spans of the window against the baseline, with the workloads' state: a
         workload that fails without a span to show for it is measured all the same."""
         s = self.settings
@@ -336,7 +342,7 @@ class ClusterTarget:
         )
         if pending and result.insufficient == "baseline":
             result = replace(result, reason=pending)
-        return result.as_dict()
+        return result
 
     def workload_health(self) -> WorkloadHealth | None:
         """The target workloads, their pods and the Warning events on them (read only)."""

@@ -110,15 +110,15 @@ class CyclePhases:
 
     def measure_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         measurement = self.target.measure()
-        if measurement.get("status") != "ok":
-            raise PhaseFailed(f"cannot measure: {measurement.get('reason')}")
-        level = EntropyLevel(measurement["entropy_level"])
+        if measurement.status != "ok" or measurement.entropy_score is None:
+            raise PhaseFailed(f"cannot measure: {measurement.reason}")
+        level = measurement.thresholds.level(measurement.entropy_score)
         trigger = EntropyLevel(self.spec.trigger.level)
         # A cycle a person created acts at MEDIUM already; the operator's own wait for the trigger.
         floor = min(trigger, EntropyLevel.MEDIUM)
         return {
-            "measurement_before": measurement,
-            "entropy_before": measurement["entropy_score"],
+            "measurement_before": measurement.as_dict(),
+            "entropy_before": measurement.entropy_score,
             "regeneration_needed": level >= floor,
         }
 

@@ -146,7 +146,7 @@ class Operators:
 
     def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         self.calls.append("remeasure")
-        return {"measurement_after": self.target.measure()}
+        return {"measurement_after": self.target.measure().as_dict()}
 
     def verify_success_criteria(
         self, params: dict[str, Any], data: dict[str, Any]

@@ -286,7 +286,7 @@ class SimulationEngine:
                 spec,
                 generation=1,
                 status=status,
-                measurement=twin.measure(),
+                measurement=twin.measure().as_dict(),
                 problem=None,
                 now=now,
                 inputs=twin.fingerprint(),
@@ -340,7 +340,9 @@ class SimulationEngine:
         before = data.get("measurement_before") or {}
         health_before = float(before.get("health_score") or 0.0)
         after = (
-            before if outcome == "not_needed" else data.get("measurement_after") or twin.measure()
+            before
+            if outcome == "not_needed"
+            else data.get("measurement_after") or twin.measure().as_dict()
         )
         snapshot = played.operators.snapshot
         chosen = data.get("chosen") or {}

@@ -211,10 +211,8 @@ def test_only_a_measurement_judged_from_spans_stands_for_the_known_good_state() 
     )  # fmt: skip
     from_spans = replace(from_pods, span_count=400, evidence=("spans", "kubernetes"))
     assert from_pods.entropy_level == from_spans.entropy_level == "low"
-    assert not known_good(from_pods.as_dict())
-    assert known_good(from_spans.as_dict())
-    assert not known_good(replace(from_spans, entropy_score=0.5).as_dict())
-    assert not known_good(
-        replace(from_spans, status="insufficient_data", entropy_score=None).as_dict()
-    )
+    assert not known_good(from_pods)
+    assert known_good(from_spans)
+    assert not known_good(replace(from_spans, entropy_score=0.5))
+    assert not known_good(replace(from_spans, status="insufficient_data", entropy_score=None))
     assert not known_good(None)

@@ -14,7 +14,6 @@ Warning events) is evidence of its own: it measures a service that sends no span
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -169,15 +168,15 @@ def _at_least_high_when_down(
     return score
 
 
-def known_good(measurement: Mapping[str, Any] | None) -> bool:
-    """Whether a measurement (``Measurement.as_dict``) may stand for the known-good state the
+def known_good(measurement: Measurement | None) -> bool:
+    """Whether a measurement may stand for the known-good state the
     golden snapshot keeps: LOW, judged from spans. The workloads' state alone says the pods
     run, not that they serve right: a bad config that has sent too few spans yet looks just
     as fine there."""
     return (
         measurement is not None
-        and measurement.get("entropy_level") == "low"
-        and "spans" in (measurement.get("evidence") or ())
+        and measurement.entropy_level == "low"
+        and "spans" in measurement.evidence
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from weavergen.domain.measure.measure import Measurement
 from weavergen.domain.remedy.actions import Manifest
 from weavergen.domain.remedy.snapshot import Snapshot, Writes
 
@@ -38,8 +39,8 @@ class TargetPort(Protocol):
 
     def settle(self, seconds: int) -> None: ...
 
-    def measure(self) -> dict[str, Any]:
-        """A fresh measurement in the DESIGN.md 5 JSON form."""
+    def measure(self) -> Measurement:
+        """A fresh measurement (``as_dict`` is its DESIGN.md 5 JSON form)."""
 
     def snapshot(self) -> Snapshot:
         """Take (and keep, where the target can) a snapshot of the target objects."""

@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from weavergen.domain.measure.measure import measure
+from weavergen.domain.measure.measure import Measurement, measure
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.remedy.actions import RESTARTED_AT, Manifest, key_of
 from weavergen.domain.remedy.inputs import fingerprint
@@ -251,12 +251,12 @@ class Twin:
     def settle(self, seconds: int) -> None:
         return None
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> Measurement:
         assert self.baseline is not None
         self.measurements += 1
         current = self.simulator.summary(self.system, self.faults(), self.seed + self.measurements)
         objectives = self.simulator.objectives(self.system)
-        return measure(current, self.baseline, objectives=objectives).as_dict()
+        return measure(current, self.baseline, objectives=objectives)
 
     def snapshot(self) -> Snapshot:
         self._maybe_fail("snapshot")
