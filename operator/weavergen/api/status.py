@@ -35,11 +35,11 @@ def status_patch(model: type[BaseModel], patch: Mapping[str, Any]) -> dict[str, 
         if value is None:
             patched[key] = None
             continue
-        nested = _object_model(fields[key])
+        name, info = fields[key]
+        nested = _object_model(info)
         if nested is not None and isinstance(value, Mapping):
             patched[key] = status_patch(nested, value)
             continue
-        name = _names(model)[key]
         try:
             # The model's own check of one field: its type, constraints and strictness.
             checked = cast(
@@ -58,13 +58,9 @@ def status_patch(model: type[BaseModel], patch: Mapping[str, Any]) -> dict[str, 
 
 
 @cache
-def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
-    return {info.alias or name: info for name, info in model.model_fields.items()}
-
-
-@cache
-def _names(model: type[BaseModel]) -> dict[str, str]:
-    return {info.alias or name: name for name, info in model.model_fields.items()}
+def _fields(model: type[BaseModel]) -> dict[str, tuple[str, FieldInfo]]:
+    """The model's fields by wire name: (attribute name, field)."""
+    return {info.alias or name: (name, info) for name, info in model.model_fields.items()}
 
 
 def _object_model(info: FieldInfo) -> type[BaseModel] | None:

@@ -147,8 +147,9 @@ def _phase_after(task: str, data: Mapping[str, Any]) -> str:
 
 def _waiting(observed: CycleObservation, now: datetime) -> CycleDecision:
     task = next(iter(observed.pending))
+    identity = _identity(observed, now)
     status = {
-        **_identity(observed, now),
+        **identity,
         "phase": "AwaitingApproval"
         if observed.awaiting_approval
         else RUNNING_PHASE.get(task, "Pending"),
@@ -158,7 +159,7 @@ def _waiting(observed: CycleObservation, now: datetime) -> CycleDecision:
             task,
             finished=False,
             now=now,
-            cycle_started=observed.status.get("startedAt") or stamp(now),
+            cycle_started=identity["startedAt"],
             job=observed.job,
         ),
     }
