@@ -7,6 +7,7 @@ import gzip
 import json
 import urllib.error
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, cast
 
 import pytest
@@ -14,6 +15,8 @@ from aiohttp import ClientSession
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.config import operator_config
+from weavergen.domain.decide.reconcile import decide
+from weavergen.domain.errors import MeasurementUnavailable
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.simulation.simulator import (
     EntropySimulator,
@@ -195,3 +198,31 @@ def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(
         serve(check, ReceiverConfig(token="s3cret"))
     finally:
         operator_config.cache_clear()
+
+
+def test_an_unreachable_receiver_is_an_unavailable_measurement_and_the_charter_says_so() -> None:
+    """Fail closed: no telemetry is never a pass. The charter is not Ready, with the reason."""
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", "windowSeconds": 60},
+        }
+    )
+    target = ClusterTarget(
+        cast(Rest, None), "shop", "shop", spec, receiver_url="http://127.0.0.1:9"
+    )
+    with pytest.raises(MeasurementUnavailable) as gone:
+        target.measure()
+    decision = decide(
+        spec,
+        generation=1,
+        status={},
+        measurement=None,
+        problem=gone.value,
+        now=datetime(2026, 12, 3),
+    )
+    ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "MeasurementFailed")
+    assert decision.start_cycle is None and "entropy" not in decision.status
