@@ -435,11 +435,13 @@ def test_spans_pushed_to_the_receiver_are_measured_against_a_captured_baseline(
     pusher = SpanPusher(port, ["web"], interval=0.5, window_s=3)
     pusher.start()
     try:
-        wait_for(
+        baseline = wait_for(
             lambda: rest.get("ConfigMap", namespace, "web-baseline"),
             60,
             what=f"the baseline captured from pushed spans (operator log: {operator})",
         )
+        # Captured from a window the receiver watched whole, never from part of one.
+        assert json.loads(baseline["data"]["summary.json"])["windowSeconds"] >= 10
         healthy = charter_status(
             rest,
             namespace,

@@ -304,6 +304,13 @@ class ClusterTarget:
                 f"no baseline yet: the window has {window.span_count} spans, fewer than "
                 f"{self.settings.min_spans}"
             )
+        # A rate over part of a window (the receiver just started) is no baseline to hold to.
+        watched, length = window.window_s, self.spec.telemetry.window_seconds
+        if watched is not None and watched < length:
+            raise BaselinePending(
+                f"no baseline yet: the receiver has watched {watched:.0f} s "
+                f"of the {length} s window"
+            )
         self.rest.create(
             "ConfigMap",
             self.namespace,

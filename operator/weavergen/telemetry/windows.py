@@ -1,7 +1,9 @@
 """Window store: received spans, summarised per service into fixed time slots.
 
 Spans are binned by arrival time (a sender's clock may be skewed; arrival time is the operator's
-own), into slots of ``slot_seconds``. A charter's window merges the slots covering it.
+own), into slots of ``slot_seconds``. A charter's window merges the slots covering at least its
+length: the slot being filled and as many before it as make up the rest. A window cut at a slot
+boundary would be a fraction of a second long just after one, and a rate over it, noise.
 
 A slot's summary of one service is tens of KiB (histograms, sampled attributes), so a service
 keeps only as many slots as the longest window asked of it (``default_slots`` until one is
@@ -16,6 +18,7 @@ that stopped sending shows as a window much longer than its spans: silence, not 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +42,7 @@ class WindowStore:
     def __init__(
         self,
         slot_seconds: float = 10.0,
-        max_slots: int = 360,  # the longest charter window, 3600 s
+        max_slots: int = 361,  # the longest charter window, 3600 s, and the slot being filled
         default_slots: int = 6,  # the default charter window, 60 s
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -56,16 +59,18 @@ class WindowStore:
         self._complete_since: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _slot(self) -> int:
-        return int(self.clock() // self.slot_seconds)
+    def _slot(self, now: float) -> int:
+        return int(now // self.slot_seconds)
 
-    def _slots_for(self, seconds: float) -> int:
+    def _slots_for(self, seconds: float, now: float) -> int:
         """Slots covering the last ``seconds``, the one being filled included."""
-        return min(self.max_slots, max(1, int(-(-seconds // self.slot_seconds))))
+        filled = now - self._slot(now) * self.slot_seconds
+        before = max(0, math.ceil((seconds - filled) / self.slot_seconds))
+        return min(self.max_slots, 1 + before)
 
     def add(self, chunks: list[SpanChunk]) -> tuple[int, int]:
         """Summarise chunks into the current slot; returns (accepted, dropped) span counts."""
-        slot = self._slot()
+        slot = self._slot(self.clock())
         accepted = dropped = 0
         with self._lock:
             for chunk in chunks:
@@ -89,11 +94,11 @@ class WindowStore:
 
     def window(self, service: str, seconds: float) -> ServiceSummary:
         """The merged summary of a service's slots over the last ``seconds``."""
-        newest = self._slot()
-        covering = self._slots_for(seconds)
+        now = self.clock()
+        newest = self._slot(now)
+        covering = self._slots_for(seconds, now)
         oldest = newest - covering + 1
         merged = ServiceSummary(service)
-        now = self.clock()
         with self._lock:
             kept = self._kept.get(service, self.default_slots)
             if covering > kept and (service in self._kept or len(self._kept) < MAX_SERVICES):

@@ -137,8 +137,28 @@ def test_windows_keep_only_recent_slots() -> None:
         now[0] += 10
     now[0] -= 10
     assert store.window("a", 30).span_count == 3 * spans
-    assert store.window("a", 10).span_count == spans
+    assert store.window("a", 10).span_count == 2 * spans  # the new slot and the one before
     assert store.window("a", 3600).span_count == 3 * spans  # older slots were dropped
+
+
+def test_a_window_covers_at_least_its_length_wherever_the_clock_is_in_a_slot() -> None:
+    """Just past a slot boundary the window reaches into the slot before: a rate over a
+    fraction of a second would make a throughput drop out of nothing."""
+    sim = EntropySimulator(1)
+    chunks = list(sim.chunks(sim.system("a"), Faults(), 1, window_s=1))
+    spans = sum(len(c) for c in chunks)
+    now = [0.0]
+    for into_slot in (0.0, 0.2, 5.0, 9.9):
+        now[0] = 1000.0
+        store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+        while now[0] <= 1030 + into_slot:  # one batch a second
+            store.add(chunks)
+            now[0] += 1
+        now[0] = 1030.0 + into_slot
+        window = store.window("a", 10)
+        assert window.window_s is not None and 10 <= window.window_s < 20
+        rate = window.span_count / window.window_s
+        assert spans * 0.9 <= rate <= spans * 1.15, (into_slot, rate / spans)
 
 
 def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
@@ -156,12 +176,13 @@ def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
 
     fill(20)
     assert store.window("a", 3600).span_count == 6 * spans  # none asked yet: the default
-    assert store.window("a", 10).span_count == spans
+    assert store.window("a", 10).span_count == 2 * spans
     fill(20)
     # Kept since the hour was asked, after the six kept before.
     assert store.window("a", 3600).span_count == 26 * spans
     fill(400)
-    assert store.window("a", 3600).span_count == 360 * spans  # an hour, not the 900 s of old
+    # An hour and the slot being filled, not the 900 s of old.
+    assert store.window("a", 3600).span_count == 361 * spans
 
 
 def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(
