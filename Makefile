@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 
 .PHONY: help venv test test-unit test-integration lint format crds verify-crds \
-	cluster-build cluster-up cluster-down cluster-status demo chart images image kind-up kind-load deploy \
+	cluster-build collector-build cluster-up cluster-down cluster-status demo chart images image kind-up kind-load deploy \
 	e2e-kind kind-down clean
 
 help: ## list the targets
@@ -55,6 +55,9 @@ verify-crds: $(VENV)/.installed ## fail when crds/ or the chart's copy is stale
 cluster-build: ## build (or reuse) etcd, the Kubernetes components, CoreDNS, kubectl, helm
 	@bash hack/build-control-plane.sh
 
+collector-build: ## build (or reuse) the OpenTelemetry Collector distribution the tests and chart run
+	@bash hack/build-collector.sh
+
 cluster-up: $(VENV)/.installed cluster-build images ## start the local plane and its real node; prints export KUBECONFIG=...
 	@$(PYTHON) -m hack.localplane up
 
@@ -83,7 +86,7 @@ chart: $(VENV)/.installed cluster-build ## lint the Helm chart and package it in
 	$(HELM) lint --strict charts/weavergen-operator
 	$(HELM) package charts/weavergen-operator --destination dist
 
-images: ## build the pause, base and operator images locally with buildah, cached by content
+images: collector-build ## build the pause, base and operator images locally with buildah, cached by content
 	@bash hack/build-images.sh
 
 image: ## build the operator image (Docker): one image for the operator and its phase Jobs

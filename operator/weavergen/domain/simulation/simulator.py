@@ -32,7 +32,13 @@ from weavergen.domain.measure.health import (
     combine,
 )
 from weavergen.domain.measure.health import throughput_health as throughput_health_of
-from weavergen.domain.measure.otlp import ENTRY_KINDS, Attribute, SpanChunk, hash_trace_ids
+from weavergen.domain.measure.otlp import (
+    ENTRY_KINDS,
+    Attribute,
+    SpanChunk,
+    hash_trace_ids,
+    splitmix64,
+)
 from weavergen.domain.measure.semconv import ObservedAttribute, Registry, validate
 from weavergen.domain.measure.summary import ServiceSummary
 
@@ -457,7 +463,9 @@ class EntropySimulator:
         resend = np.concatenate([np.zeros(count, bool), np.ones(len(retried), bool)])
         order = rng.permutation(n_total)
         trace_of, resend = trace_of[order], resend[order]
-        trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in trace_of]
+        # Ids as an SDK makes them, random in their last 7 bytes (W3C's random flag): consistent
+        # samplers (a Collector's probabilistic sampler) draw their decision from those bytes.
+        trace_ids = [bytes(8) + int(t).to_bytes(8, "big") for t in splitmix64(trace_of)]
         attributes = _SpanAttributes(
             template=self._template(op, faults),
             picks=rng.integers(0, 1 << 30, size=(n_total, 4)),

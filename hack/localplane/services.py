@@ -1,0 +1,138 @@
+"""Telemetry services the tests run on the host beside a plane: the OpenTelemetry Collector
+built by ``hack/build-collector.sh`` (and Prometheus, from Debian's package).
+
+Each runs as a child process with its log in a file, on ports the caller picks, and counts as
+started once its readiness URL answers 200.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from hack.localplane import REPO, read_text, versions
+from hack.localplane.plane import PlaneError, cache_dir, free_port
+
+COLLECTOR_CONFIG = REPO / "charts" / "weavergen-operator" / "files" / "collector.yaml"
+
+
+@dataclass
+class HostProcess:
+    """A service process started by a test, ready once ``ready_url`` answers 200."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> HostProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self.env},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PlaneError(f"{self.name} exited {self.process.returncode}: {self.tail()}")
+            if self.ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise PlaneError(f"{self.name} not ready at {self.ready_url} in {timeout}s: {self.tail()}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(read_text(self.log).splitlines()[-lines:])
+
+    def __enter__(self) -> HostProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __str__(self) -> str:
+        return f"{self.name} (log: {self.log})"
+
+
+def collector_binary() -> Path:
+    """The Collector distribution, built first when missing (about two minutes cold)."""
+    binary = cache_dir() / "bin" / f"otelcol-{versions()['OTELCOL_VERSION']}" / "weavergen-otelcol"
+    if not os.access(binary, os.X_OK):
+        subprocess.run(["bash", str(REPO / "hack" / "build-collector.sh")], check=True)
+    return binary
+
+
+@dataclass(frozen=True)
+class CollectorPorts:
+    otlp_grpc: int
+    otlp_http: int
+    prometheus: int
+    health: int
+
+    @classmethod
+    def free(cls) -> CollectorPorts:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+def collector(
+    workdir: Path,
+    receiver_endpoint: str,
+    *,
+    sampling_percentage: float = 25,
+    config: Path = COLLECTOR_CONFIG,
+    ports: CollectorPorts | None = None,
+    flush_interval: str = "2s",
+) -> tuple[HostProcess, CollectorPorts]:
+    """The chart's Collector configuration (the example users copy) on loopback ports,
+    forwarding its sample to ``receiver_endpoint``; not yet started."""
+    ports = ports or CollectorPorts.free()
+    env = {
+        "COLLECTOR_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports.otlp_grpc}",
+        "COLLECTOR_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports.otlp_http}",
+        "PROMETHEUS_EXPORTER_ENDPOINT": f"127.0.0.1:{ports.prometheus}",
+        "COLLECTOR_HEALTH_ENDPOINT": f"127.0.0.1:{ports.health}",
+        "WEAVERGEN_RECEIVER_ENDPOINT": receiver_endpoint,
+        "WEAVERGEN_SAMPLING_PERCENTAGE": str(sampling_percentage),
+        "SPANMETRICS_FLUSH_INTERVAL": flush_interval,
+    }
+    process = HostProcess(
+        "otel-collector",
+        [str(collector_binary()), "--config", str(config)],
+        workdir / "otel-collector.log",
+        f"http://127.0.0.1:{ports.health}/",
+        env,
+    )
+    return process, ports
