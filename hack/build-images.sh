@@ -11,8 +11,10 @@
 #   operator  the repository's Dockerfile on that base, named
 #             docker.io/library/weavergen-operator:<version>, which the chart's default image
 #             weavergen-operator:<version> resolves to
+#   collector the OpenTelemetry Collector of hack/build-collector.sh alone, named
+#             docker.io/library/weavergen-otelcol:<version> (the chart's collector.image)
 #
-# Prints on stdout one line per node image, pause then operator: the absolute path of its OCI
+# Prints on stdout one line per node image, pause, operator, collector: the absolute path of its OCI
 # archive, for `ctr -n k8s.io images import`. Nothing else goes to stdout (nothing at all when a
 # build fails); progress goes to stderr. A run with unchanged inputs builds nothing. Each image is
 # built under a lock, so concurrent runs build it once: the second waits, then finds it cached.
@@ -282,8 +284,40 @@ build_operator() {
   echo "$tar"
 }
 
+# -- collector -----------------------------------------------------------------------------------
+
+# The Collector distribution of hack/build-collector.sh: a static binary, so the image is the
+# binary alone, with the chart's example configuration as its default.
+build_collector() {
+  bash "$here/build-collector.sh"
+  local version=${OTELCOL_VERSION#v} bin k tar
+  bin=$cache/bin/otelcol-$OTELCOL_VERSION/weavergen-otelcol
+  local config=$here/../charts/weavergen-operator/files/collector.yaml
+  local name=docker.io/library/weavergen-otelcol:$version ref=localhost/weavergen-otelcol:$version
+  k=$({ echo "$version"; sha256sum "$bin" "$config"; declare -f build_collector; } | key)
+  tar=$out/collector-$k.tar
+  if [[ -f $tar ]]; then cached "$tar" collector; return; fi
+  local t0=$SECONDS c=weavergen-collector-$$
+  # shellcheck disable=SC2064  # expanded now: the trap outlives these locals
+  trap "rm -f '$tar'.tmp.*; bah rm $c >/dev/null 2>&1 || true" EXIT
+  storage_shared
+  bah from --name "$c" scratch >/dev/null
+  bah copy --chmod 0755 "$c" "$bin" /weavergen-otelcol >/dev/null
+  bah copy --chmod 0644 "$c" "$config" /etc/otelcol/config.yaml >/dev/null
+  bah config --entrypoint '["/weavergen-otelcol"]' --cmd '["--config=/etc/otelcol/config.yaml"]' \
+    --user 65534:65534 --label \
+    org.opencontainers.image.description="OpenTelemetry Collector $version, built for WeaverGen" "$c"
+  bah commit --rm --quiet "$c" "$ref" >/dev/null
+  push_archive "$ref" "$name" "$tar"
+  storage_prune
+  keep_newest collector
+  log "collector built in $((SECONDS - t0))s: $tar ($(du -h "$tar" | cut -f1))"
+  echo "$tar"
+}
+
 started=$SECONDS
 pause=$(locked image-pause build_pause)
 operator=$(locked image-operator build_operator)
+collector=$(locked image-collector build_collector)
 log "images ready in $((SECONDS - started))s"
-printf '%s\n' "$pause" "$operator"
+printf '%s\n' "$pause" "$operator" "$collector"

@@ -603,12 +603,14 @@ class Plane:
         items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
         return items
 
-    def service_url(self, namespace: str, name: str) -> str:
-        """``http://`` a Service's ClusterIP and first port: the host does not use the cluster
-        DNS, and reaches ClusterIPs through a real node's kube-proxy, as pods do."""
+    def service_url(self, namespace: str, name: str, port: str | None = None) -> str:
+        """``http://`` a Service's ClusterIP and its port named ``port`` (else its first): the
+        host does not use the cluster DNS, and reaches ClusterIPs through a real node's
+        kube-proxy, as pods do."""
         found = self.kubectl("get", "service", name, "-n", namespace, "-o", "json").stdout
         spec = json.loads(found)["spec"]
-        return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
+        (number,) = [p["port"] for p in spec["ports"] if p.get("name") == port or port is None][:1]
+        return f"http://{spec['clusterIP']}:{number}"
 
     def install_crds(self) -> None:
         """Apply the project's CRDs and wait until they are served."""

@@ -54,6 +54,10 @@ class Release:
         """The operator's Service: OTLP receiver, /metrics and /gate."""
         return self.plane.service_url(self.namespace, self.fullname)
 
+    def collector_url(self) -> str:
+        """The chart's Collector (collector.enabled): OTLP/HTTP, where services export."""
+        return self.plane.service_url(self.namespace, f"{self.fullname}-collector", "otlp-http")
+
     def pods(self) -> list[dict[str, Any]]:
         return self.plane.pods(self.namespace, f"app.kubernetes.io/instance={self.name}")
 

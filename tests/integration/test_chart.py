@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from hack.localplane.plane import Binaries, versions
+from hack.localplane.services import COLLECTOR_CONFIG, collector_binary
 from tests.helpers import REPO
 
 CHART = REPO / "charts" / "weavergen-operator"
@@ -209,3 +210,44 @@ def test_the_chart_carries_the_crds_and_kopf_peering(helm: Path, tmp_path: Path)
         assert (crds / generated.name).read_text() == generated.read_text()
     packaged = run(helm, "package", str(CHART), "--destination", str(tmp_path))
     assert "weavergen-operator-0.1.0.tgz" in packaged
+
+
+def test_the_collector_runs_the_shipped_config_and_is_never_selected_as_the_operator(
+    helm: Path,
+) -> None:
+    """collector.enabled runs files/collector.yaml as is (the example users copy), forwarding
+    to the release's own receiver; its pods carry a name of their own, so the operator's
+    Service never sends spans to the Collector."""
+    assert not [o for o in template(helm) if "collector" in o["metadata"]["name"]]
+    objects = template(helm, "collector.enabled=true", "collector.samplingPercentage=10")
+    by_kind = {
+        o["kind"]: o for o in objects if o["metadata"]["name"] == "t-weavergen-operator-collector"
+    }
+    assert set(by_kind) == {"ConfigMap", "Deployment", "Service"}
+    shipped = (CHART / "files" / "collector.yaml").read_text()
+    assert by_kind["ConfigMap"]["data"]["collector.yaml"].strip() == shipped.strip()
+    pod = by_kind["Deployment"]["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WEAVERGEN_RECEIVER_ENDPOINT"] == (
+        "http://t-weavergen-operator.weavergen-system.svc:4318"
+    )
+    assert env["WEAVERGEN_SAMPLING_PERCENTAGE"] == "10"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    operator_selector = next(
+        o
+        for o in objects
+        if o["kind"] == "Service" and o["metadata"]["name"] == "t-weavergen-operator"
+    )["spec"]["selector"]
+    labels = pod["metadata"]["labels"]
+    assert not all(labels.get(k) == v for k, v in operator_selector.items())
+    assert by_kind["Service"]["spec"]["selector"].items() <= labels.items()
+
+
+def test_the_collector_config_is_valid_for_the_built_distribution() -> None:
+    """The shipped configuration names only components the distribution was built with."""
+    done = subprocess.run(
+        [str(collector_binary()), "validate", f"--config={COLLECTOR_CONFIG}"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

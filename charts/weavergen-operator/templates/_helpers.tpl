@@ -74,3 +74,23 @@ Namespaces that get the phase Jobs' ServiceAccount, Role and RoleBinding.
 {{- define "weavergen-operator.phaseNamespaces" -}}
 {{- toJson (default .Values.watchNamespaces .Values.phase.namespaces) }}
 {{- end }}
+
+{{/*
+The Collector's selector labels: a name of its own, so the operator's Deployment and Service
+never select the Collector's pods.
+*/}}
+{{- define "weavergen-operator.collectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-collector" (include "weavergen-operator.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: collector
+{{- end }}
+
+{{/*
+The Collector's labels.
+*/}}
+{{- define "weavergen-operator.collectorLabels" -}}
+helm.sh/chart: {{ include "weavergen-operator.chart" . }}
+{{ include "weavergen-operator.collectorSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.collector.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
