@@ -110,6 +110,8 @@ class ClusterTarget:
         self.charter_owner = charter_owner(charter, charter_uid) if charter_uid else None
         self.sleep = sleep
         self.events: list[str] = []
+        # When the last change began to settle: spans received before it are not its result.
+        self.settling_since: float | None = None
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class ClusterTarget:
         return self.targets.wait_rollout(timeout_seconds)
 
     def settle(self, seconds: int) -> None:
+        self.settling_since = time.time()
         self.sleep(seconds)
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -258,6 +261,7 @@ class ClusterTarget:
             f"{self.receiver_url}/v1/summaries/"
             f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?seconds={self.spec.telemetry.window_seconds}"
+            + (f"&since={self.settling_since:.3f}" if self.settling_since is not None else "")
         )
         # The receiver serves summaries behind the same bearer token as OTLP, when it has one.
         token = operator_config().receiver_token

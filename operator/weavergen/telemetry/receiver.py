@@ -4,7 +4,8 @@ Requests are refused with a reason: 413 when the body (or its decompressed form:
 over the limit, 415 for an unsupported content type or encoding, 400 for a body that is not OTLP,
 401 without the configured bearer token. Decoding and summarising run in a worker thread so the
 operator's event loop stays responsive. ``GET /v1/summaries/<service>?seconds=N`` hands a merged
-window summary to the Measure phase (summaries, never raw spans).
+window summary to the Measure phase (summaries, never raw spans); ``&since=T`` (epoch seconds)
+leaves out what arrived before a fix began to settle.
 """
 
 from __future__ import annotations
@@ -139,7 +140,13 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
             seconds = float(request.query.get("seconds", "60"))
         except ValueError:
             return web.json_response({"message": "seconds must be a number"}, status=400)
-        merged = store.window(request.match_info["service"], seconds)
+        try:
+            since = float(request.query["since"]) if "since" in request.query else None
+        except ValueError:
+            return web.json_response(
+                {"message": "since must be a number (seconds since the epoch)"}, status=400
+            )
+        merged = store.window(request.match_info["service"], seconds, since)
         return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
 
     @web.middleware

@@ -14,6 +14,10 @@ what was kept, as after a restart.
 A window says how long it watched the service (``window_s``): from the oldest slot it merges,
 or from when the store began to keep every slot of the service, whichever is later. A service
 that stopped sending shows as a window much longer than its spans: silence, not a short window.
+
+A window asked ``since`` a moment (a fix took effect) leaves out the slots begun before it, so
+what went before the fix is not judged as its result. When no slot has begun since (a settle
+shorter than a slot), the slot being filled is the window, and it may hold spans from before.
 """
 
 from __future__ import annotations
@@ -92,12 +96,15 @@ class WindowStore:
             self.counters.spans_dropped += dropped
         return accepted, dropped
 
-    def window(self, service: str, seconds: float) -> ServiceSummary:
-        """The merged summary of a service's slots over the last ``seconds``."""
+    def window(self, service: str, seconds: float, since: float | None = None) -> ServiceSummary:
+        """The merged summary of a service's slots over the last ``seconds``, of those begun at
+        or after ``since`` (an epoch time) when it is given."""
         now = self.clock()
         newest = self._slot(now)
         covering = self._slots_for(seconds, now)
         oldest = newest - covering + 1
+        if since is not None:
+            oldest = max(oldest, min(newest, math.ceil(since / self.slot_seconds)))
         merged = ServiceSummary(service)
         with self._lock:
             kept = self._kept.get(service, self.default_slots)

@@ -73,6 +73,10 @@ def test_protobuf_json_and_gzip_are_accepted_and_summarised() -> None:
         async with session.get(f"{url}/v1/summaries/shop?seconds=60") as resp:
             summary = ServiceSummary.from_dict(await resp.json())
         assert summary.span_count == 3 * SPANS
+        async with session.get(f"{url}/v1/summaries/shop?seconds=60&since=0") as resp:
+            assert ServiceSummary.from_dict(await resp.json()).span_count == 3 * SPANS
+        async with session.get(f"{url}/v1/summaries/shop?since=yesterday") as resp:
+            assert resp.status == 400 and "since must be a number" in await resp.text()
 
     store = serve(check)
     assert store.counters.spans_accepted == 3 * SPANS
@@ -159,6 +163,27 @@ def test_a_window_covers_at_least_its_length_wherever_the_clock_is_in_a_slot() -
         assert window.window_s is not None and 10 <= window.window_s < 20
         rate = window.span_count / window.window_s
         assert spans * 0.9 <= rate <= spans * 1.15, (into_slot, rate / spans)
+
+
+def test_a_window_since_a_fix_leaves_out_the_slots_begun_before_it() -> None:
+    """Verifying a fix must not judge the spans of the fault it fixed: with a settle of 20 s
+    and 10 s slots, the window holds only the slot begun after the fix and the one filling."""
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    broken = list(sim.chunks(sim.system("a"), Faults(error_rate=0.5), 1, window_s=1))
+    healthy = list(sim.chunks(sim.system("a"), Faults(), 1, window_s=1))
+    fixed_at = 1033.0
+    while now[0] < fixed_at + 20:
+        store.add(broken if now[0] < fixed_at else healthy)
+        now[0] += 1
+    after_fix = store.window("a", 15, since=fixed_at)
+    assert after_fix.error_count == 0 and after_fix.span_count > 0
+    assert after_fix.window_s is not None and 10 <= after_fix.window_s <= 20
+    assert store.window("a", 15).error_count > 0  # the rolling window reaches before the fix
+    only_filling = store.window("a", 15, since=now[0] - 1)  # no slot has begun since
+    assert only_filling.span_count > 0 and only_filling.window_s is not None
+    assert only_filling.window_s <= 10
 
 
 def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
