@@ -1,4 +1,5 @@
-"""Sampled spans: each span's sampling probability, read from its tracestate's ``ot=th``.
+"""Sampled spans: each span's sampling probability, read from its tracestate's ``ot=th``, and
+what a summary of them stands for.
 
 Spans come through a sampler (an OpenTelemetry Collector's probabilistic sampler keeps a share of
 the traces) that writes its rejection threshold into the tracestate of the spans it keeps.
@@ -7,6 +8,7 @@ the traces) that writes its rejection threshold into the tracestate of the spans
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from weavergen.domain.measure.otlp import (
     tracestate_adjusted_count,
 )
 from weavergen.domain.measure.spans import otlp_json
+from weavergen.domain.measure.summary import OperationStats, ServiceSummary
 
 # -- reading the threshold --------------------------------------------------------------------
 
@@ -149,3 +152,46 @@ def test_looking_for_the_attribute_does_not_make_bad_attributes_an_error_sooner(
 def test_slices_keep_their_adjusted_counts() -> None:
     (chunk,) = decode_protobuf(request(SPANS))
     assert chunk.slice(5, 8).adjusted.tolist() == [4.0, 2.0, 4.0]
+
+
+# -- summaries ----------------------------------------------------------------------------------
+
+
+def test_a_summary_counts_the_spans_of_known_probability_and_what_they_stand_for() -> None:
+    (chunk,) = decode_protobuf(request(SPANS))
+    summary = ServiceSummary("shop")
+    summary.add_chunk(chunk)
+    op = summary.operations["GET /"]
+    known = [adjusted for _, _, adjusted in SPANS if adjusted]
+    assert (op.count, op.sampled, op.adjusted) == (len(SPANS), len(known), sum(known))
+    assert (op.sampled_entries, op.adjusted_entries) == (len(known), sum(known))  # server spans
+    unknown = len(SPANS) - len(known)
+    assert summary.represented_spans == sum(known) + unknown  # the others: as not sampled
+    assert summary.assuming(0.5).represented_spans == sum(known) + unknown / 0.5
+    assert summary.sampling_ratio() == pytest.approx(len(SPANS) / (sum(known) + unknown))
+
+
+def test_sampling_counts_merge_and_round_trip_and_are_omitted_when_none() -> None:
+    (chunk,) = decode_protobuf(request(SPANS))
+    a, b = ServiceSummary("shop"), ServiceSummary("shop")
+    a.add_chunk(chunk)
+    b.add_chunk(chunk)
+    a.merge(b)
+    op = a.operations["GET /"]
+    known = [adjusted for _, _, adjusted in SPANS if adjusted]
+    assert (op.sampled, op.adjusted) == (2 * len(known), 2 * sum(known))
+    again = ServiceSummary.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert again.to_dict() == a.to_dict()
+    assert again.represented_spans == a.represented_spans
+
+    plain = OperationStats(kind=2, count=10, entries=10).to_dict()
+    assert not {"sampled", "adjusted", "sampledEntries", "adjustedEntries"} & set(plain)
+    old = OperationStats.from_dict(plain)  # a summary stored before sampling was read
+    assert (old.sampled, old.adjusted, old.represented(1.0)) == (0, 0.0, 10.0)
+
+
+def test_a_summary_that_says_its_fallback_ratio_keeps_it() -> None:
+    summary = ServiceSummary("shop", operations={"GET /": OperationStats(count=100, entries=100)})
+    assert summary.assuming(0.25).represented_spans == 400
+    captured = ServiceSummary.from_dict(replace(summary, fallback_ratio=1.0).to_dict())
+    assert captured.assuming(0.25).represented_spans == 100  # captured unsampled: stays so
