@@ -1,8 +1,8 @@
-"""Sampled spans: each span's sampling probability, read from its tracestate's ``ot=th``, and
-what a summary of them stands for.
+"""Sampled spans: each span's probability from its tracestate, rates scaled, tests on the sample.
 
 Spans come through a sampler (an OpenTelemetry Collector's probabilistic sampler keeps a share of
-the traces) that writes its rejection threshold into the tracestate of the spans it keeps.
+the traces). The windows here are made by the simulator and thinned as a consistent sampler
+does, keeping a trace when its trace id's randomness clears the rejection threshold.
 """
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from weavergen.domain.measure.drift import Z_CRITICAL, error_rate_increase, throughput_drop
+from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS
+from weavergen.domain.measure.health import Requests
+from weavergen.domain.measure.measure import measure, render_text, summarise
 from weavergen.domain.measure.otlp import (
     adjusted_count,
     decode_json,
@@ -22,7 +27,18 @@ from weavergen.domain.measure.otlp import (
     tracestate_adjusted_count,
 )
 from weavergen.domain.measure.spans import otlp_json
+from weavergen.domain.measure.stats import two_proportion_z
 from weavergen.domain.measure.summary import OperationStats, ServiceSummary
+from weavergen.domain.measure.thresholds import ThresholdCalculator
+from weavergen.domain.simulation.simulator import (
+    EntropySimulator,
+    Faults,
+    SyntheticChunk,
+    SyntheticSystem,
+    sample_traces,
+    to_otlp_json,
+    to_otlp_protobuf,
+)
 
 # -- reading the threshold --------------------------------------------------------------------
 
@@ -195,3 +211,182 @@ def test_a_summary_that_says_its_fallback_ratio_keeps_it() -> None:
     assert summary.assuming(0.25).represented_spans == 400
     captured = ServiceSummary.from_dict(replace(summary, fallback_ratio=1.0).to_dict())
     assert captured.assuming(0.25).represented_spans == 100  # captured unsampled: stays so
+
+
+# -- measuring sampled windows ------------------------------------------------------------------
+
+WINDOW_S = 1200.0  # long enough that a 25% sample's rate is within a few percent of the whole
+
+
+def summary_of(chunks: list[SyntheticChunk]) -> ServiceSummary:
+    summary = ServiceSummary(chunks[0].service)
+    for chunk in chunks:
+        summary.add_chunk(chunk)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def shop() -> tuple[EntropySimulator, SyntheticSystem]:
+    sim = EntropySimulator(11)
+    return sim, sim.system("shop")
+
+
+def window(
+    shop: tuple[EntropySimulator, SyntheticSystem],
+    seed: int,
+    faults: Faults | None = None,
+    keep: float = 1.0,
+    *,
+    say_threshold: bool = True,
+    window_s: float = WINDOW_S,
+) -> ServiceSummary:
+    sim, system = shop
+    chunks = list(sim.chunks(system, faults or Faults(), seed, window_s=window_s))
+    if keep < 1:
+        chunks = sample_traces(chunks, keep, say_threshold=say_threshold)
+    return summary_of(chunks)
+
+
+def test_the_sampler_keeps_whole_traces_at_its_probability(shop: Any) -> None:
+    sim, system = shop
+    chunks = list(sim.chunks(system, Faults(), 1, window_s=WINDOW_S))
+    kept = sample_traces(chunks, 0.25)
+    spans = sum(len(c) for c in chunks)
+    assert sum(len(c) for c in kept) / spans == pytest.approx(0.25, abs=0.01)
+    whole = {h for c in chunks for h in c.trace_hashes.tolist()}
+    traces = {h for c in kept for h in c.trace_hashes.tolist()}
+    assert len(traces) / len(whole) == pytest.approx(0.25, abs=0.01)
+    # Every span of a kept trace is kept: as many spans per trace as before.
+    spans_per_trace = spans / len(whole)
+    assert sum(len(c) for c in kept) / len(traces) == pytest.approx(spans_per_trace, rel=0.02)
+
+
+def test_a_25_percent_sample_measures_low_against_an_unsampled_baseline(shop: Any) -> None:
+    baseline = window(shop, 1)
+    whole, sampled = window(shop, 2), window(shop, 2, keep=0.25)
+    objectives = shop[0].objectives(shop[1])
+    result = measure(sampled, baseline, objectives=objectives)
+    assert result.entropy_level == "low", render_text(result)
+    assert result.drift_indicators == []
+    assert result.sampling_ratio == pytest.approx(0.25)
+    assert result.span_count == pytest.approx(0.25 * whole.span_count, rel=0.03)
+    assert result.represented_spans == pytest.approx(whole.span_count, rel=0.03)
+    # The estimated request rate is the whole window's, within a few percent.
+    estimated, actual = Requests.of(sampled, baseline), Requests.of(whole, baseline)
+    assert estimated.current_rate == pytest.approx(actual.current_rate, rel=0.03)
+    assert result.health is not None
+    assert result.health.throughput_ratio == pytest.approx(actual.ratio, rel=0.03)
+    assert "a 0.25 sample of ~" in render_text(result)
+
+
+def test_an_unsampled_window_measures_low_against_a_25_percent_sampled_baseline(
+    shop: Any,
+) -> None:
+    baseline, current = window(shop, 1, keep=0.25), window(shop, 2)
+    result = measure(current, baseline, objectives=shop[0].objectives(shop[1]))
+    assert result.entropy_level == "low", render_text(result)
+    assert result.sampling_ratio == 1.0
+    assert result.health is not None
+    assert result.health.throughput_ratio == pytest.approx(1.0, abs=0.05)
+
+
+def test_without_the_threshold_a_sample_reads_as_a_throughput_drop(shop: Any) -> None:
+    """What the sampler did to the counts before: a 25% sample read as a 75% drop."""
+    baseline = window(shop, 1)
+    blind = window(shop, 2, keep=0.25, say_threshold=False)
+    drop = throughput_drop(blind, baseline)
+    assert drop is not None and drop.evidence["ratio"] == pytest.approx(0.25, abs=0.02)
+
+
+def test_a_real_halving_is_found_in_a_25_percent_sample_on_the_samples_evidence(
+    shop: Any,
+) -> None:
+    baseline = window(shop, 1)
+    halved = Faults(throughput_ratio=0.5)
+    whole, sampled = window(shop, 3, halved), window(shop, 3, halved, keep=0.25)
+    seen, found = throughput_drop(whole, baseline), throughput_drop(sampled, baseline)
+    assert seen is not None and found is not None
+    assert found.evidence["ratio"] == pytest.approx(seen.evidence["ratio"], rel=0.05)
+    assert found.evidence["requests_per_s"] == pytest.approx(
+        seen.evidence["requests_per_s"], rel=0.05
+    )
+    assert found.evidence["expected_requests"] == seen.evidence["expected_requests"]
+    assert found.evidence["sampling_ratio"] == pytest.approx(0.25)
+    assert found.evidence["sampled_requests"] == Requests.of(sampled, baseline).current
+    # A quarter of the spans is weaker evidence: the test runs on them, not on 4x as many.
+    assert Z_CRITICAL <= -found.evidence["z"] < 0.75 * -seen.evidence["z"]
+    result = measure(sampled, baseline, objectives=shop[0].objectives(shop[1]))
+    assert "throughput_drop" in {i.type for i in result.drift_indicators}
+
+
+def test_a_threshold_in_the_spans_wins_over_the_charters_ratio(shop: Any) -> None:
+    baseline = window(shop, 1)
+    sampled = window(shop, 2, keep=0.5)
+    result = measure(sampled, baseline, sampling_ratio=0.1)
+    assert result.sampling_ratio == pytest.approx(0.5)
+
+
+def test_an_error_rate_increase_is_found_in_a_25_percent_sample(shop: Any) -> None:
+    baseline = window(shop, 1)
+    failing = window(shop, 4, Faults(error_rate=0.08), keep=0.25)
+    found = error_rate_increase(failing, baseline)
+    assert found is not None
+    assert found.evidence["error_rate"] == pytest.approx(0.08, abs=0.01)
+    assert found.evidence["spans"] == failing.span_count  # the sample's n, not 4x it
+    healthy = window(shop, 5, keep=0.25)
+    assert error_rate_increase(healthy, baseline) is None
+
+
+def service(count: int, errors: int, adjusted: float = 0.0) -> ServiceSummary:
+    op = OperationStats(kind=2, count=count, entries=count, errors=errors)
+    op.add_sampled(count if adjusted else 0, adjusted, count if adjusted else 0, adjusted)
+    return ServiceSummary("shop", operations={"GET /": op}, window_s=60.0)
+
+
+def test_a_small_sample_is_judged_on_its_own_n_not_the_spans_it_stands_for() -> None:
+    """2% errors in 200 sampled spans against 0.5% in 20,000 is not yet significant: 800 real
+    spans with as many errors would be, but only 200 were seen."""
+    baseline = service(20_000, 100)
+    sample = service(200, 4, adjusted=800.0)
+    inflated = service(800, 16)  # the same sample, counted as the spans it stands for
+    assert two_proportion_z(100, 20_000, 4, 200) < Z_CRITICAL
+    assert two_proportion_z(100, 20_000, 16, 800) >= Z_CRITICAL
+    assert error_rate_increase(sample, baseline) is None
+    assert error_rate_increase(inflated, baseline) is not None
+    assert sample.represented_spans == inflated.span_count
+
+
+def test_a_silent_window_behind_a_sampler_expects_only_the_sample(shop: Any) -> None:
+    """With no spans to say their probability, a window is taken as sampled like its baseline:
+    silence is judged against the sampled count it would have had."""
+    baseline = window(shop, 1, keep=0.25, window_s=60.0)
+    silent = ServiceSummary("shop", window_s=60.0)
+    requests = Requests.of(silent, baseline)
+    assert requests.current_p == pytest.approx(0.25)
+    drop = throughput_drop(silent, baseline)
+    assert drop is not None and drop.evidence["silent"]
+    assert drop.evidence["expected_requests"] == pytest.approx(
+        baseline.represented_entries / baseline.duration_s * 60.0, rel=0.01
+    )
+
+
+def test_the_wire_formats_give_the_sampled_summary_the_chunks_give(shop: Any) -> None:
+    sim, system = shop
+    chunks = sample_traces(list(sim.chunks(system, Faults(), 6, window_s=30.0)), 0.25)
+    direct = summary_of(chunks)
+    as_json = summarise([(json.dumps(to_otlp_json(chunks)).encode(), "application/json")])
+    as_pb = summarise([(to_otlp_protobuf(chunks), "application/x-protobuf")])
+    for decoded in (as_json["shop"], as_pb["shop"]):
+        assert decoded.span_count == direct.span_count
+        assert decoded.represented_spans == direct.represented_spans
+        assert decoded.sampling_ratio() == pytest.approx(0.25)
+    assert np.isclose(as_pb["shop"].represented_entries, direct.represented_entries)
+
+
+def test_computed_thresholds_resample_a_sampled_baseline_as_sampled(shop: Any) -> None:
+    baseline = window(shop, 1, keep=0.25, window_s=120.0)
+    resampled = ThresholdCalculator(DEFAULT_THRESHOLDS, 0.5).resample(
+        baseline, np.random.default_rng(0)
+    )
+    assert resampled.span_count != baseline.span_count
+    assert resampled.sampling_ratio() == pytest.approx(0.25, rel=0.01)
