@@ -206,6 +206,18 @@ class TelemetrySpec(WireModel):
         le=10_000_000,
         description="Fewer spans than this in a window gives InsufficientData, not a score.",
     )
+    sampling_ratio: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of traces a sampler upstream keeps (an OpenTelemetry Collector's "
+            "probabilistic sampler, say), for spans that do not say so themselves: a span's own "
+            "sampling probability is read from its tracestate th (ot=th:...) where present. "
+            "Request rates are scaled up by it; the tests and minSpans judge the spans received. "
+            "A baseline the operator captured keeps the ratio in force when it was captured."
+        ),
+    )
     baseline: BaselineSpec = defaulted(
         BaselineSpec, "The healthy reference the current window is compared with."
     )

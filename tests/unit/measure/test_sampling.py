@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.domain.errors import BaselinePending
 from weavergen.domain.measure.drift import Z_CRITICAL, error_rate_increase, throughput_drop
 from weavergen.domain.measure.entropy import DEFAULT_THRESHOLDS
 from weavergen.domain.measure.health import Requests
@@ -39,6 +41,8 @@ from weavergen.domain.simulation.simulator import (
     to_otlp_json,
     to_otlp_protobuf,
 )
+from weavergen.k8s.cluster_target import ClusterTarget
+from weavergen.k8s.rest import Rest
 
 # -- reading the threshold --------------------------------------------------------------------
 
@@ -317,6 +321,60 @@ def test_a_real_halving_is_found_in_a_25_percent_sample_on_the_samples_evidence(
     assert Z_CRITICAL <= -found.evidence["z"] < 0.75 * -seen.evidence["z"]
     result = measure(sampled, baseline, objectives=shop[0].objectives(shop[1]))
     assert "throughput_drop" in {i.type for i in result.drift_indicators}
+
+
+def charter_spec(**telemetry: Any) -> RegenerationCharterSpec:
+    return RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", **telemetry},
+        }
+    )
+
+
+class ConfigMaps:
+    """Just enough of ``Rest`` for a charter's captured baseline: ConfigMaps by name."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def metadata(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.objects.get((kind, namespace, name))
+        return None if obj is None else {"metadata": obj["metadata"]}
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace, name))
+
+    def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        body["metadata"] |= {"uid": "u-1", "resourceVersion": "1"}
+        self.objects[(kind, namespace, body["metadata"]["name"])] = body
+        return body
+
+
+def test_spans_without_a_threshold_count_at_the_charters_sampling_ratio(shop: Any) -> None:
+    """A baseline captured before the sampler came keeps the ratio then (1): setting the
+    charter's samplingRatio with the sampler scales the window up, not the baseline too."""
+    config_maps = ConfigMaps()
+    before = ClusterTarget(cast(Rest, config_maps), "sampling", "shop", charter_spec())
+    before.current = lambda: window(shop, 1)  # type: ignore[method-assign]
+    with pytest.raises(BaselinePending, match="captured the baseline"):
+        before.baseline()
+    after = ClusterTarget(
+        cast(Rest, config_maps), "sampling", "shop", charter_spec(samplingRatio=0.25)
+    )
+    assert after.settings.sampling_ratio == 0.25
+    baseline = after.baseline()
+    assert baseline.fallback_ratio == 1.0
+    blind = window(shop, 2, keep=0.25, say_threshold=False)
+    objectives = shop[0].objectives(shop[1])
+    result = measure(blind, baseline, objectives=objectives, sampling_ratio=0.25)
+    assert result.entropy_level == "low", render_text(result)
+    assert result.sampling_ratio == 0.25
+    assert result.represented_spans == 4 * result.span_count
+    unaware = measure(blind, baseline, objectives=objectives)
+    assert "throughput_drop" in {i.type for i in unaware.drift_indicators}
 
 
 def test_a_threshold_in_the_spans_wins_over_the_charters_ratio(shop: Any) -> None:

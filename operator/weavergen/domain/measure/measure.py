@@ -225,7 +225,8 @@ def _from_workload(common: dict[str, Any], workload: WorkloadHealth) -> Measurem
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """What a charter says about measuring: service, objectives, thresholds, minimum spans."""
+    """What a charter says about measuring: service, objectives, thresholds, minimum spans,
+    and the sampling ratio of spans that say none."""
 
     service: str | None = None
     objectives: Objectives = DEFAULT_OBJECTIVES
@@ -234,6 +235,7 @@ class MeasureSettings:
     compute_thresholds: bool = False
     complexity: float = 0.5
     min_spans: int = DEFAULT_MIN_SPANS
+    sampling_ratio: float = 1.0
 
     @classmethod
     def from_charter(cls, spec: RegenerationCharterSpec) -> MeasureSettings:
@@ -251,6 +253,7 @@ class MeasureSettings:
             compute_thresholds=given.mode == "computed",
             complexity=profile_for(spec.system_type).complexity,
             min_spans=spec.telemetry.min_spans,
+            sampling_ratio=spec.telemetry.sampling_ratio,
         )
 
 
