@@ -650,6 +650,19 @@ class EntropyStatus(StatusModel):
         default=0, ge=0, description="Distinct semantic-convention validation errors."
     )
     span_count: int = Field(default=0, ge=0, description="Spans in the measured window.")
+    sampling_ratio: Fraction = Field(
+        default=1.0,
+        description=(
+            "The share of the window's spans that reached the operator: below 1 when a sampler "
+            "upstream keeps only some traces (from the spans' tracestate th, else "
+            "spec.telemetry.samplingRatio)."
+        ),
+    )
+    represented_spans: int = Field(
+        default=0,
+        ge=0,
+        description="The spans the window stands for: spanCount scaled up by samplingRatio.",
+    )
     measured_at: Timestamp | None = Field(default=None, description="End of the measured window.")
 
 
