@@ -77,6 +77,7 @@ def bench_columns(payloads: list[bytes], spans: int) -> None:
         errors=np.concatenate([c.errors for c in decoded] * rounds),
         trace_hashes=np.concatenate([c.trace_hashes for c in decoded] * rounds),
         entries=np.concatenate([c.entries for c in decoded] * rounds),
+        adjusted=np.concatenate([c.adjusted for c in decoded] * rounds),
         start_ns=0,
         end_ns=10**9,
         attributes=lambda i: first.attributes(i % len(first)),

@@ -110,6 +110,13 @@ INVALID_SPECS = [
         "greater than or equal to 5",
     ),
     InvalidCase(
+        "telemetry.samplingRatio",
+        0,
+        "telemetry.samplingRatio",
+        "greater than 0",
+        "greater than 0",
+    ),
+    InvalidCase(
         "thresholds",
         {"medium": 0.6, "high": 0.6, "critical": 0.8},
         "thresholds",

@@ -206,6 +206,18 @@ class TelemetrySpec(WireModel):
         le=10_000_000,
         description="Fewer spans than this in a window gives InsufficientData, not a score.",
     )
+    sampling_ratio: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of traces a sampler upstream keeps (an OpenTelemetry Collector's "
+            "probabilistic sampler, say), for spans that do not say so themselves: a span's own "
+            "sampling probability is read from its tracestate th (ot=th:...) where present. "
+            "Request rates are scaled up by it; the tests and minSpans judge the spans received. "
+            "A baseline the operator captured keeps the ratio in force when it was captured."
+        ),
+    )
     baseline: BaselineSpec = defaulted(
         BaselineSpec, "The healthy reference the current window is compared with."
     )
@@ -638,6 +650,19 @@ class EntropyStatus(StatusModel):
         default=0, ge=0, description="Distinct semantic-convention validation errors."
     )
     span_count: int = Field(default=0, ge=0, description="Spans in the measured window.")
+    sampling_ratio: Fraction = Field(
+        default=1.0,
+        description=(
+            "The share of the window's spans that reached the operator: below 1 when a sampler "
+            "upstream keeps only some traces (from the spans' tracestate th, else "
+            "spec.telemetry.samplingRatio)."
+        ),
+    )
+    represented_spans: int = Field(
+        default=0,
+        ge=0,
+        description="The spans the window stands for: spanCount scaled up by samplingRatio.",
+    )
     measured_at: Timestamp | None = Field(default=None, description="End of the measured window.")
 
 

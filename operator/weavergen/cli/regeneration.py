@@ -119,10 +119,14 @@ def cmd_measure(args: argparse.Namespace) -> int:
         )
     except (OtlpError, ValueError) as err:
         fail(str(err))
+    ratio = settings.sampling_ratio if args.sampling_ratio is None else args.sampling_ratio
+    if not 0 < ratio <= 1:
+        fail(f"--sampling-ratio must be above 0 and at most 1, not {ratio}")
     thresholds = settings.thresholds
     if settings.compute_thresholds:
         calculator = ThresholdCalculator(thresholds, settings.complexity)
-        thresholds = calculator.compute(baseline, registry, settings.objectives).thresholds
+        assumed = baseline.assuming(ratio)
+        thresholds = calculator.compute(assumed, registry, settings.objectives).thresholds
     result = measure(
         current,
         baseline,
@@ -130,6 +134,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         objectives=settings.objectives,
         thresholds=thresholds,
         min_spans=settings.min_spans if args.min_spans is None else args.min_spans,
+        sampling_ratio=ratio,
     )
     if args.output == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -334,6 +339,12 @@ def add_measure(regen_cmds: Any) -> None:
     measure_cmd.add_argument("--service", metavar="NAME", help="service.name to measure")
     measure_cmd.add_argument(
         "--min-spans", type=int, metavar="N", help="fewer spans: insufficient_data (default 100)"
+    )
+    measure_cmd.add_argument(
+        "--sampling-ratio",
+        type=float,
+        metavar="R",
+        help="share of traces kept upstream, for spans without a tracestate th (default 1)",
     )
     measure_cmd.add_argument("--output", choices=("json", "text"), default="json", help="format")
     measure_cmd.set_defaults(func=cmd_measure)

@@ -327,10 +327,16 @@ class ClusterTarget:
                     "labels": {CHARTER_LABEL: label_value(self.charter)},
                     **({"ownerReferences": [self.charter_owner]} if self.charter_owner else {}),
                 },
-                "data": {BASELINE_KEY: json.dumps(window.to_dict())},
+                "data": {BASELINE_KEY: json.dumps(self._as_baseline(window).to_dict())},
             },
         )
         raise BaselinePending("captured the baseline from this window; measuring from the next")
+
+    def _as_baseline(self, window: ServiceSummary) -> ServiceSummary:
+        """The window as the baseline keeps it: with the sampling ratio assumed now for spans
+        that say none, so a sampler added later (and samplingRatio with it) leaves the rate it
+        was captured at as it was, rather than scaling it up as if it had been sampled too."""
+        return replace(window, fallback_ratio=window.fallback_ratio or self.settings.sampling_ratio)
 
     def measure(self) -> Measurement:
         """The spans of the window against the baseline, with the workloads' state: a
@@ -350,6 +356,7 @@ class ClusterTarget:
             thresholds=s.thresholds,
             min_spans=s.min_spans,
             workload=self.workload_health(),
+            sampling_ratio=s.sampling_ratio,
         )
         if pending and result.insufficient == "baseline":
             result = replace(result, reason=pending)

@@ -94,6 +94,7 @@ def window(
         errors=errors,
         trace_hashes=(traces.astype(np.uint64) + np.uint64(seed << 32)) * np.uint64(0x9E3779B1),
         entries=np.array([kinds[c] == SERVER for c in codes]),
+        adjusted=np.zeros(len(codes)),
         start_ns=start,
         end_ns=start + int(seconds * 1e9),
         attributes=lambda i: [],

@@ -28,6 +28,7 @@ def chunk(names: list[str], attrs: int = 0) -> SpanChunk:
         errors=np.zeros(n, dtype=bool),
         trace_hashes=hash_trace_ids([i.to_bytes(16, "big") for i in range(n)]),
         entries=np.ones(n, dtype=bool),
+        adjusted=np.zeros(n),
         start_ns=0,
         end_ns=10**9,
         attributes=lambda i: [(f"k{j}", "string", f"v{i}") for j in range(attrs)],

@@ -16,6 +16,7 @@ from weavergen.domain.measure.thresholds import ThresholdCalculator
 from weavergen.domain.simulation.simulator import (
     EntropySimulator,
     Faults,
+    sample_traces,
     to_otlp_json,
     to_otlp_protobuf,
 )
@@ -163,3 +164,23 @@ def test_unknown_service_names_those_found(capsys: pytest.CaptureFixture[str], f
         "cart",
     )
     assert code == 2 and "no spans of service 'cart' (services found: checkout)" in err
+
+
+def test_spans_without_a_threshold_are_read_at_the_sampling_ratio_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Both files came through a sampler that wrote no threshold: the ratio scales what they
+    stand for, and a bad ratio is refused before anything is measured."""
+    sim = EntropySimulator(12)
+    system = sim.system("checkout")
+    for name, seed in (("baseline", 1), ("current", 2)):
+        kept = sample_traces(list(sim.chunks(system, Faults(), seed)), 0.25, say_threshold=False)
+        (tmp_path / f"{name}.pb").write_bytes(to_otlp_protobuf(kept))
+    files = ("--spans", str(tmp_path / "current.pb"), "--baseline", str(tmp_path / "baseline.pb"))
+    code, out, _ = run(capsys, *files, "--min-spans", "10", "--sampling-ratio", "0.25")
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "ok"
+    assert result["sampling_ratio"] == 0.25
+    assert result["represented_spans"] == 4 * result["span_count"]
+    code, out, err = run(capsys, *files, "--sampling-ratio", "0")
+    assert code == 2 and out == "" and "--sampling-ratio must be above 0" in err

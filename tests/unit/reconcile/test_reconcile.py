@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.charter import EntropyStatus, RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
 from weavergen.domain.decide.reconcile import Conditions, decide, measurement_due
@@ -123,6 +123,35 @@ def test_problems_and_insufficient_data_are_conditions_not_scores() -> None:
     assert kinds["InsufficientData"]["status"] == "True"
     assert kinds["InsufficientData"]["reason"] == "TooFewSpans"
     assert "score" not in few.status["entropy"]
+
+
+def test_the_status_says_the_windows_sampling_ratio_and_the_spans_it_stands_for() -> None:
+    sampled = {**measurement("low", 0.1), "sampling_ratio": 0.25, "represented_spans": 3600}
+    entropy = decide(
+        SPEC, generation=1, status={}, measurement=sampled, problem=None, now=NOW
+    ).status["entropy"]
+    assert (entropy["spanCount"], entropy["samplingRatio"], entropy["representedSpans"]) == (
+        900,
+        0.25,
+        3600,
+    )
+    status = EntropyStatus.model_validate(entropy)  # what the writer writes, the CRD describes
+    assert (status.sampling_ratio, status.represented_spans) == (0.25, 3600)
+    # A measurement from before sampling was read stood for its spans: every key is rewritten.
+    old = decide(
+        SPEC, generation=1, status={}, measurement=measurement("low", 0.1), problem=None, now=NOW
+    ).status["entropy"]
+    assert (old["samplingRatio"], old["representedSpans"]) == (1.0, 900)
+    waiting = decide(
+        SPEC,
+        generation=1,
+        status={},
+        measurement={**sampled, "status": "insufficient_data", "reason": "the window has 900"},
+        problem=None,
+        now=NOW,
+    ).status["entropy"]
+    assert "score" not in waiting
+    assert (waiting["samplingRatio"], waiting["representedSpans"]) == (0.25, 3600)
 
 
 def test_a_small_baseline_and_a_workload_failing_without_spans_are_told_apart() -> None:

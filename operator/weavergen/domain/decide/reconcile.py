@@ -275,8 +275,19 @@ def _entropy_status(measurement: Mapping[str, Any], now: datetime) -> dict[str, 
             for i in measurement.get("drift_indicators", [])
         ],
         "validationErrorCount": len(measurement.get("validation_errors", [])),
-        "spanCount": measurement.get("span_count", 0),
+        **_span_counts(measurement),
         "measuredAt": stamp(now),
+    }
+
+
+def _span_counts(measurement: Mapping[str, Any]) -> dict[str, Any]:
+    """The window's spans, its sampling ratio and the spans it stands for. A measurement from
+    before sampling was read is whole: every key is written, so none is left from the last."""
+    spans = measurement.get("span_count", 0)
+    return {
+        "spanCount": spans,
+        "samplingRatio": measurement.get("sampling_ratio", 1.0),
+        "representedSpans": measurement.get("represented_spans", spans),
     }
 
 
@@ -349,7 +360,7 @@ def _insufficient(
     conditions.set(reasons.INSUFFICIENT_DATA, True, reason, str(measurement.get("reason")))
     conditions.set(reasons.READY, True, reasons.MEASURING, f"waiting: {measurement.get('reason')}")
     patch["conditions"] = conditions.items
-    patch["entropy"] = {"measuredAt": stamp(now), "spanCount": measurement.get("span_count", 0)}
+    patch["entropy"] = {"measuredAt": stamp(now), **_span_counts(measurement)}
     return CharterDecision(patch)
 
 

@@ -119,29 +119,65 @@ class Requests:
     Requests are entry spans (server and consumer spans, local roots) when the baseline has
     any, else all spans (a service whose every span is a child of another's). Client spans are
     calls the service makes: a retry storm multiplies them while requests fall.
+
+    Counts are of the spans that reached the operator; ``current_p`` and ``baseline_p`` are the
+    share of the requests each stands for that did (1 when no sampler thins them). A rate is
+    estimated from the requests a window stands for (count / p), while a test of two rates is
+    run on the counts themselves, each over its seconds times p: what a Poisson count of the
+    sample expects. A smaller sample gives a weaker test, not a confident one on invented counts.
     """
 
     current: int
     baseline: int
     current_s: float
     baseline_s: float
+    current_p: float = 1.0
+    baseline_p: float = 1.0
 
     @classmethod
     def of(cls, current: ServiceSummary, baseline: ServiceSummary) -> Requests:
         by_entries = baseline.entry_count > 0
+        baseline_p = _sampled_share(baseline, by_entries) or 1.0
         return cls(
             current=current.entry_count if by_entries else current.span_count,
             baseline=baseline.entry_count if by_entries else baseline.span_count,
             current_s=observed_seconds(current, baseline.duration_s),
             baseline_s=observed_seconds(baseline, 0.0) or baseline.duration_s,
+            # A window without a request says no probability: it came the way the others do.
+            current_p=_sampled_share(current, by_entries) or current.sampling_ratio() or baseline_p,
+            baseline_p=baseline_p,
         )
+
+    @property
+    def current_rate(self) -> float:
+        """Estimated requests per second in the window (the sample scaled up)."""
+        return self.current / self.current_p / self.current_s if self.current_s > 0 else 0.0
+
+    @property
+    def baseline_rate(self) -> float:
+        """Estimated requests per second in the baseline."""
+        return self.baseline / self.baseline_p / self.baseline_s if self.baseline_s > 0 else 0.0
+
+    @property
+    def current_exposure(self) -> float:
+        """The window's seconds as its sample sees them: a Poisson count's exposure."""
+        return self.current_s * self.current_p
+
+    @property
+    def baseline_exposure(self) -> float:
+        return self.baseline_s * self.baseline_p
 
     @property
     def ratio(self) -> float:
         """Current request rate over the baseline's; 1 when either cannot be told."""
         if self.baseline <= 0 or self.baseline_s <= 0 or self.current_s <= 0:
             return 1.0
-        return (self.current / self.current_s) / (self.baseline / self.baseline_s)
+        return self.current_rate / self.baseline_rate
+
+
+def _sampled_share(summary: ServiceSummary, by_entries: bool) -> float | None:
+    """The share of its requests (or spans) a summary holds; None when it holds none."""
+    return summary.sampling_ratio(entries=True) if by_entries else summary.sampling_ratio()
 
 
 def observed_seconds(summary: ServiceSummary, fallback: float) -> float:

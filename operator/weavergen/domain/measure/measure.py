@@ -10,6 +10,11 @@ short to expect much. When the baseline had traffic and the window has (almost) 
 service went silent: a ``throughput_drop`` marked ``silent``, and the level at least HIGH. The
 state of the target workloads (crash loops, OOM kills, pods not Ready, a stalled rollout,
 Warning events) is evidence of its own: it measures a service that sends no spans at all.
+
+Spans may reach the operator through a sampler. Each says its sampling probability in its
+tracestate when the sampler wrote one; the others are taken as sampled at ``sampling_ratio``
+(the charter's ``samplingRatio``, 1 by default). Rates are estimated from what the spans stand
+for; every test, and ``min_spans``, judges the spans that came, the sample as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class Measurement:
     span_count: int
     baseline_span_count: int
     thresholds: Thresholds
+    sampling_ratio: float = 1.0  # the share of the window's spans that reached the operator
+    represented_spans: int = 0  # the spans the window stands for: span_count / sampling_ratio
     entropy_score: float | None = None
     health: Health | None = None
     drift_indicators: list[DriftIndicator] = field(default_factory=list)
@@ -80,6 +87,8 @@ class Measurement:
             "validation_known": [f.as_dict() for f in self.validation_known],
             "span_count": self.span_count,
             "baseline_span_count": self.baseline_span_count,
+            "sampling_ratio": self.sampling_ratio,
+            "represented_spans": self.represented_spans,
             "thresholds": self.thresholds.__dict__,
             "insufficient": self.insufficient,
             "evidence": list(self.evidence),
@@ -96,13 +105,20 @@ def measure(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     min_spans: int = DEFAULT_MIN_SPANS,
     workload: WorkloadHealth | None = None,
+    sampling_ratio: float = 1.0,
 ) -> Measurement:
     """Measure ``current`` against ``baseline`` (both summaries of the same service; no
-    baseline yet is None), with the target workloads' state when it was gathered."""
+    baseline yet is None), with the target workloads' state when it was gathered. Spans that
+    say no sampling probability count as sampled at ``sampling_ratio``."""
+    current = current.assuming(sampling_ratio)
+    baseline = baseline.assuming(sampling_ratio) if baseline is not None else None
     common: dict[str, Any] = {
         "service": current.service,
         "span_count": current.span_count,
         "baseline_span_count": baseline.span_count if baseline else 0,
+        # Six significant digits: a ratio of 2^-40 is a ratio still, not 0.
+        "sampling_ratio": float(f"{current.sampling_ratio() or current.assumed_ratio:.6g}"),
+        "represented_spans": round(current.represented_spans),
         "thresholds": thresholds,
         "workload": workload,
     }
@@ -209,7 +225,8 @@ def _from_workload(common: dict[str, Any], workload: WorkloadHealth) -> Measurem
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """What a charter says about measuring: service, objectives, thresholds, minimum spans."""
+    """What a charter says about measuring: service, objectives, thresholds, minimum spans,
+    and the sampling ratio of spans that say none."""
 
     service: str | None = None
     objectives: Objectives = DEFAULT_OBJECTIVES
@@ -218,6 +235,7 @@ class MeasureSettings:
     compute_thresholds: bool = False
     complexity: float = 0.5
     min_spans: int = DEFAULT_MIN_SPANS
+    sampling_ratio: float = 1.0
 
     @classmethod
     def from_charter(cls, spec: RegenerationCharterSpec) -> MeasureSettings:
@@ -235,6 +253,7 @@ class MeasureSettings:
             compute_thresholds=given.mode == "computed",
             complexity=profile_for(spec.system_type).complexity,
             min_spans=spec.telemetry.min_spans,
+            sampling_ratio=spec.telemetry.sampling_ratio,
         )
 
 
@@ -261,6 +280,13 @@ def pick_service(
     return next(iter(summaries.values()))
 
 
+def _sampled(m: Measurement) -> str:
+    """How many spans a sampled window stands for; nothing when it was not sampled."""
+    if m.sampling_ratio >= 1:
+        return ""
+    return f", a {m.sampling_ratio:.3g} sample of ~{m.represented_spans}"
+
+
 def render_text(m: Measurement) -> str:
     """A readable report of a measurement: level, score, health, each indicator's evidence."""
     if m.status != "ok" or m.health is None or m.entropy_score is None:
@@ -270,7 +296,7 @@ def render_text(m: Measurement) -> str:
         f"{m.service}: entropy {str(m.entropy_level).upper()} ({m.entropy_score:.4f}), "
         f"health {h.score:.3f}; {len(m.drift_indicators)} drift indicators, "
         f"{len(m.validation_errors)} new validation findings "
-        f"({m.span_count} spans, baseline {m.baseline_span_count})",
+        f"({m.span_count} spans{_sampled(m)}, baseline {m.baseline_span_count})",
         f"  health: errors {h.errors:.3f} (burn {h.error_burn:.2f}x), latency {h.latency:.3f} "
         f"(burn {h.latency_burn:.2f}x over {h.latency_threshold_ms:.1f} ms), "
         f"throughput {h.throughput:.3f} (rate {h.throughput_ratio:.2f}x baseline)",

@@ -11,12 +11,16 @@ percent); presence and counts are scaled back by the operation's sampling rate.
 
 Operations, attribute keys and remembered values are capped, so neither span volume nor a
 service that invents a new span name per request can grow a summary without bound.
+
+Spans that came through a sampler are counted as they are, the sample the tests judge, and
+beside that, per operation, how many said their sampling probability p and how many spans they
+stand for (the sum of 1/p), so a summary can say how many spans of the service it represents.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +99,11 @@ class OperationStats:
     errors: int = 0
     inspected: int = 0
     retries: int = 0
+    # Spans (and requests) whose sampling probability p was known, and the sum of their 1/p.
+    sampled: int = 0
+    adjusted: float = 0.0
+    sampled_entries: int = 0
+    adjusted_entries: float = 0.0
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BUCKETS, dtype=np.int64))
     attributes: dict[str, AttributeStats] = field(default_factory=dict)
 
@@ -107,6 +116,23 @@ class OperationStats:
     def scale(self) -> float:
         """Spans represented by one inspected span."""
         return self.count / self.inspected if self.inspected else 0.0
+
+    def represented(self, ratio: float) -> float:
+        """Spans this operation stands for: those of known probability p count 1/p each, the
+        others as kept at ``ratio`` (the sampling ratio assumed where spans say none)."""
+        return self.adjusted + (self.count - self.sampled) / ratio
+
+    def represented_entries(self, ratio: float) -> float:
+        """Requests this operation stands for, as ``represented`` counts spans."""
+        return self.adjusted_entries + (self.entries - self.sampled_entries) / ratio
+
+    def add_sampled(
+        self, sampled: int, adjusted: float, entries: int, entries_adjusted: float
+    ) -> None:
+        self.sampled += sampled
+        self.adjusted += adjusted
+        self.sampled_entries += entries
+        self.adjusted_entries += entries_adjusted
 
     def inspect(self, attributes: list[Attribute], distinct: dict[str, set[str]]) -> None:
         """Record one sampled span's attributes; scalar values go to ``distinct`` for hashing."""
@@ -133,6 +159,9 @@ class OperationStats:
         self.errors += other.errors
         self.inspected += other.inspected
         self.retries += other.retries
+        self.add_sampled(
+            other.sampled, other.adjusted, other.sampled_entries, other.adjusted_entries
+        )
         self.histogram += other.histogram
         for key, stats in other.attributes.items():
             mine = self.attributes.get(key)
@@ -150,9 +179,21 @@ class OperationStats:
             "errors": self.errors,
             "inspected": self.inspected,
             "retries": self.retries,
+            **self._sampled_dict(),
             "histogram": {str(int(i)): int(self.histogram[i]) for i in nonzero},
             "attributes": {k: v.to_dict() for k, v in sorted(self.attributes.items())},
         }
+
+    def _sampled_dict(self) -> dict[str, Any]:
+        """The sampling counts, only where a span said its probability (most summaries: none)."""
+        if not self.sampled:
+            return {}
+        entries = (
+            {"sampledEntries": self.sampled_entries, "adjustedEntries": self.adjusted_entries}
+            if self.sampled_entries
+            else {}
+        )
+        return {"sampled": self.sampled, "adjusted": self.adjusted, **entries}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperationStats:
@@ -169,6 +210,10 @@ class OperationStats:
             errors=int(data["errors"]),
             inspected=int(data.get("inspected", 0)),
             retries=int(data.get("retries", 0)),
+            sampled=int(data.get("sampled", 0)),
+            adjusted=float(data.get("adjusted", 0.0)),
+            sampled_entries=int(data.get("sampledEntries", 0)),
+            adjusted_entries=float(data.get("adjustedEntries", 0.0)),
             histogram=histogram,
             attributes={
                 k: AttributeStats.from_dict(v) for k, v in data.get("attributes", {}).items()
@@ -190,6 +235,11 @@ class ServiceSummary:
     # does): with few spans or none, the spans' own time range cannot tell silence from a
     # window just begun.
     window_s: float | None = None
+    # The sampling ratio assumed for spans that say no sampling probability: None takes the
+    # measurement's (the charter's samplingRatio). A baseline the operator captured keeps the
+    # one in force then, so a sampler added later (and the charter's ratio with it) does not
+    # rescale the rate it was captured at.
+    fallback_ratio: float | None = None
 
     # -- derived figures ------------------------------------------------------------------
 
@@ -204,6 +254,37 @@ class ServiceSummary:
     @property
     def error_count(self) -> int:
         return sum(op.errors for op in self.operations.values())
+
+    @property
+    def assumed_ratio(self) -> float:
+        return self.fallback_ratio or 1.0
+
+    def assuming(self, ratio: float) -> ServiceSummary:
+        """This summary, reading spans without a sampling probability as sampled at ``ratio``
+        unless it already says its own (a captured baseline does); shares its operations."""
+        if self.fallback_ratio is not None or ratio == 1.0:
+            return self
+        return replace(self, fallback_ratio=ratio)
+
+    @property
+    def represented_spans(self) -> float:
+        """Spans of the service this summary stands for: its sampled spans scaled up."""
+        return sum(op.represented(self.assumed_ratio) for op in self.operations.values())
+
+    @property
+    def represented_entries(self) -> float:
+        """Requests (entry spans) of the service this summary stands for."""
+        return sum(op.represented_entries(self.assumed_ratio) for op in self.operations.values())
+
+    def sampling_ratio(self, entries: bool = False) -> float | None:
+        """The share of the spans (or requests) it stands for that the summary holds: the
+        effective sampling probability of the window; None when it holds none."""
+        held, stood_for = (
+            (self.entry_count, self.represented_entries)
+            if entries
+            else (self.span_count, self.represented_spans)
+        )
+        return held / stood_for if held and stood_for > 0 else None
 
     @property
     def retry_estimate(self) -> float:
@@ -295,6 +376,7 @@ class ServiceSummary:
 
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        _add_sampled(ops, codes, chunk)
         for code, op in enumerate(ops):
             seen = op.count
             op.count += int(counts[code])
@@ -319,6 +401,7 @@ class ServiceSummary:
             self._operation(name).merge(stats)
         self.traces.merge(other.traces)
         self.operation_names.merge(other.operation_names)
+        self.fallback_ratio = self.fallback_ratio or other.fallback_ratio
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -329,6 +412,11 @@ class ServiceSummary:
             "traces": self.traces.to_list(),
             "operationNames": self.operation_names.to_list(),
             **({"windowSeconds": self.window_s} if self.window_s is not None else {}),
+            **(
+                {"fallbackSamplingRatio": self.fallback_ratio}
+                if self.fallback_ratio is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -343,6 +431,30 @@ class ServiceSummary:
             traces=DistinctCounter.from_list(data.get("traces", [])),
             operation_names=DistinctCounter.from_list(data.get("operationNames", [])),
             window_s=float(data["windowSeconds"]) if "windowSeconds" in data else None,
+            fallback_ratio=(
+                float(data["fallbackSamplingRatio"]) if "fallbackSamplingRatio" in data else None
+            ),
+        )
+
+
+def _add_sampled(ops: list[OperationStats], codes: np.ndarray, chunk: SpanChunk) -> None:
+    """Per operation: the chunk's spans (and requests) of known sampling probability and the
+    spans they stand for. Most chunks say no probability: one test skips them."""
+    if not chunk.adjusted.any():
+        return
+    groups = len(ops)
+    known = chunk.adjusted > 0
+    entries_adjusted = np.where(chunk.entries, chunk.adjusted, 0.0)
+    sampled = np.bincount(codes, weights=known, minlength=groups)
+    adjusted = np.bincount(codes, weights=chunk.adjusted, minlength=groups)
+    sampled_entries = np.bincount(codes, weights=known & chunk.entries, minlength=groups)
+    adjusted_entries = np.bincount(codes, weights=entries_adjusted, minlength=groups)
+    for code, op in enumerate(ops):
+        op.add_sampled(
+            int(sampled[code]),
+            float(adjusted[code]),
+            int(sampled_entries[code]),
+            float(adjusted_entries[code]),
         )
 
 

@@ -60,6 +60,9 @@ class ThresholdCalculator:
         for name, n in zip(names, drawn, strict=True):
             op, base = window.operations[name], baseline.operations[name]
             op.count = int(n)
+            # Spans of known sampling probability keep their share and adjusted count per span.
+            share = n / base.count if base.count else 0.0
+            op.sampled, op.adjusted = round(base.sampled * share), base.adjusted * share
             op.errors = int(rng.binomial(n, base.errors / base.count)) if base.count else 0
             hist = base.histogram / base.histogram.sum() if base.histogram.sum() else None
             op.histogram = rng.multinomial(n, hist) if hist is not None else op.histogram * 0

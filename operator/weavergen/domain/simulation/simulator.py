@@ -9,7 +9,8 @@ types the faults must raise, and how many new validation findings they introduce
 simulation engine measure the emitted spans with the real Measure code and compare.
 
 Spans come out as ``SpanChunk`` columns (fast, for thousands of systems) or as OTLP/JSON and
-OTLP/protobuf requests (the same spans, for the receiver and the CLI).
+OTLP/protobuf requests (the same spans, for the receiver and the CLI). ``sample_traces`` thins
+them as a consistent probability sampler upstream (the OpenTelemetry Collector's) would.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from weavergen.domain.measure.health import (
 from weavergen.domain.measure.health import throughput_health as throughput_health_of
 from weavergen.domain.measure.otlp import (
     ENTRY_KINDS,
+    THRESHOLD_DIGITS,
     Attribute,
     SpanChunk,
+    adjusted_count,
     hash_trace_ids,
     splitmix64,
+    threshold_of,
 )
 from weavergen.domain.measure.semconv import ObservedAttribute, Registry, validate
 from weavergen.domain.measure.summary import ServiceSummary
@@ -484,6 +488,7 @@ class EntropySimulator:
             errors=errors,
             trace_hashes=hash_trace_ids(trace_ids),
             entries=np.full(n_total, SPAN_KINDS[op.kind] in ENTRY_KINDS),
+            adjusted=np.zeros(n_total),
             trace_ids=trace_ids,
             start_ns=window_ns[0],
             end_ns=window_ns[1],
@@ -511,14 +516,62 @@ def _entry_share(ops: Sequence[Operation]) -> float:
     return entries / total if total else 0.0
 
 
+def _randomness(trace_ids: list[bytes]) -> np.ndarray:
+    """The random bits of W3C trace ids, their last 7 bytes: what consistent samplers draw on."""
+    tails = np.frombuffer(b"".join(t[-8:].rjust(8, b"\0") for t in trace_ids), dtype=">u8")
+    random: np.ndarray = tails.astype(np.uint64) & np.uint64((1 << 56) - 1)
+    return random
+
+
 @dataclass
 class SyntheticChunk(SpanChunk):
-    """A chunk that keeps its raw trace ids, so it can be exported as OTLP."""
+    """A chunk that keeps its raw trace ids, so it can be exported as OTLP, and the W3C
+    tracestate its spans carry (a sampler's threshold, when one thinned them)."""
 
     trace_ids: list[bytes] = field(default_factory=list)
+    trace_state: str = ""
 
     def name(self, i: int) -> str:
         return self.name_table[int(self.name_codes[i])]
+
+    def take(self, kept: np.ndarray) -> SyntheticChunk:
+        """The spans at the indices ``kept``, as a chunk of their own (attributes re-indexed)."""
+        return replace(
+            self,
+            name_codes=self.name_codes[kept],
+            durations_ns=self.durations_ns[kept],
+            errors=self.errors[kept],
+            trace_hashes=self.trace_hashes[kept],
+            entries=self.entries[kept],
+            adjusted=self.adjusted[kept],
+            trace_ids=[self.trace_ids[int(i)] for i in kept],
+            attributes=lambda i: self.attributes(int(kept[i])),
+        )
+
+
+def sample_traces(
+    chunks: Sequence[SyntheticChunk], probability: float, *, say_threshold: bool = True
+) -> list[SyntheticChunk]:
+    """The spans a consistent probability sampler keeping ``probability`` of the traces passes.
+
+    As OpenTelemetry's consistent samplers decide (the Collector's probabilistic sampler in
+    proportional mode), a trace is kept when its randomness, the last 56 bits of its trace id, is
+    at least the rejection threshold: every span of a trace shares its fate, and a Collector
+    given the same spans keeps the same ones. With ``say_threshold`` the kept spans carry
+    ``ot=th:<T>`` in their tracestate (and their adjusted count), as that sampler writes it;
+    without, they say nothing and look unsampled.
+    """
+    threshold = threshold_of(probability)
+    rejected = np.uint64(int(threshold.ljust(THRESHOLD_DIGITS, "0"), 16))
+    out = []
+    for chunk in chunks:
+        kept = chunk.take(np.flatnonzero(_randomness(chunk.trace_ids) >= rejected))
+        if say_threshold:
+            kept.trace_state = f"ot=th:{threshold}"
+            kept.adjusted = np.full(len(kept), adjusted_count(threshold))
+        if len(kept):
+            out.append(kept)
+    return out
 
 
 def _span_times(chunk: SpanChunk) -> tuple[np.ndarray, np.ndarray]:
@@ -552,6 +605,7 @@ def to_otlp_json(chunks: list[SyntheticChunk]) -> dict[str, Any]:
                     "name": chunk.name(i),
                     "kind": chunk.name_kinds[0],
                     **({} if chunk.entries[i] else {"parentSpanId": CALLER_SPAN_ID.hex()}),
+                    **({"traceState": chunk.trace_state} if chunk.trace_state else {}),
                     "startTimeUnixNano": str(int(starts[i])),
                     "endTimeUnixNano": str(int(ends[i])),
                     "attributes": [
@@ -593,6 +647,7 @@ def to_otlp_protobuf(chunks: list[SyntheticChunk]) -> bytes:
             span.span_id = (len(scope.spans)).to_bytes(8, "big")
             span.name = chunk.name(i)
             span.kind = chunk.name_kinds[0]
+            span.trace_state = chunk.trace_state
             if not chunk.entries[i]:
                 span.parent_span_id = CALLER_SPAN_ID
             span.start_time_unix_nano = int(starts[i])
