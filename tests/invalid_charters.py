@@ -103,6 +103,27 @@ INVALID_SPECS = [
         "configMap is required when source is configMap",
     ),
     InvalidCase(
+        "telemetry.source",
+        "prometheus",
+        "telemetry.prometheus",
+        "prometheus is required",
+        "prometheus is required when source is prometheus",
+    ),
+    InvalidCase(
+        "telemetry.prometheus",
+        {"url": "http://prometheus:9090", "errors": "sum(rate(x[5m]))"},
+        "telemetry.prometheus.errors",
+        "must read its range from {{window}}",
+        "the query must read its range from {{window}}",
+    ),
+    InvalidCase(
+        "telemetry.prometheus",
+        {"url": "http://prometheus:9090", "latency": "sum(x{a='{{svc}}'}[{{window}}])"},
+        "telemetry.prometheus.latency",
+        "unknown placeholder {{svc}}",
+        "unknown placeholder: the placeholders are {{window}} and {{service}}",
+    ),
+    InvalidCase(
         "telemetry.windowSeconds",
         1,
         "telemetry.windowSeconds",
