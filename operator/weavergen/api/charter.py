@@ -323,7 +323,15 @@ class TelemetrySpec(WireModel):
         default=None, description="The OTLP/JSON spans to measure when source is configMap."
     )
     prometheus: PrometheusSpec | None = Field(
-        default=None, description="Where the RED metrics come from when source is prometheus."
+        default=None,
+        description=(
+            "Where the RED metrics come from when source is prometheus. Each query is evaluated "
+            "for all services at once and shared by the charters using the same query, so it "
+            "returns one series per service, labelled serviceLabel (latency: per service and "
+            "le). Placeholders: {{window}} is the range, e.g. 60s; {{service}} is serviceName "
+            "(a query naming it is this charter's own and may return series without "
+            "serviceLabel). Unset queries read the OpenTelemetry Collector's span_metrics."
+        ),
     )
     window_seconds: int = Field(
         default=60,
