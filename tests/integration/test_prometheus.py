@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hack.localplane.plane import Plane, free_port
 from hack.localplane.services import collector, prometheus
@@ -78,6 +79,13 @@ def prometheus_charter(url: str) -> dict[str, Any]:
         "baseline": {"captureWindows": 1},
     }
     return spec
+
+
+def sent(outcome: str) -> float:
+    """The operator's count of queries sent with this outcome (this process's registry)."""
+    return (
+        REGISTRY.get_sample_value("weavergen_prometheus_queries_total", {"outcome": outcome}) or 0
+    )
 
 
 def indicators(status: dict[str, Any]) -> set[str]:
@@ -180,5 +188,7 @@ def test_queries_are_shared_authenticated_and_their_failures_named(
             Prometheus(auth).red(broken, "svc-00", 10, end)
         assert telemetry.url in str(unparsed.value) and "errors query" in str(unparsed.value)
         telemetry.prometheus.stop()
+        unavailable = sent("unavailable")
         with pytest.raises(PrometheusUnavailable, match=f"{telemetry.url} did not answer"):
             Prometheus(auth).red(spec, "svc-00", 10, client.now() + 5)
+        assert sent("unavailable") == unavailable + 1  # one query: the others never asked

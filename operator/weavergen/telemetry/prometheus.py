@@ -30,11 +30,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from weavergen.api.charter import PrometheusSpec
 from weavergen.config import PrometheusAuth
-from weavergen.domain.errors import (
-    MeasurementUnavailable,
-    PrometheusQueryFailed,
-    PrometheusUnavailable,
-)
+from weavergen.domain.errors import PrometheusQueryFailed, PrometheusUnavailable
 from weavergen.domain.measure.red import (
     RedQueries,
     RedWindow,
@@ -44,6 +40,7 @@ from weavergen.domain.measure.red import (
     red_window,
     render,
 )
+from weavergen.telemetry import metrics
 
 SLOT_SECONDS = 5.0
 TIMEOUT_SECONDS = 10.0
@@ -58,7 +55,7 @@ class _Answer(Generic[T]):
     created: float
     done: threading.Event = field(default_factory=threading.Event)
     value: T | None = None
-    error: MeasurementUnavailable | None = None
+    error: Exception | None = None
 
 
 class SharedAnswers(Generic[T]):
@@ -79,7 +76,7 @@ class SharedAnswers(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()``'s value for ``key``; a ``MeasurementUnavailable`` it raised is shared
+        """``compute()``'s value for ``key``; an error it raised is shared
         like a value (thousands of charters must not each wait for a Prometheus that is down)."""
         with self._lock:
             answer = self._answers.get(key)
@@ -90,7 +87,7 @@ class SharedAnswers(Generic[T]):
         if mine:
             try:
                 answer.value = compute()
-            except MeasurementUnavailable as err:
+            except Exception as err:  # shared with the waiters, whatever it is
                 answer.error = err
             finally:
                 answer.done.set()
@@ -165,8 +162,20 @@ class Prometheus:
         return self.answers.get((spec.url, query, f"{at:.3f}", spec.service_label, kind), ask)
 
     def query(self, url: str, query: str, at: float, what: str) -> Mapping[str, Any]:
-        """The ``data`` of an instant query's successful answer (no sharing)."""
+        """The ``data`` of an instant query's successful answer (no sharing), counted."""
         self.asked += 1
+        started, outcome = time.monotonic(), "failed"
+        try:
+            data = self._ask(url, query, at, what)
+            outcome = "ok"
+            return data
+        except PrometheusUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.record_prometheus_query(outcome, time.monotonic() - started)
+
+    def _ask(self, url: str, query: str, at: float, what: str) -> Mapping[str, Any]:
         body = urllib.parse.urlencode(
             {"query": query, "time": f"{at:.3f}", "timeout": f"{max(1, int(self.timeout * 0.8))}s"}
         ).encode()
@@ -215,7 +224,7 @@ def _error_of(answer: Mapping[str, Any]) -> str:
 
 def _refused(
     url: str, what: str, query: str, err: urllib.error.HTTPError
-) -> MeasurementUnavailable:
+) -> PrometheusQueryFailed | PrometheusUnavailable:
     """An HTTP error answer: Prometheus's own error when it sent one (a 4xx is the query's or
     the credentials' fault, a 5xx the server's)."""
     try:

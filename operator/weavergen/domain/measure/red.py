@@ -107,11 +107,13 @@ def _samples(data: Mapping[str, Any], what: str) -> list[tuple[dict[str, str], f
         raise ValueError(f"{what}: expected an instant vector, got a {kind} (wrap it in sum by)")
     samples = []
     for series in data.get("result") or []:
-        value = float(series["value"][1])
+        try:
+            labels, value = dict(series.get("metric") or {}), float(series["value"][1])
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            raise ValueError(f"{what}: a series is not a sample: {series!r:.200}") from None
         if not math.isfinite(value):
-            labels = series.get("metric") or {}
             raise ValueError(f"{what}: the series {labels} has the value {value}")
-        samples.append((series.get("metric") or {}, value))
+        samples.append((labels, value))
     return samples
 
 
