@@ -110,6 +110,18 @@ INVALID_SPECS = [
         "prometheus is required when source is prometheus",
     ),
     InvalidCase(
+        "telemetry",
+        {
+            "serviceName": "c",
+            "source": "prometheus",
+            "prometheus": {"url": "http://p:9090"},
+            "windowSeconds": 5,
+        },
+        "telemetry.windowSeconds",
+        "at least 10 with source prometheus",
+        "windowSeconds must be at least 10 with source prometheus",
+    ),
+    InvalidCase(
         "telemetry.prometheus",
         {"url": "http://prometheus:9090", "errors": "sum(rate(x[5m]))"},
         "telemetry.prometheus.errors",

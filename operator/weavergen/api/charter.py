@@ -283,6 +283,12 @@ class PrometheusSpec(WireModel):
         return query
 
 
+PROMETHEUS_WINDOW_RULE: Final = (
+    "windowSeconds must be at least 10 with source prometheus: a shorter window cannot tell "
+    "a silent service from a pause between scrapes"
+)
+
+
 class TelemetrySpec(WireModel):
     """Where the workload's telemetry comes from and how it is windowed."""
 
@@ -297,6 +303,11 @@ class TelemetrySpec(WireModel):
                 "self.source != 'prometheus' || has(self.prometheus)",
                 "prometheus is required when source is prometheus",
                 ".prometheus",
+            ),
+            cel(
+                "self.source != 'prometheus' || self.windowSeconds >= 10",
+                PROMETHEUS_WINDOW_RULE,
+                ".windowSeconds",
             ),
             cel(
                 "self.source != 'prometheus' || !has(self.baseline.configMap)",
@@ -370,6 +381,8 @@ class TelemetrySpec(WireModel):
         if self.source == "prometheus":
             if self.prometheus is None:
                 raise ValueError("prometheus is required when source is prometheus")
+            if self.window_seconds < 10:
+                raise ValueError(PROMETHEUS_WINDOW_RULE)
             if self.baseline.config_map is not None:
                 raise ValueError(
                     "baseline.configMap holds spans: a charter with source prometheus captures "

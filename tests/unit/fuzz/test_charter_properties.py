@@ -240,6 +240,7 @@ def repair_telemetry(telemetry: dict[str, Json]) -> None:
         telemetry["source"] = "otlp"
     if telemetry.get("source") == "prometheus":
         (telemetry.get("baseline") or {}).pop("configMap", None)
+        telemetry["windowSeconds"] = max(10, telemetry.get("windowSeconds", 60))
     for name in ("requests", "errors", "latency"):
         query = (telemetry.get("prometheus") or {}).get(name)
         if query is not None:
