@@ -6,7 +6,11 @@ spans: per namespace a shared baseline and current spans ConfigMap (``tests.scen
 Deployment scaled to 0 and its ConfigMap as the target. With ``--source receiver`` each charter
 instead measures its own service's spans, which the benchmark pushes to the operator's OTLP
 receiver (one request per service per second, about 60 spans each: 12,000 spans/s for 200),
-over a window of one cadence. The charters are spread over
+over a window of one cadence. With ``--source prometheus`` the same spans go to the real
+OpenTelemetry Collector instead, whose span_metrics a real Prometheus scrapes every 5 s (flush
+5 s), and each charter reads its service's RED metrics from there over a 60 s window (its
+baseline captured from the first whole window, as the operator does); the Collector's sample
+goes nowhere, so no charter validates semantic conventions. The charters are spread over
 ``--namespaces`` namespaces, all watched by one operator (``--namespace`` repeated). The charters
 exist before the operator starts, so it starts with all of them at once.
 
@@ -35,12 +39,13 @@ Prints figures; asserts nothing.
 
 Run: .venv/bin/python -m benchmarks.charter_load [--charters 200] [--cadence 10]
      [--duration 120] [--settle 30] [--namespaces 4] [--timer SECONDS] [--workers N]
-     [--source configMap|receiver]
+     [--source configMap|receiver|prometheus]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -54,7 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from hack.localplane.plane import Plane
+from hack.localplane.plane import Plane, free_port
+from hack.localplane.services import collector, prometheus
 from tests.scenario import (
     GOOD,
     OperatorProcess,
@@ -100,10 +106,21 @@ def measured_at(charter: dict[str, Any]) -> datetime | None:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC) if text else None
 
 
-def charter_manifest(name: str, cadence: int, source: str) -> dict[str, Any]:
+def charter_manifest(
+    name: str, cadence: int, source: str, prometheus_url: str | None = None
+) -> dict[str, Any]:
     spec = {**charter_spec(), "mode": "observe", "cadence": {"measureIntervalSeconds": cadence}}
     if source == "receiver":  # its own service, measured over the last cadence
         spec["telemetry"] = {"serviceName": name, "windowSeconds": cadence, "minSpans": 50}
+    if source == "prometheus":  # its own service's RED metrics, a window of 12 flushes
+        spec["telemetry"] = {
+            "serviceName": name,
+            "source": "prometheus",
+            "prometheus": {"url": prometheus_url},
+            "windowSeconds": 60,
+            "minSpans": 50,
+            "baseline": {"captureWindows": 1},
+        }
     return {
         "apiVersion": "regeneration.weavergen.io/v1alpha1",
         "kind": "RegenerationCharter",
@@ -131,7 +148,10 @@ class Fleet:
         return found
 
 
-def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int, source: str) -> None:
+def prepare(
+    plane: Plane, rest: Rest, fleet: Fleet, args: argparse.Namespace, url: str | None
+) -> None:
+    cadence, source = args.cadence, args.source
     baseline = spans(Faults(), 1)
     current = spans(Faults(), 2)
     for ns in fleet.namespaces:
@@ -141,22 +161,23 @@ def prepare(plane: Plane, rest: Rest, fleet: Fleet, cadence: int, source: str) -
         apply(plane, ns, idle, config_map("web-config", GOOD))
         put(rest, ns, config_map("web-baseline", {"spans.json": baseline}))
         put(rest, ns, config_map("web-spans", {"spans.json": current}))
-        charters = [charter_manifest(name, cadence, source) for name in fleet.names[ns]]
+        charters = [charter_manifest(name, cadence, source, url) for name in fleet.names[ns]]
         for start in range(0, len(charters), 50):
             apply(plane, ns, *charters[start : start + 50])
     log(f"applied {fleet.count} charters in {len(fleet.namespaces)} namespaces")
 
 
-def start_pusher(operator: OperatorProcess, fleet: Fleet) -> SpanPusher:
+def start_pusher(operator: OperatorProcess, fleet: Fleet, port: int | None = None) -> SpanPusher:
+    """Every charter's spans pushed to ``port`` (the Collector's), else the operator's receiver."""
     deadline = time.monotonic() + 60
-    while (port := operator.receiver_port()) is None:
+    while port is None and (port := operator.receiver_port()) is None:
         if time.monotonic() > deadline:
             raise SystemExit("the operator's OTLP receiver did not start within 60 s")
         time.sleep(0.5)
     services = [name for names in fleet.names.values() for name in names]
     pusher = SpanPusher(port, services, threads=4)
     pusher.start()
-    log(f"pushing every charter's spans to the receiver on port {port}")
+    log(f"pushing every charter's spans to OTLP/HTTP on port {port}")
     return pusher
 
 
@@ -189,10 +210,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="WEAVERGEN_WORKERS (default: 8)")
     parser.add_argument(
         "--source",
-        choices=("configMap", "receiver"),
+        choices=("configMap", "receiver", "prometheus"),
         default="configMap",
-        help="where charters read spans: shared ConfigMaps, or each its own service's spans "
-        "pushed to the operator's OTLP receiver",
+        help="where charters read spans: shared ConfigMaps, each its own service's spans "
+        "pushed to the operator's OTLP receiver, or its RED metrics in Prometheus",
     )
     args = parser.parse_args()
     namespaces = [f"load-{i}" for i in range(args.namespaces)]
@@ -214,7 +235,9 @@ def main() -> None:
         else:
             operator.env.pop("WEAVERGEN_TIMER_SECONDS")  # the operator's default
         try:
-            run(plane, operator, args, namespaces)
+            with contextlib.ExitStack() as telemetry:
+                red = start_red(Path(state), telemetry) if args.source == "prometheus" else None
+                run(plane, operator, args, namespaces, red)
         finally:
             operator.stop()
             plane.down()
@@ -223,17 +246,33 @@ def main() -> None:
             log(f"operator log kept in {keep}")
 
 
+def start_red(state: Path, stack: contextlib.ExitStack) -> tuple[str, int]:
+    """The Collector and a Prometheus scraping its span_metrics: (Prometheus URL, OTLP port)."""
+    col, ports = collector(state / "red", f"http://127.0.0.1:{free_port()}", flush_interval="5s")
+    target = [f"127.0.0.1:{ports.prometheus}"]
+    prom, url = prometheus(state / "red" / "prometheus", target, scrape_interval="5s")
+    stack.enter_context(col)
+    stack.enter_context(prom)
+    log(f"Collector and Prometheus up: {url}")
+    return url, ports.otlp_http
+
+
 def run(
-    plane: Plane, operator: OperatorProcess, args: argparse.Namespace, namespaces: list[str]
+    plane: Plane,
+    operator: OperatorProcess,
+    args: argparse.Namespace,
+    namespaces: list[str],
+    red: tuple[str, int] | None = None,
 ) -> None:
     rest = Rest(api_client(str(plane.kubeconfig)))
     fleet = Fleet(rest, namespaces, args.charters)
-    prepare(plane, rest, fleet, args.cadence, args.source)
+    prepare(plane, rest, fleet, args, red[0] if red else None)
     started = time.monotonic()
     operator.start()
     assert operator.process is not None
     pid = operator.process.pid
-    pusher = start_pusher(operator, fleet) if args.source == "receiver" else None
+    port = red[1] if red else None
+    pusher = start_pusher(operator, fleet, port) if args.source != "configMap" else None
     log(f"operator pid {pid}; waiting for every charter's first measurement")
     first_all = wait_all_measured(fleet, timeout=max(300, args.charters * 3))
     startup = time.monotonic() - started
@@ -352,7 +391,7 @@ def report(args: argparse.Namespace, operator: OperatorProcess, fleet: Fleet, v:
     print(f"window {v.wall:.0f} s, {v.samples} samples of all charters every {args.sample} s")
     if v.pushed is not None:
         print(
-            f"  spans pushed        {v.pushed[0] / v.wall:7.0f}/s to the operator's receiver "
+            f"  spans pushed        {v.pushed[0] / v.wall:7.0f}/s to the {args.source} path "
             f"({fleet.count} services, one request each per second; {v.pushed[1]} failed)"
         )
     print(f"  operator CPU        {v.cpu:7.1f} s = {100 * v.cpu / v.wall:5.1f}% of a core")

@@ -1,5 +1,5 @@
 """Telemetry services the tests run on the host beside a plane: the OpenTelemetry Collector
-built by ``hack/build-collector.sh`` (and Prometheus, from Debian's package).
+built by ``hack/build-collector.sh``, and Prometheus, from Debian's package.
 
 Each runs as a child process with its log in a file, on ports the caller picks, and counts as
 started once its readiness URL answers 200.
@@ -7,6 +7,7 @@ started once its readiness URL answers 200.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ class HostProcess:
     log: Path
     ready_url: str
     env: dict[str, str] = field(default_factory=dict)
+    ready_headers: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> HostProcess:
@@ -56,8 +58,9 @@ class HostProcess:
         raise PlaneError(f"{self.name} not ready at {self.ready_url} in {timeout}s: {self.tail()}")
 
     def ready(self) -> bool:
+        request = urllib.request.Request(self.ready_url, headers=self.ready_headers)
         try:
-            with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False
@@ -136,3 +139,54 @@ def collector(
         env,
     )
     return process, ports
+
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+
+
+def prometheus(
+    workdir: Path,
+    targets: list[str],
+    *,
+    scrape_interval: str = "1s",
+    users: dict[str, str] | None = None,
+    ready_headers: dict[str, str] | None = None,
+    port: int | None = None,
+) -> tuple[HostProcess, str]:
+    """Prometheus (Debian's package) scraping ``targets`` (host:port of /metrics, e.g. the
+    Collector's prometheus exporter) every ``scrape_interval``, its data under ``workdir``, on
+    a free loopback port; not yet started. ``users`` (name: bcrypt hash) turns on its own
+    basic authentication (``--web.config.file``); then ``ready_headers`` must carry it. Returns
+    the process and the URL of its HTTP API. The same ``port`` and ``workdir`` restart it with
+    the data it had."""
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global:\n"
+        f"  scrape_interval: {scrape_interval}\n"
+        f"  evaluation_interval: {scrape_interval}\n"
+        "scrape_configs:\n"
+        "  - job_name: telemetry\n"
+        f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+    )
+    argv = [
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=2h",
+    ]
+    if users:
+        web = workdir / "web.yml"
+        web.write_text("basic_auth_users:\n" + "".join(f"  {u}: {h}\n" for u, h in users.items()))
+        argv.append(f"--web.config.file={web}")
+    url = f"http://127.0.0.1:{port}"
+    process = HostProcess(
+        "prometheus",
+        argv,
+        workdir / "prometheus.log",
+        f"{url}/-/ready",
+        ready_headers=dict(ready_headers or {}),
+    )
+    return process, url

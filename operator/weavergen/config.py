@@ -29,6 +29,31 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class PrometheusAuth:
+    """Credentials for the Prometheus at ``url``, as files mounted from a Secret: a bearer
+    token, or a username and a password. Read at each request (a rotated Secret changes the
+    files in place); sent to that Prometheus only, never to another URL a charter names."""
+
+    url: str
+    bearer_token_file: Path | None = None
+    username_file: Path | None = None
+    password_file: Path | None = None
+
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is this Prometheus (the same base URL, or a path under it)."""
+        base, other = self.url.rstrip("/"), url.rstrip("/")
+        return other == base or other.startswith(base + "/")
+
+
+PROMETHEUS_VARIABLES = {
+    "url": "WEAVERGEN_PROMETHEUS_AUTH_URL",
+    "bearer_token_file": "WEAVERGEN_PROMETHEUS_BEARER_TOKEN_FILE",
+    "username_file": "WEAVERGEN_PROMETHEUS_USERNAME_FILE",
+    "password_file": "WEAVERGEN_PROMETHEUS_PASSWORD_FILE",
+}
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """Each field's variable is named beside it; the defaults are those of an unset variable."""
 
@@ -46,6 +71,9 @@ class OperatorConfig:
     # WEAVERGEN_BPMN_DIR: the DMEDI cycle and the strategies' workflows (the repository's bpmn/)
     bpmn_dir: Path = Path(__file__).resolve().parents[2] / "bpmn"
     traceparent: str | None = None  # TRACEPARENT: a phase Job's parent span (W3C)
+    # WEAVERGEN_PROMETHEUS_AUTH_URL and one of WEAVERGEN_PROMETHEUS_BEARER_TOKEN_FILE or
+    # WEAVERGEN_PROMETHEUS_USERNAME_FILE + _PASSWORD_FILE: what charters' queries carry there
+    prometheus_auth: PrometheusAuth | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -74,6 +102,7 @@ class OperatorConfig:
             ),
             bpmn_dir=Path(_read(env, "WEAVERGEN_BPMN_DIR", str(default.bpmn_dir), _text)),
             traceparent=env.get("TRACEPARENT") or None,
+            prometheus_auth=_prometheus_auth(env),
         )
 
 
@@ -81,6 +110,43 @@ class OperatorConfig:
 def operator_config() -> OperatorConfig:
     """This process's settings: the environment is read on the first call only."""
     return OperatorConfig.from_env(os.environ)
+
+
+def _prometheus_auth(env: Mapping[str, str]) -> PrometheusAuth | None:
+    """The Prometheus credentials the variables name: one way to authenticate, and the URL
+    they are for; none when no variable is set."""
+    given = {field: env[name] for field, name in PROMETHEUS_VARIABLES.items() if env.get(name)}
+    if not given:
+        return None
+    names = PROMETHEUS_VARIABLES
+    if "url" not in given:
+        raise ConfigError(f"{names['url']}: expected the Prometheus the credentials are for")
+    if not given["url"].startswith(("http://", "https://")):
+        raise ConfigError(f"{names['url']}: expected an http(s) URL, got {given['url']!r}")
+    basic = {"username_file", "password_file"} & set(given)
+    if basic and "bearer_token_file" in given:
+        raise ConfigError(
+            f"{names['bearer_token_file']} and {names['username_file']}: expected one way to "
+            "authenticate, got both"
+        )
+    if len(basic) == 1:
+        missing = ({"username_file", "password_file"} - basic).pop()
+        raise ConfigError(f"{names[missing]}: expected it beside {names[basic.pop()]}")
+    if len(given) == 1:
+        raise ConfigError(
+            f"{names['url']}: expected {names['bearer_token_file']} or "
+            f"{names['username_file']} and {names['password_file']} with it"
+        )
+
+    def path(field: str) -> Path | None:
+        return Path(given[field]) if field in given else None
+
+    return PrometheusAuth(
+        url=given["url"],
+        bearer_token_file=path("bearer_token_file"),
+        username_file=path("username_file"),
+        password_file=path("password_file"),
+    )
 
 
 class _Refused(ValueError):

@@ -17,6 +17,7 @@ import yaml
 from hack.localplane.plane import Binaries, versions
 from hack.localplane.services import COLLECTOR_CONFIG, collector_binary
 from tests.helpers import REPO
+from weavergen.config import OperatorConfig
 
 CHART = REPO / "charts" / "weavergen-operator"
 DASHBOARD = CHART / "dashboards" / "weavergen-operator.json"
@@ -166,6 +167,38 @@ def test_the_operator_pod_is_restricted_and_runs_one_at_a_time(helm: Path) -> No
     assert "--standalone" in container["args"]
 
 
+@pytest.mark.parametrize(
+    ("sets", "files"),
+    [
+        (["prometheus.auth.bearerTokenSecret.name=prom-token"], {"bearer_token_file": "token"}),
+        (
+            ["prometheus.auth.basicAuthSecret.name=prom-basic"],
+            {"username_file": "username", "password_file": "password"},
+        ),
+    ],
+)
+def test_prometheus_credentials_are_mounted_files_the_operator_reads(
+    helm: Path, sets: list[str], files: dict[str, str]
+) -> None:
+    """The Secret the user names is mounted, and the variables point the operator's config at
+    its keys there: the operator never reads a Secret through the API."""
+    [deployment] = [
+        o
+        for o in template(helm, "prometheus.auth.url=http://prometheus.monitoring:9090", *sets)
+        if o["kind"] == "Deployment"
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == sets[0].split("=")[1]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    auth = OperatorConfig.from_env(env).prometheus_auth
+    assert auth is not None and auth.url == "http://prometheus.monitoring:9090"
+    for field, key in files.items():
+        assert getattr(auth, field) == Path(mount["mountPath"]) / key
+    assert mount["readOnly"] is True
+
+
 def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
     objects = template(
         helm, "peering.enabled=true", "replicas=2", "podDisruptionBudget.enabled=true"
@@ -189,6 +222,8 @@ def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
         ("operator.logFormat=xml", "/operator/logFormat"),
         ("watchNamespaces={Shop_1}", "/watchNamespaces/0"),
         ("receiver.port=0", "/receiver/port"),
+        ("prometheus.auth.bearerTokenSecret.name=t", "prometheus.auth.url: the Prometheus"),
+        ("prometheus.auth.url=prom:9090", "/prometheus/auth/url"),
     ],
 )
 def test_bad_values_are_refused_with_the_field(helm: Path, value: str, message: str) -> None:

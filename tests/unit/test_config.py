@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO
-from weavergen.config import ConfigError, OperatorConfig
+from weavergen.config import ConfigError, OperatorConfig, PrometheusAuth
 
 
 def test_without_variables_the_defaults_hold() -> None:
@@ -135,3 +135,57 @@ def test_importing_the_command_line_reads_no_configuration() -> None:
     )
     done = python("-c", code, env={})
     assert done.returncode == 0, done.stderr
+
+
+PROM = {
+    "url": "WEAVERGEN_PROMETHEUS_AUTH_URL",
+    "token": "WEAVERGEN_PROMETHEUS_BEARER_TOKEN_FILE",
+    "user": "WEAVERGEN_PROMETHEUS_USERNAME_FILE",
+    "password": "WEAVERGEN_PROMETHEUS_PASSWORD_FILE",
+}
+
+
+def test_prometheus_credentials_are_files_for_one_prometheus() -> None:
+    token = OperatorConfig.from_env(
+        {PROM["url"]: "http://prom:9090", PROM["token"]: "/etc/weavergen/prometheus/token"}
+    ).prometheus_auth
+    assert token == PrometheusAuth(
+        "http://prom:9090", bearer_token_file=Path("/etc/weavergen/prometheus/token")
+    )
+    basic = OperatorConfig.from_env(
+        {PROM["url"]: "https://p/", PROM["user"]: "/u", PROM["password"]: "/p"}
+    ).prometheus_auth
+    assert basic is not None and (basic.username_file, basic.password_file) == (
+        Path("/u"),
+        Path("/p"),
+    )
+    assert OperatorConfig.from_env({}).prometheus_auth is None
+
+
+def test_credentials_go_to_their_prometheus_only() -> None:
+    auth = PrometheusAuth("http://prom:9090/", bearer_token_file=Path("/t"))
+    assert auth.covers("http://prom:9090") and auth.covers("http://prom:9090/api/v1/query")
+    assert not auth.covers("http://prom:90901") and not auth.covers("http://evil/prom:9090")
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        (["token"], f"{PROM['url']}: expected the Prometheus the credentials are for"),
+        (["url"], f"{PROM['url']}: expected {PROM['token']} or {PROM['user']} and"),
+        (["url", "user"], f"{PROM['password']}: expected it beside {PROM['user']}"),
+        (["url", "token", "user", "password"], "expected one way to authenticate, got both"),
+    ],
+)
+def test_incomplete_or_ambiguous_prometheus_credentials_are_refused(
+    given: list[str], problem: str
+) -> None:
+    env = {PROM[name]: "http://p:9090" if name == "url" else f"/{name}" for name in given}
+    with pytest.raises(ConfigError) as refused:
+        OperatorConfig.from_env(env)
+    assert problem in str(refused.value)
+
+
+def test_a_prometheus_auth_url_must_be_http() -> None:
+    with pytest.raises(ConfigError, match=f"^{PROM['url']}: expected an http"):
+        OperatorConfig.from_env({PROM["url"]: "prom:9090", PROM["token"]: "/t"})

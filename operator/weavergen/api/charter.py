@@ -7,10 +7,11 @@ profile, and ``weavergen regeneration define`` writes them out in full.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from weavergen.api.common import (
     API_VERSION,
@@ -167,12 +168,129 @@ class BaselineSpec(WireModel):
         default=3,
         ge=1,
         le=100,
-        description="Number of consecutive windows captured as the baseline when none is given.",
+        description=(
+            "Number of consecutive windows captured as the baseline when none is given. With "
+            "source prometheus the baseline is read as one range of this many windows, once "
+            "Prometheus has watched the service over that range and one window before it."
+        ),
     )
 
 
+PROMQL_PLACEHOLDERS: Final = ("window", "service")
+PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
+PromQL = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+def _placeholder_problem(query: str) -> str | None:
+    """What is wrong with a query template's placeholders, or None."""
+    unknown = sorted({name for name in PLACEHOLDER.findall(query)} - set(PROMQL_PLACEHOLDERS))
+    if unknown:
+        return (
+            f"unknown placeholder {{{{{unknown[0]}}}}}: the placeholders are {{{{window}}}} "
+            "and {{service}}"
+        )
+    if "{{window}}" not in query:
+        return "the query must read its range from {{window}}, e.g. [{{window}}]"
+    return None
+
+
+def _query_rules(field: str) -> list[dict[str, str]]:
+    """The CEL twins of ``_placeholder_problem`` for one query field."""
+    stripped = f"self.{field}.replace('{{{{window}}}}', '').replace('{{{{service}}}}', '')"
+    return [
+        cel(
+            f"!has(self.{field}) || !{stripped}.contains('{{{{')",
+            "unknown placeholder: the placeholders are {{window}} and {{service}}",
+            f".{field}",
+        ),
+        cel(
+            f"!has(self.{field}) || self.{field}.contains('{{{{window}}}}')",
+            "the query must read its range from {{window}}, e.g. [{{window}}]",
+            f".{field}",
+        ),
+    ]
+
+
+class PrometheusSpec(WireModel):
+    """A Prometheus HTTP API to read the workload's RED metrics (requests, errors, durations)
+    from, and optionally the PromQL that reads them.
+
+    Every query is evaluated for all services at once and shared by the charters that use the
+    same query, so it should return one series per service, labelled with serviceLabel (the
+    latency query one per service and bucket, labelled le too). Placeholders: {{window}} is the
+    range, a duration such as 60s (the telemetry window, or the baseline's range); {{service}}
+    is serviceName. A query that names {{service}} is the charter's own (not shared) and may
+    return series without serviceLabel. Unset queries read the OpenTelemetry Collector's
+    span_metrics connector: requests are calls of SERVER and CONSUMER spans, errors those with
+    status STATUS_CODE_ERROR, latency their duration histogram in milliseconds.
+    """
+
+    model_config = WireModel.model_config | {
+        "json_schema_extra": cel_rules(
+            *(rule for field in ("requests", "errors", "latency") for rule in _query_rules(field))
+        )
+    }
+
+    url: Annotated[
+        str, StringConstraints(min_length=1, max_length=2048, pattern=r"^https?://[^\s/?#]+")
+    ] = Field(
+        description=(
+            "Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090 (the "
+            "operator calls <url>/api/v1/query). Credentials from the operator's chart values "
+            "(prometheus.auth) are sent only to the URL given there."
+        )
+    )
+    service_label: Annotated[
+        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    ] = Field(
+        default="service_name",
+        description="The label that carries the service's name in the queries' results.",
+    )
+    requests: PromQL | None = Field(
+        default=None,
+        description=(
+            "PromQL of the requests per service over {{window}}, e.g. sum by (service_name) "
+            "(increase(http_server_requests_total[{{window}}])). Unset: span_metrics calls of "
+            "SERVER and CONSUMER spans."
+        ),
+    )
+    errors: PromQL | None = Field(
+        default=None,
+        description=(
+            "PromQL of the failed requests per service over {{window}}. Unset: span_metrics "
+            "calls of SERVER and CONSUMER spans with status_code STATUS_CODE_ERROR."
+        ),
+    )
+    latency: PromQL | None = Field(
+        default=None,
+        description=(
+            "PromQL of the requests' duration histogram per service and le over {{window}} "
+            "(cumulative bucket counts, as increase() of a _bucket series gives). Unset: the "
+            "span_metrics duration histogram of SERVER and CONSUMER spans."
+        ),
+    )
+    latency_unit: Literal["milliseconds", "seconds"] = Field(
+        default="milliseconds",
+        description="Unit of the latency histogram's le bounds (span_metrics: milliseconds).",
+    )
+
+    @field_validator("requests", "errors", "latency")
+    @classmethod
+    def _placeholders(cls, query: str | None) -> str | None:
+        problem = None if query is None else _placeholder_problem(query)
+        if problem:
+            raise ValueError(problem)
+        return query
+
+
+PROMETHEUS_WINDOW_RULE: Final = (
+    "windowSeconds must be at least 10 with source prometheus: a shorter window cannot tell "
+    "a silent service from a pause between scrapes"
+)
+
+
 class TelemetrySpec(WireModel):
-    """Where the workload's OpenTelemetry spans come from and how they are windowed."""
+    """Where the workload's telemetry comes from and how it is windowed."""
 
     model_config = WireModel.model_config | {
         "json_schema_extra": cel_rules(
@@ -180,31 +298,70 @@ class TelemetrySpec(WireModel):
                 "self.source != 'configMap' || has(self.configMap)",
                 "configMap is required when source is configMap",
                 ".configMap",
-            )
+            ),
+            cel(
+                "self.source != 'prometheus' || has(self.prometheus)",
+                "prometheus is required when source is prometheus",
+                ".prometheus",
+            ),
+            cel(
+                "self.source != 'prometheus' || self.windowSeconds >= 10",
+                PROMETHEUS_WINDOW_RULE,
+                ".windowSeconds",
+            ),
+            cel(
+                "self.source != 'prometheus' || !has(self.baseline.configMap)",
+                "baseline.configMap holds spans: a charter with source prometheus captures its "
+                "baseline from Prometheus",
+                ".baseline.configMap",
+            ),
         )
     }
 
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="The service.name resource attribute of the workload's spans."
     )
-    source: Literal["otlp", "configMap"] = Field(
+    source: Literal["otlp", "configMap", "prometheus"] = Field(
         default="otlp",
         description=(
             "otlp: spans pushed to the operator's OTLP/HTTP receiver; configMap: OTLP/JSON read "
-            "from the ConfigMap key in configMap."
+            "from the ConfigMap key in configMap; prometheus: RED metrics (requests, errors, "
+            "durations) queried from the Prometheus in prometheus, with semantic conventions "
+            "still validated from the spans the receiver gets, if any."
         ),
     )
     config_map: ConfigMapKeyRef | None = Field(
         default=None, description="The OTLP/JSON spans to measure when source is configMap."
     )
+    prometheus: PrometheusSpec | None = Field(
+        default=None,
+        description=(
+            "Where the RED metrics come from when source is prometheus. Each query is evaluated "
+            "for all services at once and shared by the charters using the same query, so it "
+            "returns one series per service, labelled serviceLabel (latency: per service and "
+            "le). Placeholders: {{window}} is the range, e.g. 60s; {{service}} is serviceName "
+            "(a query naming it is this charter's own and may return series without "
+            "serviceLabel). Unset queries read the OpenTelemetry Collector's span_metrics."
+        ),
+    )
     window_seconds: int = Field(
-        default=60, ge=5, le=3600, description="Length of one measurement window."
+        default=60,
+        ge=5,
+        le=3600,
+        description=(
+            "Length of one measurement window. With source prometheus, make it several "
+            "scrape and span_metrics flush intervals long: counts rise once per flush, so a "
+            "window of four flushes holds 3 or 4 of them."
+        ),
     )
     min_spans: int = Field(
         default=100,
         ge=1,
         le=10_000_000,
-        description="Fewer spans than this in a window gives InsufficientData, not a score.",
+        description=(
+            "Fewer spans than this in a window gives InsufficientData, not a score (requests, "
+            "with source prometheus)."
+        ),
     )
     sampling_ratio: float = Field(
         default=1.0,
@@ -230,9 +387,19 @@ class TelemetrySpec(WireModel):
     )
 
     @model_validator(mode="after")
-    def _config_map_for_config_map_source(self) -> TelemetrySpec:
+    def _source_settings(self) -> TelemetrySpec:
         if self.source == "configMap" and self.config_map is None:
             raise ValueError("configMap is required when source is configMap")
+        if self.source == "prometheus":
+            if self.prometheus is None:
+                raise ValueError("prometheus is required when source is prometheus")
+            if self.window_seconds < 10:
+                raise ValueError(PROMETHEUS_WINDOW_RULE)
+            if self.baseline.config_map is not None:
+                raise ValueError(
+                    "baseline.configMap holds spans: a charter with source prometheus captures "
+                    "its baseline from Prometheus"
+                )
         return self
 
 
@@ -635,6 +802,19 @@ class EntropyIndicator(StatusModel):
     summary: str = Field(default="", description="The evidence in one sentence.")
 
 
+class MeasurementSources(StatusModel):
+    """What each part of the latest measurement was read from."""
+
+    red: Literal["otlp", "configMap", "prometheus"] = Field(
+        description="Requests, errors and durations: spans from the operator's receiver (otlp) "
+        "or a ConfigMap, or RED metrics from Prometheus."
+    )
+    semantic_conventions: Literal["otlp", "configMap", "none"] = Field(
+        description="Attributes validated against the semantic conventions: from spans (the "
+        "receiver's or a ConfigMap's), or none (Prometheus alone carries no attributes)."
+    )
+
+
 class EntropyStatus(StatusModel):
     """The latest measurement of the target."""
 
@@ -649,7 +829,11 @@ class EntropyStatus(StatusModel):
     validation_error_count: int = Field(
         default=0, ge=0, description="Distinct semantic-convention validation errors."
     )
-    span_count: int = Field(default=0, ge=0, description="Spans in the measured window.")
+    span_count: int = Field(
+        default=0,
+        ge=0,
+        description="Spans in the measured window (requests, when measured from Prometheus).",
+    )
     sampling_ratio: Fraction = Field(
         default=1.0,
         description=(
@@ -662,6 +846,9 @@ class EntropyStatus(StatusModel):
         default=0,
         ge=0,
         description="The spans the window stands for: spanCount scaled up by samplingRatio.",
+    )
+    sources: MeasurementSources | None = Field(
+        default=None, description="What each part of the measurement was read from."
     )
     measured_at: Timestamp | None = Field(default=None, description="End of the measured window.")
 

@@ -44,6 +44,19 @@ class MeasurementUnavailable(RegenerationError, LookupError):
     retry_seconds = 10.0
 
 
+class PrometheusUnavailable(MeasurementUnavailable):
+    """The Prometheus a charter reads did not answer (unreachable, timed out, 5xx)."""
+
+    reason = "PrometheusUnavailable"
+
+
+class PrometheusQueryFailed(MeasurementUnavailable):
+    """The Prometheus a charter reads answered with an error (a query that does not parse,
+    refused credentials) or with something that is not RED counts per service."""
+
+    reason = "PrometheusQueryFailed"
+
+
 class BaselinePending(MeasurementUnavailable):
     """No baseline to measure against yet: the charter is new, or its service is quiet."""
 

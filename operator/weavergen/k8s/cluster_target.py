@@ -44,6 +44,7 @@ from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError, W
 from weavergen.domain.times import parse_time
 from weavergen.k8s import snapshots
 from weavergen.k8s.events import post_event
+from weavergen.k8s.red_target import Parts, RedTelemetry
 from weavergen.k8s.rest import Obj, Rest
 from weavergen.k8s.targets import Targets
 from weavergen.k8s.versioned import VersionedCache
@@ -315,21 +316,7 @@ class ClusterTarget:
                 f"no baseline yet: the receiver has watched {watched:.0f} s "
                 f"of the {length} s window"
             )
-        self.rest.create(
-            "ConfigMap",
-            self.namespace,
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": baseline_name(self.charter),
-                    "namespace": self.namespace,
-                    "labels": {CHARTER_LABEL: label_value(self.charter)},
-                    **({"ownerReferences": [self.charter_owner]} if self.charter_owner else {}),
-                },
-                "data": {BASELINE_KEY: json.dumps(self._as_baseline(window).to_dict())},
-            },
-        )
+        self._store_baseline({BASELINE_KEY: json.dumps(self._as_baseline(window).to_dict())})
         raise BaselinePending("captured the baseline from this window; measuring from the next")
 
     def _as_baseline(self, window: ServiceSummary) -> ServiceSummary:
@@ -338,29 +325,76 @@ class ClusterTarget:
         was captured at as it was, rather than scaling it up as if it had been sampled too."""
         return replace(window, fallback_ratio=window.fallback_ratio or self.settings.sampling_ratio)
 
+    def _store_baseline(self, data: dict[str, str]) -> None:
+        """Keep a captured baseline in ``<charter>-baseline``, owned by the charter. One that
+        exists (spans captured while the charter read spans) gets the new keys beside its own."""
+        name = baseline_name(self.charter)
+        try:
+            self.rest.create(
+                "ConfigMap",
+                self.namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": name,
+                        "namespace": self.namespace,
+                        "labels": {CHARTER_LABEL: label_value(self.charter)},
+                        **({"ownerReferences": [self.charter_owner]} if self.charter_owner else {}),
+                    },
+                    "data": data,
+                },
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            self.rest.patch("ConfigMap", self.namespace, name, {"data": data})
+
+    def red(self) -> RedTelemetry:
+        """The charter's telemetry from Prometheus, with the receiver's spans as samples."""
+        return RedTelemetry(
+            self.rest,
+            self.namespace,
+            baseline_name(self.charter),
+            self.spec,
+            store=self._store_baseline,
+            samples=self._receiver_window if self.receiver_url else None,
+        )
+
+    def _span_parts(self) -> Parts:
+        """The window of spans and the baseline (or why there is none yet)."""
+        current = self.current()
+        try:
+            baseline: ServiceSummary | None = self.baseline()
+        except BaselinePending as err:
+            return Parts(current, None, str(err), sources=self._span_sources())
+        return Parts(current, baseline, sources=self._span_sources())
+
+    def _span_sources(self) -> dict[str, str]:
+        source = self.spec.telemetry.source
+        return {"red": source, "semantic_conventions": source}
+
     def measure(self) -> Measurement:
-        """The spans of the window against the baseline, with the workloads' state: a
+        """The telemetry of the window against the baseline, with the workloads' state: a
         workload that fails without a span to show for it is measured all the same."""
         s = self.settings
-        pending = None
         with _unreadable_as_unavailable():
-            current = self.current()
-            try:
-                baseline: ServiceSummary | None = self.baseline()
-            except BaselinePending as err:
-                baseline, pending = None, str(err)
+            from_prometheus = self.spec.telemetry.source == "prometheus"
+            parts = self.red().parts() if from_prometheus else self._span_parts()
         result = measure(
-            current,
-            baseline,
+            parts.current,
+            parts.baseline,
             objectives=s.objectives,
             thresholds=s.thresholds,
             min_spans=s.min_spans,
             workload=self.workload_health(),
             sampling_ratio=s.sampling_ratio,
+            counts=parts.counts,
+            attributes=parts.attributes,
         )
-        if pending and result.insufficient == "baseline":
-            result = replace(result, reason=pending)
-        return result
+        if parts.pending and result.insufficient == "baseline":
+            result = replace(result, reason=parts.pending)
+        return replace(result, sources=parts.sources)
 
     def workload_health(self) -> WorkloadHealth | None:
         """The target workloads, their pods and the Warning events on them (read only)."""

@@ -68,6 +68,17 @@ CYCLE_DURATION = Histogram(
     ("outcome",),
     buckets=CYCLE_BUCKETS,
 )
+PROMETHEUS_QUERIES = Counter(
+    "weavergen_prometheus_queries_total",
+    "Queries sent to the Prometheus servers charters read (one per query and slot, shared by "
+    "the charters), by outcome: ok, unavailable (no answer, 5xx), failed (an error answer).",
+    ("outcome",),
+)
+PROMETHEUS_QUERY_SECONDS = Histogram(
+    "weavergen_prometheus_query_duration_seconds",
+    "Time Prometheus took to answer a query, errors included.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 GATE_DECISIONS = Counter(
     "weavergen_gate_decisions_total", "Answers of the entropy gate.", ("decision",)
 )
@@ -95,6 +106,12 @@ _CHARTER_METRICS = (
 
 for _decision in ("allowed", "blocked", "regenerating"):
     GATE_DECISIONS.labels(_decision)  # every answer's series exists from the start, at 0
+
+
+def record_prometheus_query(outcome: str, seconds: float) -> None:
+    """One query sent to a Prometheus: ``ok``, ``unavailable`` or ``failed``."""
+    PROMETHEUS_QUERIES.labels(outcome).inc()
+    PROMETHEUS_QUERY_SECONDS.observe(seconds)
 
 
 def record_charter(namespace: str, charter: str, status: Mapping[str, Any]) -> None:

@@ -229,10 +229,23 @@ def repaired(spec: dict[str, Json]) -> dict[str, Json]:
             workload.pop("selector", None)
         elif workload.get("selector") is None:
             workload["name"] = "workload"
-    telemetry = spec["telemetry"]
-    if telemetry.get("source") == "configMap" and telemetry.get("configMap") is None:
-        telemetry["source"] = "otlp"
+    repair_telemetry(spec["telemetry"])
     return spec
+
+
+def repair_telemetry(telemetry: dict[str, Json]) -> None:
+    """Each source with its settings; queries reading {{window}} and no unknown placeholder."""
+    source = telemetry.get("source")
+    if source in ("configMap", "prometheus") and telemetry.get(source) is None:
+        telemetry["source"] = "otlp"
+    if telemetry.get("source") == "prometheus":
+        (telemetry.get("baseline") or {}).pop("configMap", None)
+        telemetry["windowSeconds"] = max(10, telemetry.get("windowSeconds", 60))
+    for name in ("requests", "errors", "latency"):
+        query = (telemetry.get("prometheus") or {}).get(name)
+        if query is not None:
+            braceless = query.replace("{", "").replace("}", "")[:4000]
+            telemetry["prometheus"][name] = braceless + "[{{window}}]"
 
 
 valid_specs = valid(MODEL_SCHEMA).map(repaired)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from weavergen.api.charter import EntropyStatus, RegenerationCharterSpec
+from weavergen.api.charter import (
+    EntropyStatus,
+    RegenerationCharterSpec,
+    RegenerationCharterStatus,
+)
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
 from weavergen.domain.decide.reconcile import Conditions, decide, measurement_due
-from weavergen.domain.errors import MeasurementUnavailable
+from weavergen.domain.errors import MeasurementUnavailable, PrometheusUnavailable
 from weavergen.domain.times import parse_time, stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
@@ -385,3 +389,24 @@ def test_malformed_phase_results_fail_the_phase_naming_the_field() -> None:
     ):
         with pytest.raises(PhaseFailed, match=words):
             parse_result({"data": {"result.json": text}}, "implement")
+
+
+def test_a_measurement_from_prometheus_says_so_in_status() -> None:
+    red = {
+        **measurement("low", 0.1),
+        "evidence": ["red"],
+        "sources": {"red": "prometheus", "semantic_conventions": "none"},
+    }
+    status = decide(SPEC, generation=1, status={}, measurement=red, problem=None, now=NOW).status
+    assert status["entropy"]["sources"] == {"red": "prometheus", "semanticConventions": "none"}
+    enough = next(c for c in status["conditions"] if c["type"] == "InsufficientData")
+    assert (enough["reason"], enough["message"]) == ("EnoughSpans", "900 requests")
+    RegenerationCharterStatus.model_validate(status)  # what the status subresource keeps
+
+
+def test_prometheus_out_of_reach_is_not_ready_with_its_own_reason() -> None:
+    down = PrometheusUnavailable("Prometheus at http://prom:9090 did not answer: refused")
+    decision = decide(SPEC, generation=1, status={}, measurement=None, problem=down, now=NOW)
+    ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "PrometheusUnavailable")
+    assert "http://prom:9090" in ready["message"] and "entropy" not in decision.status

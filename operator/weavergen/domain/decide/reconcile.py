@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from weavergen.api.charter import EntropyLevel, RegenerationCharterSpec
+from weavergen.api.charter import EntropyLevel, MeasurementSources, RegenerationCharterSpec
 from weavergen.api.profiles import ResolvedCharterSpec, resolve_spec
 from weavergen.domain import reasons
 from weavergen.domain.decide.control import ChartUpdate, chart_measurement
@@ -34,6 +34,7 @@ from weavergen.domain.decide.incident import (
 )
 from weavergen.domain.decide.spc import Signal
 from weavergen.domain.errors import RegenerationError
+from weavergen.domain.measure.measure import TELEMETRY
 from weavergen.domain.remedy.strategies import CATALOG
 from weavergen.domain.times import parse_time, stamp
 
@@ -251,8 +252,10 @@ def _set_measured(
     conditions: Conditions, measurement: Mapping[str, Any], trigger: EntropyLevel, degraded: bool
 ) -> None:
     level, score = EntropyLevel(measurement["entropy_level"]), measurement["entropy_score"]
-    if "spans" in (measurement.get("evidence") or ["spans"]):
-        enough = (reasons.ENOUGH_SPANS, f"{measurement.get('span_count', 0)} spans")
+    evidence = measurement.get("evidence") or ["spans"]
+    if not TELEMETRY.isdisjoint(evidence):
+        counted = "requests" if "red" in evidence else "spans"
+        enough = (reasons.ENOUGH_SPANS, f"{measurement.get('span_count', 0)} {counted}")
     else:
         enough = (reasons.MEASURED_FROM_WORKLOADS, str(measurement.get("reason")))
     conditions.set(reasons.INSUFFICIENT_DATA, False, *enough)
@@ -277,6 +280,7 @@ def _entropy_status(measurement: Mapping[str, Any], now: datetime) -> dict[str, 
         "validationErrorCount": len(measurement.get("validation_errors", [])),
         **_span_counts(measurement),
         "measuredAt": stamp(now),
+        "sources": _sources(measurement["sources"]) if measurement.get("sources") else None,
     }
 
 
@@ -289,6 +293,11 @@ def _span_counts(measurement: Mapping[str, Any]) -> dict[str, Any]:
         "samplingRatio": measurement.get("sampling_ratio", 1.0),
         "representedSpans": measurement.get("represented_spans", spans),
     }
+
+
+def _sources(sources: Mapping[str, str]) -> dict[str, str]:
+    """A measurement's sources under their status names (camelCase)."""
+    return MeasurementSources.model_validate(dict(sources)).model_dump(by_alias=True)
 
 
 def likely_cause(features: frozenset[str]) -> str:

@@ -19,6 +19,7 @@ for; every test, and ``min_spans``, judges the spans that came, the sample as it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -36,6 +37,9 @@ DEFAULT_MIN_SPANS = 100
 
 
 Insufficient = Literal["baseline", "window"]
+# What a window's counts come from: spans, or RED metrics (requests, errors, durations).
+Counts = Literal["spans", "red"]
+TELEMETRY: frozenset[str] = frozenset(("spans", "red"))
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class Measurement:
     """One measurement; ``status`` is ``insufficient_data`` when there is nothing to judge by.
 
     ``insufficient`` says what is missing: the ``baseline`` (none yet, or too small) or enough
-    of a ``window``. ``evidence`` names where a measurement came from: spans, Kubernetes state.
+    of a ``window``. ``evidence`` names where a measurement came from: spans, RED metrics
+    (``red``), Kubernetes state. ``sources`` says where the caller read each part from.
     """
 
     service: str
@@ -62,6 +67,7 @@ class Measurement:
     insufficient: Insufficient | None = None
     evidence: tuple[str, ...] = ()
     workload: WorkloadHealth | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def entropy_level(self) -> str | None:
@@ -93,6 +99,7 @@ class Measurement:
             "insufficient": self.insufficient,
             "evidence": list(self.evidence),
             "workload": self.workload.as_dict() if self.workload else None,
+            "sources": dict(self.sources),
         }
 
 
@@ -106,10 +113,15 @@ def measure(
     min_spans: int = DEFAULT_MIN_SPANS,
     workload: WorkloadHealth | None = None,
     sampling_ratio: float = 1.0,
+    counts: Counts = "spans",
+    attributes: tuple[ServiceSummary, ServiceSummary] | None = None,
 ) -> Measurement:
     """Measure ``current`` against ``baseline`` (both summaries of the same service; no
     baseline yet is None), with the target workloads' state when it was gathered. Spans that
-    say no sampling probability count as sampled at ``sampling_ratio``."""
+    say no sampling probability count as sampled at ``sampling_ratio``.
+
+    ``counts`` names what the summaries were counted from; ``attributes`` gives the sampled
+    spans (current, baseline) to validate when the summaries carry none (RED metrics)."""
     current = current.assuming(sampling_ratio)
     baseline = baseline.assuming(sampling_ratio) if baseline is not None else None
     common: dict[str, Any] = {
@@ -140,8 +152,9 @@ def measure(
         # Pods that are not Ready answer nothing, whatever the spans of the others say.
         health = replace(health, score=min(health.score, workload.availability))
         indicators += workload.indicators
-    known = {(f.code, f.attribute) for f in validate(baseline.observed_attributes(), registry)}
-    findings = validate(current.observed_attributes(), registry)
+    seen_now, seen_before = attributes or (current, baseline)
+    known = {(f.code, f.attribute) for f in validate(seen_before.observed_attributes(), registry)}
+    findings = validate(seen_now.observed_attributes(), registry)
     new = [f for f in findings if (f.code, f.attribute) not in known]
     old = [f for f in findings if (f.code, f.attribute) in known]
     score = entropy_score(health.score, len(indicators), len(new))
@@ -152,7 +165,7 @@ def measure(
         drift_indicators=indicators,
         validation_errors=new,
         validation_known=old,
-        evidence=("spans", "kubernetes") if workload is not None else ("spans",),
+        evidence=(counts, "kubernetes") if workload is not None else (counts,),
         **common,
     )
 
@@ -186,13 +199,13 @@ def _at_least_high_when_down(
 
 def known_good(measurement: Measurement | None) -> bool:
     """Whether a measurement may stand for the known-good state the
-    golden snapshot keeps: LOW, judged from spans. The workloads' state alone says the pods
-    run, not that they serve right: a bad config that has sent too few spans yet looks just
-    as fine there."""
+    golden snapshot keeps: LOW, judged from telemetry (spans or RED metrics). The workloads'
+    state alone says the pods run, not that they serve right: a bad config that has sent too
+    few spans yet looks just as fine there."""
     return (
         measurement is not None
         and measurement.entropy_level == "low"
-        and "spans" in measurement.evidence
+        and not TELEMETRY.isdisjoint(measurement.evidence)
     )
 
 
