@@ -124,16 +124,7 @@ def measure(
     spans (current, baseline) to validate when the summaries carry none (RED metrics)."""
     current = current.assuming(sampling_ratio)
     baseline = baseline.assuming(sampling_ratio) if baseline is not None else None
-    common: dict[str, Any] = {
-        "service": current.service,
-        "span_count": current.span_count,
-        "baseline_span_count": baseline.span_count if baseline else 0,
-        # Six significant digits: a ratio of 2^-40 is a ratio still, not 0.
-        "sampling_ratio": float(f"{current.sampling_ratio() or current.assumed_ratio:.6g}"),
-        "represented_spans": round(current.represented_spans),
-        "thresholds": thresholds,
-        "workload": workload,
-    }
+    common = _common(current, baseline, thresholds, workload)
     failing = workload if workload is not None and workload.indicators else None
     if baseline is None or baseline.span_count < min_spans:
         reason = (
@@ -168,6 +159,25 @@ def measure(
         evidence=(counts, "kubernetes") if workload is not None else (counts,),
         **common,
     )
+
+
+def _common(
+    current: ServiceSummary,
+    baseline: ServiceSummary | None,
+    thresholds: Thresholds,
+    workload: WorkloadHealth | None,
+) -> dict[str, Any]:
+    """What every measurement of the window says, judged or not."""
+    return {
+        "service": current.service,
+        "span_count": current.span_count,
+        "baseline_span_count": baseline.span_count if baseline else 0,
+        # Six significant digits: a ratio of 2^-40 is a ratio still, not 0.
+        "sampling_ratio": float(f"{current.sampling_ratio() or current.assumed_ratio:.6g}"),
+        "represented_spans": round(current.represented_spans),
+        "thresholds": thresholds,
+        "workload": workload,
+    }
 
 
 def _too_few_spans(
