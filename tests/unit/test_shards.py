@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from weavergen.config import ConfigError, OperatorConfig
 from weavergen.domain.shards import (
     FINALIZER,
     HashRing,
@@ -138,3 +139,54 @@ def test_orphaned_finalizers_are_those_no_running_replica_removes() -> None:
     # Unsharded again: every shard's finalizer is left behind, the operator's own is kept.
     assert orphaned_finalizers(on_object, None) == [shard_finalizer(i) for i in range(3)]
     assert orphaned_finalizers([shard_finalizer(0), "x/y"], two) == []
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+ENDPOINTS = ",".join(STATEFULSET_3)
+
+
+@pytest.mark.parametrize(
+    ("env", "ordinal"),
+    [
+        ({"WEAVERGEN_SHARD_SELF": STATEFULSET_3[2]}, 2),
+        ({"WEAVERGEN_SHARD_SELF": "1"}, 1),
+        ({"WEAVERGEN_SHARD_SELF": "weavergen-operator-2"}, 2),
+        ({"HOSTNAME": "weavergen-operator-0"}, 0),
+        ({"HOSTNAME": "elsewhere", "WEAVERGEN_SHARD_SELF": "1"}, 1),
+    ],
+)
+def test_a_replica_knows_its_endpoint_from_itself_its_ordinal_or_its_pod_name(
+    env: dict[str, str], ordinal: int
+) -> None:
+    config = OperatorConfig.from_env({"WEAVERGEN_SHARD_ENDPOINTS": ENDPOINTS, **env})
+    assert config.shard_endpoints == tuple(STATEFULSET_3)
+    assert config.shard_endpoint == STATEFULSET_3[ordinal]
+
+
+def test_without_shard_endpoints_the_operator_is_not_sharded() -> None:
+    config = OperatorConfig.from_env({"HOSTNAME": "weavergen-operator-7"})
+    assert (config.shard_endpoints, config.shard_endpoint) == ((), None)
+    assert config.receiver_grpc_port is None
+    assert OperatorConfig.from_env({"WEAVERGEN_RECEIVER_GRPC_PORT": "0"}).receiver_grpc_port == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEAVERGEN_SHARD_SELF": "3"}, "WEAVERGEN_SHARD_SELF: expected one of the 3"),
+        ({"HOSTNAME": "weavergen-operator-9"}, "HOSTNAME: expected one of the 3"),
+        ({"HOSTNAME": "laptop"}, "HOSTNAME: expected one of the 3"),
+        ({}, "WEAVERGEN_SHARD_SELF: required with WEAVERGEN_SHARD_ENDPOINTS"),
+        (
+            {"WEAVERGEN_SHARD_ENDPOINTS": "a:4317,a:4317", "WEAVERGEN_SHARD_SELF": "0"},
+            "WEAVERGEN_SHARD_ENDPOINTS: expected distinct endpoints",
+        ),
+        ({"WEAVERGEN_RECEIVER_GRPC_PORT": "70000", "WEAVERGEN_SHARD_SELF": "0"}, "GRPC_PORT"),
+    ],
+)
+def test_bad_shard_settings_are_refused_with_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OperatorConfig.from_env({"WEAVERGEN_SHARD_ENDPOINTS": ENDPOINTS, **env})
