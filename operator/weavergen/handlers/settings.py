@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import kopf
+from grpc import aio
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.config import operator_config
@@ -15,6 +16,7 @@ from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry import metrics, tracing
+from weavergen.telemetry.otlp_grpc import serve_grpc
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 
@@ -40,11 +42,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ensure_peering(memo.rest, settings.peering.name, config.namespaces)
     memo.windows = WindowStore()
     metrics.register_receiver(memo.windows)
-    app = build_app(
-        memo.windows, ReceiverConfig(token=config.receiver_token, open_paths=OPEN_PATHS)
-    )
+    receiving = ReceiverConfig(token=config.receiver_token, open_paths=OPEN_PATHS)
+    app = build_app(memo.windows, receiving)
     add_routes(app, Gate(memo.rest))
     memo.receiver, bound = await serve(app, config.receiver_host, config.receiver_port)
+    memo.grpc = await _serve_grpc(memo.windows, receiving)
     # Where phase Jobs reach this receiver: loopback only works when they run on this host;
     # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).
     memo.receiver_url = config.receiver_url or f"http://127.0.0.1:{bound}"
@@ -54,6 +56,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         bound,
         "otlp" if exporting else "off",
     )
+
+
+async def _serve_grpc(windows: WindowStore, receiving: ReceiverConfig) -> aio.Server | None:
+    """The OTLP/gRPC receiver, when a port is configured (a sharded install always has one)."""
+    config = operator_config()
+    if config.receiver_grpc_port is None:
+        return None
+    server, bound = await serve_grpc(
+        windows, receiving, config.receiver_host, config.receiver_grpc_port
+    )
+    logging.getLogger(__name__).info("started the OTLP/gRPC receiver grpc_port=%d", bound)
+    return server
 
 
 def ensure_peering(rest: Rest, name: str, namespaces: Sequence[str]) -> None:
@@ -79,4 +93,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.cleanup()
+    grpc_server = getattr(memo, "grpc", None)
+    if grpc_server is not None:
+        await grpc_server.stop(5)
     tracing.shutdown()
