@@ -1,5 +1,6 @@
 """The OTLP/gRPC receiver on a real socket, fed by the OpenTelemetry SDK's own gRPC exporter:
-the HTTP receiver's path (one decoder, one store, its counters), its token and its limits."""
+the HTTP receiver's path (one decoder, one store, its counters), its token and its limits; and
+requests shaped as a Collector's load_balancing exporter sends them (a resource per trace)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -19,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
 
 from tests.unit.measure.test_receiver import PB, SPANS
+from weavergen.domain.measure.otlp import decode_protobuf
 from weavergen.telemetry import metrics
 from weavergen.telemetry.otlp_grpc import SERVICE, serve_grpc
 from weavergen.telemetry.receiver import ReceiverConfig, build_app
@@ -182,3 +188,36 @@ def test_bad_and_oversized_requests_are_refused_with_a_code_and_a_reason() -> No
 
     store = serve(check, ReceiverConfig(max_decompressed_bytes=limit))
     assert store.counters.rejected_requests == 1  # gRPC refuses oversized ones before us
+
+
+def per_trace(body: bytes) -> bytes:
+    """The request as a Collector's load_balancing exporter forwards it: a resource (and a
+    scope) of its own for every trace."""
+    request, out = ExportTraceServiceRequest.FromString(body), ExportTraceServiceRequest()
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            traces: dict[bytes, list[Span]] = {}
+            for span in scope_spans.spans:
+                traces.setdefault(span.trace_id, []).append(span)
+            for spans in traces.values():
+                resource = out.resource_spans.add()
+                resource.resource.CopyFrom(resource_spans.resource)
+                scope = resource.scope_spans.add()
+                scope.scope.CopyFrom(scope_spans.scope)
+                scope.spans.extend(spans)
+    return bytes(out.SerializeToString())
+
+
+def test_a_resource_per_trace_is_decoded_as_one_chunk_per_service() -> None:
+    """A chunk costs its fixed share of decoding and summarising: a request from the
+    load_balancing exporter (hundreds of resources of two spans) is gathered per service."""
+    split = per_trace(PB)
+    assert len(ExportTraceServiceRequest.FromString(split).resource_spans) > 50
+    [chunk] = decode_protobuf(split)
+    assert (chunk.service, len(chunk)) == ("shop", SPANS)
+    whole, by_trace = WindowStore(), WindowStore()
+    whole.add(list(decode_protobuf(PB)))
+    by_trace.add([chunk])
+    assert _comparable(by_trace.window("shop", 60).to_dict()) == _comparable(
+        whole.window("shop", 60).to_dict()
+    )

@@ -157,6 +157,20 @@ def _pb_service(resource: Any) -> str:
     return UNKNOWN_SERVICE
 
 
+def _spans_by_service(resources: Iterable[Any]) -> Iterator[tuple[str, Sequence[Any]]]:
+    """The spans of each service, gathered from all its resources and scopes (one chunk per
+    service). A Collector's load_balancing exporter sends a resource for every trace, and a
+    chunk costs about 0.1 ms to decode and summarise whatever its size: chunked by resource,
+    its requests were taken at a twentieth of the rate. A service's only list of spans is
+    passed on as it is: listing its spans would hold a Python object for each at once."""
+    gathered: dict[str, list[Sequence[Any]]] = {}
+    for resource_spans in resources:
+        lists = gathered.setdefault(_pb_service(resource_spans.resource), [])
+        lists.extend(scope.spans for scope in resource_spans.scope_spans if scope.spans)
+    for service, lists in gathered.items():
+        yield service, lists[0] if len(lists) == 1 else [s for spans in lists for s in spans]
+
+
 def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
     """Chunks of an ``ExportTraceServiceRequest`` in protobuf encoding."""
     request = ExportTraceServiceRequest()
@@ -164,49 +178,46 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
         request.ParseFromString(data)
     except DecodeError as err:
         raise OtlpError(f"invalid OTLP/protobuf: {err}") from None
-    for resource_spans in request.resource_spans:
-        service = _pb_service(resource_spans.resource)
-        for scope_spans in resource_spans.scope_spans:
-            spans = scope_spans.spans
-            if not spans:
-                continue
-            # One pass over the spans for the numeric fields: each pass costs a Python-level
-            # loop, the bulk of decoding.
-            columns = np.fromiter(
-                (
-                    value
-                    for s in spans
-                    for value in (
-                        s.start_time_unix_nano,
-                        s.end_time_unix_nano,
-                        s.status.code == STATUS_ERROR,
-                        not s.parent_span_id,
-                    )
-                ),
-                np.uint64,
-                4 * len(spans),
-            ).reshape(-1, 4)
-            starts, ends = _nanos(columns[:, 0]), _nanos(columns[:, 1])
+    for service, spans in _spans_by_service(request.resource_spans):
+        if not spans:
+            continue
+        # One pass over the spans for the numeric fields: each pass costs a Python-level
+        # loop, the bulk of decoding.
+        columns = np.fromiter(
+            (
+                value
+                for s in spans
+                for value in (
+                    s.start_time_unix_nano,
+                    s.end_time_unix_nano,
+                    s.status.code == STATUS_ERROR,
+                    not s.parent_span_id,
+                )
+            ),
+            np.uint64,
+            4 * len(spans),
+        ).reshape(-1, 4)
+        starts, ends = _nanos(columns[:, 0]), _nanos(columns[:, 1])
 
-            def attributes(i: int, spans: Sequence[Any] = spans) -> list[Attribute]:
-                attrs = spans[i].attributes
-                return [(kv.key, *_pb_value(kv.value)) for kv in attrs[:MAX_ATTRIBUTES_PER_SPAN]]
+        def attributes(i: int, spans: Sequence[Any] = spans) -> list[Attribute]:
+            attrs = spans[i].attributes
+            return [(kv.key, *_pb_value(kv.value)) for kv in attrs[:MAX_ATTRIBUTES_PER_SPAN]]
 
-            codes, table = code_names((s.name for s in spans), len(spans))
-            kinds = first_kinds(codes, _pb_kind(spans), len(table))
-            yield SpanChunk(
-                service=service,
-                name_codes=codes,
-                name_table=table,
-                name_kinds=kinds,
-                durations_ns=np.maximum(ends - starts, 0),
-                errors=columns[:, 2].astype(bool),
-                trace_hashes=hash_trace_ids([s.trace_id for s in spans]),
-                entries=entry_spans(codes, kinds, columns[:, 3].astype(bool)),
-                start_ns=int(starts.min()),
-                end_ns=int(ends.max()),
-                attributes=attributes,
-            )
+        codes, table = code_names((s.name for s in spans), len(spans))
+        kinds = first_kinds(codes, _pb_kind(spans), len(table))
+        yield SpanChunk(
+            service=service,
+            name_codes=codes,
+            name_table=table,
+            name_kinds=kinds,
+            durations_ns=np.maximum(ends - starts, 0),
+            errors=columns[:, 2].astype(bool),
+            trace_hashes=hash_trace_ids([s.trace_id for s in spans]),
+            entries=entry_spans(codes, kinds, columns[:, 3].astype(bool)),
+            start_ns=int(starts.min()),
+            end_ns=int(ends.max()),
+            attributes=attributes,
+        )
 
 
 # -- JSON -------------------------------------------------------------------------------------
