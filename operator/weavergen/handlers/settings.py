@@ -11,6 +11,7 @@ from grpc import aio
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.config import operator_config
+from weavergen.handlers import shards
 from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
@@ -21,12 +22,11 @@ from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 
 PREFIX = "regeneration.weavergen.io"
-FINALIZER = f"{PREFIX}/finalizer"
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = shards.finalizer()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
@@ -52,9 +52,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.receiver_url = config.receiver_url or f"http://127.0.0.1:{bound}"
     exporting = tracing.configure("weavergen-operator")
     logging.getLogger(__name__).info(
-        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s",
+        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s charters=%s",
         bound,
         "otlp" if exporting else "off",
+        shards.describe(),
     )
 
 
