@@ -56,6 +56,20 @@ def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
         assert done.returncode == 0, (path.name, done.stderr)
 
 
+def test_the_sharded_chart_passes_a_server_side_dry_run(plane: Plane, namespace: str) -> None:
+    """A StatefulSet of shards, its headless Service and the Collector's ConfigMap are what
+    the API server admits."""
+    rendered = plane.helm(
+        "template", "shards", str(CHART), "--namespace", namespace,
+        "--kube-version", versions()["KUBE_VERSION"],
+        "--set", f"watchNamespaces={{{namespace}}}", "--set", "sharding.shards=3",
+    )  # fmt: skip
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+    assert {"StatefulSet", "Service", "ConfigMap"} <= kinds and "Deployment" not in kinds
+    dry = plane.kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered, check=False)
+    assert dry.returncode == 0, dry.stderr
+
+
 @pytest.mark.real_node
 def test_an_installed_release_heals_a_workload_under_its_own_rbac(
     plane: Plane, api: client.ApiClient, namespace: str
