@@ -310,3 +310,30 @@ def test_unsharded_renders_no_shard_objects(helm: Path) -> None:
     env = {e["name"] for o in objects if o["kind"] == "Deployment"
            for e in o["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
     assert not {"WEAVERGEN_SHARD_ENDPOINTS", "WEAVERGEN_SHARD_SELF"} & env
+
+
+def test_the_charts_own_collector_routes_by_shard_when_sharded(helm: Path) -> None:
+    """collector.enabled with shards: the chart's Collector runs the sharding exporter over the
+    shipped config, and restarts when the list of shards (its ring) changes."""
+    objects = template(
+        helm, "collector.enabled=true", "sharding.shards=2", "sharding.collectorConfigMap=false"
+    )
+    [collector] = [
+        o for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "t-weavergen-operator-collector"
+    ]  # fmt: skip
+    assert [o for o in objects if o["metadata"]["name"].endswith("-collector-sharding")]
+    pod = collector["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == [
+        "--config=/etc/weavergen-collector/collector.yaml",
+        "--config=/etc/weavergen-collector-sharding/loadbalancing.yaml",
+    ]
+    volumes = {v["name"]: v["configMap"]["name"] for v in pod["spec"]["volumes"]}
+    assert volumes["sharding"] == "t-weavergen-operator-collector-sharding"
+    three = template(helm, "collector.enabled=true", "sharding.shards=3")
+    [restarted] = [
+        o["spec"]["template"]["metadata"]["annotations"] for o in three
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "t-weavergen-operator-collector"
+    ]  # fmt: skip
+    assert restarted["checksum/shards"] != pod["metadata"]["annotations"]["checksum/shards"]
