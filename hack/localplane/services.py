@@ -14,9 +14,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import yaml
 
 from hack.localplane import REPO, read_text, versions
 from hack.localplane.plane import PlaneError, cache_dir, free_port
@@ -116,11 +119,13 @@ def collector(
     *,
     sampling_percentage: float = 25,
     config: Path = COLLECTOR_CONFIG,
+    over: Sequence[Path] = (),
     ports: CollectorPorts | None = None,
     flush_interval: str = "2s",
 ) -> tuple[HostProcess, CollectorPorts]:
     """The chart's Collector configuration (the example users copy) on loopback ports,
-    forwarding its sample to ``receiver_endpoint``; not yet started."""
+    forwarding its sample to ``receiver_endpoint``, with the files ``over`` merged over it in
+    order (as the Collector merges its ``--config`` files); not yet started."""
     ports = ports or CollectorPorts.free()
     env = {
         "COLLECTOR_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports.otlp_grpc}",
@@ -133,7 +138,10 @@ def collector(
     }
     process = HostProcess(
         "otel-collector",
-        [str(collector_binary()), "--config", str(config)],
+        [
+            str(collector_binary()),
+            *(a for path in (config, *over) for a in ("--config", str(path))),
+        ],
         workdir / "otel-collector.log",
         f"http://127.0.0.1:{ports.health}/",
         env,
@@ -190,3 +198,23 @@ def prometheus(
         ready_headers=dict(ready_headers or {}),
     )
     return process, url
+
+
+def loadbalancing_config(helm: Path, endpoints: Sequence[str], path: Path) -> Path:
+    """The chart's load_balancing exporter for the Collector (its ``-collector-sharding``
+    ConfigMap, rendered by ``helm``), listing ``endpoints`` (loopback receivers) instead of the
+    StatefulSet's pods; written to ``path`` for ``collector(over=...)``."""
+    rendered = subprocess.run(
+        [str(helm), "template", "t", str(REPO / "charts" / "weavergen-operator"),
+         "--kube-version", versions()["KUBE_VERSION"],
+         "--set", f"sharding.shards={len(endpoints)}",
+         "--show-only", "templates/collector-sharding.yaml"],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    config = yaml.safe_load(yaml.safe_load(rendered)["data"]["loadbalancing.yaml"])
+    resolver = config["exporters"]["load_balancing/weavergen"]["resolver"]
+    if len(resolver["static"]["hostnames"]) != len(endpoints):
+        raise PlaneError(f"the chart rendered {resolver} for {len(endpoints)} shards")
+    resolver["static"]["hostnames"] = list(endpoints)
+    path.write_text(yaml.safe_dump(config))
+    return path

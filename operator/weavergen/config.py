@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,15 @@ class OperatorConfig:
     receiver_port: int = 4318  # WEAVERGEN_RECEIVER_PORT (0: any free port)
     receiver_token: str | None = None  # WEAVERGEN_RECEIVER_TOKEN: bearer token of OTLP and gate
     receiver_url: str | None = None  # WEAVERGEN_RECEIVER_URL: where phase Jobs reach it
+    # WEAVERGEN_RECEIVER_GRPC_PORT: OTLP/gRPC receiver, same host and token (0: any free
+    # port); unset: none. A Collector's loadbalancing exporter speaks only gRPC.
+    receiver_grpc_port: int | None = None
+    # WEAVERGEN_SHARD_ENDPOINTS, comma-separated: the shards' OTLP/gRPC endpoints in ordinal
+    # order, as the Collector's loadbalancing exporter lists them; none: not sharded.
+    shard_endpoints: tuple[str, ...] = ()
+    # This replica's endpoint among them, from WEAVERGEN_SHARD_SELF (else HOSTNAME): the
+    # endpoint itself, its ordinal, or a StatefulSet pod name ending in -<ordinal>.
+    shard_endpoint: str | None = None
     kubeconfig: str | None = None  # KUBECONFIG
     image: str = "weavergen-operator:0.1.0"  # WEAVERGEN_IMAGE: of the phase Jobs
     image_pull_policy: str = "IfNotPresent"  # WEAVERGEN_IMAGE_PULL_POLICY
@@ -82,6 +92,7 @@ class OperatorConfig:
         An empty ``KUBECONFIG``, ``WEAVERGEN_RECEIVER_URL`` or ``TRACEPARENT`` counts as unset.
         """
         default = cls()
+        shard_endpoints, shard_endpoint = _shards(env)
         return cls(
             workers=_read(env, "WEAVERGEN_WORKERS", default.workers, _positive_int),
             namespaces=tuple(n for n in env.get("WEAVERGEN_NAMESPACES", "").split(",") if n),
@@ -92,6 +103,9 @@ class OperatorConfig:
             receiver_port=_read(env, "WEAVERGEN_RECEIVER_PORT", default.receiver_port, _port),
             receiver_token=_read(env, "WEAVERGEN_RECEIVER_TOKEN", None, _text),
             receiver_url=env.get("WEAVERGEN_RECEIVER_URL") or None,
+            receiver_grpc_port=_read(env, "WEAVERGEN_RECEIVER_GRPC_PORT", None, _port),
+            shard_endpoints=shard_endpoints,
+            shard_endpoint=shard_endpoint,
             kubeconfig=env.get("KUBECONFIG") or None,
             image=_read(env, "WEAVERGEN_IMAGE", default.image, _text),
             image_pull_policy=_read(
@@ -197,6 +211,39 @@ def _positive_seconds(value: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise _Refused("a positive number of seconds")
     return seconds
+
+
+def _shards(env: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """The shard endpoints and this replica's among them (required when there are any)."""
+    none: tuple[str, ...] = ()
+    endpoints = _read(env, "WEAVERGEN_SHARD_ENDPOINTS", none, _endpoints)
+    if not endpoints:
+        return (), None
+    name = "WEAVERGEN_SHARD_SELF" if "WEAVERGEN_SHARD_SELF" in env else "HOSTNAME"
+    me = _read(env, name, None, lambda value: _shard_self(value, endpoints))
+    if me is None:
+        raise ConfigError("WEAVERGEN_SHARD_SELF: required with WEAVERGEN_SHARD_ENDPOINTS")
+    return endpoints, me
+
+
+def _endpoints(value: str) -> tuple[str, ...]:
+    endpoints = tuple(e.strip() for e in value.split(",") if e.strip())
+    if len(set(endpoints)) != len(endpoints):
+        raise _Refused("distinct endpoints")
+    return endpoints
+
+
+def _shard_self(value: str, endpoints: tuple[str, ...]) -> str:
+    """The endpoint ``value`` names: itself, or by ordinal (``2``, ``weavergen-operator-2``)."""
+    if value in endpoints:
+        return value
+    ordinal = re.fullmatch(r"(?:.*-)?(\d+)", value)
+    if ordinal is None or int(ordinal.group(1)) >= len(endpoints):
+        raise _Refused(
+            f"one of the {len(endpoints)} WEAVERGEN_SHARD_ENDPOINTS, an ordinal below "
+            f"{len(endpoints)} or a StatefulSet pod name ending in one"
+        )
+    return endpoints[int(ordinal.group(1))]
 
 
 def _pull_policy(value: str) -> str:

@@ -1,5 +1,6 @@
 """The chart as rendered by the pinned helm: RBAC equal to config/rbac, values validated by its
-schema, a restricted pod, peering, and the Grafana dashboard for the sidecar.
+schema, a restricted pod, peering, sharding (a StatefulSet and the Collector's exporter on one
+ring), and the Grafana dashboard for the sidecar.
 
 Runs the pinned helm binary (the one the local control plane uses); no cluster is needed.
 """
@@ -224,6 +225,8 @@ def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
         ("receiver.port=0", "/receiver/port"),
         ("prometheus.auth.bearerTokenSecret.name=t", "prometheus.auth.url: the Prometheus"),
         ("prometheus.auth.url=prom:9090", "/prometheus/auth/url"),
+        ("sharding.shards=0", "/sharding/shards"),
+        ("sharding.shards=2,peering.enabled=true", "sharding.shards > 1 runs one pod per shard"),
     ],
 )
 def test_bad_values_are_refused_with_the_field(helm: Path, value: str, message: str) -> None:
@@ -286,3 +289,85 @@ def test_the_collector_config_is_valid_for_the_built_distribution() -> None:
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_sharding_renders_a_statefulset_whose_pods_and_collector_share_one_ring(
+    helm: Path, tmp_path: Path
+) -> None:
+    objects = template(helm, "sharding.shards=3")
+    assert not [o for o in objects if o["kind"] == "Deployment"]
+    [shards] = [o for o in objects if o["kind"] == "StatefulSet"]
+    [headless] = [o for o in objects if o["metadata"]["name"] == "t-weavergen-operator-shards"]
+    [exporter] = [o for o in objects if o["metadata"]["name"].endswith("-collector-sharding")]
+    spec, pod = shards["spec"], shards["spec"]["template"]["spec"]
+    assert (spec["replicas"], spec["serviceName"]) == (3, "t-weavergen-operator-shards")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
+    container = pod["containers"][0]
+    assert "--standalone" in container["args"] and "--receiver-grpc-port=4317" in container["args"]
+    assert {"name": "otlp-grpc", "containerPort": 4317, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e for e in container["env"]}
+    endpoints = env["WEAVERGEN_SHARD_ENDPOINTS"]["value"].split(",")
+    assert endpoints == [
+        f"t-weavergen-operator-{k}.t-weavergen-operator-shards.weavergen-system.svc"
+        f".cluster.local:4317"
+        for k in range(3)
+    ]
+    assert env["WEAVERGEN_SHARD_SELF"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # Each pod finds itself in the list by its name; the Collector gets the very same strings.
+    for k in range(3):
+        config = OperatorConfig.from_env(
+            {"WEAVERGEN_SHARD_ENDPOINTS": ",".join(endpoints),
+             "WEAVERGEN_SHARD_SELF": f"{shards['metadata']['name']}-{k}"}
+        )  # fmt: skip
+        assert config.shard_endpoint == endpoints[k]
+    snippet = yaml.safe_load(exporter["data"]["loadbalancing.yaml"])
+    balancer = snippet["exporters"]["load_balancing/weavergen"]
+    assert balancer["routing_key"] == "service"
+    assert balancer["resolver"]["static"]["hostnames"] == endpoints
+    # The real Collector accepts the chart's collector.yaml with the snippet over it.
+    (tmp_path / "loadbalancing.yaml").write_text(exporter["data"]["loadbalancing.yaml"])
+    done = subprocess.run(
+        [str(collector_binary()), "validate", "--config", str(COLLECTOR_CONFIG),
+         "--config", str(tmp_path / "loadbalancing.yaml")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_unsharded_renders_no_shard_objects(helm: Path) -> None:
+    objects = template(helm, "sharding.shards=1")
+    assert [o["kind"] for o in objects if o["kind"] in ("Deployment", "StatefulSet")] == [
+        "Deployment"
+    ]
+    assert not [o for o in objects if "shard" in o["metadata"]["name"]]
+    env = {e["name"] for o in objects if o["kind"] == "Deployment"
+           for e in o["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    assert not {"WEAVERGEN_SHARD_ENDPOINTS", "WEAVERGEN_SHARD_SELF"} & env
+
+
+def test_the_charts_own_collector_routes_by_shard_when_sharded(helm: Path) -> None:
+    """collector.enabled with shards: the chart's Collector runs the sharding exporter over the
+    shipped config, and restarts when the list of shards (its ring) changes."""
+    objects = template(
+        helm, "collector.enabled=true", "sharding.shards=2", "sharding.collectorConfigMap=false"
+    )
+    [collector] = [
+        o for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "t-weavergen-operator-collector"
+    ]  # fmt: skip
+    assert [o for o in objects if o["metadata"]["name"].endswith("-collector-sharding")]
+    pod = collector["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == [
+        "--config=/etc/weavergen-collector/collector.yaml",
+        "--config=/etc/weavergen-collector-sharding/loadbalancing.yaml",
+    ]
+    volumes = {v["name"]: v["configMap"]["name"] for v in pod["spec"]["volumes"]}
+    assert volumes["sharding"] == "t-weavergen-operator-collector-sharding"
+    three = template(helm, "collector.enabled=true", "sharding.shards=3")
+    [restarted] = [
+        o["spec"]["template"]["metadata"]["annotations"] for o in three
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "t-weavergen-operator-collector"
+    ]  # fmt: skip
+    assert restarted["checksum/shards"] != pod["metadata"]["annotations"]["checksum/shards"]

@@ -56,6 +56,25 @@ def test_the_chart_lints_and_its_objects_pass_a_server_side_dry_run(
         assert done.returncode == 0, (path.name, done.stderr)
 
 
+def test_the_sharded_chart_passes_a_server_side_dry_run(plane: Plane, namespace: str) -> None:
+    """A StatefulSet of shards, its headless Service, the Collector's ConfigMap and the chart's
+    Collector running it are what the API server admits."""
+    rendered = plane.helm(
+        "template", "shards", str(CHART), "--namespace", namespace,
+        "--kube-version", versions()["KUBE_VERSION"],
+        "--set", f"watchNamespaces={{{namespace}}}", "--set", "sharding.shards=3",
+        "--set", "collector.enabled=true",
+    )  # fmt: skip
+    objects = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"] for d in objects}
+    assert {"StatefulSet", "Service", "ConfigMap"} <= kinds
+    assert [d["metadata"]["name"] for d in objects if d["kind"] == "Deployment"] == [
+        "shards-weavergen-operator-collector"
+    ]
+    dry = plane.kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered, check=False)
+    assert dry.returncode == 0, dry.stderr
+
+
 @pytest.mark.real_node
 def test_an_installed_release_heals_a_workload_under_its_own_rbac(
     plane: Plane, api: client.ApiClient, namespace: str

@@ -94,3 +94,28 @@ helm.sh/chart: {{ include "weavergen-operator.chart" . }}
 app.kubernetes.io/version: {{ .Values.collector.image.tag | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/*
+Whether charters are sharded across replicas (a StatefulSet), and the shards' OTLP/gRPC
+endpoints as a JSON list, in ordinal order: the operator's WEAVERGEN_SHARD_ENDPOINTS and the
+Collector's static resolver are both rendered from it, so their strings (the ring's input)
+are the same.
+*/}}
+{{- define "weavergen-operator.sharded" -}}
+{{- if gt (int .Values.sharding.shards) 1 }}true{{ end }}
+{{- end }}
+
+{{- define "weavergen-operator.shardsService" -}}
+{{- printf "%s-shards" (include "weavergen-operator.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "weavergen-operator.shardEndpoints" -}}
+{{- $fullname := include "weavergen-operator.fullname" . }}
+{{- $service := include "weavergen-operator.shardsService" . }}
+{{- $domain := ternary (printf ".%s" .Values.sharding.clusterDomain) "" (ne .Values.sharding.clusterDomain "") }}
+{{- $endpoints := list }}
+{{- range $k := until (int .Values.sharding.shards) }}
+{{- $endpoints = append $endpoints (printf "%s-%d.%s.%s.svc%s:%d" $fullname $k $service $.Release.Namespace $domain (int $.Values.sharding.grpcPort)) }}
+{{- end }}
+{{- toJson $endpoints }}
+{{- end }}

@@ -1101,6 +1101,11 @@ class RegenerationCharterStatus(StatusModel):
     incident: IncidentStatus | None = Field(
         default=None, description="The open incident, if the workload is degraded."
     )
+    shard: str | None = Field(
+        default=None,
+        description="The operator shard that measures the charter (its OTLP/gRPC endpoint), "
+        "when charters are sharded across replicas.",
+    )
 
 
 class RegenerationCharter(WireModel):

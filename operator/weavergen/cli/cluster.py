@@ -151,6 +151,8 @@ def cmd_operator_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     os.environ.setdefault("WEAVERGEN_RECEIVER_PORT", str(args.receiver_port))
     os.environ.setdefault("WEAVERGEN_RECEIVER_HOST", args.receiver_host)
+    if args.receiver_grpc_port is not None:
+        os.environ.setdefault("WEAVERGEN_RECEIVER_GRPC_PORT", str(args.receiver_grpc_port))
     os.environ["WEAVERGEN_NAMESPACES"] = ",".join(args.namespace)
 
     import kopf  # noqa: PLC0415 - only the operator needs kopf at start-up
@@ -217,8 +219,8 @@ def add_operator(groups: Any) -> None:
         help="run the kopf operator (charters, cycles, OTLP receiver)",
         description=(
             "Reconcile RegenerationCharters and RegenerationCycles with kopf, and receive spans "
-            "over OTLP/HTTP. Uses --kubeconfig, $KUBECONFIG or ~/.kube/config, else the "
-            "in-cluster service account."
+            "over OTLP/HTTP (and OTLP/gRPC). Uses --kubeconfig, $KUBECONFIG or ~/.kube/config, "
+            "else the in-cluster service account."
         ),
     )
     run.add_argument(
@@ -256,6 +258,12 @@ def add_operator(groups: Any) -> None:
     )
     run.add_argument("--receiver-port", type=int, default=4318, help="OTLP/HTTP port")
     run.add_argument("--receiver-host", default="127.0.0.1", help="OTLP/HTTP bind address")
+    run.add_argument(
+        "--receiver-grpc-port",
+        type=int,
+        default=None,
+        help="OTLP/gRPC port on the same address (0: any free port); default: no gRPC",
+    )
     run.add_argument("--log-format", choices=("json", "text"), default="json")
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=cmd_operator_run)

@@ -49,6 +49,7 @@ CYCLE_STARTED: Final = "CycleStarted"
 INCIDENT_OPENED: Final = "IncidentOpened"
 INCIDENT_CHANGED: Final = "IncidentChanged"
 INCIDENT_RESOLVED: Final = "IncidentResolved"
+SHARD_CHANGED: Final = "ShardChanged"  # another operator replica measures the charter now
 
 
 def control_chart_signal(rule: str) -> str:

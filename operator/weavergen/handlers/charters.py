@@ -15,6 +15,7 @@ from weavergen.domain import reasons
 from weavergen.domain.decide.reconcile import CharterDecision, decide, measurement_due
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
 from weavergen.domain.measure.measure import Measurement, known_good
+from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
@@ -25,8 +26,17 @@ from weavergen.telemetry import metrics
 TIMER_SECONDS = operator_config().timer_seconds
 
 
+OWNED, _ = shards.filters()
+
+
 @kopf.timer(
-    GROUP, VERSION, "regenerationcharters", interval=TIMER_SECONDS, initial_delay=1, sharp=True
+    GROUP,
+    VERSION,
+    "regenerationcharters",
+    interval=TIMER_SECONDS,
+    initial_delay=1,
+    sharp=True,
+    when=OWNED,
 )
 @reported()
 def reconcile_charter(
@@ -35,6 +45,7 @@ def reconcile_charter(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
+    patch: kopf.Patch,
     name: str,
     namespace: str | None,
     memo: Any,
@@ -43,6 +54,7 @@ def reconcile_charter(
 ) -> None:
     """Measure when due, decide (pure), start a cycle if the decision says so, write status."""
     assert namespace is not None  # both kinds are namespaced
+    shards.claim_charter(body, status, patch, memo.rest, logger)
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
@@ -66,12 +78,12 @@ def reconcile_charter(
     if known_good(measurement) and not target.has_golden():
         target.store_golden()
         logger.info("captured the known-good snapshot charter=%s", name)
-    patch = dict(decision.status)
+    update = dict(decision.status)
     if decision.start_cycle:
         cycle, created = start_cycle(
             rest, cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
         )
-        patch["activeCycle"] = cycle
+        update["activeCycle"] = cycle
         if created:
             kopf.info(
                 body,
@@ -80,10 +92,10 @@ def reconcile_charter(
             )
         else:
             logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
-    write_status(rest, "RegenerationCharter", namespace, name, patch)
+    write_status(rest, "RegenerationCharter", namespace, name, update)
     _announce(body, decision)
-    metrics.record_charter(namespace, name, patch)
-    metrics.record_forecast(namespace, name, patch.get("forecast"))
+    metrics.record_charter(namespace, name, update)
+    metrics.record_forecast(namespace, name, update.get("forecast"))
     for metric, signal in decision.signals:
         metrics.record_signal(namespace, name, metric, signal)
 
@@ -109,7 +121,7 @@ def _announce(body: kopf.Body, decision: CharterDecision) -> None:
         kopf.info(body, reason=reason, message=message)
 
 
-@kopf.on.delete(GROUP, VERSION, "regenerationcharters", optional=True)
+@kopf.on.delete(GROUP, VERSION, "regenerationcharters", optional=True, when=OWNED)
 def forget_charter(*, name: str, namespace: str | None, **_: Any) -> None:
     """Drop a deleted charter's metric series (optional: it never blocks the deletion)."""
     metrics.forget_charter(namespace or "", name)

@@ -2,6 +2,7 @@
 
 A timer looks at every unfinished cycle and resumes its workflow from the state saved in its
 ConfigMap, so a restarted operator carries on where it stopped (level-based, not edge-based).
+Sharded, a replica looks only at the cycles of its own charters (``handlers/shards.py``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ import kopf
 
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
+from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
 from weavergen.telemetry import metrics
 
+_, OWNED = shards.filters()
 
-@kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5)
+
+@kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5, when=OWNED)
 @reported()
 def reconcile_cycle(
     *,
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
+    patch: kopf.Patch,
     name: str,
     namespace: str | None,
     memo: Any,
@@ -31,6 +36,7 @@ def reconcile_cycle(
     **_: Any,
 ) -> None:
     assert namespace is not None  # both kinds are namespaced
+    shards.release_orphans(meta, patch)
     if status.get("phase") in FINAL_PHASES:
         return
     ended = CycleReconciler(memo.rest, memo.receiver_url).reconcile(

@@ -7,24 +7,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import kopf
+from grpc import aio
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.config import operator_config
+from weavergen.handlers import shards
 from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry import metrics, tracing
+from weavergen.telemetry.otlp_grpc import serve_grpc
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
 
 PREFIX = "regeneration.weavergen.io"
-FINALIZER = f"{PREFIX}/finalizer"
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = shards.finalizer()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
@@ -40,20 +42,33 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ensure_peering(memo.rest, settings.peering.name, config.namespaces)
     memo.windows = WindowStore()
     metrics.register_receiver(memo.windows)
-    app = build_app(
-        memo.windows, ReceiverConfig(token=config.receiver_token, open_paths=OPEN_PATHS)
-    )
+    receiving = ReceiverConfig(token=config.receiver_token, open_paths=OPEN_PATHS)
+    app = build_app(memo.windows, receiving)
     add_routes(app, Gate(memo.rest))
     memo.receiver, bound = await serve(app, config.receiver_host, config.receiver_port)
+    memo.grpc = await _serve_grpc(memo.windows, receiving)
     # Where phase Jobs reach this receiver: loopback only works when they run on this host;
     # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).
     memo.receiver_url = config.receiver_url or f"http://127.0.0.1:{bound}"
     exporting = tracing.configure("weavergen-operator")
     logging.getLogger(__name__).info(
-        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s",
+        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s charters=%s",
         bound,
         "otlp" if exporting else "off",
+        shards.describe(),
     )
+
+
+async def _serve_grpc(windows: WindowStore, receiving: ReceiverConfig) -> aio.Server | None:
+    """The OTLP/gRPC receiver, when a port is configured (a sharded install always has one)."""
+    config = operator_config()
+    if config.receiver_grpc_port is None:
+        return None
+    server, bound = await serve_grpc(
+        windows, receiving, config.receiver_host, config.receiver_grpc_port
+    )
+    logging.getLogger(__name__).info("started the OTLP/gRPC receiver grpc_port=%d", bound)
+    return server
 
 
 def ensure_peering(rest: Rest, name: str, namespaces: Sequence[str]) -> None:
@@ -79,4 +94,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.cleanup()
+    grpc_server = getattr(memo, "grpc", None)
+    if grpc_server is not None:
+        await grpc_server.stop(5)
     tracing.shutdown()

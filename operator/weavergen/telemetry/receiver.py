@@ -85,11 +85,17 @@ def ingest(
     return dropped
 
 
-def response(kind: str, rejected: int) -> web.Response:
+def export_response(rejected: int) -> ExportTraceServiceResponse:
+    """The OTLP answer, a partial success when spans were dropped (over the service limit)."""
     message = ExportTraceServiceResponse()
     if rejected:
         message.partial_success.rejected_spans = rejected
         message.partial_success.error_message = "too many distinct services"
+    return message
+
+
+def response(kind: str, rejected: int) -> web.Response:
+    message = export_response(rejected)
     if kind == JSON:
         body = (
             {

@@ -294,6 +294,20 @@ def _pb_columns(spans: Sequence[Any]) -> tuple[np.ndarray, list[str], list[bytes
     return numbers, names, trace_ids, states
 
 
+def _spans_by_service(resources: Iterable[Any]) -> Iterator[tuple[str, Sequence[Any]]]:
+    """The spans of each service, gathered from all its resources and scopes (one chunk per
+    service). A Collector's load_balancing exporter sends a resource for every trace, and a
+    chunk costs about 0.1 ms to decode and summarise whatever its size: chunked by resource,
+    its requests were taken at a twentieth of the rate. A service's only list of spans is
+    passed on as it is: listing its spans would hold a Python object for each at once."""
+    gathered: dict[str, list[Sequence[Any]]] = {}
+    for resource_spans in resources:
+        lists = gathered.setdefault(_pb_service(resource_spans.resource), [])
+        lists.extend(scope.spans for scope in resource_spans.scope_spans if scope.spans)
+    for service, lists in gathered.items():
+        yield service, lists[0] if len(lists) == 1 else [s for spans in lists for s in spans]
+
+
 def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
     """Chunks of an ``ExportTraceServiceRequest`` in protobuf encoding."""
     request = ExportTraceServiceRequest()
@@ -302,11 +316,9 @@ def decode_protobuf(data: bytes) -> Iterator[SpanChunk]:
     except DecodeError as err:
         raise OtlpError(f"invalid OTLP/protobuf: {err}") from None
     mentions_threshold = _THRESHOLD_BYTES in data
-    for resource_spans in request.resource_spans:
-        service = _pb_service(resource_spans.resource)
-        for scope_spans in resource_spans.scope_spans:
-            if scope_spans.spans:
-                yield _pb_chunk(service, scope_spans.spans, mentions_threshold)
+    for service, spans in _spans_by_service(request.resource_spans):
+        if spans:
+            yield _pb_chunk(service, spans, mentions_threshold)
 
 
 def _pb_chunk(service: str, spans: Sequence[Any], mentions_threshold: bool) -> SpanChunk:
