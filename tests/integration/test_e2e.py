@@ -128,13 +128,48 @@ def shop(
 ) -> Iterator[Shop]:
     """The operator (a release of the chart of its own, watching the test's namespace), the
     shop exporting spans to it, and 30 requests/s of load."""
+    yield from _shop(plane, api, namespace, tmp_path, tmp_path_factory)
+
+
+@pytest.fixture
+def shop_behind_a_collector(
+    plane: Plane,
+    api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Shop]:
+    """As ``shop``, with the chart's OpenTelemetry Collector (the image of the distribution
+    built from Go modules) between them: the shop exports to the Collector, which forwards a
+    consistent 25% sample of its traces to the operator."""
+    yield from _shop(
+        plane, api, namespace, tmp_path, tmp_path_factory,
+        "--set", "collector.enabled=true",
+        "--set", f"collector.samplingPercentage={COLLECTOR_SAMPLING_PERCENTAGE}",
+        "--set", "collector.image.pullPolicy=Never",
+    )  # fmt: skip
+
+
+COLLECTOR_SAMPLING_PERCENTAGE = 25
+
+
+def _shop(
+    plane: Plane,
+    api: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    *values: str,
+) -> Iterator[Shop]:
     with one_of(SHOPS_AT_ONCE, tmp_path_factory.getbasetemp().parent, "shop"):
         release = Release.beside(plane, namespace)
         operator = OperatorLog(release, tmp_path / "operator.log")
         running = Shop(plane, Rest(api), namespace, operator)
         try:
-            release.install([namespace])
-            running.apply(*shop_manifests(namespace=namespace, otlp_endpoint=release.url()))
+            release.install([namespace], *values)
+            collector = "collector.enabled=true" in values
+            endpoint = release.collector_url() if collector else release.url()
+            running.apply(*shop_manifests(namespace=namespace, otlp_endpoint=endpoint))
             plane.kubectl("rollout", "status", f"deploy/{APP}", "-n", namespace, "--timeout=120s")
             yield from _under_load(running, plane.service_url(namespace, APP))
         finally:
@@ -188,6 +223,25 @@ def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -
     sent = sum(e["sent"] for e in shop.load_lines)
     unanswered = sum(e["unanswered"] for e in shop.load_lines)
     assert sent > 0 and unanswered / sent <= 0.01  # restarts never take the shop away
+
+
+def test_a_corrupted_config_is_healed_through_a_collector_forwarding_a_quarter_of_traces(
+    shop_behind_a_collector: Shop,
+) -> None:
+    """The telemetry pipeline users run: the shop exports to an OpenTelemetry Collector whose
+    probabilistic sampler forwards a quarter of the traces. The operator measures the sample
+    for what it represents (the sampler's threshold on each span), and heals the fault."""
+    shop = shop_behind_a_collector
+    shop.healthy()
+    healthy = measured_again(shop.rest, shop.namespace, APP)
+    sampled = healthy["entropy"]
+    assert sampled["samplingRatio"] == pytest.approx(COLLECTOR_SAMPLING_PERCENTAGE / 100, rel=0.01)
+    shop.patch_config(CONFIG, CORRUPT_CONFIG)
+    (cycle,) = shop.final_cycles(1)
+    status = cycle["status"]
+    assert status["phase"] == "Succeeded", (status.get("message"), str(shop.operator))
+    assert status["entropyAfter"]["level"] == "low"
+    assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == GOOD_CONFIG
 
 
 def test_a_bad_deploy_is_healed_by_rolling_it_back(shop: Shop) -> None:
