@@ -37,14 +37,14 @@ test-integration: $(VENV)/.installed cluster-build images ## run the integration
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff, mypy and the import-layer contracts
-	$(BIN)/ruff check operator tests hack
-	$(BIN)/ruff format --check operator tests hack
+	$(BIN)/ruff check operator tests hack benchmarks
+	$(BIN)/ruff format --check operator tests hack benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(VENV)/.installed ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix operator tests hack
-	$(BIN)/ruff format operator tests hack
+	$(BIN)/ruff check --fix operator tests hack benchmarks
+	$(BIN)/ruff format operator tests hack benchmarks
 
 crds: $(VENV)/.installed ## regenerate crds/ and the chart's copy from the pydantic models
 	$(BIN)/weavergen crds generate $(addprefix --out ,$(CRD_DIRS))

@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import os
 import re
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -59,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.progress import cpu_seconds, log
 from hack.localplane.plane import Plane, free_port
 from hack.localplane.services import collector, prometheus
 from tests.scenario import (
@@ -77,19 +77,7 @@ from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
-TICKS = os.sysconf("SC_CLK_TCK")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.progress import log
 from hack.localplane.plane import Plane
 from tests.scenario import (
     BROKEN,
@@ -38,10 +38,6 @@ from weavergen.k8s.rest import Rest
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def wait(what: str, check: object, timeout: float) -> object:

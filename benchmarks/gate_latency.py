@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from benchmarks.progress import log
 from hack.localplane.plane import Plane
 from tests.scenario import (
     OperatorProcess,
@@ -41,10 +42,6 @@ from weavergen.k8s.client import api_client
 from weavergen.k8s.rest import Rest
 
 NAMESPACE = "bench"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def percentiles(name: str, seconds: list[float]) -> None:

@@ -28,7 +28,6 @@ Run: .venv/bin/python -m benchmarks.prometheus_charters [--services 2000] [--cha
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from benchmarks.progress import cpu_seconds, log
 from hack.localplane.plane import free_port
 from hack.localplane.services import HostProcess, collector, prometheus
 from weavergen.api.charter import PrometheusSpec
@@ -48,19 +48,6 @@ from weavergen.domain.measure.measure import measure
 from weavergen.domain.measure.red import red_summary
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.telemetry.prometheus import Prometheus
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def payload(services: list[str], spans: int, seed: int) -> bytes:

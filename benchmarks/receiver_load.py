@@ -43,10 +43,10 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from benchmarks.progress import log, stat_cpu_seconds
 from weavergen.domain.measure.otlp import decode_protobuf
 from weavergen.domain.simulation.simulator import EntropySimulator, Faults, to_otlp_protobuf
 
-TICKS = os.sysconf("SC_CLK_TCK")
 DISTINCT_REQUESTS = 40
 SERVICES = 8
 
@@ -76,10 +76,6 @@ asyncio.run(main())
 """
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def payloads(spans_per_request: int) -> tuple[list[bytes], float]:
     """Distinct OTLP/protobuf requests, one service each; and their mean span count."""
     sim = EntropySimulator(42)
@@ -99,11 +95,9 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     main = others = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            text = (task / "stat").read_text()
+            seconds = stat_cpu_seconds(task / "stat")
         except OSError:
             continue  # a thread that just ended
-        fields = text[text.rindex(")") + 2 :].split()
-        seconds = (int(fields[11]) + int(fields[12])) / TICKS
         if int(task.name) == pid:
             main += seconds
         else:

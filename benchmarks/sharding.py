@@ -43,13 +43,13 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.progress import cpu_seconds, log
 from hack.localplane.plane import Binaries
 from hack.localplane.services import collector, loadbalancing_config
 from weavergen.domain.measure.otlp import decode_protobuf
 from weavergen.domain.shards import HashRing, Shards, service_routing_key
 from weavergen.domain.simulation.simulator import EntropySimulator, Faults, to_otlp_protobuf
 
-TICKS = os.sysconf("SC_CLK_TCK")
 CHARTERS = 4000
 
 
@@ -137,15 +137,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = (text := Path(f"/proc/{pid}/stat").read_text())[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def payloads(services: int, spans_per_request: int) -> tuple[list[bytes], list[int]]:
