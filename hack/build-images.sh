@@ -96,6 +96,16 @@ push_archive() {
 
 cached() { touch "$1"; log "$2 cached: $1 ($(du -h "$1" | cut -f1))"; echo "$1"; }
 
+# archive KIND REF NAME TAR T0 -> write the built image REF to TAR as NAME, keep the build storage
+# and the archives of KIND lean, and print TAR (every image's last steps)
+archive() {
+  push_archive "$2" "$3" "$4"
+  storage_prune
+  keep_newest "$1"
+  log "$1 built in $((SECONDS - $5))s: $4 ($(du -h "$4" | cut -f1))"
+  echo "$4"
+}
+
 # -- pause ---------------------------------------------------------------------------------------
 
 pause_ref=localhost/weavergen/pause:$PAUSE_VERSION
@@ -139,11 +149,7 @@ build_pause() {
   bah config --entrypoint '["/pause"]' --user 65535:65535 --label \
     org.opencontainers.image.description="pause $PAUSE_VERSION of kubernetes $KUBE_VERSION" "$c"
   bah commit --rm --quiet "$c" "$pause_ref" >/dev/null
-  push_archive "$pause_ref" "$pause_ref" "$tar"
-  storage_prune
-  keep_newest pause
-  log "pause built in $((SECONDS - t0))s: $tar ($(du -h "$tar" | cut -f1))"
-  echo "$tar"
+  archive pause "$pause_ref" "$pause_ref" "$tar" "$t0"
 }
 
 # -- base ----------------------------------------------------------------------------------------
@@ -277,11 +283,7 @@ build_operator() {
     bah "${bud[@]}" --tag "localhost/weavergen-operator:$version" "$context"; } >"$blog" 2>&1 ||
     { tail -n 40 "$blog" >&2; die "operator build failed (log: $blog)"; }
   log "operator $version: image built in $((SECONDS - t0))s, writing the archive"
-  push_archive "localhost/weavergen-operator:$version" "$name" "$tar"
-  storage_prune
-  keep_newest operator
-  log "operator built in $((SECONDS - t0))s: $tar ($(du -h "$tar" | cut -f1))"
-  echo "$tar"
+  archive operator "localhost/weavergen-operator:$version" "$name" "$tar" "$t0"
 }
 
 # -- collector -----------------------------------------------------------------------------------
@@ -308,11 +310,7 @@ build_collector() {
     --user 65534:65534 --label \
     org.opencontainers.image.description="OpenTelemetry Collector $version, built for WeaverGen" "$c"
   bah commit --rm --quiet "$c" "$ref" >/dev/null
-  push_archive "$ref" "$name" "$tar"
-  storage_prune
-  keep_newest collector
-  log "collector built in $((SECONDS - t0))s: $tar ($(du -h "$tar" | cut -f1))"
-  echo "$tar"
+  archive collector "$ref" "$name" "$tar" "$t0"
 }
 
 started=$SECONDS
