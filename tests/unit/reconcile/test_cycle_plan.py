@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,3 +167,25 @@ def test_a_status_patch_keeps_removals_and_merges_objects_field_by_field() -> No
         {"snapshot": None, "rollback": {"verified": True}, "predictedEntropy": 1},
     )
     assert patched == {"snapshot": None, "rollback": {"verified": True}, "predictedEntropy": 1.0}
+
+
+def test_status_patches_checked_at_once_in_threads_each_keep_their_own_values() -> None:
+    """The executor writes many charters' status at once: a field checked for one patch must
+    never show up in another's."""
+
+    def patches(worker: int) -> list[dict[str, Any]]:
+        return [
+            status_patch(
+                RegenerationCycleStatus,
+                {"predictedEntropy": worker / 10 + i / 1e4, "message": f"w{worker}-{i}"},
+            )
+            for i in range(300)
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(patches, range(8)))
+    for worker, patched in enumerate(results):
+        assert patched == [
+            {"predictedEntropy": worker / 10 + i / 1e4, "message": f"w{worker}-{i}"}
+            for i in range(300)
+        ]
