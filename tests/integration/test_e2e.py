@@ -118,49 +118,31 @@ class Shop:
 SHOPS_AT_ONCE = 2
 
 
+COLLECTOR_SAMPLING_PERCENTAGE = 25
+# Indirect parameter of ``shop``: the chart's OpenTelemetry Collector (the image of the
+# distribution built from Go modules) between them; the shop exports to the Collector, which
+# forwards a consistent 25% sample of its traces to the operator.
+BEHIND_A_COLLECTOR = (
+    "--set", "collector.enabled=true",
+    "--set", f"collector.samplingPercentage={COLLECTOR_SAMPLING_PERCENTAGE}",
+    "--set", "collector.image.pullPolicy=Never",
+)  # fmt: skip
+
+
 @pytest.fixture
 def shop(
+    request: pytest.FixtureRequest,
     plane: Plane,
     api: client.ApiClient,
     namespace: str,
     tmp_path: Path,
+    *,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shop]:
     """The operator (a release of the chart of its own, watching the test's namespace), the
-    shop exporting spans to it, and 30 requests/s of load."""
-    yield from _shop(plane, api, namespace, tmp_path, tmp_path_factory)
-
-
-@pytest.fixture
-def shop_behind_a_collector(
-    plane: Plane,
-    api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Shop]:
-    """As ``shop``, with the chart's OpenTelemetry Collector (the image of the distribution
-    built from Go modules) between them: the shop exports to the Collector, which forwards a
-    consistent 25% sample of its traces to the operator."""
-    yield from _shop(
-        plane, api, namespace, tmp_path, tmp_path_factory,
-        "--set", "collector.enabled=true",
-        "--set", f"collector.samplingPercentage={COLLECTOR_SAMPLING_PERCENTAGE}",
-        "--set", "collector.image.pullPolicy=Never",
-    )  # fmt: skip
-
-
-COLLECTOR_SAMPLING_PERCENTAGE = 25
-
-
-def _shop(
-    plane: Plane,
-    api: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    *values: str,
-) -> Iterator[Shop]:
+    shop exporting spans to it, and 30 requests/s of load; an indirect parameter gives the
+    release more chart values (``BEHIND_A_COLLECTOR``)."""
+    values: tuple[str, ...] = getattr(request, "param", ())
     with one_of(SHOPS_AT_ONCE, tmp_path_factory.getbasetemp().parent, "shop"):
         release = Release.beside(plane, namespace)
         operator = OperatorLog(release, tmp_path / "operator.log")
@@ -225,13 +207,13 @@ def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -
     assert sent > 0 and unanswered / sent <= 0.01  # restarts never take the shop away
 
 
+@pytest.mark.parametrize("shop", [BEHIND_A_COLLECTOR], indirect=True, ids=["collector"])
 def test_a_corrupted_config_is_healed_through_a_collector_forwarding_a_quarter_of_traces(
-    shop_behind_a_collector: Shop,
+    shop: Shop,
 ) -> None:
     """The telemetry pipeline users run: the shop exports to an OpenTelemetry Collector whose
     probabilistic sampler forwards a quarter of the traces. The operator measures the sample
     for what it represents (the sampler's threshold on each span), and heals the fault."""
-    shop = shop_behind_a_collector
     shop.healthy()
     healthy = measured_again(shop.rest, shop.namespace, APP)
     sampled = healthy["entropy"]
