@@ -40,10 +40,14 @@ CyclePhase = Literal[
     "Escalated",
     "RolledBack",
     "Failed",
+    "Aborted",
+    "Rejected",
 ]
 FINAL_PHASES: frozenset[str] = frozenset(
-    {"Succeeded", "NotNeeded", "Escalated", "RolledBack", "Failed"}
+    {"Succeeded", "NotNeeded", "Escalated", "RolledBack", "Failed", "Aborted", "Rejected"}
 )
+# What a person may retry: a cycle that did not heal (``Rejected`` was a person's decision).
+RETRYABLE_PHASES: frozenset[str] = frozenset({"Failed", "RolledBack", "Aborted"})
 
 
 class CharterRef(WireModel):
@@ -72,6 +76,10 @@ class RegenerationCycleSpec(WireModel):
     strategy: StrategyName | None = Field(
         default=None,
         description="Use this strategy instead of the top-ranked one (must be allowed).",
+    )
+    retry_of: ObjectName | None = Field(
+        default=None,
+        description="The cycle this one retries (set by the operator on a person's retry).",
     )
 
 
@@ -152,6 +160,21 @@ class RollbackRecord(StatusModel):
     )
 
 
+class AbortRecord(StatusModel):
+    """Who stopped the cycle (abort, or reject of its plan), when, why, and what was undone."""
+
+    requested_by: str = Field(
+        description="The regeneration.weavergen.io/requested-by annotation, else 'unknown'."
+    )
+    requested_at: Timestamp = Field(description="When the operator first saw the request.")
+    reason: str = Field(
+        default="", max_length=1024, description="The annotation's value, unless it was 'true'."
+    )
+    restored: bool = Field(
+        default=False, description="Whether the pre-change snapshot was restored (and verified)."
+    )
+
+
 class RegenerationCycleStatus(StatusModel):
     """Observed state of the cycle, written by the operator."""
 
@@ -176,6 +199,12 @@ class RegenerationCycleStatus(StatusModel):
     )
     snapshot: SnapshotRef | None = Field(default=None, description="The pre-change snapshot.")
     rollback: RollbackRecord | None = Field(default=None, description="Rollback, if one ran.")
+    abort: AbortRecord | None = Field(
+        default=None, description="The person's abort or reject that stopped the cycle, if any."
+    )
+    retried_by: str | None = Field(
+        default=None, description="The cycle that retries this one, once a person asked."
+    )
     trace_id: str | None = Field(default=None, description="W3C trace id of the cycle's trace.")
     workflow_state: str | None = Field(
         default=None, description="ConfigMap holding the cycle's serialised BPMN workflow state."

@@ -41,6 +41,11 @@ def cycle_name(charter: str, started: str) -> str:
     return bounded(charter, started)
 
 
+def retry_name(cycle: str) -> str:
+    """The one cycle that retries ``cycle``: a second retry request finds it, never a twin."""
+    return bounded(cycle, "retry")
+
+
 def child_name(owner: str, role: str) -> str:
     """An object that belongs to ``owner``: a phase Job or result, snapshot, journal, state."""
     return bounded(owner, role)

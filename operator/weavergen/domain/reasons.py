@@ -50,6 +50,15 @@ INCIDENT_OPENED: Final = "IncidentOpened"
 INCIDENT_CHANGED: Final = "IncidentChanged"
 INCIDENT_RESOLVED: Final = "IncidentResolved"
 SHARD_CHANGED: Final = "ShardChanged"  # another operator replica measures the charter now
+# A person's request on a cycle (``Aborted`` and ``Rejected`` are outcomes, as above).
+ABORT_REQUESTED: Final = "AbortRequested"  # first seen: the cycle stops at the next safe point
+REJECT_REQUESTED: Final = "RejectRequested"
+RETRIED: Final = "Retried"  # on the retried cycle, naming the new one
+REQUEST_IGNORED: Final = {  # a request the cycle cannot act on (the annotation is removed)
+    "abort": "AbortIgnored",
+    "reject": "RejectIgnored",
+    "retry": "RetryIgnored",
+}
 
 
 def control_chart_signal(rule: str) -> str:

@@ -21,9 +21,7 @@ from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
 from weavergen.api.keys import (
     APPROVAL_ANNOTATION,
     CHARTER_LABEL,
-    CHUNKS_ANNOTATION,
     CYCLE_LABEL,
-    SHA_ANNOTATION,
 )
 from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
@@ -31,18 +29,26 @@ from weavergen.domain.decide.cycle_plan import (
     plan_cycle,
     plan_missing_charter,
 )
+from weavergen.domain.decide.cycle_requests import (
+    Request,
+    StopObservation,
+    plan_retried,
+    plan_stop,
+    requests_of,
+    stop_request,
+)
 from weavergen.domain.decide.reconcile import merge_patch
 from weavergen.domain.errors import CycleNameTaken, parsed_spec
-from weavergen.domain.names import child_name, cycle_name, label_value
+from weavergen.domain.names import child_name, cycle_name, label_value, retry_name
 from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import charter_owner
+from weavergen.k8s.cycle_requests import restore, running_jobs, snapshot_ref, stop_jobs
 from weavergen.k8s.events import involved, post_event
 from weavergen.k8s.jobs import (
     PhaseJobs,
     cycle_owner,
     cycle_phases,
     result_name,
-    snapshot_name,
 )
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
@@ -57,16 +63,33 @@ def cycle_manifest(
     charter: str, namespace: str, uid: str, reason: str, now: datetime
 ) -> dict[str, Any]:
     """The cycle a charter starts (pure): named after the charter and the second it starts."""
+    spec = {"charterRef": {"name": charter}, "reason": reason}
+    return _charter_cycle(cycle_name(charter, f"{now:%Y%m%d-%H%M%S}"), namespace, uid, spec)
+
+
+def retry_manifest(cycle: Mapping[str, Any], charter_uid: str) -> dict[str, Any]:
+    """The cycle that retries ``cycle`` (pure): the same request (charter, reason, strategy,
+    dry run), named after it so a second retry request finds it, and recording it."""
+    name = cycle["metadata"]["name"]
+    spec = {**cycle["spec"], "retryOf": name}
+    return _charter_cycle(retry_name(name), cycle["metadata"]["namespace"], charter_uid, spec)
+
+
+def _charter_cycle(
+    name: str, namespace: str, charter_uid: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A cycle owned by its charter (deleted with it) and labelled with the charter's name."""
+    charter = spec["charterRef"]["name"]
     return {
         "apiVersion": API_VERSION,
         "kind": "RegenerationCycle",
         "metadata": {
-            "name": cycle_name(charter, f"{now:%Y%m%d-%H%M%S}"),
+            "name": name,
             "namespace": namespace,
             "labels": {CHARTER_LABEL: label_value(charter)},
-            "ownerReferences": [charter_owner(charter, uid)],
+            "ownerReferences": [charter_owner(charter, charter_uid)],
         },
-        "spec": {"charterRef": {"name": charter}, "reason": reason},
+        "spec": spec,
     }
 
 
@@ -245,6 +268,16 @@ class CycleReconciler:
             trace_parent=traceparent(trace_id),
         )
         refs = _CycleRefs.of(namespace, owner, cycle.charter_ref.name, charter_obj, trace_id)
+        request = stop_request(status, requests_of(meta.get("annotations")))
+        if request is not None:
+            stopping = StopObservation(
+                name=name,
+                request=request,
+                status=dict(status),
+                generation=meta.get("generation"),
+                charter_status=charter_obj.get("status") or {},
+            )
+            return self.stop(refs, phases, stopping)
         operators = self.phase_operators(refs, owner, phases, cycle, meta)
         observed = CycleObservation(
             name=name,
@@ -371,15 +404,58 @@ class CycleReconciler:
         """The stored snapshot's reference once Implement has taken one, else None."""
         if not data.get("snapshot"):
             return None
-        stored = self.rest.get("ConfigMap", refs.namespace, snapshot_name(refs.cycle))
-        if stored is None:
-            return None
-        annotations = stored["metadata"].get("annotations") or {}
-        return {
-            "configMap": snapshot_name(refs.cycle),
-            "sha256": annotations.get(SHA_ANNOTATION, ""),
-            "chunks": int(annotations.get(CHUNKS_ANNOTATION, "1")),
-        }
+        return snapshot_ref(self.rest, refs.namespace, refs.cycle)
+
+    def stop(
+        self, refs: _CycleRefs, phases: CyclePhases, observed: StopObservation
+    ) -> CycleDecision | None:
+        """One step of an abort or reject (``plan_stop``): stop the Jobs and wait, or restore
+        the snapshot through the cycle's own rollback and end; the final decision once over."""
+        observed = replace(
+            observed,
+            running_jobs=running_jobs(self.rest, refs.namespace, refs.cycle),
+            snapshot=snapshot_ref(self.rest, refs.namespace, refs.cycle),
+        )
+        plan = plan_stop(observed, _now())
+        self.apply(refs, plan.decision)
+        stop_jobs(self.rest, refs.namespace, plan.delete_jobs)
+        if plan.restore:
+            restored, failure = restore(phases.operators)
+            observed = replace(
+                observed,
+                status=merge_patch(observed.status, plan.decision.status),
+                restored=restored,
+                restore_failure=failure,
+            )
+            plan = plan_stop(observed, _now())
+            self.apply(refs, plan.decision)
+        return plan.decision if plan.decision.done else None
+
+    def retry(
+        self, namespace: str, cycle: Mapping[str, Any], request: Request
+    ) -> CycleDecision | None:
+        """Start the one cycle that retries ``cycle`` and record it on both sides; it waits
+        while the charter runs another cycle (one at a time). The decision, once retried."""
+        meta, charter = cycle["metadata"], cycle["spec"]["charterRef"]["name"]
+        charter_obj = self.rest.get("RegenerationCharter", namespace, charter)
+        if charter_obj is None:
+            return None  # its cycles go with it (owner references)
+        manifest = retry_manifest(cycle, charter_obj["metadata"]["uid"])
+        new = manifest["metadata"]["name"]
+        started, created = start_cycle(self.rest, manifest)
+        if started != new:
+            return None  # the charter's unfinished cycle first
+        owner = cycle_owner(meta["name"], meta["uid"])
+        refs = _CycleRefs.of(namespace, owner, charter, charter_obj, "")  # "": no span
+        decision = plan_retried(
+            meta["name"],
+            new,
+            request,
+            charter_obj.get("status") or {},
+            created=created,
+            now=_now(),
+        )
+        return self.apply(refs, decision)
 
 
 def _nanoseconds(moment: datetime) -> int:

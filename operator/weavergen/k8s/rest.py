@@ -129,9 +129,12 @@ class Rest:
         path = self._path(kind, namespace, name) + (f"/{subresource}" if subresource else "")
         return self._call("PATCH", path, patch, content_type=MERGE_PATCH)
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(self, kind: str, namespace: str, name: str, propagation: str | None = None) -> None:
+        """Delete (gone already is fine); ``propagation`` ``Foreground`` keeps the object until
+        its dependents (a Job's pods) are gone, so its absence means they are."""
+        options = {"propagationPolicy": propagation} if propagation else None
         try:
-            self._call("DELETE", self._path(kind, namespace, name))
+            self._call("DELETE", self._path(kind, namespace, name), options)
         except ApiException as err:
             if err.status != 404:
                 raise

@@ -54,8 +54,11 @@ def phase_records(
     now: datetime,
     cycle_started: str | None = None,
     job: str | None = None,
+    outcome: str = "Succeeded",
+    message: str = "",
 ) -> list[dict[str, Any]]:
-    """The per-phase records with one phase marked running or finished (idempotent).
+    """The per-phase records with one phase marked running or finished (idempotent), with
+    ``outcome`` once finished (a stopped cycle's running phase did not succeed).
 
     A phase first seen when it finishes (an inline phase) started when the one before it ended.
     """
@@ -76,7 +79,9 @@ def phase_records(
         started = parse_time(record["startedAt"]) or now
         record["finishedAt"] = stamp(now)
         record["durationSeconds"] = round((now - started).total_seconds(), 3)
-        record["outcome"] = "Succeeded"
+        record["outcome"] = outcome
+        if message:
+            record["message"] = message
     return records
 
 
@@ -125,10 +130,15 @@ def cycle_status(
         if rollback is not None:
             patch["rollback"] = rollback
         reason = reasons.ROLLBACK_FAILED if outcome == "rollback_failed" else phase
-        for kind in reasons.OUTCOME_CONDITIONS:
-            conditions.set(kind, phase == kind, reason, message if phase == kind else "")
+        mark_outcome(conditions, phase, reason, message)
     patch["conditions"] = conditions.items
     return {k: v for k, v in patch.items() if v is not None}
+
+
+def mark_outcome(conditions: Conditions, phase: str, reason: str, message: str) -> None:
+    """The outcome conditions of a cycle that ended ``phase``: True for it, False for the rest."""
+    for kind in reasons.OUTCOME_CONDITIONS:
+        conditions.set(kind, phase == kind, reason, message if phase == kind else "")
 
 
 def rollback_record(data: Mapping[str, Any], reason: str) -> dict[str, Any] | None:

@@ -15,6 +15,10 @@
 --                                            nothing was changed and the workload is still unhealthy)
 --   RolledBack                            -> Degraded "rolled back: ..."
 --   Failed                                -> Degraded "failed: ..."
+--   Aborted                               -> Degraded "aborted: ..." (a person stopped it; the
+--                                            snapshot was restored if anything had changed)
+--   Rejected                              -> Degraded "rejected: ..." (a person rejected the
+--                                            plan; nothing was changed)
 --   any other phase                       -> Unknown "unrecognised phase X" (a newer operator)
 --
 -- status.observedGeneration is not checked: the spec is immutable, so the generation never moves.
@@ -33,6 +37,8 @@ local FAILED = {
   Escalated = "a person must act",
   RolledBack = "rolled back",
   Failed = "failed",
+  Aborted = "aborted",
+  Rejected = "rejected",
 }
 
 local function nonEmpty(value)
