@@ -40,9 +40,11 @@ CyclePhase = Literal[
     "Escalated",
     "RolledBack",
     "Failed",
+    "Aborted",
+    "Rejected",
 ]
 FINAL_PHASES: frozenset[str] = frozenset(
-    {"Succeeded", "NotNeeded", "Escalated", "RolledBack", "Failed"}
+    {"Succeeded", "NotNeeded", "Escalated", "RolledBack", "Failed", "Aborted", "Rejected"}
 )
 
 
@@ -72,6 +74,9 @@ class RegenerationCycleSpec(WireModel):
     strategy: StrategyName | None = Field(
         default=None,
         description="Use this strategy instead of the top-ranked one (must be allowed).",
+    )
+    retry_of: ObjectName | None = Field(
+        default=None, description="The cycle this one retries (regeneration.weavergen.io/retry)."
     )
 
 
@@ -152,6 +157,18 @@ class RollbackRecord(StatusModel):
     )
 
 
+class AbortRecord(StatusModel):
+    """Who stopped the cycle (abort or reject annotation), when, why, and whether the targets
+    were restored from the snapshot."""
+
+    requested_by: str | None = Field(default=None, description="Who asked, when known.")
+    requested_at: Timestamp | None = Field(default=None, description="When it was asked.")
+    reason: str = Field(default="", description="The reason given, if any.")
+    restored: bool = Field(
+        default=False, description="The targets were restored from the cycle's snapshot."
+    )
+
+
 class RegenerationCycleStatus(StatusModel):
     """Observed state of the cycle, written by the operator."""
 
@@ -176,6 +193,10 @@ class RegenerationCycleStatus(StatusModel):
     )
     snapshot: SnapshotRef | None = Field(default=None, description="The pre-change snapshot.")
     rollback: RollbackRecord | None = Field(default=None, description="Rollback, if one ran.")
+    abort: AbortRecord | None = Field(default=None, description="Set when aborted or rejected.")
+    retried_by: str | None = Field(
+        default=None, description="The cycle that retries this one, once retried."
+    )
     trace_id: str | None = Field(default=None, description="W3C trace id of the cycle's trace.")
     workflow_state: str | None = Field(
         default=None, description="ConfigMap holding the cycle's serialised BPMN workflow state."

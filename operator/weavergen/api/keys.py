@@ -17,6 +17,10 @@ SYSTEM_TYPE_LABEL: Final = f"{GROUP}/system-type"  # on a defined charter
 
 # Annotations people write.
 APPROVAL_ANNOTATION: Final = f"{GROUP}/approve"  # "true" on a cycle: carry out its plan
+ABORT_ANNOTATION: Final = f"{GROUP}/abort"  # "true" or a reason on a running cycle: stop it
+REJECT_ANNOTATION: Final = f"{GROUP}/reject"  # "true" or a reason, AwaitingApproval: do not act
+RETRY_ANNOTATION: Final = f"{GROUP}/retry"  # "true" on a Failed/RolledBack/Aborted cycle: again
+REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"  # who asked (the kubectl plugin's user)
 REQUEST_ANNOTATION: Final = f"{GROUP}/requested-at"  # on a charter: a cycle was asked for
 
 # Annotations the operator writes.
