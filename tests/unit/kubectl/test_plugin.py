@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.helpers import REPO
 from tests.unit.kubectl.samples import cycle, wire
 from weavergen.api.keys import (
     ABORT_ANNOTATION,
@@ -241,3 +244,14 @@ def test_watch_without_until_done_keeps_going_and_a_success_exits_zero() -> None
     assert (
         show_changes(iter(versions), lambda o: "", io.StringIO(), clear=False, until_done=True) == 0
     )
+
+
+def test_the_krew_manifest_runs_the_executable_the_package_installs() -> None:
+    manifest = yaml.safe_load((REPO / "deploy" / "krew" / "weavergen.yaml").read_text())
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert manifest["apiVersion"] == "krew.googlecontainertools.github.com/v1alpha2"
+    assert manifest["kind"] == "Plugin" and manifest["metadata"]["name"] == "weavergen"
+    (platform,) = manifest["spec"]["platforms"]
+    assert platform["bin"] == "kubectl-weavergen"
+    assert scripts[platform["bin"]] == "weavergen.cli.kubectl:main"
+    assert manifest["spec"]["shortDescription"] and manifest["spec"]["description"]
