@@ -42,6 +42,12 @@ CONFIG_DIFF = (
 )
 
 
+WAITING = (
+    "plan ready (partial-regeneration): approve with kubectl annotate rcy <name> "
+    "regeneration.weavergen.io/approve=true"
+)
+
+
 def at(minutes: float) -> datetime:
     return NOW + timedelta(minutes=minutes)
 
@@ -192,8 +198,10 @@ def cycle(phase: str = "Implementing", **annotations: str) -> RegenerationCycle:
         trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         started_at=at(-5),
         finished_at=at(0) if final else None,
-        message="",
+        message=WAITING if phase == "AwaitingApproval" else "",
     )
+    if phase == "AwaitingApproval":
+        status.phases[-1].job = None  # Implement waits in the operator, not in a Job
     spec = RegenerationCycleSpec.model_validate(
         {"charterRef": {"name": "checkout"}, "reason": "entropy high (0.71)"}
     )
