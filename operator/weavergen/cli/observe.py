@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from weavergen.cli.common import fail, load_json_or_yaml, write_output
 from weavergen.domain.decide.gate import GateAnswer
@@ -88,18 +88,38 @@ def split_reference(value: str, flag: str) -> tuple[str, str]:
     return namespace, name
 
 
-def cluster_objects(reference: str, kubeconfig: str | None) -> tuple[dict[str, Any], list[Any]]:
+class Reader(Protocol):
+    """What reads objects from a cluster: ``Rest``, or the kubectl plugin's client."""
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def list(self, kind: str, namespace: str) -> list[dict[str, Any]]: ...
+
+
+def charter_objects(reader: Reader, namespace: str, name: str) -> tuple[dict[str, Any], list[Any]]:
     """The charter and its cycles, read from the cluster."""
+    charter = reader.get("RegenerationCharter", namespace, name)
+    if charter is None:
+        fail(f"no RegenerationCharter {namespace}/{name}")
+    cycles = reader.list("RegenerationCycle", namespace)
+    return split_objects({"kind": "List", "items": [charter, *cycles]})
+
+
+def cluster_objects(reference: str, kubeconfig: str | None) -> tuple[dict[str, Any], list[Any]]:
+    """The charter of ``--charter NAMESPACE/NAME`` and its cycles."""
     from weavergen.k8s.client import api_client  # noqa: PLC0415 - only --charter needs a cluster
     from weavergen.k8s.rest import Rest  # noqa: PLC0415
 
     namespace, name = split_reference(reference, "--charter")
-    rest = Rest(api_client(kubeconfig))
-    charter = rest.get("RegenerationCharter", namespace, name)
-    if charter is None:
-        fail(f"--charter {reference}: no such RegenerationCharter")
-    cycles = rest.list("RegenerationCycle", namespace)
-    return split_objects({"kind": "List", "items": [charter, *cycles]})
+    return charter_objects(Rest(api_client(kubeconfig)), namespace, name)
+
+
+def write_report(charter: dict[str, Any], cycles: list[Any], out: str | None) -> None:
+    """The HTML report to ``out`` (or stdout), saying where it went."""
+    page = render_report(charter, cycles, generated_at=datetime.now(UTC).replace(tzinfo=None))
+    write_output(page, out)
+    if out not in (None, "-"):
+        print(f"wrote {out} ({len(cycles)} cycles)", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -113,10 +133,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             fail(f"objects file {args.source}: {err}")
     else:
         charter, cycles = cluster_objects(args.charter, args.kubeconfig)
-    page = render_report(charter, cycles, generated_at=datetime.now(UTC).replace(tzinfo=None))
-    write_output(page, args.out)
-    if args.out not in (None, "-"):
-        print(f"wrote {args.out} ({len(cycles)} cycles)", file=sys.stderr)
+    write_report(charter, cycles, args.out)
     return 0
 
 

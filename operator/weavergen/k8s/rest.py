@@ -105,11 +105,12 @@ class Rest:
     def list(
         self,
         kind: str,
-        namespace: str,
+        namespace: str | None,
         selector: dict[str, str] | None = None,
         fields: dict[str, str] | None = None,
     ) -> list[Obj]:
-        """Objects of a kind, filtered by the API server on labels and on fields."""
+        """Objects of a kind, filtered by the API server on labels and on fields; a None
+        namespace lists them in all namespaces."""
         query = []
         for parameter, terms in (("labelSelector", selector), ("fieldSelector", fields)):
             if terms:
