@@ -17,6 +17,12 @@ SYSTEM_TYPE_LABEL: Final = f"{GROUP}/system-type"  # on a defined charter
 
 # Annotations people write.
 APPROVAL_ANNOTATION: Final = f"{GROUP}/approve"  # "true" on a cycle: carry out its plan
+ABORT_ANNOTATION: Final = f"{GROUP}/abort"  # "true" or a reason, on a running cycle: stop it
+# "true" or a reason, on a cycle AwaitingApproval: do not carry out its plan
+REJECT_ANNOTATION: Final = f"{GROUP}/reject"
+# "true" on a Failed, RolledBack or Aborted cycle: start a new cycle for the same charter
+RETRY_ANNOTATION: Final = f"{GROUP}/retry"
+REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"  # who asked (optional)
 REQUEST_ANNOTATION: Final = f"{GROUP}/requested-at"  # on a charter: a cycle was asked for
 
 # Annotations the operator writes.

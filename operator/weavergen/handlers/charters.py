@@ -19,6 +19,7 @@ from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
+from weavergen.k8s.notifications import offer_charter, routing
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
@@ -55,6 +56,9 @@ def reconcile_charter(
     """Measure when due, decide (pure), start a cycle if the decision says so, write status."""
     assert namespace is not None  # both kinds are namespaced
     shards.claim_charter(body, status, patch, memo.rest, logger)
+    offer_charter(
+        memo.notifier, namespace=namespace, name=name, meta=meta, spec=spec, status=status
+    )
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
@@ -74,6 +78,7 @@ def reconcile_charter(
         now=now,
         requested=requested,
         inputs=inputs,
+        routing=routing(charter, operator_config().notifications),
     )
     if known_good(measurement) and not target.has_golden():
         target.store_golden()

@@ -16,6 +16,7 @@ from weavergen.api.cycle import FINAL_PHASES
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
+from weavergen.k8s.notifications import offer_cycle
 from weavergen.telemetry import metrics
 
 _, OWNED = shards.filters()
@@ -37,6 +38,16 @@ def reconcile_cycle(
 ) -> None:
     assert namespace is not None  # both kinds are namespaced
     shards.release_orphans(meta, patch)
+    # What the status owes (written by an earlier reconcile), also once the cycle is over.
+    offer_cycle(
+        memo.rest,
+        memo.notifier,
+        namespace=namespace,
+        name=name,
+        meta=meta,
+        spec=spec,
+        status=status,
+    )
     if status.get("phase") in FINAL_PHASES:
         return
     ended = CycleReconciler(memo.rest, memo.receiver_url).reconcile(

@@ -25,6 +25,7 @@ from weavergen.api.keys import (
     CYCLE_LABEL,
     SHA_ANNOTATION,
 )
+from weavergen.config import operator_config
 from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
     CycleObservation,
@@ -44,6 +45,7 @@ from weavergen.k8s.jobs import (
     result_name,
     snapshot_name,
 )
+from weavergen.k8s.notifications import routing
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
@@ -254,6 +256,7 @@ class CycleReconciler:
             workflow_state=state_name(name),
             charter=phases.charter,
             charter_status=charter_obj.get("status") or {},
+            routing=routing(phases.charter, operator_config().notifications),
         )
         return self.advance(
             refs,

@@ -14,7 +14,7 @@ from typing import Any
 
 from weavergen.api.charter import EntropyLevel, MeasurementSources, RegenerationCharterSpec
 from weavergen.api.profiles import ResolvedCharterSpec, resolve_spec
-from weavergen.domain import reasons
+from weavergen.domain import notify, reasons
 from weavergen.domain.decide.control import ChartUpdate, chart_measurement
 from weavergen.domain.decide.explore import (
     StrategyRecord,
@@ -98,6 +98,7 @@ def decide(
     now: datetime,
     requested: str | None = None,
     inputs: str | None = None,
+    routing: notify.Routing = notify.NOWHERE,
 ) -> CharterDecision:
     """The charter's next status, and the reason to start a cycle if one should start.
 
@@ -105,6 +106,7 @@ def decide(
     request not handled yet starts a cycle at any level, within mode and circuit breaker.
     ``inputs`` fingerprints the targets and what their workloads consume (None: not read): an
     escalated incident holds until it, or the evidence, changes (``domain.incident``).
+    ``routing`` is where its messages go: a breaker that opens owes one (``domain.notify``).
     """
     resolved = resolve_spec(spec)
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
@@ -115,7 +117,7 @@ def decide(
             "source": "charter" if spec.thresholds else "systemType",
         },
     }
-    unmeasured = _unmeasured(spec, problem)
+    unmeasured = _unmeasured(spec, problem, routing)
     if unmeasured is not None:
         conditions.set(reasons.READY, False, *unmeasured)
         patch["conditions"] = conditions.items
@@ -143,6 +145,9 @@ def decide(
     ) and not running
     patch["circuitBreaker"], allowed = _breaker(spec, status, conditions, wants=wants, now=now)
     patch["conditions"] = conditions.items
+    owed = notify.reopened(notify.CIRCUIT_OPENED, routing, now)
+    if owed and _opened(status, patch["circuitBreaker"]):
+        patch["notifications"] = owed
     reason = _cycle_reason(patch["entropy"], asked=asked, charted=None if degraded else charted)
     return CharterDecision(
         patch, reason if wants and allowed else None, charted.signals, _incident_events(step)
@@ -220,8 +225,14 @@ def _thresholds(resolved: ResolvedCharterSpec) -> dict[str, float]:
     return {"medium": t.medium, "high": t.high, "critical": t.critical}
 
 
+def _opened(status: Mapping[str, Any], breaker: Mapping[str, Any]) -> bool:
+    """Whether this decision opens the breaker (not: keeps it open)."""
+    before = status.get("circuitBreaker") or {}
+    return breaker["state"] == "Open" and breaker.get("openUntil") != before.get("openUntil")
+
+
 def _unmeasured(
-    spec: RegenerationCharterSpec, problem: RegenerationError | None
+    spec: RegenerationCharterSpec, problem: RegenerationError | None, routing: notify.Routing
 ) -> tuple[str, str] | None:
     """Why the charter is not Ready without judging a measurement: (reason, message)."""
     unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
@@ -230,6 +241,8 @@ def _unmeasured(
             reasons.UNKNOWN_STRATEGY,
             f"unknown strategies in spec.strategies: {', '.join(unknown)}",
         )
+    if routing.problem is not None:
+        return reasons.UNKNOWN_SINK, routing.problem
     if problem is not None:
         return problem.reason, str(problem)
     return None
