@@ -76,21 +76,15 @@ def offer_cycle(
         notifier.offer(Delivery(notification, sink, "RegenerationCycle", name))
 
 
-def offer_charter(
-    notifier: Notifier,
-    *,
-    namespace: str,
-    name: str,
-    meta: Mapping[str, Any],
-    spec: Mapping[str, Any],
-    status: Mapping[str, Any],
-) -> None:
+def offer_charter(notifier: Notifier, charter: Mapping[str, Any]) -> None:
     """Offer the messages the charter's status owes (its breaker's openings)."""
-    fresh = _fresh(notifier, meta["uid"], status, frozenset({notify.CIRCUIT_OPENED}))
-    parsed = _charter_spec(spec) if fresh else None
+    meta, status = charter["metadata"], charter.get("status") or {}
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    fresh = _fresh(notifier, uid, status, frozenset({notify.CIRCUIT_OPENED}))
+    parsed = _charter_spec(charter.get("spec")) if fresh else None
     for sink, _event, due in fresh:
         notification = notify.circuit_notification(
-            namespace, name, uid=meta["uid"], spec=parsed, status=status, due_at=due
+            namespace, name, uid=uid, spec=parsed, status=status, due_at=due
         )
         notifier.offer(Delivery(notification, sink, "RegenerationCharter", name))
 

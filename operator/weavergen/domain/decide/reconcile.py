@@ -106,7 +106,6 @@ def decide(
     request not handled yet starts a cycle at any level, within mode and circuit breaker.
     ``inputs`` fingerprints the targets and what their workloads consume (None: not read): an
     escalated incident holds until it, or the evidence, changes (``domain.incident``).
-    ``routing`` is where its messages go: a breaker that opens owes one (``domain.notify``).
     """
     resolved = resolve_spec(spec)
     conditions = Conditions(list(status.get("conditions") or []), generation, now)
@@ -117,8 +116,7 @@ def decide(
             "source": "charter" if spec.thresholds else "systemType",
         },
     }
-    unmeasured = _unmeasured(spec, problem, routing)
-    if unmeasured is not None:
+    if (unmeasured := _unmeasured(spec, problem, routing)) is not None:
         conditions.set(reasons.READY, False, *unmeasured)
         patch["conditions"] = conditions.items
         return CharterDecision(patch)
@@ -143,11 +141,9 @@ def decide(
         ((degraded or charted.start_cycle is not None) and acts and not holding)
         or (asked and spec.mode != "observe")
     ) and not running
-    patch["circuitBreaker"], allowed = _breaker(spec, status, conditions, wants=wants, now=now)
+    breaker, allowed = _breaker(spec, status, conditions, wants=wants, now=now, routing=routing)
+    patch.update(breaker)
     patch["conditions"] = conditions.items
-    owed = notify.reopened(notify.CIRCUIT_OPENED, routing, now)
-    if owed and _opened(status, patch["circuitBreaker"]):
-        patch["notifications"] = owed
     reason = _cycle_reason(patch["entropy"], asked=asked, charted=None if degraded else charted)
     return CharterDecision(
         patch, reason if wants and allowed else None, charted.signals, _incident_events(step)
@@ -206,9 +202,10 @@ def _breaker(
     *,
     wants: bool,
     now: datetime,
+    routing: notify.Routing,
 ) -> tuple[dict[str, Any], bool]:
     """The circuit breaker after this decision, with its condition, and whether a cycle the
-    charter wants may start."""
+    charter wants may start; an opening owes its message to the charter's sinks (``routing``)."""
     breaker, allowed, why = circuit_breaker(
         spec,
         status.get("circuitBreaker") or {},
@@ -217,7 +214,10 @@ def _breaker(
         last_outcome=(status.get("lastCycle") or {}).get("outcome"),
     )
     conditions.set(reasons.CIRCUIT_OPEN, breaker["state"] == "Open", reasons.CIRCUIT_BREAKER, why)
-    return breaker, allowed
+    owed = notify.reopened(notify.CIRCUIT_OPENED, routing, now)
+    if owed and _opened(status, breaker):
+        return {"circuitBreaker": breaker, "notifications": owed}, allowed
+    return {"circuitBreaker": breaker}, allowed
 
 
 def _thresholds(resolved: ResolvedCharterSpec) -> dict[str, float]:
