@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+SINK_TYPES = ("webhook", "slack", "cloudevents")
+SINK_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 T = TypeVar("T")
 
@@ -55,6 +57,60 @@ PROMETHEUS_VARIABLES = {
 
 
 @dataclass(frozen=True)
+class NotificationSettings:
+    """Where notifications go: the sinks by name and type, each sink's URL in a file of
+    ``directory`` named after it (mounted from a Secret, read at each send so a rotated Secret
+    takes effect), the sinks of charters that name none, and delivery's limits."""
+
+    directory: Path = Path("/etc/weavergen/notifications")  # WEAVERGEN_NOTIFICATIONS_DIR
+    # WEAVERGEN_NOTIFICATIONS_SINKS: name=type pairs, comma-separated (type: SINK_TYPES)
+    sinks: tuple[tuple[str, str], ...] = ()
+    # WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS, comma-separated: for charters that name none
+    default_sinks: tuple[str, ...] = ()
+    timeout_seconds: float = 10.0  # WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS: per attempt
+    max_attempts: int = 8  # WEAVERGEN_NOTIFICATIONS_MAX_ATTEMPTS: then the message failed
+    per_minute: float = 30.0  # WEAVERGEN_NOTIFICATIONS_PER_MINUTE: per charter and sink
+    burst: int = 10  # WEAVERGEN_NOTIFICATIONS_BURST: messages sent at once before the rate
+
+    def sink_type(self, name: str) -> str | None:
+        return dict(self.sinks).get(name)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NotificationSettings:
+        default = cls()
+        sinks = _read(env, "WEAVERGEN_NOTIFICATIONS_SINKS", default.sinks, _sinks)
+        defaults = _read(
+            env, "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS", default.default_sinks, _names
+        )
+        unknown = [name for name in defaults if name not in dict(sinks)]
+        if unknown:
+            raise ConfigError(
+                f"WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS: {', '.join(unknown)} not among "
+                f"WEAVERGEN_NOTIFICATIONS_SINKS ({', '.join(dict(sinks)) or 'none'})"
+            )
+        return cls(
+            directory=Path(
+                _read(env, "WEAVERGEN_NOTIFICATIONS_DIR", str(default.directory), _text)
+            ),
+            sinks=sinks,
+            default_sinks=defaults,
+            timeout_seconds=_read(
+                env,
+                "WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS",
+                default.timeout_seconds,
+                _positive_seconds,
+            ),
+            max_attempts=_read(
+                env, "WEAVERGEN_NOTIFICATIONS_MAX_ATTEMPTS", default.max_attempts, _positive_int
+            ),
+            per_minute=_read(
+                env, "WEAVERGEN_NOTIFICATIONS_PER_MINUTE", default.per_minute, _positive_seconds
+            ),
+            burst=_read(env, "WEAVERGEN_NOTIFICATIONS_BURST", default.burst, _positive_int),
+        )
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     """Each field's variable is named beside it; the defaults are those of an unset variable."""
 
@@ -84,6 +140,8 @@ class OperatorConfig:
     # WEAVERGEN_PROMETHEUS_AUTH_URL and one of WEAVERGEN_PROMETHEUS_BEARER_TOKEN_FILE or
     # WEAVERGEN_PROMETHEUS_USERNAME_FILE + _PASSWORD_FILE: what charters' queries carry there
     prometheus_auth: PrometheusAuth | None = None
+    # WEAVERGEN_NOTIFICATIONS_*: the sinks charters' notifications go to (NotificationSettings)
+    notifications: NotificationSettings = NotificationSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -117,6 +175,7 @@ class OperatorConfig:
             bpmn_dir=Path(_read(env, "WEAVERGEN_BPMN_DIR", str(default.bpmn_dir), _text)),
             traceparent=env.get("TRACEPARENT") or None,
             prometheus_auth=_prometheus_auth(env),
+            notifications=NotificationSettings.from_env(env),
         )
 
 
@@ -244,6 +303,25 @@ def _shard_self(value: str, endpoints: tuple[str, ...]) -> str:
             f"{len(endpoints)} or a StatefulSet pod name ending in one"
         )
     return endpoints[int(ordinal.group(1))]
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    bad = [n for n in names if not SINK_NAME.fullmatch(n)]
+    if bad:
+        raise _Refused(f"sink names that are DNS labels (not {', '.join(bad)})")
+    if len(set(names)) != len(names):
+        raise _Refused("distinct sink names")
+    return names
+
+
+def _sinks(value: str) -> tuple[tuple[str, str], ...]:
+    """``name=type`` pairs: the sinks the chart's ``notifications.sinks`` lists."""
+    pairs = [p.strip().partition("=") for p in value.split(",") if p.strip()]
+    if any(not name or not sep or kind not in SINK_TYPES for name, sep, kind in pairs):
+        raise _Refused(f"name=type pairs, type one of {', '.join(SINK_TYPES)}")
+    names = _names(",".join(name for name, _, _ in pairs))
+    return tuple(zip(names, (kind for _, _, kind in pairs), strict=True))
 
 
 def _pull_policy(value: str) -> str:

@@ -200,6 +200,50 @@ def test_prometheus_credentials_are_mounted_files_the_operator_reads(
     assert mount["readOnly"] is True
 
 
+SINK = "notifications.sinks[{i}].{field}={value}"
+
+
+def sink_values(i: int, name: str, kind: str, secret: str, key: str) -> list[str]:
+    """The --set values of one notification sink."""
+    fields = {"name": name, "type": kind, "urlSecret.name": secret, "urlSecret.key": key}
+    return [SINK.format(i=i, field=f, value=v) for f, v in fields.items()]
+
+
+def test_notification_sinks_are_mounted_files_the_operator_reads(helm: Path) -> None:
+    """Each sink's URL is a key of the Secret the user names, mounted as a file named after the
+    sink where the operator's config looks for it; types and defaults reach the operator."""
+    sets = [
+        *sink_values(0, "oncall", "slack", "weavergen-slack", "url"),
+        *sink_values(1, "audit", "cloudevents", "audit-bus", "endpoint"),
+        "notifications.defaultSinks={oncall}",
+        "notifications.rateLimit.perMinute=12",
+    ]
+    [deployment] = [o for o in template(helm, *sets) if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "notifications"]
+    sources = [s["secret"] for s in volume["projected"]["sources"]]
+    assert sources == [
+        {"name": "weavergen-slack", "items": [{"key": "url", "path": "oncall"}]},
+        {"name": "audit-bus", "items": [{"key": "endpoint", "path": "audit"}]},
+    ]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "notifications"]
+    assert mount["readOnly"] is True
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    settings = OperatorConfig.from_env(env).notifications
+    assert settings.directory == Path(mount["mountPath"])
+    assert settings.sinks == (("oncall", "slack"), ("audit", "cloudevents"))
+    assert settings.default_sinks == ("oncall",)
+    assert settings.per_minute == 12.0 and settings.max_attempts == 8
+
+
+def test_without_sinks_nothing_of_notifications_is_rendered(helm: Path) -> None:
+    [deployment] = [o for o in template(helm) if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert all(v["name"] != "notifications" for v in pod["volumes"])
+    names = {e["name"] for e in pod["containers"][0]["env"]}
+    assert not {n for n in names if n.startswith("WEAVERGEN_NOTIFICATIONS_")}
+
+
 def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
     objects = template(
         helm, "peering.enabled=true", "replicas=2", "podDisruptionBudget.enabled=true"
@@ -227,6 +271,18 @@ def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
         ("prometheus.auth.url=prom:9090", "/prometheus/auth/url"),
         ("sharding.shards=0", "/sharding/shards"),
         ("sharding.shards=2,peering.enabled=true", "sharding.shards > 1 runs one pod per shard"),
+        (",".join(sink_values(0, "ops", "email", "s", "url")), "/notifications/sinks/0/type"),
+        (",".join(sink_values(0, "Ops", "slack", "s", "url")), "/notifications/sinks/0/name"),
+        (",".join(sink_values(0, "ops", "slack", "s", "url")[:2]), "missing property 'urlSecret'"),
+        (
+            ",".join(
+                sink_values(0, "ops", "slack", "s", "a")
+                + sink_values(1, "ops", "webhook", "s", "b")
+            ),
+            "notifications.sinks: each sink needs a name of its own",
+        ),
+        ("notifications.defaultSinks={ops}", "notifications.defaultSinks: ops is not one of"),
+        ("notifications.rateLimit.burst=0", "/notifications/rateLimit/burst"),
     ],
 )
 def test_bad_values_are_refused_with_the_field(helm: Path, value: str, message: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import REPO
-from weavergen.config import ConfigError, OperatorConfig, PrometheusAuth
+from weavergen.config import ConfigError, NotificationSettings, OperatorConfig, PrometheusAuth
 
 
 def test_without_variables_the_defaults_hold() -> None:
@@ -189,3 +189,58 @@ def test_incomplete_or_ambiguous_prometheus_credentials_are_refused(
 def test_a_prometheus_auth_url_must_be_http() -> None:
     with pytest.raises(ConfigError, match=f"^{PROM['url']}: expected an http"):
         OperatorConfig.from_env({PROM["url"]: "prom:9090", PROM["token"]: "/t"})
+
+
+def test_notification_sinks_come_with_their_types_defaults_and_limits() -> None:
+    config = OperatorConfig.from_env(
+        {
+            "WEAVERGEN_NOTIFICATIONS_DIR": "/run/sinks",
+            "WEAVERGEN_NOTIFICATIONS_SINKS": "ops=slack, audit=cloudevents,hook=webhook",
+            "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS": "ops,audit",
+            "WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS": "2.5",
+            "WEAVERGEN_NOTIFICATIONS_MAX_ATTEMPTS": "3",
+            "WEAVERGEN_NOTIFICATIONS_PER_MINUTE": "6",
+            "WEAVERGEN_NOTIFICATIONS_BURST": "2",
+        }
+    ).notifications
+    assert config == NotificationSettings(
+        directory=Path("/run/sinks"),
+        sinks=(("ops", "slack"), ("audit", "cloudevents"), ("hook", "webhook")),
+        default_sinks=("ops", "audit"),
+        timeout_seconds=2.5,
+        max_attempts=3,
+        per_minute=6.0,
+        burst=2,
+    )
+    assert config.sink_type("audit") == "cloudevents" and config.sink_type("pager") is None
+    unset = OperatorConfig.from_env({}).notifications
+    assert unset.sinks == () and unset.directory == Path("/etc/weavergen/notifications")
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"WEAVERGEN_NOTIFICATIONS_SINKS": "ops=email"}, "type one of webhook, slack, cloudevents"),
+        ({"WEAVERGEN_NOTIFICATIONS_SINKS": "ops"}, "expected name=type pairs"),
+        ({"WEAVERGEN_NOTIFICATIONS_SINKS": "=slack"}, "expected name=type pairs"),
+        ({"WEAVERGEN_NOTIFICATIONS_SINKS": "Ops=slack"}, "DNS labels (not Ops)"),
+        ({"WEAVERGEN_NOTIFICATIONS_SINKS": "a=slack,a=webhook"}, "distinct sink names"),
+        (
+            {
+                "WEAVERGEN_NOTIFICATIONS_SINKS": "a=slack",
+                "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS": "b",
+            },
+            "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS: b not among WEAVERGEN_NOTIFICATIONS_SINKS (a)",
+        ),
+        (
+            {"WEAVERGEN_NOTIFICATIONS_BURST": "0"},
+            "WEAVERGEN_NOTIFICATIONS_BURST: expected a positive",
+        ),
+    ],
+)
+def test_bad_notification_settings_are_refused_with_the_variable_named(
+    env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        OperatorConfig.from_env(env)
+    assert problem in str(refused.value)

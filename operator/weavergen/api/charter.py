@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -741,6 +741,66 @@ class Stakeholder(WireModel):
     )
 
 
+NotificationEvent = Literal[
+    "CycleStarted",
+    "AwaitingApproval",
+    "Succeeded",
+    "RolledBack",
+    "Failed",
+    "Escalated",
+    "Aborted",
+    "Rejected",
+    "CircuitOpened",
+]
+NOTIFICATION_EVENTS: Final[tuple[str, ...]] = get_args(NotificationEvent)
+
+
+class NotificationsSpec(WireModel):
+    """Where the charter's notifications go and which events it wants told."""
+
+    sinks: list[DnsLabel] | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "Names of sinks configured in the operator (the chart's notifications.sinks); "
+            "unset: the operator's notifications.defaultSinks; empty: no notifications."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=list,
+        max_length=len(NOTIFICATION_EVENTS),
+        description=(
+            "Events to notify: CycleStarted, AwaitingApproval, Succeeded, RolledBack, Failed, "
+            "Escalated, Aborted, Rejected, CircuitOpened; empty: all of them."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class NotificationRecord(StatusModel):
+    """One message owed to one sink: written Pending with the transition that owes it, then
+    marked by the operator once the sink has answered (at least once: see README)."""
+
+    due_at: Timestamp | None = Field(default=None, description="When the transition happened.")
+    result: Literal["Pending", "Delivered", "Summarised", "Failed"] = Field(
+        default="Pending",
+        description="Pending; Delivered; Summarised (held back by the rate limit, then told in "
+        "a summary); Failed (a refusal, or every attempt failed).",
+    )
+    attempts: int = Field(default=0, ge=0, description="Attempts made to deliver it.")
+    updated_at: Timestamp | None = Field(default=None, description="When the result was set.")
+    message: str = Field(default="", max_length=1024, description="The sink's last answer.")
+
+
+def notification_records_field() -> Any:
+    """The status field of the messages an object owes, keyed ``<sink>/<event>``."""
+    return Field(
+        default_factory=dict,
+        description="Notifications owed and their delivery, keyed <sink>/<event>.",
+    )
+
+
 class RegenerationCharterSpec(WireModel):
     """What to keep healthy, by which thresholds, criteria and budgets."""
 
@@ -791,6 +851,11 @@ class RegenerationCharterSpec(WireModel):
     executor: Literal["job", "inline"] = Field(
         default="job",
         description="job: each phase runs as a Kubernetes Job; inline: in the operator process.",
+    )
+    notifications: NotificationsSpec | None = Field(
+        default=None,
+        description="Messages to sinks the operator knows (Slack, webhooks, CloudEvents) on cycle "
+        "transitions; unset: the operator's default sinks, every event.",
     )
 
 
@@ -1101,6 +1166,7 @@ class RegenerationCharterStatus(StatusModel):
     incident: IncidentStatus | None = Field(
         default=None, description="The open incident, if the workload is degraded."
     )
+    notifications: dict[str, NotificationRecord] = notification_records_field()
     shard: str | None = Field(
         default=None,
         description="The operator shard that measures the charter (its OTLP/gRPC endpoint), "

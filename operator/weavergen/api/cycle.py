@@ -6,7 +6,12 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
-from weavergen.api.charter import EntropyLevel, StrategyName
+from weavergen.api.charter import (
+    EntropyLevel,
+    NotificationRecord,
+    StrategyName,
+    notification_records_field,
+)
 from weavergen.api.common import (
     API_VERSION,
     FROM_JSON_STRING,
@@ -212,6 +217,7 @@ class RegenerationCycleStatus(StatusModel):
     started_at: Timestamp | None = Field(default=None, description="When the cycle started.")
     finished_at: Timestamp | None = Field(default=None, description="When it finished.")
     message: str = Field(default="", description="Outcome in a sentence.")
+    notifications: dict[str, NotificationRecord] = notification_records_field()
 
 
 class RegenerationCycle(WireModel):

@@ -30,6 +30,7 @@ OUTCOME_CONDITIONS: Final = ("Succeeded", "RolledBack", "Failed")
 MEASURED: Final = "Measured"
 MEASURING: Final = "Measuring"
 UNKNOWN_STRATEGY: Final = "UnknownStrategy"
+UNKNOWN_SINK: Final = "UnknownNotificationSink"
 ENOUGH_SPANS: Final = "EnoughSpans"
 MEASURED_FROM_WORKLOADS: Final = "MeasuredFromWorkloads"
 BASELINE_TOO_SMALL: Final = "BaselineTooSmall"

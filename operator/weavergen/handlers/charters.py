@@ -19,6 +19,7 @@ from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.cycles import cycle_manifest, start_cycle
+from weavergen.k8s.notifications import offer_charter, routing
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
@@ -55,6 +56,7 @@ def reconcile_charter(
     """Measure when due, decide (pure), start a cycle if the decision says so, write status."""
     assert namespace is not None  # both kinds are namespaced
     shards.claim_charter(body, status, patch, memo.rest, logger)
+    offer_charter(memo.notifier, body)
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
@@ -74,6 +76,7 @@ def reconcile_charter(
         now=now,
         requested=requested,
         inputs=inputs,
+        routing=routing(charter, operator_config().notifications),
     )
     if known_good(measurement) and not target.has_golden():
         target.store_golden()
@@ -94,10 +97,7 @@ def reconcile_charter(
             logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
     write_status(rest, "RegenerationCharter", namespace, name, update)
     _announce(body, decision)
-    metrics.record_charter(namespace, name, update)
-    metrics.record_forecast(namespace, name, update.get("forecast"))
-    for metric, signal in decision.signals:
-        metrics.record_signal(namespace, name, metric, signal)
+    _record(namespace, name, update, decision)
 
 
 def _observe(
@@ -111,6 +111,14 @@ def _observe(
     except MeasurementUnavailable as err:
         return None, err, None
     return measurement, None, inputs
+
+
+def _record(namespace: str, name: str, update: dict[str, Any], decision: CharterDecision) -> None:
+    """The charter's metrics from the status just written and the decision's signals."""
+    metrics.record_charter(namespace, name, update)
+    metrics.record_forecast(namespace, name, update.get("forecast"))
+    for metric, signal in decision.signals:
+        metrics.record_signal(namespace, name, metric, signal)
 
 
 def _announce(body: kopf.Body, decision: CharterDecision) -> None:

@@ -19,6 +19,7 @@ from weavergen.domain.decide.cycle_requests import ignored_requests, requests_of
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
+from weavergen.k8s.notifications import offer_cycle
 from weavergen.telemetry import metrics
 
 _, OWNED = shards.filters()
@@ -47,6 +48,16 @@ def reconcile_cycle(
         kopf.info(body, reason=event.reason, message=event.message)
         patch.metadata.annotations[request.annotation] = None
     reconciler = CycleReconciler(memo.rest, memo.receiver_url)
+    # What the status owes (written by an earlier reconcile), also once the cycle is over.
+    offer_cycle(
+        memo.rest,
+        memo.notifier,
+        namespace=namespace,
+        name=name,
+        meta=meta,
+        spec=spec,
+        status=status,
+    )
     if status.get("phase") in FINAL_PHASES:
         retry = retry_request(status, requests)
         if retry is not None and reconciler.retry(namespace, body, retry) is not None:

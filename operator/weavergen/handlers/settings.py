@@ -15,7 +15,9 @@ from weavergen.handlers import shards
 from weavergen.handlers.http import OPEN_PATHS, add_routes
 from weavergen.k8s.client import api_client
 from weavergen.k8s.gate import Gate
+from weavergen.k8s.notifications import status_recorder
 from weavergen.k8s.rest import Rest
+from weavergen.notify.delivery import Notifier
 from weavergen.telemetry import metrics, tracing
 from weavergen.telemetry.otlp_grpc import serve_grpc
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
@@ -50,12 +52,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Where phase Jobs reach this receiver: loopback only works when they run on this host;
     # in a cluster the chart passes the pod's own address (WEAVERGEN_RECEIVER_URL).
     memo.receiver_url = config.receiver_url or f"http://127.0.0.1:{bound}"
+    memo.notifier = Notifier(config.notifications, status_recorder(memo.rest))
+    await memo.notifier.start()
+    metrics.declare_sinks(name for name, _ in config.notifications.sinks)
     exporting = tracing.configure("weavergen-operator")
     logging.getLogger(__name__).info(
-        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s charters=%s",
+        "started the OTLP receiver, /metrics and /gate port=%d tracing=%s charters=%s sinks=%s",
         bound,
         "otlp" if exporting else "off",
         shards.describe(),
+        ",".join(f"{n}:{t}" for n, t in config.notifications.sinks) or "none",
     )
 
 
@@ -94,6 +100,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.cleanup()
+    notifier = getattr(memo, "notifier", None)
+    if notifier is not None:
+        await notifier.stop()
     grpc_server = getattr(memo, "grpc", None)
     if grpc_server is not None:
         await grpc_server.stop(5)

@@ -23,6 +23,7 @@ from weavergen.api.keys import (
     CHARTER_LABEL,
     CYCLE_LABEL,
 )
+from weavergen.config import operator_config
 from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
     CycleObservation,
@@ -50,6 +51,7 @@ from weavergen.k8s.jobs import (
     cycle_phases,
     result_name,
 )
+from weavergen.k8s.notifications import routing
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
@@ -268,6 +270,7 @@ class CycleReconciler:
             trace_parent=traceparent(trace_id),
         )
         refs = _CycleRefs.of(namespace, owner, cycle.charter_ref.name, charter_obj, trace_id)
+        told = routing(phases.charter, operator_config().notifications)
         request = stop_request(status, requests_of(meta.get("annotations")))
         if request is not None:
             stopping = StopObservation(
@@ -276,6 +279,7 @@ class CycleReconciler:
                 status=dict(status),
                 generation=meta.get("generation"),
                 charter_status=charter_obj.get("status") or {},
+                routing=told,
             )
             return self.stop(refs, phases, stopping)
         operators = self.phase_operators(refs, owner, phases, cycle, meta)
@@ -287,6 +291,7 @@ class CycleReconciler:
             workflow_state=state_name(name),
             charter=phases.charter,
             charter_status=charter_obj.get("status") or {},
+            routing=told,
         )
         return self.advance(
             refs,

@@ -92,6 +92,14 @@ FORECAST_SECONDS = Gauge(
     "Predicted seconds until entropy crosses its next threshold; absent without a rising trend.",
     (*CHARTER, "level"),
 )
+NOTIFICATION_RESULTS = ("delivered", "failed", "retried", "dropped_rate_limited", "duplicate")
+NOTIFICATIONS = Counter(
+    "weavergen_notifications_total",
+    "Notification deliveries by sink and result: delivered, failed (refused or out of attempts), "
+    "retried (an attempt to repeat), dropped_rate_limited (held back, told in a summary), "
+    "duplicate (offered again after delivery, not sent).",
+    ("sink", "result"),
+)
 
 LEVEL_NUMBER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CHARTER_METRICS = (
@@ -112,6 +120,17 @@ def record_prometheus_query(outcome: str, seconds: float) -> None:
     """One query sent to a Prometheus: ``ok``, ``unavailable`` or ``failed``."""
     PROMETHEUS_QUERIES.labels(outcome).inc()
     PROMETHEUS_QUERY_SECONDS.observe(seconds)
+
+
+def record_notification(sink: str, result: str) -> None:
+    NOTIFICATIONS.labels(sink, result).inc()
+
+
+def declare_sinks(sinks: Iterable[str]) -> None:
+    """Every configured sink's series from the start, at 0."""
+    for sink in sinks:
+        for result in NOTIFICATION_RESULTS:
+            NOTIFICATIONS.labels(sink, result)
 
 
 def record_charter(namespace: str, charter: str, status: Mapping[str, Any]) -> None:

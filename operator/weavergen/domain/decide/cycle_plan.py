@@ -9,12 +9,12 @@ is a function of what was observed, so a reconcile that runs twice writes the sa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.domain import reasons
+from weavergen.domain import notify, reasons
 from weavergen.domain.decide.control import chart_cycle
 from weavergen.domain.decide.cycle_status import (
     PHASE_RESULT_KEYS,
@@ -62,6 +62,7 @@ class CycleObservation:
     completed: bool = False
     charter: RegenerationCharterSpec | None = None
     charter_status: Mapping[str, Any] = field(default_factory=dict)
+    routing: notify.Routing = notify.NOWHERE  # where the charter's messages go
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,28 @@ class CycleDecision:
 
 
 def plan_cycle(observed: CycleObservation, now: datetime) -> CycleDecision:
-    """The writes that follow from ``observed``: a finished step, a wait, or the cycle's end."""
+    """The writes that follow from ``observed``: a finished step, a wait, or the cycle's end,
+    with the messages the transition owes in the same status patch (``domain.notify``)."""
+    return with_owed_messages(_plan(observed, now), observed.routing, observed.status, now)
+
+
+def with_owed_messages(
+    decision: CycleDecision, routing: notify.Routing, status: Mapping[str, Any], now: datetime
+) -> CycleDecision:
+    """``decision`` with the messages its transition owes (``domain.notify``) in the same status
+    patch: every planner of a cycle's writes ends here, so no transition goes untold."""
+    owed = notify.owed(
+        notify.cycle_events(decision.status),
+        routing,
+        status.get("notifications") or {},
+        now,
+    )
+    if not owed:
+        return decision
+    return replace(decision, status={**decision.status, "notifications": owed})
+
+
+def _plan(observed: CycleObservation, now: datetime) -> CycleDecision:
     if observed.completed:
         return _finished(observed, now)
     if observed.pending:

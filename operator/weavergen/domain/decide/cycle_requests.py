@@ -20,7 +20,7 @@ incident's attempts (``incident.RECORDED_OUTCOMES``) nor the cycle-duration cont
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,8 +31,8 @@ from weavergen.api.keys import (
     REQUESTED_BY_ANNOTATION,
     RETRY_ANNOTATION,
 )
-from weavergen.domain import reasons
-from weavergen.domain.decide.cycle_plan import CycleDecision, CycleEvent
+from weavergen.domain import notify, reasons
+from weavergen.domain.decide.cycle_plan import CycleDecision, CycleEvent, with_owed_messages
 from weavergen.domain.decide.cycle_status import mark_outcome, phase_records, rollback_record
 from weavergen.domain.decide.reconcile import Conditions, record_outcome
 from weavergen.domain.times import stamp
@@ -185,6 +185,7 @@ class StopObservation:
     restored: Mapping[str, Any] | None = None  # the rollback record, once restored and verified
     restore_failure: str | None = None  # why the restore failed, once it did
     charter_status: Mapping[str, Any] = field(default_factory=dict)
+    routing: notify.Routing = notify.NOWHERE  # where the charter's messages go
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,14 @@ class StopPlan:
 
 
 def plan_stop(observed: StopObservation, now: datetime) -> StopPlan:
-    """The next step of stopping ``observed`` (its abort record is kept from the first write)."""
+    """The next step of stopping ``observed`` (its abort record is kept from the first write),
+    with the messages its end owes."""
+    plan = _plan_stop(observed, now)
+    decision = with_owed_messages(plan.decision, observed.routing, observed.status, now)
+    return replace(plan, decision=decision)
+
+
+def _plan_stop(observed: StopObservation, now: datetime) -> StopPlan:
     request = observed.request
     recorded = observed.status.get("abort")
     record = recorded or {

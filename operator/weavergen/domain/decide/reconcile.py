@@ -14,7 +14,7 @@ from typing import Any
 
 from weavergen.api.charter import EntropyLevel, MeasurementSources, RegenerationCharterSpec
 from weavergen.api.profiles import ResolvedCharterSpec, resolve_spec
-from weavergen.domain import reasons
+from weavergen.domain import notify, reasons
 from weavergen.domain.decide.control import ChartUpdate, chart_measurement
 from weavergen.domain.decide.explore import (
     StrategyRecord,
@@ -98,6 +98,7 @@ def decide(
     now: datetime,
     requested: str | None = None,
     inputs: str | None = None,
+    routing: notify.Routing = notify.NOWHERE,
 ) -> CharterDecision:
     """The charter's next status, and the reason to start a cycle if one should start.
 
@@ -115,8 +116,7 @@ def decide(
             "source": "charter" if spec.thresholds else "systemType",
         },
     }
-    unmeasured = _unmeasured(spec, problem)
-    if unmeasured is not None:
+    if (unmeasured := _unmeasured(spec, problem, routing)) is not None:
         conditions.set(reasons.READY, False, *unmeasured)
         patch["conditions"] = conditions.items
         return CharterDecision(patch)
@@ -141,7 +141,8 @@ def decide(
         ((degraded or charted.start_cycle is not None) and acts and not holding)
         or (asked and spec.mode != "observe")
     ) and not running
-    patch["circuitBreaker"], allowed = _breaker(spec, status, conditions, wants=wants, now=now)
+    breaker, allowed = _breaker(spec, status, conditions, wants=wants, now=now, routing=routing)
+    patch.update(breaker)
     patch["conditions"] = conditions.items
     reason = _cycle_reason(patch["entropy"], asked=asked, charted=None if degraded else charted)
     return CharterDecision(
@@ -201,9 +202,10 @@ def _breaker(
     *,
     wants: bool,
     now: datetime,
+    routing: notify.Routing,
 ) -> tuple[dict[str, Any], bool]:
     """The circuit breaker after this decision, with its condition, and whether a cycle the
-    charter wants may start."""
+    charter wants may start; an opening owes its message to the charter's sinks (``routing``)."""
     breaker, allowed, why = circuit_breaker(
         spec,
         status.get("circuitBreaker") or {},
@@ -212,7 +214,10 @@ def _breaker(
         last_outcome=(status.get("lastCycle") or {}).get("outcome"),
     )
     conditions.set(reasons.CIRCUIT_OPEN, breaker["state"] == "Open", reasons.CIRCUIT_BREAKER, why)
-    return breaker, allowed
+    owed = notify.reopened(notify.CIRCUIT_OPENED, routing, now)
+    if owed and _opened(status, breaker):
+        return {"circuitBreaker": breaker, "notifications": owed}, allowed
+    return {"circuitBreaker": breaker}, allowed
 
 
 def _thresholds(resolved: ResolvedCharterSpec) -> dict[str, float]:
@@ -220,8 +225,14 @@ def _thresholds(resolved: ResolvedCharterSpec) -> dict[str, float]:
     return {"medium": t.medium, "high": t.high, "critical": t.critical}
 
 
+def _opened(status: Mapping[str, Any], breaker: Mapping[str, Any]) -> bool:
+    """Whether this decision opens the breaker (not: keeps it open)."""
+    before = status.get("circuitBreaker") or {}
+    return breaker["state"] == "Open" and breaker.get("openUntil") != before.get("openUntil")
+
+
 def _unmeasured(
-    spec: RegenerationCharterSpec, problem: RegenerationError | None
+    spec: RegenerationCharterSpec, problem: RegenerationError | None, routing: notify.Routing
 ) -> tuple[str, str] | None:
     """Why the charter is not Ready without judging a measurement: (reason, message)."""
     unknown = sorted(set(spec.strategies.allow + spec.strategies.deny) - set(CATALOG))
@@ -230,6 +241,8 @@ def _unmeasured(
             reasons.UNKNOWN_STRATEGY,
             f"unknown strategies in spec.strategies: {', '.join(unknown)}",
         )
+    if routing.problem is not None:
+        return reasons.UNKNOWN_SINK, routing.problem
     if problem is not None:
         return problem.reason, str(problem)
     return None

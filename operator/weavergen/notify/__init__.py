@@ -1,0 +1,1 @@
+"""Delivering notifications to the sinks the operator is configured with (``delivery``)."""
