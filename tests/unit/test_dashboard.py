@@ -114,7 +114,7 @@ def test_exported_metrics_are_discovered() -> None:
         "weavergen_receiver_requests_total",
     } <= exported().keys()
     assert exported()["weavergen_receiver_requests_total"].labels == {"result"}
-    assert len(families()) == 18
+    assert len(families()) == 19
 
 
 def test_identity() -> None:

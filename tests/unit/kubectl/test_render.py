@@ -138,7 +138,9 @@ def test_a_rolled_back_or_aborted_cycle_says_so_on_its_screen() -> None:
     assert "restored 2 objects, verified" in rolled
     aborted = cycle("Aborted")
     assert aborted.status is not None
-    aborted.status.abort = AbortRecord(requested_by="alice", reason="wrong fix", restored=True)
+    aborted.status.abort = AbortRecord(
+        requested_by="alice", requested_at=NOW, reason="wrong fix", restored=True
+    )
     screen = cycle_screen(aborted, NOW)
     assert "Status:    ✖ Aborted" in screen
     assert "Stopped by alice: wrong fix, targets restored from the snapshot" in screen
