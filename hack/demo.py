@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 from hack.localplane.plane import Plane
 from hack.localplane.release import Release
+from weavergen.api.cycle import FINAL_PHASES
 from weavergen.demo.manifests import (
     APP,
     BAD_RELEASE_PATCH,
@@ -51,7 +52,6 @@ REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "weavergen-system"
 SHOP = "shop"
 SCENARIOS = ("config-corruption", "bad-deploy")
-TERMINAL = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
 AFTER_MEASUREMENTS = 3  # shown after the cycle ends, so the report charts what followed it
 
 
@@ -271,7 +271,7 @@ class Demo:
                 if status.get("chosenStrategy") and last_phase != "chosen":
                     self.show_choice(status)
                     last_phase = "chosen"
-                if status.get("phase") in TERMINAL:
+                if status.get("phase") in FINAL_PHASES:
                     return {
                         "name": cycle_name,
                         **status,

@@ -32,6 +32,7 @@ from tests.scenario import (
     status,
 )
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.cycle import FINAL_PHASES
 from weavergen.api.keys import SNAPSHOT_LABEL
 from weavergen.domain.remedy.snapshot import Snapshot
 from weavergen.domain.simulation.simulator import Faults
@@ -58,9 +59,6 @@ def operator(
         yield process
     finally:
         process.stop()
-
-
-FINAL_PHASES = ("Succeeded", "RolledBack", "Failed", "Escalated", "NotNeeded")
 
 
 def finished(
