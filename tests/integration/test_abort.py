@@ -74,7 +74,11 @@ def test_an_abort_in_the_middle_of_implement_stops_its_job_and_restores_byte_ide
 ) -> None:
     """Implement runs as a Job and settles for 5 minutes after its changes: the abort deletes
     the Job, waits until its pod is gone, restores the snapshot and ends Aborted."""
-    criteria = {**running.charter()["spec"]["successCriteria"], "settleSeconds": 300}
+    criteria = {
+        **running.charter()["spec"]["successCriteria"],
+        "settleSeconds": 300,
+        "maxRecoverySeconds": 600,
+    }
     spec = start_healthy(
         plane,
         rest,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,7 @@ def test_get_approve_watch_and_why_through_kubectl(
     assert "* 1    partial-regeneration" in why.stdout
     assert "1. partial-regeneration (chosen)\n   - " in why.stdout
     assert "Signature: " in why.stdout  # from the explore result ConfigMap
-    assert "Step 1: reset_config_from_baseline" in why.stdout
+    # After the snapshot steps, the fix with the object it changes (and its diff below).
+    assert re.search(r"Step \d+: reset_config_from_baseline\n  \S", why.stdout), why.stdout
     done = weavergen(plane, "abort", name, "-n", namespace)
     assert done.returncode == 1 and "it is Succeeded: it has finished" in done.stderr

@@ -118,11 +118,16 @@ def show_changes(
     clear: bool,
     until_done: bool,
 ) -> int:
-    """A fresh screen per version of the object; with ``until_done``, stop at a final cycle
-    (exit 0 when it succeeded or needed nothing, else 1)."""
+    """A fresh screen per version of the object that shows differently (a status write of a
+    field not on the screen draws nothing); with ``until_done``, stop at a final cycle (exit 0
+    when it succeeded or needed nothing, else 1)."""
+    shown = None
     for obj in objects:
-        out.write((CLEAR if clear else "\n") + render(obj))
-        out.flush()
+        screen = render(obj)
+        if screen != shown:
+            out.write((CLEAR if clear else "\n") + screen)
+            out.flush()
+            shown = screen
         phase = (obj.get("status") or {}).get("phase")
         if until_done and phase in FINAL_PHASES:
             return 0 if phase in DONE_WELL else 1
