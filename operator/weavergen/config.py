@@ -12,6 +12,7 @@ says (``telemetry.tracing``), and phase Jobs get them passed on as they are (``k
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
@@ -67,6 +68,9 @@ class NotificationSettings:
     sinks: tuple[tuple[str, str], ...] = ()
     # WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS, comma-separated: for charters that name none
     default_sinks: tuple[str, ...] = ()
+    # WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS, JSON {"namespace": ["sink", ...]}: the defaults
+    # of charters in that namespace, instead of default_sinks
+    namespace_sinks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     timeout_seconds: float = 10.0  # WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS: per attempt
     max_attempts: int = 8  # WEAVERGEN_NOTIFICATIONS_MAX_ATTEMPTS: then the message failed
     per_minute: float = 30.0  # WEAVERGEN_NOTIFICATIONS_PER_MINUTE: per charter and sink
@@ -75,6 +79,10 @@ class NotificationSettings:
     def sink_type(self, name: str) -> str | None:
         return dict(self.sinks).get(name)
 
+    def defaults_for(self, namespace: str) -> tuple[str, ...]:
+        """The sinks of a charter in ``namespace`` that names none."""
+        return dict(self.namespace_sinks).get(namespace, self.default_sinks)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NotificationSettings:
         default = cls()
@@ -82,18 +90,29 @@ class NotificationSettings:
         defaults = _read(
             env, "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS", default.default_sinks, _names
         )
-        unknown = [name for name in defaults if name not in dict(sinks)]
-        if unknown:
-            raise ConfigError(
-                f"WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS: {', '.join(unknown)} not among "
-                f"WEAVERGEN_NOTIFICATIONS_SINKS ({', '.join(dict(sinks)) or 'none'})"
-            )
+        by_namespace = _read(
+            env, "WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS", default.namespace_sinks, _sinks_by_ns
+        )
+        for variable, named in (
+            ("WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS", defaults),
+            *(
+                (f"WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS[{ns!r}]", names)
+                for ns, names in by_namespace
+            ),
+        ):
+            unknown = [name for name in named if name not in dict(sinks)]
+            if unknown:
+                raise ConfigError(
+                    f"{variable}: {', '.join(unknown)} not among "
+                    f"WEAVERGEN_NOTIFICATIONS_SINKS ({', '.join(dict(sinks)) or 'none'})"
+                )
         return cls(
             directory=Path(
                 _read(env, "WEAVERGEN_NOTIFICATIONS_DIR", str(default.directory), _text)
             ),
             sinks=sinks,
             default_sinks=defaults,
+            namespace_sinks=by_namespace,
             timeout_seconds=_read(
                 env,
                 "WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS",
@@ -313,6 +332,20 @@ def _names(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise _Refused("distinct sink names")
     return names
+
+
+def _sinks_by_ns(value: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{"namespace": ["sink", ...]}``: the chart's ``notifications.namespaceSinks``."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+        for names in parsed.values()
+    ):
+        raise _Refused('a JSON object of namespaces to lists of sink names: {"shop": ["slack"]}')
+    return tuple((str(ns), _names(",".join(names))) for ns, names in sorted(parsed.items()))
 
 
 def _sinks(value: str) -> tuple[tuple[str, str], ...]:

@@ -216,6 +216,7 @@ def test_notification_sinks_are_mounted_files_the_operator_reads(helm: Path) -> 
         *sink_values(0, "oncall", "slack", "weavergen-slack", "url"),
         *sink_values(1, "audit", "cloudevents", "audit-bus", "endpoint"),
         "notifications.defaultSinks={oncall}",
+        "notifications.namespaceSinks.payments={audit,oncall}",
         "notifications.rateLimit.perMinute=12",
     ]
     [deployment] = [o for o in template(helm, *sets) if o["kind"] == "Deployment"]
@@ -233,6 +234,7 @@ def test_notification_sinks_are_mounted_files_the_operator_reads(helm: Path) -> 
     assert settings.directory == Path(mount["mountPath"])
     assert settings.sinks == (("oncall", "slack"), ("audit", "cloudevents"))
     assert settings.default_sinks == ("oncall",)
+    assert settings.defaults_for("payments") == ("audit", "oncall")
     assert settings.per_minute == 12.0 and settings.max_attempts == 8
 
 
@@ -282,6 +284,11 @@ def test_peering_gives_standbys_distinct_priorities(helm: Path) -> None:
             "notifications.sinks: each sink needs a name of its own",
         ),
         ("notifications.defaultSinks={ops}", "notifications.defaultSinks: ops is not one of"),
+        (
+            "notifications.namespaceSinks.shop={ops}",
+            "notifications.namespaceSinks.shop: ops is not one of",
+        ),
+        ("notifications.namespaceSinks.Shop={ops}", "invalid propertyName 'Shop'"),
         ("notifications.rateLimit.burst=0", "/notifications/rateLimit/burst"),
     ],
 )

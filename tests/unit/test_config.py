@@ -197,6 +197,7 @@ def test_notification_sinks_come_with_their_types_defaults_and_limits() -> None:
             "WEAVERGEN_NOTIFICATIONS_DIR": "/run/sinks",
             "WEAVERGEN_NOTIFICATIONS_SINKS": "ops=slack, audit=cloudevents,hook=webhook",
             "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS": "ops,audit",
+            "WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS": '{"shop": ["hook"], "quiet": []}',
             "WEAVERGEN_NOTIFICATIONS_TIMEOUT_SECONDS": "2.5",
             "WEAVERGEN_NOTIFICATIONS_MAX_ATTEMPTS": "3",
             "WEAVERGEN_NOTIFICATIONS_PER_MINUTE": "6",
@@ -207,12 +208,17 @@ def test_notification_sinks_come_with_their_types_defaults_and_limits() -> None:
         directory=Path("/run/sinks"),
         sinks=(("ops", "slack"), ("audit", "cloudevents"), ("hook", "webhook")),
         default_sinks=("ops", "audit"),
+        namespace_sinks=(("quiet", ()), ("shop", ("hook",))),
         timeout_seconds=2.5,
         max_attempts=3,
         per_minute=6.0,
         burst=2,
     )
     assert config.sink_type("audit") == "cloudevents" and config.sink_type("pager") is None
+    # A namespace's own defaults replace the operator's; an empty list silences a namespace.
+    assert config.defaults_for("shop") == ("hook",)
+    assert config.defaults_for("quiet") == ()
+    assert config.defaults_for("elsewhere") == ("ops", "audit")
     unset = OperatorConfig.from_env({}).notifications
     assert unset.sinks == () and unset.directory == Path("/etc/weavergen/notifications")
 
@@ -231,6 +237,17 @@ def test_notification_sinks_come_with_their_types_defaults_and_limits() -> None:
                 "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS": "b",
             },
             "WEAVERGEN_NOTIFICATIONS_DEFAULT_SINKS: b not among WEAVERGEN_NOTIFICATIONS_SINKS (a)",
+        ),
+        (
+            {
+                "WEAVERGEN_NOTIFICATIONS_SINKS": "a=slack",
+                "WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS": '{"shop": ["a", "pager"]}',
+            },
+            "WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS['shop']: pager not among",
+        ),
+        (
+            {"WEAVERGEN_NOTIFICATIONS_NAMESPACE_SINKS": '["a"]'},
+            "a JSON object of namespaces to lists of sink names",
         ),
         (
             {"WEAVERGEN_NOTIFICATIONS_BURST": "0"},

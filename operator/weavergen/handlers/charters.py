@@ -76,7 +76,7 @@ def reconcile_charter(
         now=now,
         requested=requested,
         inputs=inputs,
-        routing=routing(charter, operator_config().notifications),
+        routing=routing(charter, namespace, operator_config().notifications),
     )
     if known_good(measurement) and not target.has_golden():
         target.store_golden()

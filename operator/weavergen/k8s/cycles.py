@@ -270,7 +270,7 @@ class CycleReconciler:
             trace_parent=traceparent(trace_id),
         )
         refs = _CycleRefs.of(namespace, owner, cycle.charter_ref.name, charter_obj, trace_id)
-        told = routing(phases.charter, operator_config().notifications)
+        told = routing(phases.charter, namespace, operator_config().notifications)
         request = stop_request(status, requests_of(meta.get("annotations")))
         if request is not None:
             stopping = StopObservation(

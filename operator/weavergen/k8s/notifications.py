@@ -25,12 +25,15 @@ from weavergen.k8s.status import write_status
 from weavergen.notify.delivery import Delivery, Notifier, Outcome, Recorder, delivery_key
 
 
-def routing(spec: RegenerationCharterSpec | None, settings: NotificationSettings) -> notify.Routing:
-    """The charter's routing among the sinks this operator is configured with."""
+def routing(
+    spec: RegenerationCharterSpec | None, namespace: str, settings: NotificationSettings
+) -> notify.Routing:
+    """The charter's routing among the sinks this operator is configured with (a charter that
+    names none gets its namespace's default sinks, else the operator's)."""
     return notify.routing(
         spec.notifications if spec else None,
         [name for name, _ in settings.sinks],
-        settings.default_sinks,
+        settings.defaults_for(namespace),
     )
 
 
