@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hack.localplane.plane import Plane, write_kubeconfig
-from tests.integration.conftest import await_status
+from tests.integration.conftest import await_status, wait_for
 from tests.integration.test_operator import (  # the operator's fixtures and helpers
     corrupt_and_wait_for_the_cycle,
     operator,  # noqa: F401
@@ -149,6 +149,13 @@ def test_get_approve_watch_and_why_through_kubectl(
                     text=True,
                 )
             )
+        # Approve once the watch has drawn the waiting cycle: a plugin that starts slowly on a
+        # busy machine would otherwise first see the cycle already past it.
+        wait_for(
+            lambda: "AwaitingApproval" in screens.read_text(),
+            60,
+            what="the watch's first screen",
+        )
         approved = weavergen(plane, "approve", name, "-n", namespace)
         assert approved.returncode == 0, approved.stderr
         annotations = (rest.get("RegenerationCycle", namespace, name) or {})["metadata"][
