@@ -102,6 +102,10 @@ class LabelSelector(WireModel):
     )
 
 
+WorkloadKind = Literal["Deployment", "StatefulSet", "Rollout"]
+WORKLOAD_KINDS: tuple[str, ...] = get_args(WorkloadKind)
+
+
 class WorkloadRef(WireModel):
     """A workload to keep healthy, by name or by label selector (exactly one of the two)."""
 
@@ -114,8 +118,19 @@ class WorkloadRef(WireModel):
         )
     }
 
-    kind: Literal["Deployment", "StatefulSet"] = Field(
-        default="Deployment", description="Kind of the workload: Deployment or StatefulSet."
+    kind: WorkloadKind = Field(
+        default="Deployment",
+        description=(
+            "Kind of the workload. Deployment (apps/v1): every strategy; undo to the previous "
+            "ReplicaSet. StatefulSet (apps/v1): every strategy, rolled by its controller in "
+            "ordinal order within rollingUpdate.partition, pods replaced one at a time by the "
+            "operator under updateStrategy OnDelete, undo to the previous ControllerRevision; "
+            "no PersistentVolumeClaim is ever deleted (no scale-to-zero when whenScaled is "
+            "Delete). Rollout (argoproj.io/v1alpha1, Argo Rollouts): restart by spec.restartAt, "
+            "undo to the stable ReplicaSet, rolled out when its status is Healthy. A "
+            "HorizontalPodAutoscaler that scales the workload is part of the target: scaling "
+            "changes its bounds, a rollback restores them."
+        ),
     )
     name: ObjectName | None = Field(default=None, description="Name of the workload.")
     selector: LabelSelector | None = Field(
@@ -135,7 +150,7 @@ class TargetSpec(WireModel):
     workloads: list[WorkloadRef] = Field(
         min_length=1,
         max_length=32,
-        description="Deployments and StatefulSets the charter keeps healthy.",
+        description="Deployments, StatefulSets and Argo Rollouts the charter keeps healthy.",
     )
     config_maps: list[ObjectName] = Field(
         default_factory=list,

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from weavergen.api.charter import (
+    WORKLOAD_KINDS,
     ObjectivesSpec,
     RegenerationCharter,
     RegenerationCharterSpec,
@@ -25,6 +26,8 @@ _TARGET_KINDS = {
     "deploy": "Deployment",
     "statefulset": "StatefulSet",
     "sts": "StatefulSet",
+    "rollout": "Rollout",
+    "ro": "Rollout",
     "configmap": "ConfigMap",
     "cm": "ConfigMap",
     "secret": "Secret",
@@ -59,9 +62,9 @@ class TargetRef:
 
 
 def parse_target(text: str) -> TargetRef:
-    """Parse ``KIND/NAME`` (kind case-insensitive, short names accepted: deploy, sts, cm)."""
+    """Parse ``KIND/NAME`` (kind case-insensitive, short names accepted: deploy, sts, ro, cm)."""
     kind, sep, name = text.partition("/")
-    known = "Deployment, StatefulSet, ConfigMap, Secret"
+    known = "Deployment, StatefulSet, Rollout, ConfigMap, Secret"
     if not sep or not kind or not name:
         raise InvalidTarget(f"target {text!r}: expected KIND/NAME with KIND one of {known}")
     canonical = _TARGET_KINDS.get(kind.lower())
@@ -80,7 +83,7 @@ def build_target(system_id: str, refs: Sequence[TargetRef]) -> TargetSpec:
     workloads = [
         WorkloadRef.model_validate({"kind": r.kind, "name": r.name})
         for r in refs
-        if r.kind in ("Deployment", "StatefulSet")
+        if r.kind in WORKLOAD_KINDS
     ] or [WorkloadRef(kind="Deployment", name=system_id)]
     return TargetSpec(
         workloads=workloads,

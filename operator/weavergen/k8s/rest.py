@@ -19,9 +19,16 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Deployment": ("apis/apps/v1", "deployments"),
     "StatefulSet": ("apis/apps/v1", "statefulsets"),
     "ReplicaSet": ("apis/apps/v1", "replicasets"),
+    "ControllerRevision": ("apis/apps/v1", "controllerrevisions"),
+    "Rollout": ("apis/argoproj.io/v1alpha1", "rollouts"),
+    "HorizontalPodAutoscaler": ("apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "Application": ("apis/argoproj.io/v1alpha1", "applications"),
+    "Kustomization": ("apis/kustomize.toolkit.fluxcd.io/v1", "kustomizations"),
+    "HelmRelease": ("apis/helm.toolkit.fluxcd.io/v2", "helmreleases"),
     "ConfigMap": ("api/v1", "configmaps"),
     "Secret": ("api/v1", "secrets"),
     "Pod": ("api/v1", "pods"),
+    "PersistentVolumeClaim": ("api/v1", "persistentvolumeclaims"),
     "Event": ("api/v1", "events"),
     "Job": ("apis/batch/v1", "jobs"),
     "RegenerationCharter": ("apis/regeneration.weavergen.io/v1alpha1", "regenerationcharters"),
@@ -110,12 +117,19 @@ class Rest:
         fields: dict[str, str] | None = None,
     ) -> list[Obj]:
         """Objects of a kind, filtered by the API server on labels and on fields; a None
-        namespace lists them in all namespaces."""
+        namespace lists them in all namespaces. A kind the cluster does not serve (its CRD is
+        not installed: the list itself is not found) has no objects."""
         query = []
         for parameter, terms in (("labelSelector", selector), ("fieldSelector", fields)):
             if terms:
                 query.append((parameter, ",".join(f"{k}={v}" for k, v in sorted(terms.items()))))
-        items = self._call("GET", self._path(kind, namespace), query=query).get("items", [])
+        try:
+            found = self._call("GET", self._path(kind, namespace), query=query)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            return []
+        items = found.get("items", [])
         return [_typed(item, kind) for item in items]
 
     def create(self, kind: str, namespace: str | None, body: Obj) -> Obj:

@@ -7,11 +7,13 @@ import time
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import TargetSpec, WorkloadRef
+from weavergen.domain.remedy import kinds
 from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest, key_of
 from weavergen.domain.remedy.snapshot import normalise
 from weavergen.k8s.rest import Rest
 
-REVISION = "deployment.kubernetes.io/revision"
+# Where each kind keeps its revisions: Deployments and Rollouts in ReplicaSets.
+REVISIONS = {"StatefulSet": "ControllerRevision", "Deployment": "ReplicaSet"}
 
 
 class TargetChanged(RuntimeError):
@@ -37,9 +39,24 @@ class Targets:
         """The target's Deployments and StatefulSets as they are now."""
         return [obj for ref in self.target.workloads for obj in self._workloads(ref)]
 
+    def autoscalers(self, workloads: list[Manifest]) -> list[Manifest]:
+        """The HorizontalPodAutoscalers that scale the workloads: part of the target, since a
+        scaling strategy changes their bounds (and a rollback restores them)."""
+        if not workloads:
+            return []
+        scaled = {(w["kind"], w["metadata"]["name"]) for w in workloads}
+        return [
+            hpa
+            for hpa in self.rest.list(kinds.HPA, self.namespace)
+            if ((ref := hpa["spec"].get("scaleTargetRef") or {}).get("kind"), ref.get("name"))
+            in scaled
+        ]
+
     def objects(self) -> dict[str, Manifest]:
-        """The workloads and ConfigMaps of the target, by ``Kind/namespace/name``."""
-        found = {key_of(obj): obj for obj in self.workloads()}
+        """The workloads, their autoscalers and the ConfigMaps of the target, by
+        ``Kind/namespace/name``."""
+        workloads = self.workloads()
+        found = {key_of(obj): obj for obj in [*workloads, *self.autoscalers(workloads)]}
         for name in self.target.config_maps:
             config_map = self.rest.get("ConfigMap", self.namespace, name)
             if config_map:
@@ -47,26 +64,15 @@ class Targets:
         return found
 
     def previous_templates(self) -> dict[str, Manifest]:
-        """Each Deployment's previous pod template, from its ReplicaSets' revisions."""
+        """Each workload's template to undo to, from its own revision history."""
         out: dict[str, Manifest] = {}
         for key, obj in self.objects().items():
-            if obj["kind"] != "Deployment":
+            if obj["kind"] not in WORKLOAD_KINDS:
                 continue
+            history = REVISIONS["StatefulSet" if obj["kind"] == "StatefulSet" else "Deployment"]
             labels = obj["spec"]["selector"].get("matchLabels") or {}
-            owned = [
-                rs
-                for rs in self.rest.list("ReplicaSet", self.namespace, labels)
-                if any(
-                    o.get("uid") == obj["metadata"]["uid"]
-                    for o in rs["metadata"].get("ownerReferences", [])
-                )
-            ]
-            owned.sort(
-                key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION, 0))
-            )
-            if len(owned) >= 2:
-                template = owned[-2]["spec"]["template"]
-                (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+            template = kinds.previous_template(obj, self.rest.list(history, self.namespace, labels))
+            if template is not None:
                 out[key] = template
         return out
 
@@ -115,33 +121,38 @@ class Targets:
         return deleted
 
     def rolled_out(self) -> bool:
-        """Every workload's newest generation is observed, updated and available."""
-        for obj in self.objects().values():
-            if obj["kind"] not in WORKLOAD_KINDS:
+        """Every workload's controller has finished what its spec asks, and its autoscaler
+        has brought it within bounds (see ``kinds``)."""
+        objects = self.objects()
+        return all(
+            kinds.rolled_out(obj)
+            and kinds.within_bounds(obj, objects)
+            and kinds.pods_updated(obj, self._pods(obj) if obj["kind"] == "StatefulSet" else ())
+            for obj in objects.values()
+            if obj["kind"] in WORKLOAD_KINDS
+        )
+
+    def _pods(self, obj: Manifest) -> list[Manifest]:
+        return self.rest.list("Pod", self.namespace, obj["spec"]["selector"].get("matchLabels"))
+
+    def advance_on_delete(self) -> str | None:
+        """Replace the next stale pod of an OnDelete StatefulSet (its controller will not);
+        the pod's name, or None when none is due. One at a time, and level-based: a process
+        that dies between two calls resumes where the pods are."""
+        for obj in self.workloads():
+            if not kinds.on_delete(obj):
                 continue
-            spec, status = obj["spec"], obj.get("status", {})
-            want = spec.get("replicas", 1)
-            if status.get("observedGeneration", 0) < obj["metadata"].get("generation", 0):
-                return False
-            if obj["kind"] == "Deployment":
-                done = (
-                    status.get("updatedReplicas", 0) == want
-                    and status.get("replicas", 0) == want
-                    and status.get("availableReplicas", 0) == want
-                )
-            else:
-                done = (
-                    status.get("currentRevision") == status.get("updateRevision")
-                    and status.get("readyReplicas", 0) == want
-                )
-            if not done:
-                return False
-        return True
+            pod = kinds.next_pod_to_replace(obj, self._pods(obj))
+            if pod is not None:
+                self.rest.delete("Pod", self.namespace, pod)
+                return pod
+        return None
 
     def wait_rollout(self, timeout_seconds: float, poll: float = 0.5) -> bool:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.rolled_out():
                 return True
+            self.advance_on_delete()
             time.sleep(poll)
         return self.rolled_out()

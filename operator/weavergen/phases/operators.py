@@ -12,6 +12,7 @@ from typing import Any
 from weavergen.api.charter import SuccessCriteriaSpec
 from weavergen.domain.measure.judge import judge
 from weavergen.domain.remedy.actions import PLANNERS, ActionInput, plan_action
+from weavergen.domain.remedy.kinds import autoscaled_as
 from weavergen.domain.remedy.port import TargetPort
 from weavergen.domain.remedy.snapshot import (
     Snapshot,
@@ -181,8 +182,9 @@ class Operators:
             return {"restored": False}
         # Only what the snapshot held or what this cycle wrote may be overwritten; anything
         # else is a person's edit during the cycle, and restoring would undo it blindly.
+        live = autoscaled_as(snapshot.objects, self.target.objects())
         edited = edits_by_others(
-            fingerprints(snapshot.objects), self.target.objects(), self.target.recorded_writes()
+            fingerprints(snapshot.objects), live, self.target.recorded_writes()
         )
         if edited:
             raise TargetEdited(
@@ -211,5 +213,5 @@ class Operators:
             "finishedAt": self.target.now(),
             "sha256": snapshot.sha256,
             "restoredObjects": sorted(snapshot.objects),
-            "verified": snapshot.matches(self.target.objects()),
+            "verified": snapshot.matches(autoscaled_as(snapshot.objects, self.target.objects())),
         }

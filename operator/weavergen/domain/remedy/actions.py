@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from weavergen.api.keys import CACHE_EPOCH, REPLICAS_BEFORE
+from weavergen.api.keys import BOUNDS_BEFORE, CACHE_EPOCH, REPLICAS_BEFORE
+from weavergen.domain.remedy.kinds import (
+    RESTARTED_AT,
+    WORKLOAD_KINDS,
+    Manifest,
+    autoscaler_of,
+    restart,
+    template_of,
+)
 
-Manifest = dict[str, Any]
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+__all__ = ["RESTARTED_AT", "WORKLOAD_KINDS", "Manifest"]
 
 
 def key_of(obj: Mapping[str, Any]) -> str:
@@ -41,6 +48,11 @@ class ActionInput:
 
 def workloads(objects: Mapping[str, Manifest]) -> dict[str, Manifest]:
     return {k: v for k, v in objects.items() if v["kind"] in WORKLOAD_KINDS}
+
+
+def templated(objects: Mapping[str, Manifest]) -> dict[str, Manifest]:
+    """The workloads that carry their own pod template (not a Rollout's ``workloadRef``)."""
+    return {k: v for k, v in workloads(objects).items() if template_of(v) is not None}
 
 
 def config_maps(objects: Mapping[str, Manifest]) -> dict[str, Manifest]:
@@ -67,10 +79,7 @@ def _changed(
 
 
 def rollout_restart(given: ActionInput) -> dict[str, Manifest]:
-    return _changed(
-        workloads(given.objects),
-        lambda o: _template_annotations(o).__setitem__(RESTARTED_AT, given.now),
-    )
+    return _changed(workloads(given.objects), lambda o: restart(o, given.now))
 
 
 def bump_cache_epoch(given: ActionInput) -> dict[str, Manifest]:
@@ -78,7 +87,7 @@ def bump_cache_epoch(given: ActionInput) -> dict[str, Manifest]:
         annotations = _template_annotations(o)
         annotations[CACHE_EPOCH] = str(int(annotations.get(CACHE_EPOCH, "0")) + 1)
 
-    return _changed(workloads(given.objects), bump)
+    return _changed(templated(given.objects), bump)
 
 
 def reset_config_from_baseline(given: ActionInput) -> dict[str, Manifest]:
@@ -94,11 +103,32 @@ def reset_config_from_baseline(given: ActionInput) -> dict[str, Manifest]:
 
 
 def scale_workloads(given: ActionInput) -> dict[str, Manifest]:
+    """More (or fewer) replicas. A workload an HPA scales is scaled through the HPA's bounds
+    (its ``minReplicas``, and ``maxReplicas`` if that is lower), the bounds before kept in an
+    annotation: setting the replicas would only start a tug of war with the autoscaler."""
     delta = int(given.params.get("replicas_delta", 1))
-    return _changed(
-        workloads(given.objects),
-        lambda o: o["spec"].__setitem__("replicas", max(0, o["spec"].get("replicas", 1) + delta)),
-    )
+    out: dict[str, Manifest] = {}
+    for key, obj in workloads(given.objects).items():
+        replicas = max(0, obj["spec"].get("replicas", 1) + delta)
+        hpa = autoscaler_of(obj, given.objects)
+        if hpa is None:
+            out |= _changed({key: obj}, functools.partial(_replicas, replicas=replicas))
+        else:
+            out |= _changed({key_of(hpa): hpa}, functools.partial(_bound, replicas=replicas))
+    return out
+
+
+def _replicas(obj: Manifest, replicas: int) -> None:
+    obj["spec"]["replicas"] = replicas
+
+
+def _bound(hpa: Manifest, replicas: int) -> None:
+    spec = hpa["spec"]
+    low, high = spec.get("minReplicas", 1), spec["maxReplicas"]
+    annotations = hpa["metadata"].setdefault("annotations", {})
+    annotations.setdefault(BOUNDS_BEFORE, f"{low}-{high}")
+    spec["minReplicas"] = max(1, replicas)
+    spec["maxReplicas"] = max(high, spec["minReplicas"])
 
 
 def scale_to_zero(given: ActionInput) -> dict[str, Manifest]:
@@ -126,7 +156,7 @@ def reapply_golden_manifests(given: ActionInput) -> dict[str, Manifest]:
         if golden is not None:
             o["spec"]["template"] = copy.deepcopy(golden["spec"]["template"])
 
-    return _changed(workloads(given.objects), reapply)
+    return _changed(templated(given.objects), reapply)
 
 
 def rollout_undo(given: ActionInput) -> dict[str, Manifest]:
@@ -135,7 +165,7 @@ def rollout_undo(given: ActionInput) -> dict[str, Manifest]:
         if previous is not None:
             o["spec"]["template"] = copy.deepcopy(previous)
 
-    return _changed(workloads(given.objects), undo)
+    return _changed(templated(given.objects), undo)
 
 
 def tune_sampling(given: ActionInput) -> dict[str, Manifest]:
@@ -154,7 +184,7 @@ def tune_sampling(given: ActionInput) -> dict[str, Manifest]:
             ]
             container["env"] = env
 
-    return _changed(workloads(given.objects), tune)
+    return _changed(templated(given.objects), tune)
 
 
 def no_object_change(given: ActionInput) -> dict[str, Manifest]:

@@ -26,7 +26,7 @@ SERVER_OWNED_METADATA = (
     "deletionGracePeriodSeconds",
     "selfLink",
 )
-SERVER_OWNED_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+SERVER_OWNED_ANNOTATIONS = ("deployment.kubernetes.io/revision", "rollout.argoproj.io/revision")
 
 
 class SnapshotIntegrityError(ValueError):
