@@ -161,6 +161,9 @@ class OperatorConfig:
     prometheus_auth: PrometheusAuth | None = None
     # WEAVERGEN_NOTIFICATIONS_*: the sinks charters' notifications go to (NotificationSettings)
     notifications: NotificationSettings = NotificationSettings()
+    # WEAVERGEN_ARGOCD_NAMESPACE: where Argo CD's Applications live (those a tracking-id names
+    # without a namespace, and those of the app.kubernetes.io/instance label)
+    argocd_namespace: str = "argocd"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -195,6 +198,9 @@ class OperatorConfig:
             traceparent=env.get("TRACEPARENT") or None,
             prometheus_auth=_prometheus_auth(env),
             notifications=NotificationSettings.from_env(env),
+            argocd_namespace=_read(
+                env, "WEAVERGEN_ARGOCD_NAMESPACE", default.argocd_namespace, _text
+            ),
         )
 
 

@@ -134,6 +134,17 @@ class PlannedChange(StatusModel):
     diff: str = Field(default="", max_length=4096, description="Unified diff, now -> planned.")
 
 
+class GitOpsDrift(StatusModel):
+    """A planned change a GitOps controller would revert: the fix holds once it is in Git."""
+
+    object: str = Field(description="Kind/namespace/name of the object.")
+    tracker: str = Field(description="What tracks it: an Argo CD Application, a Flux object.")
+    why: str = Field(description="Why the operator expects that tracker to revert the change.")
+    paths: list[str] = Field(
+        default_factory=list, max_length=64, description="Fields the plan changes that Git holds."
+    )
+
+
 class SnapshotRef(StatusModel):
     """Where the pre-change snapshot of the targets lives."""
 
@@ -198,6 +209,13 @@ class RegenerationCycleStatus(StatusModel):
     plan: list[PlannedChange] = Field(
         default_factory=list,
         description="Object changes Develop planned (propose mode: to approve).",
+    )
+    git_ops: list[GitOpsDrift] = Field(
+        default_factory=list,
+        description=(
+            "Planned changes to objects a GitOps controller reverts (Argo CD self-heal, Flux): "
+            "commit them to Git. In enforce mode such a plan waits for approval."
+        ),
     )
     predicted_entropy: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Entropy Develop expects after the fix."

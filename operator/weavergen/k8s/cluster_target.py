@@ -33,6 +33,7 @@ from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest
+from weavergen.domain.remedy.gitops import Reverting, Tracker, inferred, reverting, tracker_of
 from weavergen.domain.remedy.inputs import (
     ConsumedInput,
     changed_inputs,
@@ -40,6 +41,7 @@ from weavergen.domain.remedy.inputs import (
     fingerprint,
     image_drift,
 )
+from weavergen.domain.remedy.kinds import HPA, refused_actions, restore_order, template_of
 from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError, Writes, with_writes
 from weavergen.domain.times import parse_time
 from weavergen.k8s import snapshots
@@ -219,7 +221,7 @@ class ClusterTarget:
     def restore(self, snapshot: Snapshot) -> None:
         """Integrity first; then every snapshotted object is written back as it was."""
         snapshot.verify()
-        for obj in snapshot.objects.values():
+        for obj in restore_order(snapshot.objects):
             self.targets.write(obj)
 
     def store_golden(self) -> Snapshot:
@@ -500,7 +502,7 @@ class ClusterTarget:
             if obj["kind"] == "ConfigMap" and key in golden
         )
         template_changed = any(
-            key in golden and golden[key]["spec"]["template"] != obj["spec"]["template"]
+            key in golden and template_of(golden[key]) != template_of(obj)
             for key, obj in objects.items()
             if obj["kind"] in WORKLOAD_KINDS
         )
@@ -516,7 +518,35 @@ class ClusterTarget:
             workloads=max(1, len(workloads)),
             replicas=min((o["spec"].get("replicas", 1) for o in workloads), default=1),
             changed_inputs=tuple(changed),
+            refused=refused_actions(objects),
+            reverted_by=tuple(dict.fromkeys(r.why for r in self.reverted().values())),
+            autoscalers=tuple(k for k, o in objects.items() if o["kind"] == HPA),
         )
+
+    def reverted(self) -> dict[str, Reverting]:
+        """The target objects a GitOps controller reverts changes to, by key (see ``gitops``)."""
+        found: dict[str, Reverting] = {}
+        trackers: dict[Tracker, tuple[Obj | None, bool]] = {}
+        for key, obj in self.objects().items():
+            tracker = tracker_of(obj, operator_config().argocd_namespace)
+            if tracker is None:
+                continue
+            if tracker not in trackers:
+                trackers[tracker] = self._read_tracker(tracker)
+            tracked, readable = trackers[tracker]
+            verdict = reverting(tracker, tracked, readable=readable, guessed=inferred(obj, tracker))
+            if verdict is not None:
+                found[key] = verdict
+        return found
+
+    def _read_tracker(self, tracker: Tracker) -> tuple[Obj | None, bool]:
+        """The tracker's object (None if not found), and whether it could be read at all."""
+        try:
+            return self.rest.get(tracker.kind, tracker.namespace, tracker.name), True
+        except ApiException as err:
+            if err.status != 403:
+                raise
+            return None, False
 
     def check_dependencies(self) -> dict[str, Any]:
         return {}

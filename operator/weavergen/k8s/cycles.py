@@ -27,6 +27,7 @@ from weavergen.config import operator_config
 from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
     CycleObservation,
+    approval_needed,
     plan_cycle,
     plan_missing_charter,
 )
@@ -56,7 +57,13 @@ from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
 from weavergen.telemetry.tracing import traceparent
-from weavergen.workflows import Pending, ServiceRegistry, WorkflowRun, start_cycle_workflow
+from weavergen.workflows import (
+    Operator,
+    Pending,
+    ServiceRegistry,
+    WorkflowRun,
+    start_cycle_workflow,
+)
 
 STATE_KEY = "state.json.gz"
 
@@ -185,12 +192,37 @@ class CycleRunner:
         return run
 
 
-def awaiting_approval(params: dict[str, Any], data: dict[str, Any]) -> None:
-    """Implement in propose mode, until a person approves the plan Develop left in status."""
-    raise Pending(
-        f"plan ready ({(data.get('chosen') or {}).get('strategy')}): approve with "
-        f"kubectl annotate rcy <name> {APPROVAL_ANNOTATION}=true"
-    )
+@dataclass(frozen=True)
+class ApprovalGate:
+    """Implement waits here while a person has to approve the plan Develop left in status."""
+
+    mode: str
+    approved: bool
+    dry_run: bool
+
+    def reason(self, data: Mapping[str, Any]) -> str | None:
+        if self.approved:
+            return None
+        return approval_needed(self.mode, data.get("solution"), dry_run=self.dry_run)
+
+    def guard(self, implement: Operator) -> Operator:
+        def gated(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None:
+            why = self.reason(data)
+            if why is not None:
+                raise Pending(
+                    f"plan ready ({(data.get('chosen') or {}).get('strategy')}, {why}): approve "
+                    f"with kubectl annotate rcy <name> {APPROVAL_ANNOTATION}=true"
+                )
+            return implement(params, data)
+
+        return gated
+
+
+def approval_gate(
+    phases: CyclePhases, cycle: RegenerationCycleSpec, meta: Mapping[str, Any]
+) -> ApprovalGate:
+    approved = (meta.get("annotations") or {}).get(APPROVAL_ANNOTATION) == "true"
+    return ApprovalGate(phases.charter.mode, approved, cycle.dry_run)
 
 
 @dataclass(frozen=True)
@@ -297,7 +329,8 @@ class CycleReconciler:
             refs,
             observed,
             CycleRunner(self.rest, namespace, name, owner, phases.registry(operators)),
-            operators,
+            approval_gate(phases, cycle, meta),
+            jobs=phases.charter.executor == "job",
         )
 
     def phase_operators(
@@ -308,7 +341,8 @@ class CycleReconciler:
         cycle: RegenerationCycleSpec,
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """The operators that replace inline phases: phase Jobs, and a wait for approval."""
+        """The operators that replace inline phases: phase Jobs, and Implement behind the
+        approval gate."""
         operators: dict[str, Any] = {}
         if phases.charter.executor == "job":
             jobs = PhaseJobs(
@@ -321,9 +355,8 @@ class CycleReconciler:
                 trace_id=refs.trace_id,
             )
             operators = {phase: jobs.operator(phase) for phase in PHASES}
-        approved = (meta.get("annotations") or {}).get(APPROVAL_ANNOTATION) == "true"
-        if phases.charter.mode == "propose" and not approved and not cycle.dry_run:
-            operators["implement"] = awaiting_approval
+        implement = operators.get("implement") or phases.traced("implement")
+        operators["implement"] = approval_gate(phases, cycle, meta).guard(implement)
         return operators
 
     def advance(
@@ -331,7 +364,9 @@ class CycleReconciler:
         refs: _CycleRefs,
         observed: CycleObservation,
         runner: CycleRunner,
-        operators: Mapping[str, Any],
+        gate: ApprovalGate,
+        *,
+        jobs: bool,
     ) -> CycleDecision | None:
         """Run the workflow as far as it goes, applying the plan after every step and at the
         point where it stops (a wait, or the end)."""
@@ -349,13 +384,14 @@ class CycleReconciler:
         if not (run.waiting or run.completed):
             return None
         task = next(iter(run.pending), None)
+        awaiting = task == "implement" and gate.reason(run.data) is not None
         observed = replace(
             observed,
             data=run.data,
             step=None,
             pending=run.pending,
-            awaiting_approval=task is not None and operators.get(task) is awaiting_approval,
-            job=result_name(refs.cycle, task) if task and task in operators else None,
+            awaiting_approval=awaiting,
+            job=result_name(refs.cycle, task) if task and jobs and not awaiting else None,
             completed=run.completed,
             snapshot=self.stored_snapshot(refs, run.data),
         )

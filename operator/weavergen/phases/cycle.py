@@ -157,6 +157,7 @@ class CyclePhases:
                 **escalation_parameters(data),
             },
             now=g.now(),
+            reverted=g.reverted(),
         )
         return {"solution": solution.as_dict()}
 

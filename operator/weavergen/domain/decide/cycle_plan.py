@@ -167,6 +167,24 @@ def _phase_after(task: str, data: Mapping[str, Any]) -> str:
     return "Implementing" if kept else "RollingBack"
 
 
+def approval_needed(mode: str, solution: Mapping[str, Any] | None, *, dry_run: bool) -> str | None:
+    """Why Implement waits for a person before it changes anything, or None: in propose mode
+    always; in enforce mode when the plan changes what a GitOps controller would revert (the
+    fix belongs in Git, and a person decides whether to apply it in the cluster meanwhile)."""
+    if dry_run:
+        return None
+    if mode == "propose":
+        return "propose mode"
+    drift = (solution or {}).get("gitops") or []
+    if mode == "enforce" and drift:
+        trackers = ", ".join(dict.fromkeys(note["tracker"] for note in drift))
+        return (
+            f"the plan changes {len(drift)} object(s) {trackers} would revert: commit the diff "
+            "in status.gitOps to Git"
+        )
+    return None
+
+
 def _waiting(observed: CycleObservation, now: datetime) -> CycleDecision:
     task = next(iter(observed.pending))
     identity = _identity(observed, now)

@@ -118,6 +118,9 @@ def cycle_status(
             for step in solution["plan"]
             for change in step["changes"]
         ]
+        patch["gitOps"] = [
+            {**note, "paths": note["paths"][:64]} for note in solution.get("gitops") or []
+        ]
         patch["predictedEntropy"] = solution["predicted_entropy"]
     outcome = data.get("outcome")
     if finished and outcome:

@@ -32,12 +32,15 @@ from weavergen.domain.remedy.strategies import (
     Strategy,
     candidates_for,
 )
+from weavergen.domain.remedy.vocabulary import DRIFTING_ACTIONS
 
 WEIGHTS = {"success": 0.4, "recovery": 0.3, "risk": 0.2, "resources": 0.1}
 PRIOR_STRENGTH = 4.0
 MIN_VIABLE_SUCCESS = 0.3
 # A fix rated 95% for a cause still fails now and then: one failure never rules a cause out.
 MIN_FAILURE_LIKELIHOOD = 0.05
+# Added risk of a fix a GitOps controller would revert: it does not hold until committed.
+GITOPS_RISK = 0.2
 
 FEATURES = (
     "error_rate_increase",
@@ -103,6 +106,12 @@ class TargetContext:
     # healthy, each described for people ("ConfigMap app-runtime (envFrom of Deployment/app),
     # changed 2026-12-03T10:00:00Z").
     changed_inputs: tuple[str, ...] = ()
+    # Actions no strategy may take here, each with the reason (``kinds.refused_actions``).
+    refused: Mapping[str, str] = field(default_factory=dict)
+    # Why changes made in the cluster to the targets would be reverted by a GitOps controller.
+    reverted_by: tuple[str, ...] = ()
+    # The targets' HorizontalPodAutoscalers (``Kind/namespace/name``).
+    autoscalers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,17 @@ class RiskAssessor:
             extra = min(0.2, 0.05 * (context.workloads - 1))
             risk += extra
             why.append(f"+{extra:.2f}: {context.workloads} workloads are touched")
+        if context.reverted_by and DRIFTING_ACTIONS & set(strategy.actions):
+            risk += GITOPS_RISK
+            why.append(
+                f"+{GITOPS_RISK:.2f}: {context.reverted_by[0]}: a change Git does not hold would "
+                "be reverted, so it holds only once committed (enforce waits for approval)"
+            )
+        if context.autoscalers and "scale_workloads" in strategy.actions:
+            why.append(
+                f"scales through {', '.join(context.autoscalers)}: raises its minReplicas "
+                "(restored on rollback) rather than fight it"
+            )
         return min(1.0, risk), why
 
 
@@ -319,6 +339,7 @@ def explore(
         exclude=exclude or {},
         max_failures=max_failures,
         max_failed_fixes=max_failed_fixes,
+        refused=context.refused,
     )
     candidates = [
         _assess(
@@ -427,6 +448,7 @@ def _exclusions(
     exclude: Mapping[str, str],
     max_failures: int | None,
     max_failed_fixes: int | None,
+    refused: Mapping[str, str],
 ) -> dict[str, str]:
     """The strategies not to rank, each with the reason."""
     excluded = dict(exclude)
@@ -444,6 +466,10 @@ def _exclusions(
                     f"{len(failed)} fixes failed in this incident (the limit is "
                     f"{max_failed_fixes}): escalating instead",
                 )
+    for s in CATALOG.values():
+        why = [refused[a] for a in s.actions if a in refused]
+        if why:
+            excluded.setdefault(s.name, f"not here: {why[0]}")
     for h in history:
         if max_failures and h.signature == signature and h.failures >= max_failures:
             excluded.setdefault(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weavergen.domain.remedy.actions import ActionInput, Manifest, diff, plan_action
+from weavergen.domain.remedy.gitops import Reverting, drift_notes
 from weavergen.domain.remedy.snapshot import fingerprints
 from weavergen.domain.remedy.strategies import strategy as catalog_strategy
 
@@ -31,6 +32,8 @@ class Solution:
     predicted_entropy: float
     reasons: list[str]
     basis: dict[str, str]  # fingerprints of the objects the plan was made from
+    # Planned changes a GitOps controller would revert (``gitops.drift_notes``): to commit.
+    gitops: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class Solution:
             "predicted_entropy": round(self.predicted_entropy, 4),
             "reasons": self.reasons,
             "basis": self.basis,
+            "gitops": self.gitops,
         }
 
 
@@ -61,11 +65,14 @@ def develop(
     previous_templates: Mapping[str, Manifest] | None = None,
     parameters: Mapping[str, Any] | None = None,
     now: str = "1970-01-01T00:00:00Z",
+    reverted: Mapping[str, Reverting] | None = None,
 ) -> Solution:
     """A solution for a ranked option (``Option.as_status()`` form, camelCase keys).
 
     The plan applies the strategy's actions in order to a copy of ``objects``, so each diff
-    shows the change on top of the previous steps; nothing is changed for real.
+    shows the change on top of the previous steps; nothing is changed for real. Changes to
+    objects a GitOps controller reverts (``reverted``, by key) are named with the paths Git
+    holds: a fix made only in the cluster would come undone at its next sync.
     """
     name = str(option["strategy"])
     strategy = catalog_strategy(name)
@@ -76,7 +83,7 @@ def develop(
         "sampling_ratio": 0.25,
     }
     params.update(parameters or {})
-    steps = _dry_run(
+    steps, planned = _dry_run(
         strategy.actions,
         objects,
         golden=golden or {},
@@ -97,6 +104,7 @@ def develop(
         predicted_entropy=(1 - probability) * entropy_before,
         reasons=list(option.get("reasons", [])),
         basis=fingerprints(objects),
+        gitops=drift_notes(planned, reverted or {}, objects),
     )
 
 
@@ -108,9 +116,10 @@ def _dry_run(
     previous_templates: Mapping[str, Manifest],
     params: Mapping[str, Any],
     now: str,
-) -> list[PlannedStep]:
+) -> tuple[list[PlannedStep], list[tuple[str, Manifest | None, Manifest]]]:
     """Each action planned on a copy that carries the earlier actions' changes: a step's diff
-    is what it adds to the steps before it, and the real objects stay untouched."""
+    is what it adds to the steps before it, and the real objects stay untouched. Also each
+    changed object as it is now and as the whole plan leaves it."""
     current = {k: v for k, v in objects.items()}
     steps = []
     for action in actions:
@@ -134,4 +143,5 @@ def _dry_run(
             )
         )
         current.update(changed)
-    return steps
+    planned = [(key, objects.get(key), after) for key, after in current.items()]
+    return steps, [(k, before, after) for k, before, after in planned if before != after]

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from weavergen.domain.measure.measure import Measurement
 from weavergen.domain.remedy.actions import Manifest
+from weavergen.domain.remedy.gitops import Reverting
 from weavergen.domain.remedy.snapshot import Snapshot, Writes
 
 
@@ -22,6 +23,9 @@ class TargetPort(Protocol):
 
     def previous_templates(self) -> dict[str, Manifest]:
         """Each workload's previous pod template (for rollout undo)."""
+
+    def reverted(self) -> dict[str, Reverting]:
+        """The target objects a GitOps controller reverts changes to, by key."""
 
     def apply(self, changed: dict[str, Manifest]) -> None:
         """Write changed objects (already planned by ``actions``)."""

@@ -60,4 +60,12 @@ MUTATING_ACTIONS: frozenset[str] = frozenset(
 )
 """Actions that change target objects: a workflow snapshots before the first of them."""
 
+DRIFTING_ACTIONS: frozenset[str] = MUTATING_ACTIONS - {
+    "rollout_restart",
+    "recreate_pods",
+    "bump_cache_epoch",
+}
+"""Mutating actions that change what Git holds (a restart's annotations and deleted pods do
+not): a GitOps controller with self-heal would revert them."""
+
 ROLLBACK_ACTIONS: tuple[str, ...] = ("restore_snapshot", "verify_restored")

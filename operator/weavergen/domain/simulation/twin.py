@@ -20,6 +20,7 @@ from typing import Any
 from weavergen.domain.measure.measure import Measurement, measure
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.remedy.actions import RESTARTED_AT, Manifest, key_of
+from weavergen.domain.remedy.gitops import Reverting
 from weavergen.domain.remedy.inputs import fingerprint
 from weavergen.domain.remedy.snapshot import Snapshot, Writes, with_writes
 from weavergen.domain.remedy.strategies import CAUSES
@@ -222,6 +223,10 @@ class Twin:
 
     def previous_templates(self) -> dict[str, Manifest]:
         return {self._deployment_key(): copy.deepcopy(self.history[-1])} if self.history else {}
+
+    def reverted(self) -> dict[str, Reverting]:
+        """The twin is not tracked by any GitOps controller."""
+        return {}
 
     def _maybe_fail(self, action: str) -> None:
         if self.fail_action == action:
