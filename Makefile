@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 4
 
 .PHONY: help venv test test-unit test-integration lint format crds verify-crds \
-	cluster-build collector-build cluster-up cluster-down cluster-status demo chart images image kind-up kind-load deploy \
+	cluster-build collector-build rollouts-build cluster-up cluster-down cluster-status demo chart images image kind-up kind-load deploy \
 	e2e-kind kind-down clean
 
 help: ## list the targets
@@ -27,13 +27,13 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv with the project and its dev tools
 
-test: $(VENV)/.installed cluster-build images ## run every test: unit, and integration on local control planes
+test: $(VENV)/.installed cluster-build rollouts-build images ## run every test: unit, and integration on local control planes
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## run the unit tests only (no control plane)
 	$(BIN)/pytest -n auto tests/unit $(PYTEST_ARGS)
 
-test-integration: $(VENV)/.installed cluster-build images ## run the integration tests only
+test-integration: $(VENV)/.installed cluster-build rollouts-build images ## run the integration tests only
 	$(BIN)/pytest -n $(TEST_WORKERS) tests/integration $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff, mypy and the import-layer contracts
@@ -57,6 +57,9 @@ cluster-build: ## build (or reuse) etcd, the Kubernetes components, CoreDNS, kub
 
 collector-build: ## build (or reuse) the OpenTelemetry Collector distribution the tests and chart run
 	@bash hack/build-collector.sh
+
+rollouts-build: ## build (or reuse) the Argo Rollouts controller and its CRD the Rollout tests run
+	@bash hack/build-argo-rollouts.sh
 
 cluster-up: $(VENV)/.installed cluster-build images ## start the local plane and its real node; prints export KUBECONFIG=...
 	@$(PYTHON) -m hack.localplane up

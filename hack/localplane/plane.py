@@ -46,6 +46,7 @@ CONTROLLERS = (
     "clusterrole-aggregation-controller",
     "pod-garbage-collector-controller",
     "disruption-controller",
+    "horizontal-pod-autoscaler-controller",
 )
 CONTROL_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
 NodeKind = Literal["kubelet", "agent"]
@@ -479,6 +480,8 @@ class Plane:
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
                 "--concurrent-gc-syncs=5",
+                # An HPA acts on its bounds within seconds here (15 s by default).
+                "--horizontal-pod-autoscaler-sync-period=2s",
                 "--v=1",
             ],
         )

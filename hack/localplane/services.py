@@ -149,6 +149,51 @@ def collector(
     return process, ports
 
 
+def argo_rollouts() -> Path:
+    """Where the Argo Rollouts controller and its CRDs (``crds/``) are, built first when
+    missing."""
+    built = cache_dir() / "bin" / f"argo-rollouts-{versions()['ARGO_ROLLOUTS_VERSION']}"
+    if not (os.access(built / "rollouts-controller", os.X_OK) and (built / "crds").is_dir()):
+        subprocess.run(["bash", str(REPO / "hack" / "build-argo-rollouts.sh")], check=True)
+    return built
+
+
+def rollouts_controller(kubeconfig: Path, namespace: str, workdir: Path) -> HostProcess:
+    """The Argo Rollouts controller for one namespace (``--namespaced``: tests running side
+    by side each drive their own Rollouts); not yet started."""
+    health = free_port()
+    return HostProcess(
+        "argo-rollouts",
+        [
+            str(argo_rollouts() / "rollouts-controller"),
+            f"--kubeconfig={kubeconfig}",
+            "--namespaced",
+            f"--namespace={namespace}",
+            "--leader-elect=false",
+            f"--healthzPort={health}",
+            f"--metricsPort={free_port()}",
+            "--rollout-threads=2",
+            "--loglevel=info",
+        ],
+        workdir / "argo-rollouts.log",
+        f"http://127.0.0.1:{health}/healthz",
+    )
+
+
+def argocd_application_crd() -> Path:
+    """Argo CD's Application CRD from its Go module (downloaded, not built)."""
+    module = f"github.com/argoproj/argo-cd/v3@{versions()['ARGOCD_VERSION']}"
+    found = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
+        timeout=600,
+    )
+    return Path(json.loads(found.stdout)["Dir"]) / "manifests" / "crds" / "application-crd.yaml"
+
+
 PROMETHEUS = Path("/usr/bin/prometheus")
 
 
