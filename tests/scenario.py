@@ -21,6 +21,8 @@ from typing import Any
 
 from hack.localplane.plane import Plane
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.profiles import profile_for
+from weavergen.config import operator_config
 from weavergen.domain.remedy.actions import RESTARTED_AT
 from weavergen.domain.simulation.simulator import (
     EntropySimulator,
@@ -28,8 +30,11 @@ from weavergen.domain.simulation.simulator import (
     to_otlp_json,
     to_otlp_protobuf,
 )
+from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
+from weavergen.phases.operators import Operators
+from weavergen.workflows import WorkflowRun, load_process
 
 PYTHON = os.path.basename(sys.executable)
 GOOD = {"timeout_ms": "800", "pool": "20"}
@@ -108,13 +113,40 @@ def condition(status: dict[str, Any], kind: str) -> str | None:
     return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
-class HealingExporter:
-    """Stands in for the app's span exporter: once the config is reset and the pods restarted,
-    the spans it writes are healthy again (a context manager running a polling thread)."""
+def run_strategy(
+    target: ClusterTarget, strategy: str, entropy_before: float
+) -> tuple[WorkflowRun, Operators]:
+    """One strategy's workflow run in-process against ``target``, settling at once."""
+    criteria = profile_for("web-service").success_criteria
+    assert criteria is not None
+    operators = Operators(target, criteria)
+    spec, subs = load_process(
+        operator_config().bpmn_dir / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
+    )
+    run = WorkflowRun.start(
+        spec, subs, operators.registry(), {"entropy_before": entropy_before, "settle_seconds": 0}
+    )
+    run.run()
+    return run, operators
 
-    def __init__(self, rest: Rest, namespace: str) -> None:
+
+def restarted(workload: Mapping[str, Any]) -> bool:
+    """Whether a restart was asked of the workload: its template's annotation, or a Rollout's
+    ``restartAt``."""
+    template = workload.get("spec", {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    return RESTARTED_AT in annotations or "restartAt" in workload.get("spec", {})
+
+
+class HealingExporter:
+    """Stands in for the app's span exporter: once the config is reset and the workload ``web``
+    (of ``kind``) restarted, the spans it writes are healthy again (a context manager running a
+    polling thread)."""
+
+    def __init__(self, rest: Rest, namespace: str, kind: str = "Deployment") -> None:
         self.rest = rest
         self.namespace = namespace
+        self.kind = kind
         self.stop = threading.Event()
         self.healed = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -137,9 +169,7 @@ class HealingExporter:
     def _healed(self) -> bool:
         """Write healthy spans once the config is reset and the pods restarted."""
         config = (self.rest.get("ConfigMap", self.namespace, "web-config") or {}).get("data")
-        web = self.rest.get("Deployment", self.namespace, "web") or {}
-        annotations = (web["spec"]["template"].get("metadata") or {}).get("annotations") or {}
-        if config != GOOD or RESTARTED_AT not in annotations:
+        if config != GOOD or not restarted(self.rest.get(self.kind, self.namespace, "web") or {}):
             return False
         put(self.rest, self.namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
         return True

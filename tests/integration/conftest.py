@@ -17,7 +17,7 @@ from kubernetes import client, config
 
 from hack.localplane.plane import Plane, write_kubeconfig
 from tests.helpers import REPO
-from tests.scenario import status
+from tests.scenario import OperatorProcess, status
 from weavergen.k8s.rest import Rest
 
 
@@ -30,6 +30,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def api(plane: Plane) -> client.ApiClient:
     return _api_client(str(plane.kubeconfig))
+
+
+@pytest.fixture
+def rest(api: client.ApiClient) -> Rest:
+    """The operator's JSON client on the test's plane."""
+    return Rest(api)
 
 
 @functools.cache
@@ -90,6 +96,19 @@ def operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) 
 
 
 _OPERATOR_KUBECONFIGS: dict[Path, Path] = {}
+
+
+@pytest.fixture
+def operator(
+    plane: Plane, namespace: str, tmp_path: Path, operator_kubeconfig: Path
+) -> Iterator[OperatorProcess]:
+    """``weavergen operator run`` for the test's namespace, under the operator's own RBAC."""
+    process = OperatorProcess(plane, namespace, tmp_path / "operator.log", operator_kubeconfig)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def _operator_kubeconfig(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Path:

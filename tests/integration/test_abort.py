@@ -24,9 +24,6 @@ from weavergen.k8s.jobs import journal_name, result_name, snapshot_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
-# The operator process and the JSON client, as the operator's own tests have them.
-operator = running.operator
-rest = running.rest
 # One cycle at most: nothing the operator starts after the first may touch the target.
 ONE_CYCLE = {"maxCycles": 1, "windowSeconds": 3600, "cooldownSeconds": 3600}
 

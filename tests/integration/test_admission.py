@@ -147,3 +147,27 @@ def test_kubectl_explain_describes_every_field(plane: Plane, kind: str, section:
         first_words = " ".join(node["description"].split()[:3])
         assert f"  {field}\t" in explained, (field, explained)
         assert first_words in " ".join(explained.split()), (field, first_words)
+
+
+def test_kubectl_explain_says_what_each_target_kind_supports(plane: Plane) -> None:
+    path = "regenerationcharter.spec.target.workloads.kind"
+    explained = " ".join(
+        str(
+            wait_for(
+                lambda: (
+                    (r := plane.kubectl("explain", path, check=False)).returncode == 0 and r.stdout
+                ),
+                30,
+                what=f"kubectl explain {path}",
+            )
+        ).split()
+    )
+    for promise in (
+        "Deployment (apps/v1)",
+        "StatefulSet (apps/v1)",
+        "updateStrategy OnDelete",
+        "no PersistentVolumeClaim is ever deleted",
+        "Rollout (argoproj.io/v1alpha1, Argo Rollouts): restart by spec.restartAt",
+        "HorizontalPodAutoscaler that scales the workload is part of the target",
+    ):
+        assert promise in explained, (promise, explained)

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import wait_for
@@ -23,11 +22,10 @@ from tests.scenario import (
     config_map,
     deployment,
     put,
+    run_strategy,
     spans,
 )
 from weavergen.api.charter import RegenerationCharterSpec
-from weavergen.api.profiles import profile_for
-from weavergen.config import operator_config
 from weavergen.domain.remedy.actions import RESTARTED_AT, ActionInput, key_of, plan_action
 from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.domain.simulation.simulator import Faults
@@ -35,13 +33,6 @@ from weavergen.k8s import snapshots
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
-from weavergen.phases.operators import Operators
-from weavergen.workflows import WorkflowRun, load_process
-
-
-@pytest.fixture
-def rest(api: client.ApiClient) -> Rest:
-    return Rest(api)
 
 
 def test_snapshots_are_chunked_immutable_and_checked(rest: Rest, namespace: str) -> None:
@@ -110,20 +101,6 @@ def broken_target(plane: Plane, rest: Rest, namespace: str) -> Iterator[ClusterT
     put(rest, namespace, config_map("web-config", BROKEN))
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
     yield target
-
-
-def run_strategy(target: ClusterTarget, strategy: str, entropy_before: float) -> tuple[Any, Any]:
-    criteria = profile_for("web-service").success_criteria
-    assert criteria is not None
-    operators = Operators(target, criteria)
-    spec, subs = load_process(
-        operator_config().bpmn_dir / "strategies" / f"{strategy}.bpmn", strategy.replace("-", "_")
-    )
-    run = WorkflowRun.start(
-        spec, subs, operators.registry(), {"entropy_before": entropy_before, "settle_seconds": 0}
-    )
-    run.run()
-    return run, operators
 
 
 def test_partial_regeneration_resets_config_restarts_and_succeeds(

@@ -14,12 +14,7 @@ import pytest
 
 from hack.localplane.plane import Plane, write_kubeconfig
 from tests.integration.conftest import await_status, wait_for
-from tests.integration.test_operator import (  # the operator's fixtures and helpers
-    corrupt_and_wait_for_the_cycle,
-    operator,  # noqa: F401
-    rest,  # noqa: F401
-    start_healthy,
-)
+from tests.integration.test_operator import corrupt_and_wait_for_the_cycle, start_healthy
 from tests.scenario import OperatorProcess
 from weavergen.api.keys import APPROVAL_ANNOTATION, REQUESTED_BY_ANNOTATION
 from weavergen.k8s.rest import Rest
@@ -86,9 +81,9 @@ def read_only_kubeconfig(plane: Plane, namespace: str, path: Path) -> Path:
 
 def test_get_approve_watch_and_why_through_kubectl(
     plane: Plane,
-    rest: Rest,  # noqa: F811
+    rest: Rest,
     namespace: str,
-    operator: OperatorProcess,  # noqa: F811
+    operator: OperatorProcess,
     tmp_path: Path,
 ) -> None:
     listed = subprocess.run(

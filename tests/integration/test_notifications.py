@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import await_status, measured_again
@@ -60,11 +59,6 @@ def hook() -> Iterator[Hook]:
         yield receiver
     finally:
         receiver.server.shutdown()
-
-
-@pytest.fixture
-def rest(api: client.ApiClient) -> Rest:
-    return Rest(api)
 
 
 @pytest.fixture

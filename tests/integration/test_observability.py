@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from hack.localplane.plane import Plane
 from tests.integration.conftest import await_status, wait_for
@@ -87,11 +86,6 @@ def sink() -> Iterator[SpanSink]:
         yield collector
     finally:
         collector.server.shutdown()
-
-
-@pytest.fixture
-def rest(api: client.ApiClient) -> Rest:
-    return Rest(api)
 
 
 def traced_operator(

@@ -17,12 +17,7 @@ from prometheus_client import REGISTRY
 from hack.localplane.plane import Plane, free_port
 from hack.localplane.services import collector, prometheus
 from tests.integration.conftest import wait_for
-from tests.integration.test_operator import (  # the operator's fixtures and helpers
-    charter,
-    charter_status,
-    operator,  # noqa: F401
-    rest,  # noqa: F401
-)
+from tests.integration.test_operator import charter, charter_status
 from tests.scenario import OperatorProcess, SpanPusher, apply, condition, config_map, deployment
 from weavergen.api.charter import PrometheusSpec
 from weavergen.config import PrometheusAuth
@@ -100,9 +95,9 @@ def drops(status: dict[str, Any]) -> str:
 
 def test_a_charter_is_measured_from_span_metrics_in_prometheus(
     plane: Plane,
-    rest: Rest,  # noqa: F811
+    rest: Rest,
     namespace: str,
-    operator: OperatorProcess,  # noqa: F811
+    operator: OperatorProcess,
     telemetry_dir: Path,
 ) -> None:
     """Healthy is LOW; errors, latency and silence each show as their indicator; Prometheus

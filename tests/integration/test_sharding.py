@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from hack.localplane.plane import Binaries, Plane, free_port
 from hack.localplane.services import HostProcess, collector, loadbalancing_config
@@ -42,11 +41,6 @@ from weavergen.telemetry.receiver import ReceiverConfig
 from weavergen.telemetry.windows import WindowStore
 
 TOKEN = "shard-s3cret"
-
-
-@pytest.fixture
-def rest(api: client.ApiClient) -> Rest:
-    return Rest(api)
 
 
 def sharding_collector(workdir: Path, helm: Path, endpoints: Sequence[str]) -> HostProcess:

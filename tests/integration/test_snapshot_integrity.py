@@ -55,11 +55,6 @@ from weavergen.phases.operators import Operators
 CYCLE = "web-c1"
 
 
-@pytest.fixture
-def rest(api: client.ApiClient) -> Rest:
-    return Rest(api)
-
-
 def criteria() -> Any:
     found = profile_for("web-service").success_criteria
     assert found is not None
