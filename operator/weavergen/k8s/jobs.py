@@ -110,6 +110,8 @@ def phase_env(
     env.extend(otel_environment())
     if receiver_url:
         env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
+    # Develop names the changes Argo CD would revert: it looks where the operator looks.
+    env.append({"name": "WEAVERGEN_ARGOCD_NAMESPACE", "value": operator_config().argocd_namespace})
     return env
 
 
