@@ -180,18 +180,35 @@ def rollouts_controller(kubeconfig: Path, namespace: str, workdir: Path) -> Host
     )
 
 
-def argocd_application_crd() -> Path:
-    """Argo CD's Application CRD from its Go module (downloaded, not built)."""
-    module = f"github.com/argoproj/argo-cd/v3@{versions()['ARGOCD_VERSION']}"
+def module_file(module: str, version: str, path: str) -> Path:
+    """A file of a Go module's source (downloaded through the Go module proxy, not built)."""
     found = subprocess.run(
-        ["go", "mod", "download", "-json", module],
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
         timeout=600,
     )
-    return Path(json.loads(found.stdout)["Dir"]) / "manifests" / "crds" / "application-crd.yaml"
+    return Path(json.loads(found.stdout)["Dir"]) / path
+
+
+def argocd_application_crd() -> Path:
+    """Argo CD's Application CRD (Argo CD itself does not build here)."""
+    version = versions()["ARGOCD_VERSION"]
+    return module_file(
+        "github.com/argoproj/argo-cd/v3", version, "manifests/crds/application-crd.yaml"
+    )
+
+
+def flux_kustomization_crd() -> Path:
+    """Flux's Kustomization CRD, from the kustomize-controller module."""
+    version = versions()["FLUX_KUSTOMIZE_VERSION"]
+    return module_file(
+        "github.com/fluxcd/kustomize-controller",
+        version,
+        "config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+    )
 
 
 PROMETHEUS = Path("/usr/bin/prometheus")

@@ -19,7 +19,12 @@ from typing import Any
 import pytest
 
 from hack.localplane.plane import Plane
-from hack.localplane.services import argo_rollouts, argocd_application_crd, rollouts_controller
+from hack.localplane.services import (
+    argo_rollouts,
+    argocd_application_crd,
+    flux_kustomization_crd,
+    rollouts_controller,
+)
 from tests.integration.conftest import await_status, wait_for
 from tests.integration.test_operator import start_healthy
 from tests.scenario import (
@@ -40,7 +45,7 @@ from weavergen.api.cycle import FINAL_PHASES
 from weavergen.api.keys import APPROVAL_ANNOTATION
 from weavergen.domain.remedy import kinds
 from weavergen.domain.remedy.actions import ActionInput, plan_action
-from weavergen.domain.remedy.gitops import changed_paths
+from weavergen.domain.remedy.gitops import ARGOCD_TRACKING_ID, FLUX_KUSTOMIZE, changed_paths
 from weavergen.domain.remedy.snapshot import Snapshot
 from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.cluster_target import ClusterTarget
@@ -308,8 +313,9 @@ def test_a_rollout_paused_mid_update_is_undone_to_stable_and_restarted_by_its_co
 # -- GitOps -------------------------------------------------------------------------------------
 
 
-def application(namespace: str, *, self_heal: bool) -> dict[str, Any]:
-    """An Argo CD Application (in the workload's namespace: apps in any namespace)."""
+def application(namespace: str) -> dict[str, Any]:
+    """An Argo CD Application with self-heal (in the workload's namespace: apps in any
+    namespace)."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -318,21 +324,56 @@ def application(namespace: str, *, self_heal: bool) -> dict[str, Any]:
             "project": "default",
             "source": {"repoURL": "https://git.invalid/shop.git", "path": "web"},
             "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": self_heal}},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
         },
     }
 
 
-def test_in_enforce_mode_a_fix_argo_cd_would_revert_waits_for_approval_with_what_to_commit(
-    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+def kustomization() -> dict[str, Any]:
+    """A Flux Kustomization, which re-applies what Git holds at every interval."""
+    return {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "interval": "5m",
+            "path": "./web",
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "shop"},
+        },
+    }
+
+
+TRACKERS = {
+    "argocd": (
+        argocd_application_crd,
+        application,
+        lambda ns: {"annotations": {ARGOCD_TRACKING_ID: f"{ns}_shop:/ConfigMap:{ns}/web-config"}},
+        "Argo CD Application {ns}/shop",
+        "self-heal on",
+    ),
+    "flux": (
+        flux_kustomization_crd,
+        lambda ns: kustomization(),
+        lambda ns: {
+            "labels": {f"{FLUX_KUSTOMIZE}/name": "shop", f"{FLUX_KUSTOMIZE}/namespace": ns}
+        },
+        "Flux Kustomization {ns}/shop",
+        "re-applies Git every 5m",
+    ),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TRACKERS))
+def test_in_enforce_mode_a_fix_gitops_would_revert_waits_for_approval_with_what_to_commit(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tool: str
 ) -> None:
-    install_crds(plane, argocd_application_crd())
-    apply(plane, namespace, application(namespace, self_heal=True))
+    crd, tracker_object, metadata, tracker, why = TRACKERS[tool]
+    install_crds(plane, crd())
+    apply(plane, namespace, tracker_object(namespace))
     start_healthy(plane, rest, namespace, operator, executor="inline")
-    tracking = f"argocd.argoproj.io/tracking-id={namespace}_shop:/ConfigMap:{namespace}/web-config"
-    key, value = tracking.split("=", 1)
     broken_config = config_map("web-config", BROKEN)
-    broken_config["metadata"]["annotations"] = {key: value}
+    broken_config["metadata"] |= metadata(namespace)
     put(rest, namespace, broken_config)
     put(rest, namespace, config_map("web-spans", {"spans.json": spans(Faults(error_rate=0.3), 3)}))
     cycles = wait_for(lambda: rest.list("RegenerationCycle", namespace), 60, what="a cycle")
@@ -351,8 +392,8 @@ def test_in_enforce_mode_a_fix_argo_cd_would_revert_waits_for_approval_with_what
     assert "status.gitOps" in waiting["message"]
     drift = {note["object"]: note for note in waiting["gitOps"]}
     note = drift[f"ConfigMap/{namespace}/web-config"]
-    assert note["tracker"] == f"Argo CD Application {namespace}/shop"
-    assert "self-heal on" in note["why"] and "data.timeout_ms" in note["paths"]
+    assert note["tracker"] == tracker.format(ns=namespace)
+    assert why in note["why"] and "data.timeout_ms" in note["paths"]
     assert any(step["object"] == f"ConfigMap/{namespace}/web-config" for step in waiting["plan"])
     # Nothing changed while it waits; a person approves, and the fix is carried out.
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == BROKEN
