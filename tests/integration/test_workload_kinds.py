@@ -180,6 +180,25 @@ def test_an_unmet_fix_on_a_statefulset_rolls_back_to_a_byte_identical_state(
     assert found.sha256 == expected.sha256, differences(expected, found)
 
 
+def test_a_statefulset_scaled_out_and_rolled_back_keeps_every_claim(
+    plane: Plane, rest: Rest, namespace: str
+) -> None:
+    """Scaling out adds web-2 with its claim; the rollback scales back to two, and the claim
+    of web-2 stays (retention Retain, the default: the operator deletes none)."""
+    apply(plane, namespace, statefulset(), config_map("web-config", GOOD))
+    sts = broken(rest, namespace, "StatefulSet")
+    before = sts.objects()
+    seen: list[list[str]] = []
+    sts.sleep = lambda _: seen.append(sorted(pods(rest, namespace)))  # after wait_rollout
+    run, _ = run_strategy(sts, "workflow-optimization", sts.measure().entropy_score)
+    assert seen[0] == ["web-0", "web-1", "web-2"]  # rolled out in ordinal order, all ready
+    assert run.data["outcome"] == "rolled_back", run.data.get("failure")
+    expected, found = Snapshot.take(before), Snapshot.take(sts.objects())
+    assert found.sha256 == expected.sha256, differences(expected, found)
+    wait_for(lambda: sorted(pods(rest, namespace)) == ["web-0", "web-1"], 60, what="web-2 gone")
+    assert sorted(claims(rest, namespace)) == ["data-web-0", "data-web-1", "data-web-2"]
+
+
 def autoscaler(low: int, high: int) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2",
