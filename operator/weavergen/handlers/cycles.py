@@ -2,6 +2,8 @@
 
 A timer looks at every unfinished cycle and resumes its workflow from the state saved in its
 ConfigMap, so a restarted operator carries on where it stopped (level-based, not edge-based).
+A phase Job that finishes advances its cycle at once (``phase_job_finished``); the timer stays
+as the safety net. One lock per cycle keeps the two from reconciling the same cycle together.
 It also reads a person's abort, reject and retry annotations (``domain/decide/cycle_requests``):
 a stop is a step of the unfinished cycle's reconcile, a retry is started from the finished one.
 Sharded, a replica looks only at the cycles of its own charters (``handlers/shards.py``).
@@ -9,12 +11,16 @@ Sharded, a replica looks only at the cycles of its own charters (``handlers/shar
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import kopf
 
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
+from weavergen.api.keys import CYCLE_LABEL
 from weavergen.domain.decide.cycle_requests import ignored_requests, requests_of, retry_request
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
@@ -23,6 +29,22 @@ from weavergen.k8s.notifications import offer_cycle
 from weavergen.telemetry import metrics
 
 _, OWNED = shards.filters()
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def exclusive(namespace: str, name: str, *, wait: float) -> Iterator[bool]:
+    """Hold the cycle's lock (waiting at most ``wait`` seconds); yields whether it is held. A
+    reconcile that does not get it skips: the one holding it sees the same state."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault((namespace, name), threading.Lock())
+    held = lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
 
 
 @kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5, when=OWNED)
@@ -63,7 +85,70 @@ def reconcile_cycle(
         if retry is not None and reconciler.retry(namespace, body, retry) is not None:
             logger.info("retried cycle=%s by=%s", name, retry.requested_by)
         return
+    with exclusive(namespace, name, wait=0) as held:
+        if held:
+            advance(
+                reconciler,
+                namespace=namespace,
+                name=name,
+                meta=meta,
+                spec=spec,
+                status=status,
+                logger=logger,
+            )
+
+
+def advance(
+    reconciler: CycleReconciler,
+    *,
+    namespace: str,
+    name: str,
+    meta: Any,
+    spec: Any,
+    status: Any,
+    logger: Any,
+) -> None:
     ended = reconciler.reconcile(namespace, name, meta, spec, status)
     if ended is not None:
         metrics.record_cycle(namespace, spec["charterRef"]["name"], ended.status)
         logger.info("finished cycle=%s phase=%s", name, ended.status.get("phase"))
+
+
+def _job_finished(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("succeeded") or status.get("failed"))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={CYCLE_LABEL: kopf.PRESENT}, when=_job_finished)
+@reported()
+def phase_job_finished(
+    *, meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """A phase Job is done: advance its cycle now rather than at the next timer tick."""
+    owner = next(
+        (r for r in meta.get("ownerReferences") or [] if r.get("kind") == "RegenerationCycle"),
+        None,
+    )
+    if owner is None or namespace is None:
+        return
+    cycle = memo.rest.get("RegenerationCycle", namespace, owner["name"])
+    if cycle is None or (cycle.get("status") or {}).get("phase") in FINAL_PHASES:
+        return
+    if not shards.handles_cycle(cycle, namespace, kwargs):
+        return
+    with exclusive(namespace, owner["name"], wait=5.0) as held:
+        if not held:
+            return
+        # Read again under the lock: the timer may have advanced it meanwhile.
+        cycle = memo.rest.get("RegenerationCycle", namespace, owner["name"])
+        if cycle is None or (cycle.get("status") or {}).get("phase") in FINAL_PHASES:
+            return
+        reconciler = CycleReconciler(memo.rest, memo.receiver_url)
+        advance(
+            reconciler,
+            namespace=namespace,
+            name=owner["name"],
+            meta=cycle["metadata"],
+            spec=cycle["spec"],
+            status=cycle.get("status") or {},
+            logger=logger,
+        )

@@ -62,7 +62,7 @@ def owns_charter(spec: kopf.Spec, **_: Any) -> bool:
 
 
 def owns_cycle(
-    spec: kopf.Spec, namespace: str | None, charter_services: kopf.Index[Any, str], **_: Any
+    spec: Mapping[str, Any], namespace: str | None, charter_services: kopf.Index[Any, str], **_: Any
 ) -> bool:
     """A cycle follows its charter. A cycle whose charter is not (yet) known goes by the
     charter's name: one replica still handles it (and fails it if the charter never comes)."""
@@ -74,6 +74,18 @@ def owns_cycle(
         key = f"{namespace}/{charter}".encode()
         return SHARDS.ring.endpoint_for(key) == SHARDS.me
     return SHARDS.owns(service)
+
+
+def handles_cycle(cycle: Mapping[str, Any], namespace: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether this replica reconciles ``cycle`` (a handler of another kind's events asks:
+    ``kwargs`` are that handler's, which carry the charters' index when sharded)."""
+    if not SHARDS:
+        return True
+    return owns_cycle(
+        spec=cycle.get("spec") or {},
+        namespace=namespace,
+        charter_services=kwargs["charter_services"],
+    )
 
 
 def filters() -> tuple[Any, Any]:
