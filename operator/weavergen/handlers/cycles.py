@@ -130,17 +130,14 @@ def phase_job_finished(
     )
     if owner is None or namespace is None:
         return
-    cycle = memo.rest.get("RegenerationCycle", namespace, owner["name"])
-    if cycle is None or (cycle.get("status") or {}).get("phase") in FINAL_PHASES:
-        return
-    if not shards.handles_cycle(cycle, namespace, kwargs):
-        return
     with exclusive(namespace, owner["name"], wait=5.0) as held:
         if not held:
             return
-        # Read again under the lock: the timer may have advanced it meanwhile.
+        # Read under the lock: the timer may have advanced it meanwhile.
         cycle = memo.rest.get("RegenerationCycle", namespace, owner["name"])
         if cycle is None or (cycle.get("status") or {}).get("phase") in FINAL_PHASES:
+            return
+        if not shards.handles_cycle(cycle, namespace, kwargs):
             return
         reconciler = CycleReconciler(memo.rest, memo.receiver_url)
         advance(

@@ -519,15 +519,16 @@ class ClusterTarget:
             replicas=min((o["spec"].get("replicas", 1) for o in workloads), default=1),
             changed_inputs=tuple(changed),
             refused=refused_actions(objects),
-            reverted_by=tuple(dict.fromkeys(r.why for r in self.reverted().values())),
+            reverted_by=tuple(dict.fromkeys(r.why for r in self.reverted(objects).values())),
             autoscalers=tuple(k for k, o in objects.items() if o["kind"] == HPA),
         )
 
-    def reverted(self) -> dict[str, Reverting]:
-        """The target objects a GitOps controller reverts changes to, by key (see ``gitops``)."""
+    def reverted(self, objects: dict[str, Manifest] | None = None) -> dict[str, Reverting]:
+        """The target objects (``objects`` if already read) a GitOps controller reverts
+        changes to, by key (see ``gitops``)."""
         found: dict[str, Reverting] = {}
         trackers: dict[Tracker, tuple[Obj | None, bool]] = {}
-        for key, obj in self.objects().items():
+        for key, obj in (objects if objects is not None else self.objects()).items():
             tracker = tracker_of(obj, operator_config().argocd_namespace)
             if tracker is None:
                 continue

@@ -146,10 +146,11 @@ class CyclePhases:
 
     def develop_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         g = self.target
+        objects = g.objects()
         solution = develop(
             data["chosen"],
             entropy_before=float(data["entropy_before"]),
-            objects=g.objects(),
+            objects=objects,
             golden=g.golden(),
             previous_templates=g.previous_templates(),
             parameters={
@@ -157,7 +158,7 @@ class CyclePhases:
                 **escalation_parameters(data),
             },
             now=g.now(),
-            reverted=g.reverted(),
+            reverted=g.reverted(objects),
         )
         return {"solution": solution.as_dict()}
 

@@ -24,8 +24,9 @@ class TargetPort(Protocol):
     def previous_templates(self) -> dict[str, Manifest]:
         """Each workload's previous pod template (for rollout undo)."""
 
-    def reverted(self) -> dict[str, Reverting]:
-        """The target objects a GitOps controller reverts changes to, by key."""
+    def reverted(self, objects: dict[str, Manifest] | None = None) -> dict[str, Reverting]:
+        """The target objects (``objects`` if already read) a GitOps controller reverts
+        changes to, by key."""
 
     def apply(self, changed: dict[str, Manifest]) -> None:
         """Write changed objects (already planned by ``actions``)."""

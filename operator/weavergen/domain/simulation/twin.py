@@ -224,7 +224,7 @@ class Twin:
     def previous_templates(self) -> dict[str, Manifest]:
         return {self._deployment_key(): copy.deepcopy(self.history[-1])} if self.history else {}
 
-    def reverted(self) -> dict[str, Reverting]:
+    def reverted(self, objects: dict[str, Manifest] | None = None) -> dict[str, Reverting]:
         """The twin is not tracked by any GitOps controller."""
         return {}
 
