@@ -63,6 +63,7 @@ class Figures:
     final: dict[str, Any]
     detection_seconds: float
     cycle_seconds: float | None
+    healed_seconds: float  # from the fault to the cycle's end (verified, or rolled back)
     sent: int
     answered: int
     gate_seconds: list[float] = field(default_factory=list)
@@ -318,6 +319,7 @@ class Demo:
             final=final,
             detection_seconds=final["_seen_at"] - fault_at,
             cycle_seconds=took,
+            healed_seconds=final["_ended_at"] - fault_at,
             sent=sent,
             answered=sent - sum(e["unanswered"] for e in during),
         )
@@ -327,6 +329,8 @@ class Demo:
             ("strategy", final.get("chosenStrategy")),
             ("detection (fault -> cycle)", f"{figures.detection_seconds:.1f}s"),
             ("cycle duration", f"{took:.0f}s" if took is not None else "?"),
+            ("verification", describe_verification(final.get("verification"))),
+            (f"fault -> {final.get('phase', '?').lower()}", f"{figures.healed_seconds:.1f}s"),
             ("entropy", f"{before.get('score')} ({before.get('level')}) -> "
                         f"{after.get('score')} ({after.get('level')})"),
             ("health", f"{before.get('healthScore')} -> {after.get('healthScore')}"),
@@ -415,6 +419,18 @@ def describe_container(pod: dict[str, Any]) -> str:
         f"image {container['image']} ({running.get('imageID', '?')[:26]}...), uid "
         f"{confined.get('runAsUser')}, read-only root {confined.get('readOnlyRootFilesystem')}, "
         f"seccomp {confined.get('seccompProfile', {}).get('type')}, on node {spec.get('nodeName')}"
+    )
+
+
+def describe_verification(found: dict[str, Any] | None) -> str:
+    """How the settle after the fix ended (the cycle's status.verification)."""
+    if not found:
+        return "none (no fix was verified)"
+    if found.get("decision") is None:
+        return f"the whole settle waited ({found.get('seconds', 0):.0f}s): no request evidence"
+    return (
+        f"{found['decision']} after {found.get('seconds', 0):.0f}s of settle on "
+        f"{found.get('requests')} requests ({found.get('bad')} bad)"
     )
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -141,12 +141,20 @@ def restarted(workload: Mapping[str, Any]) -> bool:
 class HealingExporter:
     """Stands in for the app's span exporter: once the config is reset and the workload ``web``
     (of ``kind``) restarted, the spans it writes are healthy again (a context manager running a
-    polling thread)."""
+    polling thread). ``heal`` makes them healthy: by default it writes healthy spans into
+    ``web-spans``."""
 
-    def __init__(self, rest: Rest, namespace: str, kind: str = "Deployment") -> None:
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        kind: str = "Deployment",
+        heal: Callable[[], None] | None = None,
+    ) -> None:
         self.rest = rest
         self.namespace = namespace
         self.kind = kind
+        self.heal = heal or self._write_healthy_spans
         self.stop = threading.Event()
         self.healed = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -171,8 +179,11 @@ class HealingExporter:
         config = (self.rest.get("ConfigMap", self.namespace, "web-config") or {}).get("data")
         if config != GOOD or not restarted(self.rest.get(self.kind, self.namespace, "web") or {}):
             return False
-        put(self.rest, self.namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
+        self.heal()
         return True
+
+    def _write_healthy_spans(self) -> None:
+        put(self.rest, self.namespace, config_map("web-spans", {"spans.json": spans(Faults(), 4)}))
 
     def __enter__(self) -> HealingExporter:
         self.thread.start()

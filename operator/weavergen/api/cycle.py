@@ -176,6 +176,27 @@ class RollbackRecord(StatusModel):
     )
 
 
+class VerificationRecord(StatusModel):
+    """How the settle after the fix ended: the sequential test on the requests since it."""
+
+    decision: Literal["Pass", "Fail", "Continue"] | None = Field(
+        default=None,
+        description=(
+            "Pass: the requests since the fix were healthy and a measurement met the success "
+            "criteria, so the settle stopped early; Fail: they were clearly unhealthy, so it "
+            "stopped early and the cycle rolls back; Continue: neither by settleSeconds, where "
+            "the measurement alone judged; unset: no request evidence (spans from a ConfigMap), "
+            "the whole settleSeconds was waited."
+        ),
+    )
+    seconds: float = Field(ge=0.0, description="How long the settle waited for the evidence.")
+    requests: int | None = Field(default=None, ge=0, description="Requests since the fix.")
+    bad: int | None = Field(
+        default=None, ge=0, description="Of them, failed or slower than the latency threshold."
+    )
+    summary: str = Field(default="", max_length=1024, description="The test's finding in words.")
+
+
 class AbortRecord(StatusModel):
     """Who stopped the cycle (abort, or reject of its plan), when, why, and what was undone."""
 
@@ -221,6 +242,9 @@ class RegenerationCycleStatus(StatusModel):
         default=None, ge=0.0, le=1.0, description="Entropy Develop expects after the fix."
     )
     snapshot: SnapshotRef | None = Field(default=None, description="The pre-change snapshot.")
+    verification: VerificationRecord | None = Field(
+        default=None, description="How verifying the fix ended, once Implement ran."
+    )
     rollback: RollbackRecord | None = Field(default=None, description="Rollback, if one ran.")
     abort: AbortRecord | None = Field(
         default=None, description="The person's abort or reject that stopped the cycle, if any."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.parse
 import urllib.request
@@ -29,6 +30,7 @@ from weavergen.domain.measure.measure import (
     summarise,
 )
 from weavergen.domain.measure.otlp import OtlpError
+from weavergen.domain.measure.sequential import Evidence
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.domain.names import child_name, label_value
@@ -50,6 +52,8 @@ from weavergen.k8s.red_target import Parts, RedTelemetry
 from weavergen.k8s.rest import Obj, Rest
 from weavergen.k8s.targets import Targets
 from weavergen.k8s.versioned import VersionedCache
+
+log = logging.getLogger(__name__)
 
 BASELINE_KEY = "summary.json"
 CHANGE_LOOKBACK = timedelta(hours=1)
@@ -191,9 +195,43 @@ class ClusterTarget:
     def wait_rollout(self, timeout_seconds: int) -> bool:
         return self.targets.wait_rollout(timeout_seconds)
 
-    def settle(self, seconds: int) -> None:
+    def begin_settling(self) -> None:
         self.settling_since = time.time()
+
+    def pause(self, seconds: float) -> None:
         self.sleep(seconds)
+
+    def request_evidence(self, threshold_ms: float) -> Evidence | None:
+        """From the receiver's request ledger, for a charter whose spans reach it (also one
+        measured from Prometheus, whose spans are its samples). Unreachable or without the
+        ledger, there is no evidence to stop early on: the settle runs to its end."""
+        if (
+            self.spec.telemetry.source == "configMap"
+            or self.receiver_url is None
+            or self.settling_since is None
+        ):
+            return None
+        url = (
+            f"{self.receiver_url}/v1/evidence/"
+            f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
+            f"?since={self.settling_since:.3f}&latencyMs={threshold_ms:g}"
+        )
+        try:
+            found = json.loads(self._receiver_get(url))
+            return Evidence(int(found["requests"]), int(found["bad"]))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("no request evidence from the receiver (%s): settling to the end", err)
+            return None
+
+    def _receiver_get(self, url: str) -> bytes:
+        """GET from the receiver, behind the same bearer token as OTLP when it has one."""
+        token = operator_config().receiver_token
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body: bytes = response.read()
+            return body
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -266,13 +304,7 @@ class ClusterTarget:
             f"?seconds={self.spec.telemetry.window_seconds}"
             + (f"&since={self.settling_since:.3f}" if self.settling_since is not None else "")
         )
-        # The receiver serves summaries behind the same bearer token as OTLP, when it has one.
-        token = operator_config().receiver_token
-        request = urllib.request.Request(
-            url, headers={"Authorization": f"Bearer {token}"} if token else {}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return ServiceSummary.from_dict(json.loads(response.read()))
+        return ServiceSummary.from_dict(json.loads(self._receiver_get(url)))
 
     def current(self) -> ServiceSummary:
         telemetry = self.spec.telemetry

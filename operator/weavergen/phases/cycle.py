@@ -20,6 +20,7 @@ from weavergen.api.profiles import resolve_spec
 from weavergen.domain.decide.explore import StrategyRecord, TargetContext, explore
 from weavergen.domain.decide.incident import Attempt
 from weavergen.domain.errors import PhaseFailed
+from weavergen.domain.measure.measure import MeasureSettings
 from weavergen.domain.remedy.develop import develop
 from weavergen.domain.remedy.port import TargetPort
 from weavergen.domain.remedy.strategies import OBSERVE
@@ -42,7 +43,11 @@ class CyclePhases:
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
-        self.operators = Operators(self.target, self.spec.success_criteria)
+        self.operators = Operators(
+            self.target,
+            self.spec.success_criteria,
+            MeasureSettings.from_charter(self.spec).objectives,
+        )
 
     def registry(self, phase_operators: Mapping[str, Any] | None = None) -> ServiceRegistry:
         """The cycle's operators; ``phase_operators`` (by phase) replace the inline phases."""
@@ -171,6 +176,10 @@ class CyclePhases:
             self.operators.registry(),
             {
                 "entropy_before": data["entropy_before"],
+                # The latency a request must beat to count as good, as Measure judged it.
+                "latency_threshold_ms": (
+                    (data.get("measurement_before") or {}).get("health") or {}
+                ).get("latency_threshold_ms"),
                 "basis": solution.get("basis") or {},
                 **solution["parameters"],
             },
@@ -183,6 +192,7 @@ class CyclePhases:
                 "verdict": run.data.get("verdict"),
                 "failure": run.data.get("failure"),
                 "rollback": run.data.get("rollback"),
+                "verification": run.data.get("verification"),
             },
             "snapshot": {
                 "sha256": run.data.get("snapshot_sha256"),

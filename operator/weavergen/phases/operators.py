@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from weavergen.api.charter import SuccessCriteriaSpec
+from weavergen.domain.measure.health import DEFAULT_OBJECTIVES, Objectives
 from weavergen.domain.measure.judge import judge
+from weavergen.domain.measure.sequential import Decision, Evidence, SequentialTest
 from weavergen.domain.remedy.actions import PLANNERS, ActionInput, plan_action
 from weavergen.domain.remedy.kinds import autoscaled_as
 from weavergen.domain.remedy.port import TargetPort
@@ -37,6 +39,27 @@ def validation_registry() -> ServiceRegistry:
     return registry
 
 
+def _verification(
+    test: SequentialTest,
+    evidence: Evidence,
+    waited: float,
+    measured: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a sequential settle found (workflow data: JSON), with the measurement it passed
+    on, if it passed."""
+    record = {
+        "seconds": waited,
+        "decision": test.decide(evidence).value,
+        **evidence.as_dict(),
+        "measured": measured is not None,
+        "summary": test.describe(evidence) + f" after {waited:g} s",
+    }
+    return {"verification": record, **({"measurement_after": measured} if measured else {})}
+
+
+POLL_SECONDS = 1.0  # between two looks at the requests since a fix
+
+
 class RollbackFailed(RuntimeError):
     """Live objects still differ from the snapshot after restoring it."""
 
@@ -44,9 +67,16 @@ class RollbackFailed(RuntimeError):
 class Operators:
     """Operator implementations for one cycle; holds the cycle's snapshot."""
 
-    def __init__(self, target: TargetPort, criteria: SuccessCriteriaSpec) -> None:
+    def __init__(
+        self,
+        target: TargetPort,
+        criteria: SuccessCriteriaSpec,
+        objectives: Objectives = DEFAULT_OBJECTIVES,
+    ) -> None:
         self.target = target
         self.criteria = criteria
+        self.objectives = objectives
+        self.sequential = True  # False: a settle waits its whole time (to compare the two)
         self.snapshot: Snapshot | None = None
         self.calls: list[str] = []
 
@@ -141,23 +171,59 @@ class Operators:
         if not self.target.wait_rollout(timeout):
             raise TimeoutError(f"rollout not complete after {timeout}s")
 
-    def settle(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+    def settle(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """Wait at most ``seconds`` for the change's result, looking at the requests served
+        since it every ``POLL_SECONDS``: stop once the sequential test fails them, or passes
+        them and a measurement meets the success criteria (see `sequential`). Without request
+        evidence (spans from a ConfigMap) or a latency threshold, wait the whole time."""
         self.calls.append("settle")
-        self.target.settle(int(params.get("seconds", 30)))
+        seconds = float(params.get("seconds", 30))
+        self.target.begin_settling()
+        threshold = self.sequential and (
+            data.get("latency_threshold_ms") or self.objectives.latency_threshold_ms
+        )
+        test = SequentialTest.for_objectives(self.objectives)
+        waited, evidence = 0.0, None
+        while threshold:
+            evidence = self.target.request_evidence(float(threshold))
+            if evidence is None:
+                break
+            decision = test.decide(evidence)
+            if decision is Decision.PASS:
+                after = self.target.measure().as_dict()
+                if judge(after, float(data.get("entropy_before", 1.0)), self.criteria).met:
+                    return _verification(test, evidence, waited, after)
+            if decision is Decision.FAIL or waited >= seconds:
+                return _verification(test, evidence, waited)
+            step = min(POLL_SECONDS, seconds - waited)
+            self.target.pause(step)
+            waited += step
+        self.target.pause(seconds - waited)
+        return {"verification": {"seconds": seconds, "decision": None}}
 
     def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """A fresh measurement, unless the settle just took the one it passed on."""
         self.calls.append("remeasure")
+        if (data.get("verification") or {}).get("measured"):
+            return {}
         return {"measurement_after": self.target.measure().as_dict()}
 
     def verify_success_criteria(
         self, params: dict[str, Any], data: dict[str, Any]
     ) -> dict[str, Any]:
+        """The success criteria on the measurement after; a sequential test that failed the
+        requests since the fix fails them whatever that measurement says."""
         self.calls.append("verify_success_criteria")
         verdict = judge(
             data.get("measurement_after") or {},
             float(data.get("entropy_before", 1.0)),
             self.criteria,
         )
+        verification = data.get("verification") or {}
+        if verification.get("decision") == Decision.FAIL:
+            return {"criteria_met": False, "verdict": [verification["summary"]]}
+        if verification.get("decision") == Decision.PASS and verdict.met:
+            return {"criteria_met": True, "verdict": [*verdict.reasons, verification["summary"]]}
         return {"criteria_met": verdict.met, "verdict": verdict.reasons}
 
     def check_dependencies(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,8 @@ class ScenarioResult:
     health_before: float
     health_after: float
     restored_exactly: bool | None = None
+    healed: bool = False  # the twin has no fault left when the cycle ends
+    verification: Mapping[str, Any] | None = None  # how the settle ended (see `sequential`)
 
     @property
     def fixable(self) -> bool:
@@ -95,8 +97,13 @@ class SimulationReport:
         per_cause: dict[str, Counter[str]] = defaultdict(Counter)
         for r in self.results:
             per_cause[r.cause or "none"][r.outcome] += 1
+        passed = [r for r in self.results if r.outcome == "succeeded" and r.cause is not None]
+        settled = [float(r.verification["seconds"]) for r in self.results if r.verification]
         return {
             "scenarios": len(self.results),
+            # Cycles verified as succeeded although the twin still has a fault.
+            "false_pass_rate": _share(sum(not r.healed for r in passed), len(passed)),
+            "average_settle_seconds": round(float(np.mean(settled)), 2) if settled else None,
             "success_rate": _share(len(succeeded), len(clean)),
             "average_health_improvement": round(float(np.mean(recovered)), 4)
             if recovered
@@ -187,8 +194,11 @@ def incident_summary(results: list[IncidentResult]) -> dict[str, Any]:
 
 
 class SimulationEngine:
-    def __init__(self, seed: int = 0, failure_share: float = 0.05) -> None:
+    def __init__(
+        self, seed: int = 0, failure_share: float = 0.05, *, sequential: bool = True
+    ) -> None:
         self.seed = seed
+        self.sequential = sequential  # False: every settle waits its whole time (to compare)
         self.played = 0
         self.rng = np.random.default_rng(seed)
         self.simulator = EntropySimulator(seed)
@@ -236,6 +246,7 @@ class SimulationEngine:
             tracing.traceparent(trace_id),
             attempts=attempts_of(status.get("incident")),
         )
+        phases.operators.sequential = self.sequential
         started = time.time_ns()
         run = start_cycle_workflow(phases.registry())
         run.run()
@@ -359,4 +370,6 @@ class SimulationEngine:
             restored_exactly=(snapshot is not None and snapshot.matches(twin.objects()))
             if inject
             else None,
+            healed=twin.faults() == Faults(),
+            verification=(data.get("implementation") or {}).get("verification"),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -143,17 +144,22 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
 
     async def summary(request: web.Request) -> web.Response:
         try:
-            seconds = float(request.query.get("seconds", "60"))
-        except ValueError:
-            return web.json_response({"message": "seconds must be a number"}, status=400)
-        try:
-            since = float(request.query["since"]) if "since" in request.query else None
-        except ValueError:
-            return web.json_response(
-                {"message": "since must be a number (seconds since the epoch)"}, status=400
-            )
+            seconds = _number(request, "seconds", "a number", 60.0) or 60.0
+            since = _number(request, "since", "a number (seconds since the epoch)")
+        except RequestRefused as refused:
+            return web.json_response({"message": refused.reason}, status=refused.status)
         merged = store.window(request.match_info["service"], seconds, since)
         return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
+
+    async def evidence(request: web.Request) -> web.Response:
+        """A service's requests since a fix: how many, how many bad (see `RequestLedger`)."""
+        try:
+            since = _required(request, "since", "seconds since the epoch")
+            threshold = _required(request, "latencyMs", "milliseconds above 0", above=0.0)
+        except RequestRefused as refused:
+            return web.json_response({"message": refused.reason}, status=refused.status)
+        found = store.evidence(request.match_info["service"], since, threshold)
+        return web.json_response(found.as_dict())
 
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -172,7 +178,31 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
     )
     app.router.add_post("/v1/traces", traces)
     app.router.add_get("/v1/summaries/{service}", summary)
+    app.router.add_get("/v1/evidence/{service}", evidence)
     return app
+
+
+def _number(
+    request: web.Request, name: str, what: str, default: float | None = None
+) -> float | None:
+    """A finite number from the query (``default`` when absent); 400 names the parameter."""
+    if name not in request.query:
+        return default
+    try:
+        value = float(request.query[name])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise RequestRefused(400, f"{name} must be {what}")
+    return value
+
+
+def _required(request: web.Request, name: str, what: str, above: float = -math.inf) -> float:
+    """A number the query must give, greater than ``above``; 400 names the parameter."""
+    value = _number(request, name, what)
+    if value is None or value <= above:
+        raise RequestRefused(400, f"{name} is required: {what}")
+    return value
 
 
 def runner(app: web.Application) -> web.AppRunner:

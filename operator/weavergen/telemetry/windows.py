@@ -26,9 +26,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from weavergen.domain.measure.otlp import SpanChunk
+from weavergen.domain.measure.sequential import Evidence, evidence_of
+from weavergen.domain.measure.sketch import NUM_BUCKETS, bucket_of
 from weavergen.domain.measure.summary import MAX_SERVICES, ServiceSummary
 
 
@@ -61,6 +65,7 @@ class WindowStore:
         # Since when every slot of a service is kept (later than ``started`` for a service
         # whose window grew: older slots were dropped before it was asked for more).
         self._complete_since: dict[str, float] = {}
+        self.ledger = RequestLedger()
         self._lock = threading.Lock()
 
     def _slot(self, now: float) -> int:
@@ -74,7 +79,8 @@ class WindowStore:
 
     def add(self, chunks: list[SpanChunk]) -> tuple[int, int]:
         """Summarise chunks into the current slot; returns (accepted, dropped) span counts."""
-        slot = self._slot(self.clock())
+        arrived = self.clock()
+        slot = self._slot(arrived)
         accepted = dropped = 0
         with self._lock:
             for chunk in chunks:
@@ -91,6 +97,7 @@ class WindowStore:
                     for old in sorted(slots)[:-kept]:
                         del slots[old]
                 summary.add_chunk(chunk)
+                self.ledger.add(chunk, arrived)
                 accepted += len(chunk)
             self.counters.spans_accepted += accepted
             self.counters.spans_dropped += dropped
@@ -123,6 +130,83 @@ class WindowStore:
         merged.window_s = max(0.0, now - since)
         return merged
 
+    def evidence(self, service: str, since: float, threshold_ms: float) -> Evidence:
+        """The requests of ``service`` started since ``since``: see `RequestLedger`."""
+        with self._lock:
+            return self.ledger.evidence(service, since, threshold_ms)
+
     def services(self) -> list[str]:
         with self._lock:
             return sorted(self._slots)
+
+
+# Seconds of requests the ledger keeps: the longest a sequential verification reads back.
+LEDGER_SECONDS = 180
+
+
+class RequestLedger:
+    """Per service and second of a request's start: requests, failed ones, and the latency
+    histogram of the others. What a sequential verification reads since a fix began.
+
+    Requests are entry spans once a service has sent one, else every span (a service whose
+    every span is a child of another's). They are binned by their start (the sender's clock,
+    never later than their arrival): a batch exported after a fix still holds requests served
+    before it, and those are no evidence of the fix. A start further back than the ledger
+    reaches (a sender's clock far behind) counts at the arrival: the ledger may then take a
+    request from before a fix for one after it, which can fail a good fix, never pass a bad
+    one, as the fault was there before. A second costs one histogram (1 KiB), so a service
+    keeps ``LEDGER_SECONDS`` of them.
+    """
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, dict[int, _Second]] = {}
+        self._by_entries: set[str] = set()
+
+    def add(self, chunk: SpanChunk, arrived: float) -> None:
+        if chunk.entries.any():
+            self._by_entries.add(chunk.service)
+        requests = (
+            chunk.entries.astype(bool)
+            if chunk.service in self._by_entries
+            else np.ones(len(chunk), dtype=bool)
+        )
+        if not requests.any():
+            return
+        now = int(arrived)
+        seconds = np.full(len(chunk), now, dtype=np.int64)
+        if chunk.starts_ns is not None:
+            starts = chunk.starts_ns // 1_000_000_000
+            placed = starts > now - LEDGER_SECONDS
+            seconds[placed] = np.minimum(starts[placed], now)
+        seconds, errors = seconds[requests], chunk.errors[requests].astype(bool)
+        buckets = bucket_of(chunk.durations_ns[requests])
+        ledger = self._seconds.setdefault(chunk.service, {})
+        for second in np.unique(seconds).tolist():
+            at = seconds == second
+            entry = ledger.get(second)
+            if entry is None:
+                entry = ledger[second] = _Second()
+            entry.requests += int(at.sum())
+            entry.errors += int((at & errors).sum())
+            entry.ok_latencies += np.bincount(buckets[at & ~errors], minlength=NUM_BUCKETS)
+        for second in [s for s in ledger if s <= now - LEDGER_SECONDS]:
+            del ledger[second]
+
+    def evidence(self, service: str, since: float, threshold_ms: float) -> Evidence:
+        """Requests of ``service`` started at or after ``since`` (an epoch time)."""
+        requests = errors = 0
+        ok_latencies = np.zeros(NUM_BUCKETS, dtype=np.int64)
+        first = math.ceil(since)
+        for second, entry in self._seconds.get(service, {}).items():
+            if second >= first:
+                requests += entry.requests
+                errors += entry.errors
+                ok_latencies += entry.ok_latencies
+        return evidence_of(requests, errors, ok_latencies, threshold_ms)
+
+
+@dataclass
+class _Second:
+    requests: int = 0
+    errors: int = 0
+    ok_latencies: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BUCKETS, np.int64))

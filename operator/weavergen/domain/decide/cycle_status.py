@@ -122,6 +122,13 @@ def cycle_status(
             {**note, "paths": note["paths"][:64]} for note in solution.get("gitops") or []
         ]
         patch["predictedEntropy"] = solution["predicted_entropy"]
+    verification = (data.get("implementation") or {}).get("verification")
+    if verification:
+        patch["verification"] = {
+            key: verification[key]
+            for key in ("decision", "seconds", "requests", "bad", "summary")
+            if verification.get(key) is not None
+        }
     outcome = data.get("outcome")
     if finished and outcome:
         phase = OUTCOME_PHASE.get(str(outcome), "Failed")

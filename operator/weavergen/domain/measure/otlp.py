@@ -53,6 +53,7 @@ class SpanChunk:
     and local roots (no parent), so a retry storm of client spans is not more traffic.
     ``adjusted`` is each span's adjusted count, 1/p of its sampling probability p: the spans it
     stands for. It is 0 where no probability was given (the measurement assumes one then).
+    ``starts_ns`` is each span's start (the sender's clock), where the decoder kept it.
     """
 
     service: str
@@ -67,6 +68,7 @@ class SpanChunk:
     start_ns: int
     end_ns: int
     attributes: Callable[[int], list[Attribute]]
+    starts_ns: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.name_codes)
@@ -86,6 +88,7 @@ class SpanChunk:
             start_ns=self.start_ns,
             end_ns=self.end_ns,
             attributes=lambda i: self.attributes(start + i),
+            starts_ns=None if self.starts_ns is None else self.starts_ns[start:stop],
         )
 
 
@@ -344,6 +347,7 @@ def _pb_chunk(service: str, spans: Sequence[Any], mentions_threshold: bool) -> S
         start_ns=int(starts.min()),
         end_ns=int(ends.max()),
         attributes=attributes,
+        starts_ns=starts,
     )
 
 
@@ -513,6 +517,7 @@ def _json_chunk(
         start_ns=int(start_arr.min()),
         end_ns=int(end_arr.max()),
         attributes=attributes,
+        starts_ns=start_arr,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from weavergen.domain.measure.measure import Measurement
+from weavergen.domain.measure.sequential import Evidence
 from weavergen.domain.remedy.actions import Manifest
 from weavergen.domain.remedy.gitops import Reverting
 from weavergen.domain.remedy.snapshot import Snapshot, Writes
@@ -42,7 +43,15 @@ class TargetPort(Protocol):
 
     def wait_rollout(self, timeout_seconds: int) -> bool: ...
 
-    def settle(self, seconds: int) -> None: ...
+    def begin_settling(self) -> None:
+        """From now on, what the target serves is the change's result."""
+
+    def request_evidence(self, threshold_ms: float) -> Evidence | None:
+        """The requests served since ``begin_settling``, and how many failed or were slower
+        than ``threshold_ms``; None when the telemetry cannot tell requests since a moment."""
+
+    def pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass (a settle's wait between two looks at the evidence)."""
 
     def measure(self) -> Measurement:
         """A fresh measurement (``as_dict`` is its DESIGN.md 5 JSON form)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from weavergen.domain.measure.measure import Measurement, measure
+from weavergen.domain.measure.sequential import Evidence, summary_evidence
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.remedy.actions import RESTARTED_AT, Manifest, key_of
 from weavergen.domain.remedy.gitops import Reverting
@@ -58,6 +59,9 @@ class Twin:
     escalations: list[str] = field(default_factory=list)
     measurements: int = 0
     baseline: ServiceSummary | None = None
+    # The spans since the last change began to settle, and how many pauses made them.
+    settled: ServiceSummary | None = None
+    pauses: int = 0
     last_snapshot: Snapshot | None = None
     writes: Writes = field(default_factory=dict)
     # The runtime ConfigMap the pods consume through envFrom: not a target, so not in manifests.
@@ -253,8 +257,23 @@ class Twin:
     def wait_rollout(self, timeout_seconds: int) -> bool:
         return True
 
-    def settle(self, seconds: int) -> None:
-        return None
+    def begin_settling(self) -> None:
+        self.settled = ServiceSummary(self.system.service)
+
+    def pause(self, seconds: float) -> None:
+        """Simulated time: the spans of ``seconds`` of the system as it is now."""
+        if self.settled is not None and seconds > 0:
+            self.pauses += 1
+            self.settled.merge(
+                self.simulator.summary(
+                    self.system, self.faults(), self.seed + 7919 * self.pauses, window_s=seconds
+                )
+            )
+
+    def request_evidence(self, threshold_ms: float) -> Evidence | None:
+        if self.settled is None:
+            return None
+        return summary_evidence(self.settled, threshold_ms)
 
     def measure(self) -> Measurement:
         assert self.baseline is not None

@@ -1,0 +1,160 @@
+"""Time to heal: an earlier commit against this checkout, in the same run, on the same machine.
+
+Runs the demo (`hack/demo.py`: a fresh local control plane with a real node, the operator
+installed with Helm, the OTel-instrumented shop under load) for each scenario, once per commit
+and run, alternating the two so a machine getting busier weighs on both alike. The earlier
+commit runs from a git worktree of it (its own images, chart and demo). From each narration it
+takes: fault -> cycle created, each phase's duration, and fault -> the cycle's end (verified
+healthy, or rolled back). Prints a table per scenario with the medians and their ratios
+(this / earlier): on a shared 2-core machine the ratios mean more than the seconds.
+
+Run: .venv/bin/python -m benchmarks.time_to_heal [--baseline 5056bfd] [--runs 1]
+     [--scenario config-corruption --scenario bad-deploy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.progress import log
+from hack.demo import SCENARIOS
+
+REPO = Path(__file__).resolve().parents[1]
+# The last commit before issue 23 (time to heal): a fixed settle and timer-driven phases.
+BASELINE = "5056bfd"
+PHASES = ("define", "measure", "explore", "develop", "implement")
+STAMP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
+FAULT = re.compile(r"-config now: |rolled out demo-shop ")
+DETECTED = re.compile(r"cycle \S+ started .*, ([\d.]+)s after the fault")
+PHASE = re.compile(r"^\s+phase (\w+)\s+(\w+) in ([\d.]+)s")
+
+
+@dataclass
+class Run:
+    """What one demo narration says about the time to heal."""
+
+    outcome: str = "?"
+    detected: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    fault_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def healed(self) -> float | None:
+        if self.fault_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.fault_at
+
+    def figures(self) -> dict[str, float | None]:
+        return {
+            "fault -> cycle created": self.detected,
+            **{f"  {phase}": self.phases.get(phase) for phase in PHASES},
+            "fault -> cycle ended": self.healed,
+        }
+
+
+def parse(narration: str) -> Run:
+    run = Run()
+    for line in narration.splitlines():
+        stamped = STAMP.match(line)
+        at, said = (float(stamped[1]), stamped[2]) if stamped else (None, line)
+        if at is not None and run.fault_at is None and FAULT.search(said):
+            run.fault_at = at
+        if found := DETECTED.search(said):
+            run.detected = float(found[1])
+        if found := PHASE.match(said):
+            run.phases[found[1]] = float(found[3])
+            run.ended_at = at
+        if line.strip().startswith("outcome "):
+            run.outcome = line.split()[1].rstrip(":")
+    return run
+
+
+def worktree(revision: str) -> Path:
+    """A checkout of ``revision`` beside the cache, made once."""
+    sha = git("rev-parse", "--short=12", revision)
+    cache = Path(os.environ.get("WEAVERGEN_CACHE", Path.home() / ".cache" / "weavergen"))
+    tree = cache / "time-to-heal" / sha
+    if not (tree / "hack" / "demo.py").exists():
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        git("worktree", "add", "--force", "--detach", str(tree), sha)
+    return tree
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def demo(tree: Path, scenario: str) -> Run:
+    """One demo run from ``tree``; its narration goes to stderr as it comes."""
+    env = {**os.environ, "PYTHONPATH": f"{tree / 'operator'}{os.pathsep}{tree}"}
+    with tempfile.TemporaryDirectory(prefix="weavergen-tth-") as tmp:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hack.demo", "--scenario", scenario, "--report", f"{tmp}/r"],
+            cwd=tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            print(line, end="", file=sys.stderr, flush=True)
+            lines.append(line)
+        if process.wait() != 0:
+            raise RuntimeError(f"the demo from {tree} ({scenario}) exited {process.returncode}")
+    return parse("".join(lines))
+
+
+def median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def table(scenario: str, earlier: list[Run], now: list[Run], labels: tuple[str, str]) -> str:
+    rows = [f"### {scenario} ({len(now)} run(s) each; medians)", ""]
+    rows += [f"| | {labels[0]} | {labels[1]} | ratio |", "|---|---:|---:|---:|"]
+    outcomes = [", ".join(run.outcome for run in runs) for runs in (earlier, now)]
+    rows.append(f"| outcome | {outcomes[0]} | {outcomes[1]} | |")
+    for name in Run().figures():
+        before = median([run.figures()[name] for run in earlier])
+        after = median([run.figures()[name] for run in now])
+        ratio = f"{after / before:.2f}" if before and after is not None else "n/a"
+        rows.append(f"| {name} | {_s(before)} | {_s(after)} | {ratio} |")
+    return "\n".join(rows)
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default=BASELINE, help="the earlier commit")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS)
+    args = parser.parse_args()
+    trees = {"earlier": worktree(args.baseline), "this": REPO}
+    labels = (f"{git('rev-parse', '--short', args.baseline)}", "this checkout")
+    results: dict[str, dict[str, list[Run]]] = {}
+    for scenario in args.scenario or SCENARIOS:
+        for n in range(args.runs):
+            for which, tree in trees.items():
+                log(f"{scenario} run {n + 1}/{args.runs}: {which} ({tree})")
+                results.setdefault(scenario, {}).setdefault(which, []).append(demo(tree, scenario))
+    for scenario, runs in results.items():
+        print(table(scenario, runs["earlier"], runs["this"], labels) + "\n")
+
+
+if __name__ == "__main__":
+    main()

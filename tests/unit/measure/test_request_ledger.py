@@ -1,0 +1,116 @@
+"""The receiver's request ledger: the requests since a fix, by their start, over its endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import ClientSession
+
+from weavergen.domain.measure.otlp import decode_json
+from weavergen.domain.measure.sequential import Evidence
+from weavergen.telemetry.receiver import build_app
+from weavergen.telemetry.receiver import serve as serve_receiver
+from weavergen.telemetry.windows import LEDGER_SECONDS, WindowStore
+
+NOW = 1_800_000_000.0  # the receiver's clock when the spans arrive
+SERVER, INTERNAL, ERROR = 2, 1, 2
+
+
+def span(start: float, millis: float, *, kind: int = SERVER, error: bool = False) -> dict[str, Any]:
+    begin = int(start * 1e9)
+    return {
+        "traceId": f"{int(start * 1000) % 2**64:032x}",
+        "spanId": "00000000000000aa",
+        "name": "GET /" if kind == SERVER else "query",
+        "kind": kind,
+        "startTimeUnixNano": str(begin),
+        "endTimeUnixNano": str(begin + int(millis * 1e6)),
+        "status": {"code": ERROR if error else 0},
+        # A server span is a request; any other with a parent is work inside one.
+        **({} if kind == SERVER else {"parentSpanId": "00000000000000bb"}),
+    }
+
+
+def export(*spans: dict[str, Any], service: str = "shop") -> bytes:
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    document = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": list(spans)}]}]}
+    return json.dumps(document).encode()
+
+
+def store_with(*bodies: bytes, clock: float = NOW) -> WindowStore:
+    store = WindowStore(clock=lambda: clock)
+    for body in bodies:
+        store.add(list(decode_json(body)))
+    return store
+
+
+def test_requests_started_before_the_fix_are_no_evidence_even_when_they_arrive_after() -> None:
+    fix = NOW - 5
+    # One batch, exported after the fix: 3 failed requests served before it, 4 after (one slow).
+    body = export(
+        *(span(fix - 2 + i * 0.1, 10, error=True) for i in range(3)),
+        *(span(fix + 1 + i, 10) for i in range(3)),
+        span(fix + 2.5, 900),
+    )
+    store = store_with(body)
+    assert store.evidence("shop", fix, threshold_ms=100) == Evidence(4, 1)
+    assert store.evidence("shop", fix - 3, threshold_ms=100) == Evidence(7, 4)
+    assert store.evidence("shop", fix, threshold_ms=1000) == Evidence(4, 0)
+    assert store.evidence("other", fix, threshold_ms=100) == Evidence()
+
+
+def test_only_requests_count_once_a_service_has_sent_one() -> None:
+    store = store_with(
+        export(span(NOW - 1, 10, kind=INTERNAL, error=True)),  # no request seen yet: counts
+        export(span(NOW - 1, 10), span(NOW - 1, 10, kind=INTERNAL, error=True)),
+    )
+    # The first span counted before the service showed requests; the second internal one not.
+    assert store.evidence("shop", NOW - 10, threshold_ms=100) == Evidence(2, 1)
+
+
+def test_starts_the_ledger_cannot_place_count_at_their_arrival() -> None:
+    store = store_with(
+        export(span(NOW + 3600, 10, error=True), span(NOW - LEDGER_SECONDS - 5, 10, error=True))
+    )
+    # Clocks far ahead or behind: no request is placed after its arrival, or out of reach.
+    assert store.evidence("shop", NOW - 1, threshold_ms=100) == Evidence(2, 2)
+    assert store.evidence("shop", NOW + 1, threshold_ms=100) == Evidence()
+
+
+def test_seconds_out_of_reach_are_forgotten() -> None:
+    store = WindowStore(clock=lambda: NOW)
+    store.add(list(decode_json(export(span(NOW - 1, 10, error=True)))))
+    store.clock = lambda: NOW + LEDGER_SECONDS
+    store.add(list(decode_json(export(span(NOW + LEDGER_SECONDS - 1, 10)))))
+    assert store.evidence("shop", 0, threshold_ms=100) == Evidence(1, 0)
+
+
+def test_the_endpoint_answers_evidence_and_refuses_bad_queries_by_name() -> None:
+    async def main() -> None:
+        store = WindowStore()
+        runner, port = await serve_receiver(build_app(store), port=0)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with ClientSession() as session:
+                body = export(span(NOW - 2, 10), span(NOW - 2, 10, error=True))
+                store.clock = lambda: NOW
+                headers = {"Content-Type": "application/json"}
+                async with session.post(f"{url}/v1/traces", data=body, headers=headers) as resp:
+                    assert resp.status == 200, await resp.text()
+                query = f"{url}/v1/evidence/shop?since={NOW - 3}&latencyMs=50"
+                async with session.get(query) as resp:
+                    assert await resp.json() == {"requests": 2, "bad": 1}
+                for query, message in (
+                    ("latencyMs=50", "since is required"),
+                    (f"since={NOW}", "latencyMs is required"),
+                    (f"since={NOW}&latencyMs=0", "latencyMs is required: milliseconds above 0"),
+                    ("since=nan&latencyMs=5", "since must be seconds since the epoch"),
+                ):
+                    async with session.get(f"{url}/v1/evidence/shop?{query}") as resp:
+                        assert resp.status == 400 and message in await resp.text(), query
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

@@ -1,0 +1,70 @@
+"""The settle after a fix stops when the requests since it say enough (on the digital twin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weavergen.api.profiles import profile_for
+from weavergen.domain.simulation.simulator import EntropySimulator
+from weavergen.domain.simulation.twin import Twin
+from weavergen.phases.operators import Operators
+
+SETTLE = 30
+
+
+def broken_twin() -> tuple[Twin, Operators, dict[str, Any]]:
+    twin = Twin.build(EntropySimulator(4), "config_corruption", seed=4)
+    criteria = profile_for("web-service").success_criteria
+    assert criteria is not None
+    before = twin.measure()
+    assert before.health is not None
+    data = {
+        "entropy_before": before.entropy_score,
+        "latency_threshold_ms": before.health.latency_threshold_ms,
+    }
+    return twin, Operators(twin, criteria), data
+
+
+def verify(operators: Operators, data: dict[str, Any]) -> dict[str, Any]:
+    data = {**data, **operators.settle({"seconds": SETTLE}, data)}
+    data = {**data, **operators.remeasure({}, data)}
+    return {**data, **operators.verify_success_criteria({}, data)}
+
+
+def test_a_fix_that_works_passes_within_seconds_on_the_requests_since_it() -> None:
+    twin, operators, data = broken_twin()
+    twin.apply({k: v for k, v in twin.golden().items() if k.startswith("ConfigMap/")})
+    measured = twin.measurements
+    result = verify(operators, data)
+    found = result["verification"]
+    assert found["decision"] == "Pass" and found["seconds"] < SETTLE, found
+    assert found["bad"] < found["requests"] * 0.05
+    assert result["criteria_met"] is True
+    assert "requests bad (failed or slow) since the fix: pass" in result["verdict"][-1]
+    assert twin.measurements == measured + 1  # the measurement it passed on is the one judged
+
+
+def test_a_fix_that_does_not_work_fails_early_and_the_criteria_with_it() -> None:
+    _, operators, data = broken_twin()  # nothing applied: the config is still corrupted
+    result = verify(operators, data)
+    found = result["verification"]
+    assert found["decision"] == "Fail" and found["seconds"] < SETTLE / 5, found
+    assert result["criteria_met"] is False
+    assert result["verdict"] == [found["summary"]] and ": fail" in found["summary"]
+
+
+def test_without_a_latency_threshold_the_whole_settle_is_waited() -> None:
+    twin, operators, data = broken_twin()
+    data["latency_threshold_ms"] = None  # and the objectives set none either
+    found = operators.settle({"seconds": SETTLE}, data)["verification"]
+    assert found == {"seconds": SETTLE, "decision": None}
+    assert twin.pauses == 1
+
+
+def test_a_silent_service_is_never_passed_early() -> None:
+    twin, operators, data = broken_twin()
+    twin.apply({k: v for k, v in twin.golden().items() if k.startswith("ConfigMap/")})
+    twin.pause = lambda seconds: None  # type: ignore[method-assign]  # no span arrives
+    found = operators.settle({"seconds": SETTLE}, data)["verification"]
+    assert found["decision"] == "Continue" and found["requests"] == 0
+    assert found["seconds"] == SETTLE
