@@ -5,8 +5,11 @@ installed with Helm, the OTel-instrumented shop under load) for each scenario, o
 and run, alternating the two so a machine getting busier weighs on both alike. The earlier
 commit runs from a git worktree of it (its own images, chart and demo). From each narration it
 takes: fault -> cycle created, each phase's duration, and fault -> the cycle's end (verified
-healthy, or rolled back). Prints a table per scenario with the medians and their ratios
-(this / earlier): on a shared 2-core machine the ratios mean more than the seconds.
+healthy, or rolled back). From the API server's own metrics (``apiserver_request_total``) it
+counts the requests made from the fault to the cycle's end: to the operator's resources (the
+charter's and cycle's status patches: no patch storm) and to every resource, by every client.
+Prints a table per scenario with the medians and their ratios (this / earlier): on a shared
+2-core machine the ratios mean more than the seconds.
 
 Run: .venv/bin/python -m benchmarks.time_to_heal [--baseline 5056bfd] [--runs 1]
      [--scenario config-corruption --scenario bad-deploy]
@@ -24,14 +27,18 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchmarks.progress import log
 from hack.demo import SCENARIOS
+from weavergen.api.common import GROUP
 
 REPO = Path(__file__).resolve().parents[1]
 # The last commit before issue 23 (time to heal): a fixed settle and timer-driven phases.
 BASELINE = "5056bfd"
 PHASES = ("define", "measure", "explore", "develop", "implement")
 STAMP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
+KUBECONFIG = re.compile(r"\(kubeconfig (\S+)\)")
 FAULT = re.compile(r"-config now: |rolled out demo-shop ")
 DETECTED = re.compile(r"cycle \S+ started .*, ([\d.]+)s after the fault")
 PHASE = re.compile(r"^\s+phase (\w+)\s+(\w+) in ([\d.]+)s")
@@ -46,6 +53,7 @@ class Run:
     phases: dict[str, float] = field(default_factory=dict)
     fault_at: float | None = None
     ended_at: float | None = None
+    api_requests: dict[str, float] = field(default_factory=dict)  # in the cycle, by kind
 
     @property
     def healed(self) -> float | None:
@@ -58,6 +66,7 @@ class Run:
             "fault -> cycle created": self.detected,
             **{f"  {phase}": self.phases.get(phase) for phase in PHASES},
             "fault -> cycle ended": self.healed,
+            **{f"API requests: {kind}": n for kind, n in sorted(self.api_requests.items())},
         }
 
 
@@ -95,6 +104,37 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
+def api_requests(kubeconfig: str) -> dict[str, float]:
+    """The API server's request counters so far: to the operator's resources, and to all."""
+    raw = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": f"{kube_bin()}{os.pathsep}{os.environ['PATH']}"},
+    ).stdout
+    counts = {"charters and cycles": 0.0, "all (every client)": 0.0}
+    for family in text_string_to_metric_families(raw):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            counts["all (every client)"] += sample.value
+            if sample.labels.get("group") == GROUP:
+                counts["charters and cycles"] += sample.value
+    return counts
+
+
+def kube_bin() -> Path:
+    """Where the control plane build keeps kubectl."""
+    return next(
+        Path(os.environ.get("WEAVERGEN_CACHE", Path.home() / ".cache" / "weavergen")).glob(
+            "bin/kubernetes-*/"
+        )
+    )
+
+
 def demo(tree: Path, scenario: str) -> Run:
     """One demo run from ``tree``; its narration goes to stderr as it comes."""
     env = {**os.environ, "PYTHONPATH": f"{tree / 'operator'}{os.pathsep}{tree}"}
@@ -107,13 +147,21 @@ def demo(tree: Path, scenario: str) -> Run:
             text=True,
         )
         assert process.stdout is not None
-        lines = []
+        lines, kubeconfig, counted = [], "", {}
         for line in process.stdout:
             print(line, end="", file=sys.stderr, flush=True)
             lines.append(line)
+            if found := KUBECONFIG.search(line):
+                kubeconfig = found[1]
+            # From the fault to the cycle's end (its last phase), as the narration says them.
+            if kubeconfig and (FAULT.search(line) or PHASE.search(line.partition("] ")[2])):
+                counted["fault" if not counted else "end"] = api_requests(kubeconfig)
         if process.wait() != 0:
             raise RuntimeError(f"the demo from {tree} ({scenario}) exited {process.returncode}")
-    return parse("".join(lines))
+    run = parse("".join(lines))
+    if "end" in counted:
+        run.api_requests = {k: counted["end"][k] - v for k, v in counted["fault"].items()}
+    return run
 
 
 def median(values: list[float | None]) -> float | None:
@@ -126,16 +174,18 @@ def table(scenario: str, earlier: list[Run], now: list[Run], labels: tuple[str, 
     rows += [f"| | {labels[0]} | {labels[1]} | ratio |", "|---|---:|---:|---:|"]
     outcomes = [", ".join(run.outcome for run in runs) for runs in (earlier, now)]
     rows.append(f"| outcome | {outcomes[0]} | {outcomes[1]} | |")
-    for name in Run().figures():
+    for name in now[0].figures():
         before = median([run.figures()[name] for run in earlier])
         after = median([run.figures()[name] for run in now])
         ratio = f"{after / before:.2f}" if before and after is not None else "n/a"
-        rows.append(f"| {name} | {_s(before)} | {_s(after)} | {ratio} |")
+        rows.append(f"| {name} | {_s(before, name)} | {_s(after, name)} | {ratio} |")
     return "\n".join(rows)
 
 
-def _s(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f} s"
+def _s(value: float | None, name: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f}" if name.startswith("API") else f"{value:.1f} s"
 
 
 def main() -> None:

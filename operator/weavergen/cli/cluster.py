@@ -8,6 +8,8 @@ import json
 import os
 import socket
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from weavergen.api.charter import RegenerationCharter
@@ -124,6 +126,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
 
 
 def cmd_phase_run(args: argparse.Namespace) -> int:
+    marks = {"started": process_started(), "main": time.time()}
     from weavergen.domain.errors import RegenerationError  # noqa: PLC0415
     from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
     from weavergen.k8s.jobs import run_phase  # noqa: PLC0415
@@ -133,15 +136,31 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     if not sep or not namespace or not cycle:
         fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
     tracing.configure("weavergen-phase")
+    marks["imported"] = time.time()
     try:
         result = run_phase(Rest(api_client()), namespace, cycle, args.phase)
     except (RegenerationError, ValueError) as err:
         print(f"phase {args.phase} of {args.cycle} failed: {err}", file=sys.stderr)
         return 1
     finally:
+        marks["ran"] = time.time()
         tracing.flush()
+        marks["flushed"] = time.time()
+        # Where a phase Job's seconds go, for benchmarks/phase_jobs.py: epoch seconds.
+        print(f"phase timings: {json.dumps(marks)}", file=sys.stderr)
     print(f"phase {args.phase} of {args.cycle} done: {', '.join(sorted(result))}")
     return 0
+
+
+def process_started() -> float | None:
+    """When this process started, in epoch seconds (Linux), to 10 ms: the interpreter's start
+    is part of a phase Job's time too."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def cmd_operator_run(args: argparse.Namespace) -> int:
