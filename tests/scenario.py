@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +28,7 @@ from weavergen.domain.remedy.actions import RESTARTED_AT
 from weavergen.domain.simulation.simulator import (
     EntropySimulator,
     Faults,
+    SyntheticChunk,
     to_otlp_json,
     to_otlp_protobuf,
 )
@@ -281,14 +283,16 @@ class SpanPusher:
         window_s: float = 1.0,
         threads: int = 1,
         rotation: int = 4,
+        live_clock: bool = False,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}/v1/traces"
         self.interval = interval
         self.window_s = window_s
         self.rotation = rotation
+        self.live_clock = live_clock
         self.sim = EntropySimulator(7)
         self.systems = [self.sim.system(service) for service in services]
-        self.payloads: list[list[tuple[bytes, int]]] = []
+        self.payloads: list[list[tuple[list[SyntheticChunk], bytes, int]]] = []
         self.set_faults(Faults())
         self.spans = 0
         self.failures: list[str] = []
@@ -305,9 +309,18 @@ class SpanPusher:
             encoded = []
             for seed in range(self.rotation):
                 chunks = list(self.sim.chunks(system, faults, seed, window_s=self.window_s))
-                encoded.append((to_otlp_protobuf(chunks), sum(len(c) for c in chunks)))
+                encoded.append((chunks, to_otlp_protobuf(chunks), sum(len(c) for c in chunks)))
             payloads.append(encoded)
         self.payloads = payloads  # one assignment: a sender sees the old list or the new one
+
+    def _body(self, chunks: list[SyntheticChunk], encoded: bytes) -> bytes:
+        """The payload; with ``live_clock`` its spans are timed in the window just ended, as
+        an SDK's are (the simulator's own times are fixed, years back)."""
+        if not self.live_clock:
+            return encoded
+        end = time.time_ns()
+        window = int(self.window_s * 1e9)
+        return to_otlp_protobuf([replace(c, start_ns=end - window, end_ns=end) for c in chunks])
 
     def start(self) -> None:
         for thread in self._threads:
@@ -322,9 +335,11 @@ class SpanPusher:
         start = time.monotonic()
         for tick in itertools.count():
             for encoded in self.payloads[offset::stride]:
-                body, count = encoded[tick % len(encoded)]
+                chunks, body, count = encoded[tick % len(encoded)]
                 request = urllib.request.Request(
-                    self.url, data=body, headers={"Content-Type": "application/x-protobuf"}
+                    self.url,
+                    data=self._body(chunks, body),
+                    headers={"Content-Type": "application/x-protobuf"},
                 )
                 try:
                     with urllib.request.urlopen(request, timeout=10) as response:

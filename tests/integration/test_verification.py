@@ -36,10 +36,13 @@ def pushed_charter(
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
     spec: dict[str, Any] = charter("enforce")
     spec["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 10, "minSpans": 100}
+    # A team's latency objective. Without one it is the baseline's p99, and the pusher sends
+    # the same 32 requests over and over: the top one or two of them would always be "slow".
+    spec["spec"]["objectives"] = {"latencyThresholdMs": 1000}
     spec["spec"]["successCriteria"].update(settleSeconds=SETTLE, maxRecoverySeconds=2 * SETTLE)
     port = wait_for(operator.receiver_port, 30, what="the operator's OTLP receiver")
     assert isinstance(port, int)
-    pusher = SpanPusher(port, ["web"], interval=0.5, window_s=2)
+    pusher = SpanPusher(port, ["web"], interval=0.5, window_s=2, live_clock=True)
     pusher.start()
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(spec))
     healthy = charter_status(

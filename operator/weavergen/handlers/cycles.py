@@ -2,8 +2,11 @@
 
 A timer looks at every unfinished cycle and resumes its workflow from the state saved in its
 ConfigMap, so a restarted operator carries on where it stopped (level-based, not edge-based).
-A phase Job that finishes advances its cycle at once (``phase_job_finished``); the timer stays
-as the safety net. One lock per cycle keeps the two from reconciling the same cycle together.
+A phase that writes its result advances its cycle at once (``phase_result_written``), and so
+does a phase Job that finishes (``phase_job_finished``); the timer stays as the safety net. One
+lock per cycle keeps them from reconciling the same cycle together. Both watches select their
+objects on the server (``handlers/settings.py``): the operator never streams every Job or
+ConfigMap of the cluster.
 It also reads a person's abort, reject and retry annotations (``domain/decide/cycle_requests``):
 a stop is a step of the unfinished cycle's reconcile, a retry is started from the finished one.
 Sharded, a replica looks only at the cycles of its own charters (``handlers/shards.py``).
@@ -20,7 +23,7 @@ import kopf
 
 from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
-from weavergen.api.keys import CYCLE_LABEL
+from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.domain.decide.cycle_requests import ignored_requests, requests_of, retry_request
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
@@ -124,6 +127,28 @@ def phase_job_finished(
     *, meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """A phase Job is done: advance its cycle now rather than at the next timer tick."""
+    advance_owner(meta, namespace, memo, logger, kwargs)
+
+
+def _result_written(type: str | None, **_: Any) -> bool:
+    """Only as it is written: results listed when the operator starts are the timer's."""
+    return type == "ADDED"
+
+
+@kopf.on.event("", "v1", "configmaps", labels={PHASE_LABEL: kopf.PRESENT}, when=_result_written)
+@reported()
+def phase_result_written(
+    *, meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """A phase wrote its result: the next phase can start while its pod exits (the Job is
+    marked complete seconds later, once the kubelet and the Job controller have seen it)."""
+    advance_owner(meta, namespace, memo, logger, kwargs)
+
+
+def advance_owner(
+    meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, kwargs: Any
+) -> None:
+    """Advance the cycle owning ``meta``'s object, under the cycle's lock."""
     owner = next(
         (r for r in meta.get("ownerReferences") or [] if r.get("kind") == "RegenerationCycle"),
         None,

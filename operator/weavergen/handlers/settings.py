@@ -10,6 +10,7 @@ import kopf
 from grpc import aio
 from kubernetes.client.exceptions import ApiException
 
+from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.config import operator_config
 from weavergen.handlers import shards
 from weavergen.handlers.http import OPEN_PATHS, add_routes
@@ -33,6 +34,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
+    # The phase watches, selected on the server: only a cycle's Jobs and phase results stream.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = CYCLE_LABEL
+    settings.watching.label_selectors["", "v1", "configmaps"] = PHASE_LABEL
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.watching.connect_timeout = 30

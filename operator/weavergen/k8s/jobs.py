@@ -222,10 +222,11 @@ class PhaseJobs:
             result = self.rest.get("ConfigMap", self.namespace, name)
             job = self.rest.get("Job", self.namespace, name)
             if result is not None:
-                # The phase is over when its Job is: a cycle never ends with a pod of its own
-                # still running (the Job's deadline bounds the wait).
-                if job is not None and not job_finished(job):
-                    raise Pending(f"Job {name} wrote its result and is finishing")
+                # A phase that wrote its result has acted: the next may start while its pod
+                # exits. The cycle never ends with a pod of its own still running, though:
+                # the last phase waits for every Job of the cycle (their deadlines bound it).
+                if phase == PHASES[-1] and not self._jobs_finished():
+                    raise Pending(f"Job {name} wrote its result; waiting for the Jobs to end")
                 return parse_result(result, phase)
             if job is None:
                 self.rest.create(
@@ -251,6 +252,10 @@ class PhaseJobs:
             raise Pending(f"Job {name} is running")
 
         return run
+
+    def _jobs_finished(self) -> bool:
+        jobs = self.rest.list("Job", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
+        return all(job_finished(job) for job in jobs)
 
 
 def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
