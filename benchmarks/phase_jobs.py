@@ -5,9 +5,9 @@ Helm chart, the shop under load) up to the end of the cycle its fault causes, wa
 cycle's Jobs and pods. Each event is timed as it arrives (the API's own stamps have whole
 seconds); each phase process logs its own marks (``phase timings``: process start, imports
 done, phase done, traces flushed). Prints, per phase: the operator's reaction (the previous
-phase's end to this Job), Job to pod, pod to process start (scheduling, sandbox, container),
-interpreter and imports, the phase's own work (API reads and writes, computing), the trace
-flush, and exit to the Job's completion. Asserts nothing.
+phase's result written to this Job), Job to pod, pod to process start (scheduling, sandbox,
+container), interpreter and imports, the phase's own work (API reads and writes, computing),
+the trace flush, and exit to the Job's completion. Asserts nothing.
 
 Run: .venv/bin/python -m benchmarks.phase_jobs [--scenario config-corruption]
 """
@@ -31,7 +31,7 @@ from weavergen.k8s.jobs import job_finished
 
 PHASES = ("define", "measure", "explore", "develop", "implement")
 COLUMNS = (
-    ("operator", "previous end -> Job"),
+    ("operator", "previous result -> Job"),
     ("job->pod", "Job -> pod"),
     ("pod->proc", "pod -> process"),
     ("imports", "interpreter, imports"),
@@ -91,7 +91,7 @@ def breakdown(seen: dict[tuple[str, str], float], marks: dict[str, dict[str, flo
         "| phase | " + " | ".join(title for _, title in COLUMNS) + " |",
         "|---" * (len(COLUMNS) + 1) + "|",
     ]
-    previous_end = None
+    previous_result = None
     for phase in PHASES:
         job, pod = seen.get((phase, "jobs:added")), seen.get((phase, "pods:added"))
         done = seen.get((phase, "jobs:finished"))
@@ -101,7 +101,7 @@ def breakdown(seen: dict[tuple[str, str], float], marks: dict[str, dict[str, flo
             return "?" if start is None or end is None else f"{end - start:.2f}"
 
         cells = [
-            span(previous_end, job),
+            span(previous_result, job),
             span(job, pod),
             span(pod, mark.get("started")),
             span(mark.get("started"), mark.get("imported")),
@@ -111,7 +111,7 @@ def breakdown(seen: dict[tuple[str, str], float], marks: dict[str, dict[str, flo
             span(job, done),
         ]
         rows.append(f"| {phase} | " + " | ".join(cells) + " |")
-        previous_end = done
+        previous_result = mark.get("ran")
     return "\n".join(rows)
 
 
@@ -133,6 +133,7 @@ def main() -> None:
         finally:
             demo.stop()
     print(f"cycle {final['name']}: {final.get('phase')} (seconds, events timed on arrival)")
+    print(f"verification: {final.get('verification')}")
     print(breakdown(watcher.seen, marks))
 
 

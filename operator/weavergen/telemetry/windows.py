@@ -16,8 +16,12 @@ or from when the store began to keep every slot of the service, whichever is lat
 that stopped sending shows as a window much longer than its spans: silence, not a short window.
 
 A window asked ``since`` a moment (a fix took effect) leaves out the slots begun before it, so
-what went before the fix is not judged as its result. When no slot has begun since (a settle
-shorter than a slot), the slot being filled is the window, and it may hold spans from before.
+what went before the fix is not judged as its result. When no slot has begun since, the store
+cuts the slot being filled at that moment once asked for the requests since it (a verifier
+asks at once, `RequestLedger`): what arrives in that slot from then on is also kept apart, and
+the window since the moment is that part alone. A verification then need not wait for the next
+slot to judge the fix. Without a cut (never asked, or asked before a restart) the slot being
+filled is the window, spans from before the moment included.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class WindowStore:
         # Since when every slot of a service is kept (later than ``started`` for a service
         # whose window grew: older slots were dropped before it was asked for more).
         self._complete_since: dict[str, float] = {}
+        self._cuts: dict[str, _Cut] = {}
         self.ledger = RequestLedger()
         self._lock = threading.Lock()
 
@@ -97,6 +102,7 @@ class WindowStore:
                     for old in sorted(slots)[:-kept]:
                         del slots[old]
                 summary.add_chunk(chunk)
+                self._add_after_cut(chunk, slot)
                 self.ledger.add(chunk, arrived)
                 accepted += len(chunk)
             self.counters.spans_accepted += accepted
@@ -123,6 +129,11 @@ class WindowStore:
                 self._kept[service] = covering
             elif service not in self._kept and len(self._kept) < MAX_SERVICES:
                 self._kept[service] = kept
+            cut = self._cuts.get(service)
+            if cut is not None and cut.at == since and cut.slot == newest:
+                merged.merge(cut.summary)
+                merged.window_s = max(0.0, now - since)
+                return merged
             for slot, summary in self._slots.get(service, {}).items():
                 if oldest <= slot <= newest:
                     merged.merge(summary)
@@ -131,9 +142,32 @@ class WindowStore:
         return merged
 
     def evidence(self, service: str, since: float, threshold_ms: float) -> Evidence:
-        """The requests of ``service`` started since ``since``: see `RequestLedger`."""
+        """The requests of ``service`` started since ``since``: see `RequestLedger`. Asking
+        cuts the slot being filled at ``since`` (see the module's docstring)."""
         with self._lock:
+            self._cut(service, since, self.clock())
             return self.ledger.evidence(service, since, threshold_ms)
+
+    def _cut(self, service: str, since: float, now: float) -> None:
+        """Cut the slot being filled at ``since``, unless it is cut there already or began
+        since (then no cut is needed)."""
+        slot = self._slot(now)
+        if since <= slot * self.slot_seconds or since > now:
+            return
+        cut = self._cuts.get(service)
+        if cut is not None and cut.at == since and cut.slot == slot:
+            return
+        if cut is not None or len(self._cuts) < MAX_SERVICES:
+            self._cuts[service] = _Cut(since, slot, ServiceSummary(service))
+
+    def _add_after_cut(self, chunk: SpanChunk, slot: int) -> None:
+        cut = self._cuts.get(chunk.service)
+        if cut is None:
+            return
+        if cut.slot == slot:
+            cut.summary.add_chunk(chunk)
+        else:  # a slot has begun since the cut: the cut is no longer needed
+            del self._cuts[chunk.service]
 
     def services(self) -> list[str]:
         with self._lock:
@@ -203,6 +237,15 @@ class RequestLedger:
                 errors += entry.errors
                 ok_latencies += entry.ok_latencies
         return evidence_of(requests, errors, ok_latencies, threshold_ms)
+
+
+@dataclass
+class _Cut:
+    """What arrived in slot ``slot`` from ``at`` on."""
+
+    at: float
+    slot: int
+    summary: ServiceSummary
 
 
 @dataclass

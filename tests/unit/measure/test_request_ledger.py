@@ -114,3 +114,23 @@ def test_the_endpoint_answers_evidence_and_refuses_bad_queries_by_name() -> None
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_asking_for_the_requests_since_a_fix_cuts_the_slot_being_filled_there() -> None:
+    now = [1_800_000_001.0]  # 1 s into a 10 s slot
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    broken = [span(now[0] - 0.5, 10, error=True) for _ in range(5)]
+    store.add(list(decode_json(export(*broken))))
+    fix = now[0] = 1_800_000_003.0
+    # Without a cut the window since the fix is the slot being filled: the errors before it.
+    assert store.window("shop", 60, since=fix).error_count == 5
+    store.evidence("shop", fix, threshold_ms=100)  # what a verifier asks first
+    now[0] = 1_800_000_005.0
+    store.add(list(decode_json(export(*(span(now[0] - 1, 10) for _ in range(3))))))
+    after = store.window("shop", 60, since=fix)
+    assert (after.span_count, after.error_count, after.window_s) == (3, 0, 2.0)
+    assert store.window("shop", 60).span_count == 8  # the whole slot is still whole
+    # Once a slot has begun since the fix, windows since it are whole slots again.
+    now[0] = 1_800_000_011.0
+    store.add(list(decode_json(export(span(now[0] - 0.5, 10)))))
+    assert store.window("shop", 60, since=fix).span_count == 1
