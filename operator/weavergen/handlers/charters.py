@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,15 @@ from weavergen.api.common import GROUP, VERSION
 from weavergen.api.keys import REQUEST_ANNOTATION
 from weavergen.config import operator_config
 from weavergen.domain import reasons
-from weavergen.domain.decide.reconcile import CharterDecision, decide, measurement_due
+from weavergen.domain.decide.reconcile import (
+    CharterDecision,
+    decide,
+    evidence_since,
+    measurement_due,
+)
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
 from weavergen.domain.measure.measure import Measurement, known_good
+from weavergen.domain.measure.sequential import Evidence
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cluster_target import ClusterTarget
@@ -23,6 +30,7 @@ from weavergen.k8s.notifications import offer_charter, routing
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.telemetry import metrics
+from weavergen.telemetry.windows import WindowStore
 
 TIMER_SECONDS = operator_config().timer_seconds
 
@@ -60,7 +68,7 @@ def reconcile_charter(
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
-    if not measurement_due(charter, status, now, requested):
+    if not measurement_due(charter, status, now, requested, new_requests(memo, charter, status)):
         return
     rest: Rest = memo.rest
     target = ClusterTarget(
@@ -98,6 +106,20 @@ def reconcile_charter(
     write_status(rest, "RegenerationCharter", namespace, name, update)
     _announce(body, decision)
     _record(namespace, name, update, decision)
+
+
+def new_requests(
+    memo: Any, charter: RegenerationCharterSpec, status: kopf.Status
+) -> Evidence | None:
+    """The requests this process's receiver got for the charter's service since its last
+    measurement (a read of memory). Without a latency objective only failed requests are bad
+    here: the baseline's latency is the measurement's to judge."""
+    since = evidence_since(status)
+    if since is None or charter.telemetry.source == "configMap":
+        return None
+    threshold = charter.objectives.latency_threshold_ms or math.inf
+    windows: WindowStore = memo.windows
+    return windows.evidence(charter.telemetry.service_name, since, threshold, cut=False)
 
 
 def _observe(

@@ -141,11 +141,15 @@ class WindowStore:
         merged.window_s = max(0.0, now - since)
         return merged
 
-    def evidence(self, service: str, since: float, threshold_ms: float) -> Evidence:
-        """The requests of ``service`` started since ``since``: see `RequestLedger`. Asking
-        cuts the slot being filled at ``since`` (see the module's docstring)."""
+    def evidence(
+        self, service: str, since: float, threshold_ms: float, *, cut: bool = True
+    ) -> Evidence:
+        """The requests of ``service`` started since ``since``: see `RequestLedger`. With
+        ``cut`` (a verifier's ask) the slot being filled is cut at ``since`` (see the module's
+        docstring)."""
         with self._lock:
-            self._cut(service, since, self.clock())
+            if cut:
+                self._cut(service, since, self.clock())
             return self.ledger.evidence(service, since, threshold_ms)
 
     def _cut(self, service: str, since: float, now: float) -> None:

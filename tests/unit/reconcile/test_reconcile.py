@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import (
@@ -12,8 +12,9 @@ from weavergen.api.charter import (
 )
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
-from weavergen.domain.decide.reconcile import Conditions, decide, measurement_due
+from weavergen.domain.decide.reconcile import Conditions, decide, evidence_since, measurement_due
 from weavergen.domain.errors import MeasurementUnavailable, PrometheusUnavailable
+from weavergen.domain.measure.sequential import Evidence
 from weavergen.domain.times import parse_time, stamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)
@@ -58,6 +59,19 @@ def test_measurement_follows_the_cadence() -> None:
     assert measurement_due(
         SPEC, {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=31))}}, NOW
     )
+
+
+def test_requests_that_clearly_fail_a_healthy_charter_bring_its_measurement_forward() -> None:
+    healthy = {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=10)), "level": "low"}}
+    assert evidence_since(healthy) == (NOW - timedelta(seconds=10)).replace(tzinfo=UTC).timestamp()
+    failing, fine = Evidence(40, 20), Evidence(400, 2)
+    assert measurement_due(SPEC, healthy, NOW, evidence=failing)
+    assert not measurement_due(SPEC, healthy, NOW, evidence=fine)
+    assert not measurement_due(SPEC, healthy, NOW, evidence=Evidence())  # silence: the cadence's
+    # Already degraded: the cadence goes on, and an incident writes no more status than before.
+    degraded = {"entropy": {**healthy["entropy"], "level": "high"}}
+    assert not measurement_due(SPEC, degraded, NOW, evidence=failing)
+    assert evidence_since({}) is None
 
 
 def test_a_cycle_starts_at_the_trigger_level_once() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from weavergen.api.charter import EntropyLevel, MeasurementSources, RegenerationCharterSpec
@@ -34,7 +34,8 @@ from weavergen.domain.decide.incident import (
 )
 from weavergen.domain.decide.spc import Signal
 from weavergen.domain.errors import RegenerationError
-from weavergen.domain.measure.measure import TELEMETRY
+from weavergen.domain.measure import sequential
+from weavergen.domain.measure.measure import TELEMETRY, MeasureSettings
 from weavergen.domain.remedy.strategies import CATALOG
 from weavergen.domain.times import parse_time, stamp
 
@@ -71,13 +72,31 @@ def measurement_due(
     status: Mapping[str, Any],
     now: datetime,
     requested: str | None = None,
+    evidence: sequential.Evidence | None = None,
 ) -> bool:
-    """On the cadence, or at once when a cycle was requested and not yet handled."""
+    """On the cadence; at once when a cycle was requested and not yet handled, or when the
+    requests since the last measurement (``evidence``) clearly fail the objectives of a
+    charter last measured healthy: detecting a fault need not wait for the cadence. A charter
+    already degraded keeps its cadence, so an incident adds no status writes."""
     if requested and requested != status.get("handledRequest"):
         return True
     cadence = resolve_spec(spec).cadence
     last = parse_time((status.get("entropy") or {}).get("measuredAt"))
-    return last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds)
+    if last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds):
+        return True
+    if evidence is None or _last_good(status, EntropyLevel(spec.trigger.level)) is None:
+        return False
+    objectives = MeasureSettings.from_charter(spec).objectives
+    return sequential.SequentialTest.for_objectives(objectives).decide(evidence) is (
+        sequential.Decision.FAIL
+    )
+
+
+def evidence_since(status: Mapping[str, Any]) -> float | None:
+    """Since when requests are new evidence for ``measurement_due``: the last measurement (an
+    epoch time); None before the first."""
+    last = parse_time((status.get("entropy") or {}).get("measuredAt"))
+    return None if last is None else last.replace(tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True)
