@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 
 from benchmarks.progress import log
 from weavergen.phases.simulate import SimulationEngine
@@ -29,11 +30,18 @@ def main() -> None:
         summary = engine.run(args.scenarios).summary()
         rows.append((name, summary, time.perf_counter() - started))
     print(f"{args.scenarios} scenarios, seed {args.seed} (settle at most the profile's seconds)")
-    print(f"{'':<14}{'false pass':>12}{'succeeded (fixable)':>18}{'settle s (mean)':>17}")
+    print(
+        f"{'':<14}{'false pass':>12}{'succeeded':>11}{'rolled back':>13}"
+        f"{'succeeded (fixable)':>21}{'settle s (mean)':>17}"
+    )
     for name, summary, _ in rows:
+        outcomes = Counter[str]()
+        for per_cause in summary["per_cause"].values():
+            outcomes.update(per_cause)
         print(
-            f"{name:<14}{_pct(summary['false_pass_rate']):>12}"
-            f"{_pct(summary['success_rate']):>18}{summary['average_settle_seconds']:>17.1f}"
+            f"{name:<14}{_pct(summary['false_pass_rate']):>12}{outcomes['succeeded']:>11}"
+            f"{outcomes['rolled_back']:>13}{_pct(summary['success_rate']):>21}"
+            f"{summary['average_settle_seconds']:>17.1f}"
         )
 
 
