@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from hack.localplane.plane import Plane
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import measured_again, wait_for
 from tests.integration.test_operator import charter, charter_status, finished
 from tests.scenario import (
     BROKEN,
@@ -35,7 +35,9 @@ def pushed_charter(
     apply(plane, namespace, deployment("web"), config_map("web-config", GOOD))
     plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=60s")
     spec: dict[str, Any] = charter("enforce")
-    spec["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 10, "minSpans": 100}
+    # A window longer than detection, fix and verification together: when the cycle ends, it
+    # still holds the fault's spans.
+    spec["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 20, "minSpans": 100}
     # A team's latency objective. Without one it is the baseline's p99, and the pusher sends
     # the same 32 requests over and over: the top one or two of them would always be "slow".
     spec["spec"]["objectives"] = {"latencyThresholdMs": 1000}
@@ -65,7 +67,8 @@ def break_config(rest: Rest, namespace: str, pusher: SpanPusher) -> None:
 def the_cycle(rest: Rest, namespace: str, operator: OperatorProcess) -> dict[str, Any]:
     cycles = wait_for(lambda: rest.list("RegenerationCycle", namespace), 60, what="a cycle")
     assert isinstance(cycles, list)
-    return finished(rest, namespace, cycles[0]["metadata"]["name"], operator, timeout=180)
+    name = cycles[0]["metadata"]["name"]
+    return {"name": name, **finished(rest, namespace, name, operator, timeout=180)}
 
 
 def test_a_fix_that_heals_is_verified_as_soon_as_its_requests_say_so(
@@ -77,8 +80,14 @@ def test_a_fix_that_heals_is_verified_as_soon_as_its_requests_say_so(
         with HealingExporter(rest, namespace, heal=lambda: pusher.set_faults(Faults())):
             break_config(rest, namespace, pusher)
             final = the_cycle(rest, namespace, operator)
+        # The cycle ended seconds after the fix, its window still full of the fault's spans:
+        # the charter judges only what came since the fix, and starts no second cycle.
+        after = measured_again(rest, namespace, "web")
     finally:
         pusher.stop()
+    assert condition(after, "Degraded") == "False", after.get("entropy")
+    cycles = [c["metadata"]["name"] for c in rest.list("RegenerationCycle", namespace)]
+    assert cycles == [final["name"]]
     assert final["phase"] == "Succeeded", final.get("message")
     verification = final["verification"]
     assert verification["decision"] == "Pass", verification

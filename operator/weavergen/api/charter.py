@@ -1083,6 +1083,13 @@ class CycleRef(StatusModel):
     outcome: str | None = Field(default=None, description="Its outcome once finished.")
     started_at: Timestamp | None = Field(default=None, description="When it started.")
     finished_at: Timestamp | None = Field(default=None, description="When it finished.")
+    changed_since: float | None = Field(
+        default=None,
+        description=(
+            "When its change began to settle (seconds since the epoch): until a whole window has "
+            "passed since, the charter measures only what the receiver got from then on."
+        ),
+    )
 
 
 class IncidentAttempt(StatusModel):

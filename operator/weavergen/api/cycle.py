@@ -190,6 +190,9 @@ class VerificationRecord(StatusModel):
         ),
     )
     seconds: float = Field(ge=0.0, description="How long the settle waited for the evidence.")
+    since: float | None = Field(
+        default=None, description="When the change began to settle (seconds since the epoch)."
+    )
     requests: int | None = Field(default=None, ge=0, description="Requests since the fix.")
     bad: int | None = Field(
         default=None, ge=0, description="Of them, failed or slower than the latency threshold."

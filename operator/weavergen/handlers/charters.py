@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from weavergen.domain.decide.reconcile import (
     decide,
     evidence_since,
     measurement_due,
+    window_since,
 )
 from weavergen.domain.errors import InvalidCharter, MeasurementUnavailable, parsed_spec
 from weavergen.domain.measure.measure import Measurement, known_good
@@ -74,6 +76,7 @@ def reconcile_charter(
     target = ClusterTarget(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
+    target.settling_since = window_since(status, charter.telemetry.window_seconds, time.time())
     measurement, problem, inputs = _observe(target, status)
     decision = decide(
         charter,

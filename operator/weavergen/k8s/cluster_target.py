@@ -195,8 +195,9 @@ class ClusterTarget:
     def wait_rollout(self, timeout_seconds: int) -> bool:
         return self.targets.wait_rollout(timeout_seconds)
 
-    def begin_settling(self) -> None:
+    def begin_settling(self) -> float:
         self.settling_since = time.time()
+        return self.settling_since
 
     def pause(self, seconds: float) -> None:
         self.sleep(seconds)

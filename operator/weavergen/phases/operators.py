@@ -42,6 +42,7 @@ def validation_registry() -> ServiceRegistry:
 def _verification(
     test: SequentialTest,
     evidence: Evidence,
+    since: float,
     waited: float,
     measured: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -49,6 +50,7 @@ def _verification(
     on, if it passed."""
     record = {
         "seconds": waited,
+        "since": since,
         "decision": test.decide(evidence).value,
         **evidence.as_dict(),
         "measured": measured is not None,
@@ -178,7 +180,7 @@ class Operators:
         evidence (spans from a ConfigMap) or a latency threshold, wait the whole time."""
         self.calls.append("settle")
         seconds = float(params.get("seconds", 30))
-        self.target.begin_settling()
+        since = self.target.begin_settling()
         threshold = self.sequential and (
             data.get("latency_threshold_ms") or self.objectives.latency_threshold_ms
         )
@@ -192,14 +194,14 @@ class Operators:
             if decision is Decision.PASS:
                 after = self.target.measure().as_dict()
                 if judge(after, float(data.get("entropy_before", 1.0)), self.criteria).met:
-                    return _verification(test, evidence, waited, after)
+                    return _verification(test, evidence, since, waited, after)
             if decision is Decision.FAIL or waited >= seconds:
-                return _verification(test, evidence, waited)
+                return _verification(test, evidence, since, waited)
             step = min(POLL_SECONDS, seconds - waited)
             self.target.pause(step)
             waited += step
         self.target.pause(seconds - waited)
-        return {"verification": {"seconds": seconds, "decision": None}}
+        return {"verification": {"seconds": seconds, "since": since, "decision": None}}
 
     def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """A fresh measurement, unless the settle just took the one it passed on."""

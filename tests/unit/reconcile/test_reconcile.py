@@ -12,7 +12,13 @@ from weavergen.api.charter import (
 )
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
-from weavergen.domain.decide.reconcile import Conditions, decide, evidence_since, measurement_due
+from weavergen.domain.decide.reconcile import (
+    Conditions,
+    decide,
+    evidence_since,
+    measurement_due,
+    window_since,
+)
 from weavergen.domain.errors import MeasurementUnavailable, PrometheusUnavailable
 from weavergen.domain.measure.sequential import Evidence
 from weavergen.domain.times import parse_time, stamp
@@ -72,6 +78,15 @@ def test_requests_that_clearly_fail_a_healthy_charter_bring_its_measurement_forw
     degraded = {"entropy": {**healthy["entropy"], "level": "high"}}
     assert not measurement_due(SPEC, degraded, NOW, evidence=failing)
     assert evidence_since({}) is None
+
+
+def test_after_a_cycle_the_window_starts_where_its_change_began_to_settle() -> None:
+    changed = NOW.replace(tzinfo=UTC).timestamp()
+    status = {"lastCycle": {"name": "web-1", "changedSince": changed}}
+    # Within a window of the change, the spans from before it are not the target as it is.
+    assert window_since(status, 15, changed + 3) == changed
+    assert window_since(status, 15, changed + 15) is None
+    assert window_since({"lastCycle": {"name": "web-1"}}, 15, changed) is None
 
 
 def test_a_cycle_starts_at_the_trigger_level_once() -> None:

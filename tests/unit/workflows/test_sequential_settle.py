@@ -57,7 +57,7 @@ def test_without_a_latency_threshold_the_whole_settle_is_waited() -> None:
     twin, operators, data = broken_twin()
     data["latency_threshold_ms"] = None  # and the objectives set none either
     found = operators.settle({"seconds": SETTLE}, data)["verification"]
-    assert found == {"seconds": SETTLE, "decision": None}
+    assert found == {"seconds": SETTLE, "since": 1.0, "decision": None}
     assert twin.pauses == 1
 
 

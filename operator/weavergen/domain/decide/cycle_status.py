@@ -126,7 +126,7 @@ def cycle_status(
     if verification:
         patch["verification"] = {
             key: verification[key]
-            for key in ("decision", "seconds", "requests", "bad", "summary")
+            for key in ("decision", "seconds", "since", "requests", "bad", "summary")
             if verification.get(key) is not None
         }
     outcome = data.get("outcome")

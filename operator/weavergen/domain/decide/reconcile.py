@@ -92,6 +92,14 @@ def measurement_due(
     )
 
 
+def window_since(status: Mapping[str, Any], window_seconds: float, now: float) -> float | None:
+    """Where the charter's window starts while its last cycle's change is newer than a window
+    (epoch seconds): spans from before the change are not the target as it is now. Without
+    this, the measurement right after a cycle would judge the fault it just removed."""
+    since = (status.get("lastCycle") or {}).get("changedSince")
+    return since if since is not None and now - float(since) < window_seconds else None
+
+
 def evidence_since(status: Mapping[str, Any]) -> float | None:
     """Since when requests are new evidence for ``measurement_due``: the last measurement (an
     epoch time); None before the first."""
@@ -519,6 +527,7 @@ def record_outcome(
             "outcome": final.get("phase"),
             "startedAt": final.get("startedAt"),
             "finishedAt": final.get("finishedAt"),
+            "changedSince": (final.get("verification") or {}).get("since"),
         },
         "strategyHistory": history,
         "incident": incident,

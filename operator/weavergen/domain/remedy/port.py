@@ -43,8 +43,9 @@ class TargetPort(Protocol):
 
     def wait_rollout(self, timeout_seconds: int) -> bool: ...
 
-    def begin_settling(self) -> None:
-        """From now on, what the target serves is the change's result."""
+    def begin_settling(self) -> float:
+        """From now on, what the target serves is the change's result; returns when that
+        is (seconds since the epoch)."""
 
     def request_evidence(self, threshold_ms: float) -> Evidence | None:
         """The requests served since ``begin_settling``, and how many failed or were slower

@@ -257,8 +257,9 @@ class Twin:
     def wait_rollout(self, timeout_seconds: int) -> bool:
         return True
 
-    def begin_settling(self) -> None:
+    def begin_settling(self) -> float:
         self.settled = ServiceSummary(self.system.service)
+        return float(self.measurements)  # the twin's clock counts measurements
 
     def pause(self, seconds: float) -> None:
         """Simulated time: the spans of ``seconds`` of the system as it is now."""
