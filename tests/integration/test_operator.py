@@ -244,6 +244,8 @@ def assert_healed(
         "outcome": "Succeeded",
         "startedAt": final["startedAt"],
         "finishedAt": final["finishedAt"],
+        # When its change began to settle: the charter's window starts there for a while.
+        "changedSince": final["verification"]["since"],
     }
     assert not recorded.get("activeCycle")
     (entry,) = recorded["strategyHistory"]

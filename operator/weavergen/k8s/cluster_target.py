@@ -30,7 +30,7 @@ from weavergen.domain.measure.measure import (
     summarise,
 )
 from weavergen.domain.measure.otlp import OtlpError
-from weavergen.domain.measure.sequential import Evidence
+from weavergen.domain.measure.sequential import ROLLOUT_TAIL_SECONDS, Evidence
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.domain.names import child_name, label_value
@@ -196,7 +196,10 @@ class ClusterTarget:
         return self.targets.wait_rollout(timeout_seconds)
 
     def begin_settling(self) -> float:
-        self.settling_since = time.time()
+        """Settling begins ``ROLLOUT_TAIL_SECONDS`` after the rollout completed: until the
+        endpoints and proxies have caught up, old pods still answer some requests, which are
+        no evidence of the change (an early Fail on them would roll back a good fix)."""
+        self.settling_since = time.time() + ROLLOUT_TAIL_SECONDS
         return self.settling_since
 
     def pause(self, seconds: float) -> None:

@@ -222,12 +222,7 @@ class PhaseJobs:
             result = self.rest.get("ConfigMap", self.namespace, name)
             job = self.rest.get("Job", self.namespace, name)
             if result is not None:
-                # A phase that wrote its result has acted: the next may start while its pod
-                # exits. The cycle never ends with a pod of its own still running, though:
-                # the last phase waits for every Job of the cycle (their deadlines bound it).
-                if phase == PHASES[-1] and not self._jobs_finished():
-                    raise Pending(f"Job {name} wrote its result; waiting for the Jobs to end")
-                return parse_result(result, phase)
+                return self._finished(phase, result)
             if job is None:
                 self.rest.create(
                     "Job",
@@ -252,6 +247,23 @@ class PhaseJobs:
             raise Pending(f"Job {name} is running")
 
         return run
+
+    def _finished(self, phase: str, result: dict[str, Any]) -> dict[str, Any]:
+        """A phase that wrote its result has acted: the next may start while its pod exits.
+        The cycle never ends with a pod of its own still running, though: a result that ends
+        it (Implement's, Measure's that needs no regeneration, a malformed one) waits for every
+        Job of the cycle to end (their deadlines bound the wait)."""
+        waiting = Pending(f"the {phase} result ends the cycle: waiting for its Jobs to end")
+        try:
+            parsed = parse_result(result, phase)
+        except PhaseFailed:
+            if not self._jobs_finished():
+                raise waiting from None
+            raise
+        ends = phase == PHASES[-1] or (phase == "measure" and not parsed["regeneration_needed"])
+        if ends and not self._jobs_finished():
+            raise waiting
+        return parsed
 
     def _jobs_finished(self) -> bool:
         jobs = self.rest.list("Job", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})

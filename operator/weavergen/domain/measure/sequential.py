@@ -35,6 +35,8 @@ FALSE_PASS = 0.01
 FALSE_FAIL = 0.05
 BURN = 5.0
 MAX_BAD_SHARE = 0.5  # an unhealthy hypothesis past this would call a coin flip healthy
+# After a rollout completes, endpoints and proxies take a moment to drop the old pods.
+ROLLOUT_TAIL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
