@@ -198,8 +198,10 @@ class ClusterTarget:
     def begin_settling(self) -> float:
         """Settling begins ``ROLLOUT_TAIL_SECONDS`` after the rollout completed: until the
         endpoints and proxies have caught up, old pods still answer some requests, which are
-        no evidence of the change (an early Fail on them would roll back a good fix)."""
-        self.settling_since = time.time() + ROLLOUT_TAIL_SECONDS
+        no evidence of the change (an early Fail on them would roll back a good fix). The
+        tail is waited here, so the settle's own seconds all count as the change's result."""
+        self.sleep(ROLLOUT_TAIL_SECONDS)
+        self.settling_since = time.time()
         return self.settling_since
 
     def pause(self, seconds: float) -> None:
