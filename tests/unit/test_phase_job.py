@@ -7,7 +7,7 @@ import yaml
 from tests.helpers import REPO
 from weavergen.api.profiles import profile_for
 from weavergen.config import OperatorConfig
-from weavergen.k8s.jobs import job_manifest
+from weavergen.k8s.jobs import job_manifest, job_pods_ended
 
 
 def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writable_tmp() -> None:
@@ -56,3 +56,20 @@ def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_config
         "Always",
     )
     assert pod["serviceAccountName"] == "sa"
+
+
+def _pod(owner_uid: str, phase: str | None) -> dict[str, object]:
+    return {
+        "metadata": {"ownerReferences": [{"kind": "Job", "uid": owner_uid}]},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def test_a_job_has_ended_once_its_pod_succeeded_and_none_of_its_pods_still_runs() -> None:
+    job = {"metadata": {"uid": "u1"}}
+    other = _pod("u2", "Running")
+    assert job_pods_ended(job, [_pod("u1", "Succeeded"), other])
+    assert not job_pods_ended(job, [other])  # no pod of its own yet
+    assert not job_pods_ended(job, [_pod("u1", "Failed")])  # the Job may retry
+    for still in ("Running", "Pending", None):
+        assert not job_pods_ended(job, [_pod("u1", "Succeeded"), _pod("u1", still)])

@@ -3,9 +3,10 @@
 A timer looks at every unfinished cycle and resumes its workflow from the state saved in its
 ConfigMap, so a restarted operator carries on where it stopped (level-based, not edge-based).
 A phase that writes its result advances its cycle at once (``phase_result_written``), and so
-does a phase Job that finishes (``phase_job_finished``); the timer stays as the safety net. One
-lock per cycle keeps them from reconciling the same cycle together. Both watches select their
-objects on the server (``handlers/settings.py``): the operator never streams every Job or
+does a phase Job that finishes (``phase_job_finished``) and the pod of a phase whose result may
+end the cycle (``phase_pod_succeeded``); the timer stays as the safety net. One
+lock per cycle keeps them from reconciling the same cycle together. The watches select their
+objects on the server (``handlers/settings.py``): the operator never streams every Job, pod or
 ConfigMap of the cluster.
 It also reads a person's abort, reject and retry annotations (``domain/decide/cycle_requests``):
 a stop is a step of the unfinished cycle's reconcile, a retry is started from the finished one.
@@ -28,10 +29,14 @@ from weavergen.domain.decide.cycle_requests import ignored_requests, requests_of
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
+from weavergen.k8s.jobs import ENDING_PHASES
 from weavergen.k8s.notifications import offer_cycle
 from weavergen.telemetry import metrics
 
 _, OWNED = shards.filters()
+# The Job controller's finalizer on a pod it has not counted yet: once it is gone the Job
+# records the pod, and the Job's own event advances the cycle.
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -143,6 +148,35 @@ def phase_result_written(
     """A phase wrote its result: the next phase can start while its pod exits (the Job is
     marked complete seconds later, once the kubelet and the Job controller have seen it)."""
     advance_owner(meta, namespace, memo, logger, kwargs)
+
+
+def _ending_phase_succeeded(
+    type: str | None, status: kopf.Status, meta: kopf.Meta, labels: kopf.Labels, **_: Any
+) -> bool:
+    """The pod of a phase whose result may end the cycle succeeded: as the kubelet reports it
+    (not listed at start-up, not as the Job controller removes its finalizer or it is deleted)."""
+    return (
+        type == "MODIFIED"
+        and status.get("phase") == "Succeeded"
+        and labels.get(PHASE_LABEL) in ENDING_PHASES
+        and not meta.get("deletionTimestamp")
+        and any(f == JOB_TRACKING_FINALIZER for f in meta.get("finalizers") or [])
+    )
+
+
+@kopf.on.event("", "v1", "pods", labels={CYCLE_LABEL: kopf.PRESENT}, when=_ending_phase_succeeded)
+@reported()
+def phase_pod_succeeded(
+    *, meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """A cycle whose last result waits for its Jobs to end can end as the kubelet reports the
+    pod succeeded, seconds before the Job controller marks the Job complete."""
+    job = next((r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Job"), None)
+    if job is None or namespace is None:
+        return
+    found = memo.rest.get("Job", namespace, job["name"])
+    if found is not None:
+        advance_owner(found["metadata"], namespace, memo, logger, kwargs)
 
 
 def advance_owner(

@@ -34,8 +34,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
-    # The phase watches, selected on the server: only a cycle's Jobs and phase results stream.
+    # The phase watches, selected on the server: only a cycle's Jobs, pods and phase results
+    # stream.
     settings.watching.label_selectors["batch", "v1", "jobs"] = CYCLE_LABEL
+    settings.watching.label_selectors["", "v1", "pods"] = CYCLE_LABEL
     settings.watching.label_selectors["", "v1", "configmaps"] = PHASE_LABEL
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90

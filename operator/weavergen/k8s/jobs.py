@@ -194,6 +194,11 @@ def job_finished(job: dict[str, Any]) -> bool:
     )
 
 
+# The phases whose result may end a cycle (Implement's; Measure's when no regeneration is
+# needed); any phase's malformed result ends it too.
+ENDING_PHASES = ("measure", PHASES[-1])
+
+
 class PhaseJobs:
     """Workflow operators that run each phase as a Job of the cycle."""
 
@@ -220,9 +225,9 @@ class PhaseJobs:
         def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
             name = result_name(self.cycle, phase)
             result = self.rest.get("ConfigMap", self.namespace, name)
-            job = self.rest.get("Job", self.namespace, name)
             if result is not None:
                 return self._finished(phase, result)
+            job = self.rest.get("Job", self.namespace, name)
             if job is None:
                 self.rest.create(
                     "Job",
@@ -252,7 +257,8 @@ class PhaseJobs:
         """A phase that wrote its result has acted: the next may start while its pod exits.
         The cycle never ends with a pod of its own still running, though: a result that ends
         it (Implement's, Measure's that needs no regeneration, a malformed one) waits for every
-        Job of the cycle to end (their deadlines bound the wait)."""
+        Job of the cycle to end (their deadlines bound the wait): finished, or its pod
+        succeeded."""
         waiting = Pending(f"the {phase} result ends the cycle: waiting for its Jobs to end")
         try:
             parsed = parse_result(result, phase)
@@ -267,7 +273,23 @@ class PhaseJobs:
 
     def _jobs_finished(self) -> bool:
         jobs = self.rest.list("Job", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
-        return all(job_finished(job) for job in jobs)
+        if all(job_finished(job) for job in jobs):
+            return True
+        pods = self.rest.list("Pod", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
+        return all(job_finished(job) or job_pods_ended(job, pods) for job in jobs)
+
+
+def job_pods_ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+    """Whether a Job's pod has succeeded and none of its pods still runs: it will be marked
+    complete, but the Job controller does so seconds after the kubelet reports the pod, and a
+    cycle need not wait for that bookkeeping. A failed pod is not an end: the Job may retry."""
+    uid = job["metadata"].get("uid")
+    phases = [
+        (pod.get("status") or {}).get("phase")
+        for pod in pods
+        if any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+    ]
+    return "Succeeded" in phases and not {"Pending", "Running", "Unknown", None} & set(phases)
 
 
 def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
