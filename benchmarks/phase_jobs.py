@@ -26,10 +26,10 @@ from typing import Any
 from kubernetes import client, watch
 
 from hack.demo import SCENARIOS, SHOP, Demo
+from weavergen.api.charter import PHASES
 from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.k8s.jobs import job_finished
 
-PHASES = ("define", "measure", "explore", "develop", "implement")
 COLUMNS = (
     ("operator", "previous result -> Job"),
     ("job->pod", "Job -> pod"),

@@ -32,12 +32,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.progress import log
 from hack.demo import SCENARIOS
+from hack.localplane.plane import Binaries, cache_dir
+from weavergen.api.charter import PHASES
 from weavergen.api.common import GROUP
 
 REPO = Path(__file__).resolve().parents[1]
 # The last commit before issue 23 (time to heal): a fixed settle and timer-driven phases.
 BASELINE = "5056bfd"
-PHASES = ("define", "measure", "explore", "develop", "implement")
 STAMP = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 WRITES = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 KUBECONFIG = re.compile(r"\(kubeconfig (\S+)\)")
@@ -92,8 +93,7 @@ def parse(narration: str) -> Run:
 def worktree(revision: str) -> Path:
     """A checkout of ``revision`` beside the cache, made once."""
     sha = git("rev-parse", "--short=12", revision)
-    cache = Path(os.environ.get("WEAVERGEN_CACHE", Path.home() / ".cache" / "weavergen"))
-    tree = cache / "time-to-heal" / sha
+    tree = cache_dir() / "time-to-heal" / sha
     if not (tree / "hack" / "demo.py").exists():
         tree.parent.mkdir(parents=True, exist_ok=True)
         git("worktree", "add", "--force", "--detach", str(tree), sha)
@@ -109,11 +109,17 @@ def git(*args: str) -> str:
 def api_requests(kubeconfig: str) -> dict[str, float]:
     """The API server's request counters so far: to the operator's resources, and to all."""
     raw = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/metrics"],
+        [
+            str(Binaries.from_cache().kubectl),
+            "--kubeconfig",
+            kubeconfig,
+            "get",
+            "--raw",
+            "/metrics",
+        ],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PATH": f"{kube_bin()}{os.pathsep}{os.environ['PATH']}"},
     ).stdout
     counts = {"writes to charters, cycles": 0.0, "all (every client)": 0.0}
     for family in text_string_to_metric_families(raw):
@@ -127,15 +133,6 @@ def api_requests(kubeconfig: str) -> dict[str, float]:
             if sample.labels.get("group") == GROUP and sample.labels.get("verb") in WRITES:
                 counts["writes to charters, cycles"] += sample.value
     return counts
-
-
-def kube_bin() -> Path:
-    """Where the control plane build keeps kubectl."""
-    return next(
-        Path(os.environ.get("WEAVERGEN_CACHE", Path.home() / ".cache" / "weavergen")).glob(
-            "bin/kubernetes-*/"
-        )
-    )
 
 
 def demo(tree: Path, scenario: str) -> Run:
