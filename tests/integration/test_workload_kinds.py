@@ -103,6 +103,25 @@ def differences(expected: Snapshot, found: Snapshot) -> dict[str, list[str]]:
     }
 
 
+def undo_report(rest: Rest, namespace: str, undo: dict[str, Any]) -> str:
+    """What an undo that did not roll out wrote, and what the Rollouts controller made of it:
+    the Rollout's status and each ReplicaSet's hash, revision and template."""
+    sets = [
+        {
+            "name": rs["metadata"]["name"],
+            "annotations": rs["metadata"].get("annotations"),
+            "replicas": rs["spec"].get("replicas"),
+            "template": rs["spec"]["template"],
+        }
+        for rs in rest.list("ReplicaSet", namespace, {"app": "web"})
+    ]
+    live = rest.get("Rollout", namespace, "web") or {}
+    written = [obj["spec"]["template"] for obj in undo.values()]
+    return json.dumps(
+        {"status": live.get("status"), "written": written, "replicaSets": sets}, indent=1
+    )
+
+
 def pods(rest: Rest, namespace: str) -> dict[str, dict[str, Any]]:
     return {p["metadata"]["name"]: p for p in rest.list("Pod", namespace, {"app": "web"})}
 
@@ -295,9 +314,7 @@ def test_a_rollout_paused_mid_update_is_undone_to_stable_and_restarted_by_its_co
     undo = plan_action("rollout_undo", given)
     for obj in undo.values():
         targets.write(obj)
-    assert targets.wait_rollout(120), json.dumps(
-        (rest.get("Rollout", namespace, "web") or {}).get("status")
-    )
+    assert targets.wait_rollout(120), undo_report(rest, namespace, undo)
     live = rest.get("Rollout", namespace, "web")
     assert live is not None
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
