@@ -38,6 +38,8 @@ def pushed_charter(
     # A window longer than detection, fix and verification together: when the cycle ends, it
     # still holds the fault's spans.
     spec["spec"]["telemetry"] = {"serviceName": "web", "windowSeconds": 20, "minSpans": 100}
+    # The pusher sends every 0.5 s spans begun within the last 2 s.
+    spec["spec"]["telemetry"]["exportDelaySeconds"] = 2
     # A team's latency objective. Without one it is the baseline's p99, and the pusher sends
     # the same 32 requests over and over: the top one or two of them would always be "slow".
     spec["spec"]["objectives"] = {"latencyThresholdMs": 1000}

@@ -378,6 +378,19 @@ class TelemetrySpec(WireModel):
             "with source prometheus)."
         ),
     )
+    export_delay_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=300.0,
+        description=(
+            "How long a span takes to reach the operator after its request ended: the SDK's "
+            "batch delay (5 s by default) plus a Collector's. Verifying a change, the operator "
+            "counts only requests that started long enough ago (latency threshold plus this) "
+            "to have reported if they were fast, so the slow ones still running cannot be "
+            "outnumbered by fast ones that reported first. Too small biases toward a pass; too "
+            "large only makes verification slower."
+        ),
+    )
     sampling_ratio: float = Field(
         default=1.0,
         gt=0.0,

@@ -184,12 +184,16 @@ class VerificationRecord(StatusModel):
         description=(
             "Pass: the requests since the fix were healthy and a measurement met the success "
             "criteria, so the settle stopped early; Fail: they were clearly unhealthy, so it "
-            "stopped early and the cycle rolls back; Continue: neither by settleSeconds, where "
-            "the measurement alone judged; unset: no request evidence (spans from a ConfigMap), "
-            "the whole settleSeconds was waited."
+            "stopped early and the cycle rolls back; Continue: the settle ran to settleSeconds "
+            "(the requests were neither, or passed while no measurement met the criteria) and "
+            "the measurement after it judged; unset: no request evidence (spans from a "
+            "ConfigMap, no latency threshold, the receiver unreachable), the whole "
+            "settleSeconds was waited."
         ),
     )
-    seconds: float = Field(ge=0.0, description="How long the settle waited for the evidence.")
+    seconds: float = Field(
+        ge=0.0, description="How long the settle waited for the evidence, by the clock."
+    )
     since: float | None = Field(
         default=None, description="When the change began to settle (seconds since the epoch)."
     )

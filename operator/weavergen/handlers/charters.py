@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +15,8 @@ from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.decide.reconcile import (
     CharterDecision,
+    RequestsSince,
     decide,
-    evidence_since,
     measurement_due,
     window_since,
 )
@@ -70,7 +69,7 @@ def reconcile_charter(
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
-    if not measurement_due(charter, status, now, requested, new_requests(memo, charter, status)):
+    if not measurement_due(charter, status, now, requested, requests_since(memo, charter)):
         return
     rest: Rest = memo.rest
     target = ClusterTarget(
@@ -111,18 +110,17 @@ def reconcile_charter(
     _record(namespace, name, update, decision)
 
 
-def new_requests(
-    memo: Any, charter: RegenerationCharterSpec, status: kopf.Status
-) -> Evidence | None:
-    """The requests this process's receiver got for the charter's service since its last
-    measurement (a read of memory). Without a latency objective only failed requests are bad
-    here: the baseline's latency is the measurement's to judge."""
-    since = evidence_since(status)
-    if since is None or charter.telemetry.source == "configMap":
+def requests_since(memo: Any, charter: RegenerationCharterSpec) -> RequestsSince | None:
+    """The requests this process's receiver got for the charter's service (a read of memory,
+    asked only when the cadence is not due)."""
+    if charter.telemetry.source == "configMap":
         return None
-    threshold = charter.objectives.latency_threshold_ms or math.inf
     windows: WindowStore = memo.windows
-    return windows.evidence(charter.telemetry.service_name, since, threshold, cut=False)
+
+    def read(since: float, threshold_ms: float) -> Evidence:
+        return windows.evidence(charter.telemetry.service_name, since, threshold_ms, cut=False)
+
+    return read
 
 
 def _observe(

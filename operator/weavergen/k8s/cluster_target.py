@@ -30,7 +30,7 @@ from weavergen.domain.measure.measure import (
     summarise,
 )
 from weavergen.domain.measure.otlp import OtlpError
-from weavergen.domain.measure.sequential import ROLLOUT_TAIL_SECONDS, Evidence
+from weavergen.domain.measure.sequential import Evidence
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.measure.workload import WorkloadHealth, WorkloadState, workload_health
 from weavergen.domain.names import child_name, label_value
@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 BASELINE_KEY = "summary.json"
 CHANGE_LOOKBACK = timedelta(hours=1)
 WRITES_KEY = "writes.json"
+# After a rollout completes, endpoints and proxies take a moment to drop the old pods.
+ROLLOUT_TAIL_SECONDS = 2.0
 # Shared by every charter in the process: decoding spans is most of a measurement's cost.
 DECODED_SPANS: VersionedCache[dict[str, ServiceSummary]] = VersionedCache()
 CAPTURED_BASELINES: VersionedCache[ServiceSummary] = VersionedCache()
@@ -116,6 +118,7 @@ class ClusterTarget:
         # is owned by the charter, so deleting the charter leaves nothing behind.
         self.charter_owner = charter_owner(charter, charter_uid) if charter_uid else None
         self.sleep = sleep
+        self._paused = 0.0  # seconds paused since settling began
         self.events: list[str] = []
         # When the last change began to settle: spans received before it are not its result.
         self.settling_since: float | None = None
@@ -202,10 +205,19 @@ class ClusterTarget:
         tail is waited here, so the settle's own seconds all count as the change's result."""
         self.sleep(ROLLOUT_TAIL_SECONDS)
         self.settling_since = time.time()
+        self._paused = 0.0
         return self.settling_since
 
     def pause(self, seconds: float) -> None:
         self.sleep(seconds)
+        self._paused += seconds
+
+    def settled_seconds(self) -> float:
+        """The clock's seconds since settling began (reads and measurements included), or the
+        pauses' where they pass faster (a test's ``sleep``)."""
+        if self.settling_since is None:
+            return self._paused
+        return max(time.time() - self.settling_since, self._paused)
 
     def request_evidence(self, threshold_ms: float) -> Evidence | None:
         """From the receiver's request ledger, for a charter whose spans reach it (also one
@@ -221,6 +233,7 @@ class ClusterTarget:
             f"{self.receiver_url}/v1/evidence/"
             f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?since={self.settling_since:.3f}&latencyMs={threshold_ms:g}"
+            f"&exportDelay={self.spec.telemetry.export_delay_seconds:g}"
         )
         try:
             found = json.loads(self._receiver_get(url))

@@ -7,6 +7,7 @@ snapshot itself stays with the target's caller and only its hash travels in the 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from weavergen.api.charter import SuccessCriteriaSpec
@@ -43,23 +44,29 @@ def _verification(
     test: SequentialTest,
     evidence: Evidence,
     since: float,
-    waited: float,
+    seconds: float,
     measured: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a sequential settle found (workflow data: JSON), with the measurement it passed
-    on, if it passed."""
+    """How a sequential settle ended (workflow data: JSON): ``Pass`` with the measurement that
+    met the criteria, ``Fail``, or ``Continue`` when it ran to its end."""
+    decision = test.decide(evidence)
+    if decision is Decision.PASS and measured is None:
+        decision = Decision.CONTINUE  # the requests passed, the measurement did not
     record = {
-        "seconds": waited,
+        "seconds": round(seconds, 1),
         "since": since,
-        "decision": test.decide(evidence).value,
+        "decision": decision.value,
         **evidence.as_dict(),
         "measured": measured is not None,
-        "summary": test.describe(evidence) + f" after {waited:g} s",
+        "summary": test.describe(evidence) + f" after {seconds:.1f} s",
     }
     return {"verification": record, **({"measurement_after": measured} if measured else {})}
 
 
 POLL_SECONDS = 1.0  # between two looks at the requests since a fix
+# Between two measurements of a settle whose requests passed but whose measurement did not
+# meet the criteria yet (each reads the receiver, the baseline, the objects and the pods).
+MEASURE_AGAIN_SECONDS = 3.0
 
 
 class RollbackFailed(RuntimeError):
@@ -78,7 +85,6 @@ class Operators:
         self.target = target
         self.criteria = criteria
         self.objectives = objectives
-        self.sequential = True  # False: a settle waits its whole time (to compare the two)
         self.snapshot: Snapshot | None = None
         self.calls: list[str] = []
 
@@ -174,33 +180,32 @@ class Operators:
             raise TimeoutError(f"rollout not complete after {timeout}s")
 
     def settle(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """Wait at most ``seconds`` for the change's result, looking at the requests served
-        since it every ``POLL_SECONDS``: stop once the sequential test fails them, or passes
-        them and a measurement meets the success criteria (see `sequential`). Without request
-        evidence (spans from a ConfigMap) or a latency threshold, wait the whole time."""
+        """Wait at most ``seconds`` (by the target's clock) for the change's result, looking
+        at the requests served since it every ``POLL_SECONDS``: stop once the sequential test
+        fails them, or passes them and a measurement meets the success criteria (see
+        `sequential`). Without request evidence (spans from a ConfigMap) or a latency
+        threshold, wait the whole time."""
         self.calls.append("settle")
         seconds = float(params.get("seconds", 30))
         since = self.target.begin_settling()
-        threshold = self.sequential and (
-            data.get("latency_threshold_ms") or self.objectives.latency_threshold_ms
-        )
+        threshold = data.get("latency_threshold_ms") or self.objectives.latency_threshold_ms
         test = SequentialTest.for_objectives(self.objectives)
-        waited, evidence = 0.0, None
+        measured_at = -math.inf
         while threshold:
             evidence = self.target.request_evidence(float(threshold))
             if evidence is None:
                 break
             decision = test.decide(evidence)
-            if decision is Decision.PASS:
+            settled = self.target.settled_seconds()
+            if decision is Decision.PASS and settled - measured_at >= MEASURE_AGAIN_SECONDS:
+                measured_at = settled
                 after = self.target.measure().as_dict()
                 if judge(after, float(data.get("entropy_before", 1.0)), self.criteria).met:
-                    return _verification(test, evidence, since, waited, after)
-            if decision is Decision.FAIL or waited >= seconds:
-                return _verification(test, evidence, since, waited)
-            step = min(POLL_SECONDS, seconds - waited)
-            self.target.pause(step)
-            waited += step
-        self.target.pause(seconds - waited)
+                    return _verification(test, evidence, since, settled, after)
+            if decision is Decision.FAIL or settled >= seconds:
+                return _verification(test, evidence, since, settled)
+            self.target.pause(min(POLL_SECONDS, seconds - settled))
+        self.target.pause(max(0.0, seconds - self.target.settled_seconds()))
         return {"verification": {"seconds": seconds, "since": since, "decision": None}}
 
     def remeasure(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

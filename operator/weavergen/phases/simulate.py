@@ -246,7 +246,7 @@ class SimulationEngine:
             tracing.traceparent(trace_id),
             attempts=attempts_of(status.get("incident")),
         )
-        phases.operators.sequential = self.sequential
+        twin.tells_evidence = self.sequential
         started = time.time_ns()
         run = start_cycle_workflow(phases.registry())
         run.run()

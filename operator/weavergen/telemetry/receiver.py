@@ -5,7 +5,9 @@ over the limit, 415 for an unsupported content type or encoding, 400 for a body 
 401 without the configured bearer token. Decoding and summarising run in a worker thread so the
 operator's event loop stays responsive. ``GET /v1/summaries/<service>?seconds=N`` hands a merged
 window summary to the Measure phase (summaries, never raw spans); ``&since=T`` (epoch seconds)
-leaves out what arrived before a fix began to settle.
+leaves out what arrived before a fix began to settle. ``GET /v1/evidence/<service>?since=T&
+latencyMs=L&exportDelay=D`` counts the requests begun since T, and the bad ones among them, for a
+sequential verification (`RequestLedger`).
 """
 
 from __future__ import annotations
@@ -144,21 +146,24 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
 
     async def summary(request: web.Request) -> web.Response:
         try:
-            seconds = _number(request, "seconds", "a number", 60.0) or 60.0
+            seconds = _number(request, "seconds", "a number", 60.0)
             since = _number(request, "since", "a number (seconds since the epoch)")
         except RequestRefused as refused:
             return web.json_response({"message": refused.reason}, status=refused.status)
+        assert seconds is not None  # defaulted
         merged = store.window(request.match_info["service"], seconds, since)
         return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
 
     async def evidence(request: web.Request) -> web.Response:
-        """A service's requests since a fix: how many, how many bad (see `RequestLedger`)."""
+        """A service's requests since a fix: how many, how many bad (see `RequestLedger`).
+        Only those begun ``latencyMs`` plus ``exportDelay`` seconds ago: a fast one would have
+        reported by now, so the slow ones still running are not outnumbered by fast ones."""
         try:
-            since = _required(request, "since", "seconds since the epoch")
-            threshold = _required(request, "latencyMs", "milliseconds above 0", above=0.0)
+            since, threshold, delay = _evidence_query(request)
         except RequestRefused as refused:
             return web.json_response({"message": refused.reason}, status=refused.status)
-        found = store.evidence(request.match_info["service"], since, threshold)
+        until = store.clock() - threshold / 1000 - delay
+        found = store.evidence(request.match_info["service"], since, threshold, until=until)
         return web.json_response(found.as_dict())
 
     @web.middleware
@@ -195,6 +200,16 @@ def _number(
     if not math.isfinite(value):
         raise RequestRefused(400, f"{name} must be {what}")
     return value
+
+
+def _evidence_query(request: web.Request) -> tuple[float, float, float]:
+    """``since`` (epoch seconds), ``latencyMs`` and ``exportDelay`` (seconds, 0 by default)."""
+    since = _required(request, "since", "seconds since the epoch")
+    threshold = _required(request, "latencyMs", "milliseconds above 0", above=0.0)
+    delay = _number(request, "exportDelay", "seconds, 0 or more", 0.0) or 0.0
+    if delay < 0:
+        raise RequestRefused(400, "exportDelay must be seconds, 0 or more")
+    return since, threshold, delay
 
 
 def _required(request: web.Request, name: str, what: str, above: float = -math.inf) -> float:

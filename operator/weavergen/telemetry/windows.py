@@ -142,15 +142,21 @@ class WindowStore:
         return merged
 
     def evidence(
-        self, service: str, since: float, threshold_ms: float, *, cut: bool = True
+        self,
+        service: str,
+        since: float,
+        threshold_ms: float,
+        *,
+        cut: bool = True,
+        until: float | None = None,
     ) -> Evidence:
-        """The requests of ``service`` started since ``since``: see `RequestLedger`. With
-        ``cut`` (a verifier's ask) the slot being filled is cut at ``since`` (see the module's
-        docstring)."""
+        """The requests of ``service`` started since ``since`` (and before ``until``): see
+        `RequestLedger`. With ``cut`` (a verifier's ask) the slot being filled is cut at
+        ``since`` (see the module's docstring)."""
         with self._lock:
             if cut:
                 self._cut(service, since, self.clock())
-            return self.ledger.evidence(service, since, threshold_ms)
+            return self.ledger.evidence(service, since, threshold_ms, until)
 
     def _cut(self, service: str, since: float, now: float) -> None:
         """Cut the slot being filled at ``since``, unless it is cut there already or began
@@ -170,7 +176,7 @@ class WindowStore:
             return
         if cut.slot == slot:
             cut.summary.add_chunk(chunk)
-        else:  # a slot has begun since the cut: the cut is no longer needed
+        elif slot > cut.slot:  # a slot has begun since the cut: the cut is no longer needed
             del self._cuts[chunk.service]
 
     def services(self) -> list[str]:
@@ -230,13 +236,17 @@ class RequestLedger:
         for second in [s for s in ledger if s <= now - LEDGER_SECONDS]:
             del ledger[second]
 
-    def evidence(self, service: str, since: float, threshold_ms: float) -> Evidence:
-        """Requests of ``service`` started at or after ``since`` (an epoch time)."""
+    def evidence(
+        self, service: str, since: float, threshold_ms: float, until: float | None = None
+    ) -> Evidence:
+        """Requests of ``service`` started in the whole seconds from ``since`` to ``until``
+        (epoch times; no end without ``until``)."""
         requests = errors = 0
         ok_latencies = np.zeros(NUM_BUCKETS, dtype=np.int64)
         first = math.ceil(since)
+        last = math.inf if until is None else math.floor(until) - 1
         for second, entry in self._seconds.get(service, {}).items():
-            if second >= first:
+            if first <= second <= last:
                 requests += entry.requests
                 errors += entry.errors
                 ok_latencies += entry.ok_latencies

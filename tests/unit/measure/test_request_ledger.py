@@ -61,6 +61,18 @@ def test_requests_started_before_the_fix_are_no_evidence_even_when_they_arrive_a
     assert store.evidence("other", fix, threshold_ms=100) == Evidence()
 
 
+def test_requests_too_recent_to_have_reported_if_slow_are_left_for_later() -> None:
+    fix = NOW - 10
+    # Fast requests report first: a slow one begun with them is still running. Counting them
+    # up to the moment asked would let the fast ones outnumber the slow ones not yet seen.
+    store = store_with(export(*(span(fix + i, 10) for i in range(10))))
+    assert store.evidence("shop", fix, threshold_ms=100) == Evidence(10, 0)
+    # Whole seconds begun before ``until`` only.
+    assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4) == Evidence(4, 0)
+    assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4.9) == Evidence(4, 0)
+    assert store.evidence("shop", fix, threshold_ms=100, until=fix) == Evidence()
+
+
 def test_only_requests_count_once_a_service_has_sent_one() -> None:
     store = store_with(
         export(span(NOW - 1, 10, kind=INTERNAL, error=True)),  # no request seen yet: counts
@@ -102,7 +114,13 @@ def test_the_endpoint_answers_evidence_and_refuses_bad_queries_by_name() -> None
                 query = f"{url}/v1/evidence/shop?since={NOW - 3}&latencyMs=50"
                 async with session.get(query) as resp:
                     assert await resp.json() == {"requests": 2, "bad": 1}
+                # Begun 2 s ago: in, once a fast one (50 ms) exported within 0.5 s has arrived;
+                # not yet when export may take 2 s.
+                for delay, requests in ((0.5, 2), (2, 0)):
+                    async with session.get(f"{query}&exportDelay={delay}") as resp:
+                        assert (await resp.json())["requests"] == requests, delay
                 for query, message in (
+                    (f"since={NOW}&latencyMs=5&exportDelay=-1", "exportDelay must be seconds"),
                     ("latencyMs=50", "since is required"),
                     (f"since={NOW}", "latencyMs is required"),
                     (f"since={NOW}&latencyMs=0", "latencyMs is required: milliseconds above 0"),

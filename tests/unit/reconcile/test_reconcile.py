@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,9 @@ from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
 from weavergen.domain.decide.reconcile import (
     Conditions,
+    RequestsSince,
+    changed_since,
     decide,
-    evidence_since,
     measurement_due,
     window_since,
 )
@@ -67,17 +69,39 @@ def test_measurement_follows_the_cadence() -> None:
     )
 
 
+def _requests(found: Evidence, asked: list[tuple[float, float]]) -> RequestsSince:
+    def read(since: float, threshold_ms: float) -> Evidence:
+        asked.append((since, threshold_ms))
+        return found
+
+    return read
+
+
 def test_requests_that_clearly_fail_a_healthy_charter_bring_its_measurement_forward() -> None:
     healthy = {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=10)), "level": "low"}}
-    assert evidence_since(healthy) == (NOW - timedelta(seconds=10)).replace(tzinfo=UTC).timestamp()
-    failing, fine = Evidence(40, 20), Evidence(400, 2)
+    asked: list[tuple[float, float]] = []
+    failing, fine = _requests(Evidence(40, 20), asked), _requests(Evidence(400, 2), asked)
     assert measurement_due(SPEC, healthy, NOW, evidence=failing)
+    # Since the last measurement; without a latency objective only failed requests are bad.
+    assert asked == [((NOW - timedelta(seconds=10)).replace(tzinfo=UTC).timestamp(), math.inf)]
     assert not measurement_due(SPEC, healthy, NOW, evidence=fine)
-    assert not measurement_due(SPEC, healthy, NOW, evidence=Evidence())  # silence: the cadence's
-    # Already degraded: the cadence goes on, and an incident writes no more status than before.
+    silent = _requests(Evidence(), asked)
+    assert not measurement_due(SPEC, healthy, NOW, evidence=silent)  # silence: the cadence's
+    # Already degraded: the cadence goes on, and an incident writes no more status than before;
+    # due on the cadence or not at all, the receiver is not asked.
+    asked.clear()
     degraded = {"entropy": {**healthy["entropy"], "level": "high"}}
     assert not measurement_due(SPEC, degraded, NOW, evidence=failing)
-    assert evidence_since({}) is None
+    assert measurement_due(SPEC, {}, NOW, evidence=failing)
+    assert asked == []
+
+
+def test_a_rolled_back_cycle_left_the_target_as_it_was_when_its_rollback_ended() -> None:
+    verified = {"verification": {"since": 1_700_000_000.5}}
+    assert changed_since(verified) == 1_700_000_000.5
+    rolled_back = {**verified, "rollback": {"finishedAt": stamp(NOW)}}
+    assert changed_since(rolled_back) == NOW.replace(tzinfo=UTC).timestamp()
+    assert changed_since({}) is None
 
 
 def test_after_a_cycle_the_window_starts_where_its_change_began_to_settle() -> None:

@@ -64,7 +64,11 @@ def test_without_a_latency_threshold_the_whole_settle_is_waited() -> None:
 def test_a_silent_service_is_never_passed_early() -> None:
     twin, operators, data = broken_twin()
     twin.apply({k: v for k, v in twin.golden().items() if k.startswith("ConfigMap/")})
-    twin.pause = lambda seconds: None  # type: ignore[method-assign]  # no span arrives
+
+    def silence(seconds: float) -> None:  # time passes, no span arrives
+        twin.settled_for += seconds
+
+    twin.pause = silence  # type: ignore[method-assign]
     found = operators.settle({"seconds": SETTLE}, data)["verification"]
     assert found["decision"] == "Continue" and found["requests"] == 0
     assert found["seconds"] == SETTLE

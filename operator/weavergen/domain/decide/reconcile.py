@@ -7,7 +7,8 @@ cycle. Conditions keep their lastTransitionTime while their status is unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,10 @@ from weavergen.domain.measure import sequential
 from weavergen.domain.measure.measure import TELEMETRY, MeasureSettings
 from weavergen.domain.remedy.strategies import CATALOG
 from weavergen.domain.times import parse_time, stamp
+
+# The requests served since a moment (epoch seconds), bad when failed or slower than a latency
+# threshold (ms); None where the operator cannot tell.
+RequestsSince = Callable[[float, float], sequential.Evidence | None]
 
 
 class Conditions:
@@ -72,12 +77,14 @@ def measurement_due(
     status: Mapping[str, Any],
     now: datetime,
     requested: str | None = None,
-    evidence: sequential.Evidence | None = None,
+    evidence: RequestsSince | None = None,
 ) -> bool:
     """On the cadence; at once when a cycle was requested and not yet handled, or when the
-    requests since the last measurement (``evidence``) clearly fail the objectives of a
-    charter last measured healthy: detecting a fault need not wait for the cadence. A charter
-    already degraded keeps its cadence, so an incident adds no status writes."""
+    requests since the last measurement (``evidence``, asked only then) clearly fail the
+    objectives of a charter last measured healthy: detecting a fault need not wait for the
+    cadence. A charter already degraded keeps its cadence, so an incident adds no status
+    writes. Without a latency threshold in the objectives only failed requests count as bad
+    (the baseline's latency is the measurement's to judge)."""
     if requested and requested != status.get("handledRequest"):
         return True
     cadence = resolve_spec(spec).cadence
@@ -87,9 +94,10 @@ def measurement_due(
     if evidence is None or _last_good(status, EntropyLevel(spec.trigger.level)) is None:
         return False
     objectives = MeasureSettings.from_charter(spec).objectives
-    return sequential.SequentialTest.for_objectives(objectives).decide(evidence) is (
-        sequential.Decision.FAIL
-    )
+    threshold = objectives.latency_threshold_ms
+    found = evidence(last.replace(tzinfo=UTC).timestamp(), threshold or math.inf)
+    test = sequential.SequentialTest.for_objectives(objectives, slow_is_bad=threshold is not None)
+    return found is not None and test.decide(found) is sequential.Decision.FAIL
 
 
 def window_since(status: Mapping[str, Any], window_seconds: float, now: float) -> float | None:
@@ -100,11 +108,14 @@ def window_since(status: Mapping[str, Any], window_seconds: float, now: float) -
     return since if since is not None and now - float(since) < window_seconds else None
 
 
-def evidence_since(status: Mapping[str, Any]) -> float | None:
-    """Since when requests are new evidence for ``measurement_due``: the last measurement (an
-    epoch time); None before the first."""
-    last = parse_time((status.get("entropy") or {}).get("measuredAt"))
-    return None if last is None else last.replace(tzinfo=UTC).timestamp()
+def changed_since(final: Mapping[str, Any]) -> float | None:
+    """Since when the target is as a finished cycle left it (epoch seconds): the end of its
+    rollback when it rolled back, else when its change began to settle."""
+    rolled_back = parse_time((final.get("rollback") or {}).get("finishedAt"))
+    if rolled_back is not None:
+        return rolled_back.replace(tzinfo=UTC).timestamp()
+    since = (final.get("verification") or {}).get("since")
+    return None if since is None else float(since)
 
 
 @dataclass(frozen=True)
@@ -527,7 +538,7 @@ def record_outcome(
             "outcome": final.get("phase"),
             "startedAt": final.get("startedAt"),
             "finishedAt": final.get("finishedAt"),
-            "changedSince": (final.get("verification") or {}).get("since"),
+            "changedSince": changed_since(final),
         },
         "strategyHistory": history,
         "incident": incident,

@@ -35,8 +35,6 @@ FALSE_PASS = 0.01
 FALSE_FAIL = 0.05
 BURN = 5.0
 MAX_BAD_SHARE = 0.5  # an unhealthy hypothesis past this would call a coin flip healthy
-# After a rollout completes, endpoints and proxies take a moment to drop the old pods.
-ROLLOUT_TAIL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,9 +48,6 @@ class Evidence:
         if not 0 <= self.bad <= self.requests:
             raise ValueError(f"bad requests {self.bad} must be within 0..{self.requests}")
 
-    def __add__(self, other: Evidence) -> Evidence:
-        return Evidence(self.requests + other.requests, self.bad + other.bad)
-
     def as_dict(self) -> dict[str, int]:
         return {"requests": self.requests, "bad": self.bad}
 
@@ -62,9 +57,13 @@ def evidence_of(
 ) -> Evidence:
     """Evidence from counts: requests, failed ones, and the latency histogram of the others
     (so a request both failed and slow counts once)."""
-    ok = int(ok_latencies.sum())
-    slow = round(fraction_above(ok_latencies, threshold_ms * 1e6) * ok) if ok else 0
-    return Evidence(requests, min(requests, errors + slow))
+    return Evidence(requests, min(requests, errors + _slow(ok_latencies, threshold_ms)))
+
+
+def _slow(latencies: np.ndarray, threshold_ms: float) -> int:
+    """How many requests of a latency histogram were slower than ``threshold_ms``."""
+    count = int(latencies.sum())
+    return round(fraction_above(latencies, threshold_ms * 1e6) * count) if count else 0
 
 
 class Decision(enum.StrEnum):
@@ -89,10 +88,14 @@ class SequentialTest:
             )
 
     @classmethod
-    def for_objectives(cls, objectives: Objectives, burn: float = BURN) -> SequentialTest:
-        """Healthy: within the objectives' error and latency budgets; unhealthy: ``burn``
-        times over them."""
-        allowed = (1 - objectives.availability) + (1 - objectives.latency_target)
+    def for_objectives(
+        cls, objectives: Objectives, burn: float = BURN, *, slow_is_bad: bool = True
+    ) -> SequentialTest:
+        """Healthy: within the objectives' error budget, and their latency budget when slow
+        requests count as bad; unhealthy: ``burn`` times over."""
+        allowed = (1 - objectives.availability) + (
+            (1 - objectives.latency_target) if slow_is_bad else 0.0
+        )
         allowed = min(allowed, MAX_BAD_SHARE / burn)
         return cls(allowed, min(MAX_BAD_SHARE, burn * allowed))
 
@@ -143,6 +146,5 @@ def summary_evidence(summary: ServiceSummary, threshold_ms: float) -> Evidence:
         for op in summary.operations.values()
         if op.count
     )
-    latencies = request_latencies(summary, by_entries)
-    slow = round(fraction_above(latencies, threshold_ms * 1e6) * requests) if requests else 0
+    slow = _slow(request_latencies(summary, by_entries), threshold_ms)
     return Evidence(requests, min(requests, errors + slow))

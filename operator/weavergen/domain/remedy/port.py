@@ -54,6 +54,9 @@ class TargetPort(Protocol):
     def pause(self, seconds: float) -> None:
         """Let ``seconds`` pass (a settle's wait between two looks at the evidence)."""
 
+    def settled_seconds(self) -> float:
+        """Seconds since ``begin_settling``, by the target's clock."""
+
     def measure(self) -> Measurement:
         """A fresh measurement (``as_dict`` is its DESIGN.md 5 JSON form)."""
 

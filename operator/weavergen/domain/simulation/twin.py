@@ -62,6 +62,9 @@ class Twin:
     # The spans since the last change began to settle, and how many pauses made them.
     settled: ServiceSummary | None = None
     pauses: int = 0
+    settled_for: float = 0.0  # simulated seconds since the change began to settle
+    # False: the twin tells no request evidence, so a settle waits its whole time (to compare).
+    tells_evidence: bool = True
     last_snapshot: Snapshot | None = None
     writes: Writes = field(default_factory=dict)
     # The runtime ConfigMap the pods consume through envFrom: not a target, so not in manifests.
@@ -259,20 +262,25 @@ class Twin:
 
     def begin_settling(self) -> float:
         self.settled = ServiceSummary(self.system.service)
+        self.settled_for = 0.0
         return float(self.measurements)  # the twin's clock counts measurements
 
     def pause(self, seconds: float) -> None:
         """Simulated time: the spans of ``seconds`` of the system as it is now."""
         if self.settled is not None and seconds > 0:
             self.pauses += 1
+            self.settled_for += seconds
             self.settled.merge(
                 self.simulator.summary(
                     self.system, self.faults(), self.seed + 7919 * self.pauses, window_s=seconds
                 )
             )
 
+    def settled_seconds(self) -> float:
+        return self.settled_for
+
     def request_evidence(self, threshold_ms: float) -> Evidence | None:
-        if self.settled is None:
+        if self.settled is None or not self.tells_evidence:
             return None
         return summary_evidence(self.settled, threshold_ms)
 
