@@ -320,7 +320,7 @@ def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_p
 
     name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_in_every_phase)
     assert final["phase"] == "Succeeded", final.get("message")
-    jobs = rest.list("Job", namespace)
+    jobs = counted_jobs(rest, namespace)
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(
         f"{name}-{p}" for p in ("define", "measure", "explore", "develop", "implement")
     )
@@ -522,11 +522,34 @@ def test_an_implement_pod_killed_mid_run_is_retried_and_the_cycle_still_heals(
     name, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, kill_the_implement_pod)
     assert killed
     assert final["phase"] == "Succeeded", final.get("message")
-    job = rest.get("Job", namespace, f"{name}-implement") or {}
+    job = next(
+        j for j in counted_jobs(rest, namespace) if j["metadata"]["name"] == f"{name}-implement"
+    )
     assert job["status"].get("failed") == 1 and job["status"].get("succeeded") == 1
     chunks = snapshot_chunks(rest, namespace, name)
     assert len(chunks) == 1  # one snapshot, taken once
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def counted_jobs(rest: Rest, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's Jobs once the Job controller has counted their pods: a cycle ends as its
+    last pod succeeds, a moment before its Job is marked complete."""
+    jobs = wait_for(
+        lambda: (
+            (found := rest.list("Job", namespace)) and all(complete(job) for job in found) and found
+        ),
+        30,
+        what="the Job controller to count the cycle's pods",
+    )
+    assert isinstance(jobs, list)
+    return jobs
+
+
+def complete(job: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 def running_implement_pid(rest: Rest, namespace: str, cycle: str) -> int | None:
@@ -594,7 +617,8 @@ def test_an_implement_pod_killed_right_after_writing_its_result_does_not_act_aga
     assert final["phase"] == "Succeeded", final.get("message")
     assert "ConfigMap/web-config" in before_kill  # the first attempt made the fix
     assert after_kill == before_kill  # and the retried pod changed nothing
-    job = rest.get("Job", namespace, result_name(name, "implement")) or {}
+    implement = result_name(name, "implement")
+    job = next(j for j in counted_jobs(rest, namespace) if j["metadata"]["name"] == implement)
     assert job["status"].get("failed") == 1 and job["status"].get("succeeded") == 1
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
 
