@@ -116,9 +116,25 @@ def undo_report(rest: Rest, namespace: str, undo: dict[str, Any]) -> str:
         for rs in rest.list("ReplicaSet", namespace, {"app": "web"})
     ]
     live = rest.get("Rollout", namespace, "web") or {}
+    meta = live.get("metadata") or {}
     written = [obj["spec"]["template"] for obj in undo.values()]
+    # Who wrote the Rollout last, and what it holds now: a failure once showed generation 4
+    # (create, bad release, undo, and one more write) with the canary's hash still current.
+    managers = [
+        {k: field.get(k) for k in ("manager", "operation", "time", "subresource")}
+        for field in meta.get("managedFields") or []
+    ]
+    live_spec = {k: (live.get("spec") or {}).get(k) for k in ("paused", "template")}
     return json.dumps(
-        {"status": live.get("status"), "written": written, "replicaSets": sets}, indent=1
+        {
+            "generation": meta.get("generation"),
+            "managers": managers,
+            "spec": live_spec,
+            "status": live.get("status"),
+            "written": written,
+            "replicaSets": sets,
+        },
+        indent=1,
     )
 
 
