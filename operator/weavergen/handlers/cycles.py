@@ -26,6 +26,7 @@ from weavergen.api.common import GROUP, VERSION
 from weavergen.api.cycle import FINAL_PHASES
 from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.domain.decide.cycle_requests import ignored_requests, requests_of, retry_request
+from weavergen.domain.owners import owner_of_kind
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
@@ -171,7 +172,7 @@ def phase_pod_succeeded(
 ) -> None:
     """A cycle whose last result waits for its Jobs to end can end as the kubelet reports the
     pod succeeded, seconds before the Job controller marks the Job complete."""
-    job = next((r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Job"), None)
+    job = owner_of_kind(meta, "Job")
     if job is None or namespace is None:
         return
     found = memo.rest.get("Job", namespace, job["name"])
@@ -183,10 +184,7 @@ def advance_owner(
     meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, kwargs: Any
 ) -> None:
     """Advance the cycle owning ``meta``'s object, under the cycle's lock."""
-    owner = next(
-        (r for r in meta.get("ownerReferences") or [] if r.get("kind") == "RegenerationCycle"),
-        None,
-    )
+    owner = owner_of_kind(meta, "RegenerationCycle")
     if owner is None or namespace is None:
         return
     with exclusive(namespace, owner["name"], wait=5.0) as held:

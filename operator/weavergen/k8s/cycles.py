@@ -42,6 +42,7 @@ from weavergen.domain.decide.cycle_requests import (
 from weavergen.domain.decide.reconcile import merge_patch
 from weavergen.domain.errors import CycleNameTaken, parsed_spec
 from weavergen.domain.names import child_name, cycle_name, label_value, retry_name
+from weavergen.domain.owners import owned_by
 from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import charter_owner
 from weavergen.k8s.cycle_requests import restore, running_jobs, snapshot_ref, stop_jobs
@@ -112,7 +113,7 @@ def start_cycle(rest: Rest, manifest: dict[str, Any]) -> tuple[str, bool]:
     metadata = manifest["metadata"]
     namespace, owner = metadata["namespace"], metadata["ownerReferences"][0]
     for existing in rest.list("RegenerationCycle", namespace, metadata["labels"]):
-        if _owned_by(existing, owner["uid"]) and not _finished(existing):
+        if owned_by(existing, owner["uid"]) and not _finished(existing):
             return existing["metadata"]["name"], False
     try:
         rest.create("RegenerationCycle", namespace, manifest)
@@ -120,16 +121,12 @@ def start_cycle(rest: Rest, manifest: dict[str, Any]) -> tuple[str, bool]:
         if err.status != 409:
             raise
         existing = rest.get("RegenerationCycle", namespace, metadata["name"]) or {}
-        if not _owned_by(existing, owner["uid"]):
+        if not owned_by(existing, owner["uid"]):
             raise CycleNameTaken(
                 f"cycle {namespace}/{metadata['name']} exists and belongs to another owner"
             ) from None
         return metadata["name"], False
     return metadata["name"], True
-
-
-def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []))
 
 
 def _finished(cycle: Mapping[str, Any]) -> bool:

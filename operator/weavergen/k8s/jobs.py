@@ -27,6 +27,7 @@ from weavergen.domain.decide.incident import attempts_of
 from weavergen.domain.decide.reconcile import strategy_records
 from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
 from weavergen.domain.names import child_name, label_value
+from weavergen.domain.owners import owned_by
 from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import ClusterTarget, owner_reference
 from weavergen.k8s.rest import Rest
@@ -284,11 +285,7 @@ def job_pods_ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
     complete, but the Job controller does so seconds after the kubelet reports the pod, and a
     cycle need not wait for that bookkeeping. A failed pod is not an end: the Job may retry."""
     uid = job["metadata"].get("uid")
-    phases = [
-        (pod.get("status") or {}).get("phase")
-        for pod in pods
-        if any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
-    ]
+    phases = [(pod.get("status") or {}).get("phase") for pod in pods if owned_by(pod, uid)]
     return "Succeeded" in phases and not {"Pending", "Running", "Unknown", None} & set(phases)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from weavergen.api.charter import WORKLOAD_KINDS
+from weavergen.domain.owners import owned_by
 
 __all__ = ["WORKLOAD_KINDS"]
 
@@ -182,11 +183,7 @@ def _stamped_template(template: Mapping[str, Any]) -> Manifest:
 
 def _owned(obj: Mapping[str, Any], children: Iterable[Manifest]) -> list[Manifest]:
     uid = obj["metadata"].get("uid")
-    return [
-        c
-        for c in children
-        if any(ref.get("uid") == uid for ref in c["metadata"].get("ownerReferences") or [])
-    ]
+    return [c for c in children if owned_by(c, uid)]
 
 
 def previous_template(obj: Mapping[str, Any], children: Iterable[Manifest]) -> Manifest | None:
