@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +74,7 @@ def reconcile_charter(
     target = ClusterTarget(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
-    target.settling_since = window_since(status, charter.telemetry.window_seconds, time.time())
+    target.settling_since = window_since(status)
     measurement, problem, inputs = _observe(target, status)
     decision = decide(
         charter,

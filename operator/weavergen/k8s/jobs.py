@@ -24,7 +24,7 @@ from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.config import OperatorConfig, operator_config
 from weavergen.domain.decide.incident import attempts_of
-from weavergen.domain.decide.reconcile import strategy_records
+from weavergen.domain.decide.reconcile import strategy_records, window_since
 from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.owners import owned_by
@@ -338,6 +338,8 @@ def cycle_phases(
         charter_uid=charter_obj["metadata"]["uid"],
     )
     status = charter_obj.get("status") or {}
+    # Measure judges the target as the charter's last cycle left it, as the charter does.
+    target.settling_since = window_since(status)
     history = strategy_records(status)
     incident = status.get("incident")
     return CyclePhases(

@@ -16,12 +16,14 @@ or from when the store began to keep every slot of the service, whichever is lat
 that stopped sending shows as a window much longer than its spans: silence, not a short window.
 
 A window asked ``since`` a moment (a fix took effect) leaves out the slots begun before it, so
-what went before the fix is not judged as its result. When no slot has begun since, the store
-cuts the slot being filled at that moment once asked for the requests since it (a verifier
-asks at once, `RequestLedger`): what arrives in that slot from then on is also kept apart, and
-the window since the moment is that part alone. A verification then need not wait for the next
-slot to judge the fix. Without a cut (never asked, or asked before a restart) the slot being
-filled is the window, spans from before the moment included.
+what went before the fix is not judged as its result: a window of 15 s over 10 s slots reaches
+up to 25 s back. When no slot has begun since, the store cuts the slot being filled at that
+moment once asked for the requests since it (a verifier asks at once, `RequestLedger`): what
+arrives in that slot from then on is also kept apart, and the window since the moment is that
+part and the slots after it, so a verification need not wait for the next slot, and a window
+just after the next slot began is not a fraction of a second long. Without a cut (never asked,
+or asked before a restart) the slot being filled is the window, spans from before the moment
+included. A ``since`` older than the window changes nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class WindowStore:
                     kept = self._kept.get(chunk.service, self.default_slots)
                     for old in sorted(slots)[:-kept]:
                         del slots[old]
+                    cut = self._cuts.get(chunk.service)
+                    if cut is not None and cut.slot <= slot - kept:
+                        del self._cuts[chunk.service]
                 summary.add_chunk(chunk)
                 self._add_after_cut(chunk, slot)
                 self.ledger.add(chunk, arrived)
@@ -111,11 +116,12 @@ class WindowStore:
 
     def window(self, service: str, seconds: float, since: float | None = None) -> ServiceSummary:
         """The merged summary of a service's slots over the last ``seconds``, of those begun at
-        or after ``since`` (an epoch time) when it is given."""
+        or after ``since`` (an epoch time) when it is given, and of the slot cut at ``since``
+        what arrived after it."""
         now = self.clock()
         newest = self._slot(now)
         covering = self._slots_for(seconds, now)
-        oldest = newest - covering + 1
+        by_length = oldest = newest - covering + 1
         if since is not None:
             oldest = max(oldest, min(newest, math.ceil(since / self.slot_seconds)))
         merged = ServiceSummary(service)
@@ -130,15 +136,18 @@ class WindowStore:
             elif service not in self._kept and len(self._kept) < MAX_SERVICES:
                 self._kept[service] = kept
             cut = self._cuts.get(service)
-            if cut is not None and cut.at == since and cut.slot == newest:
+            start: float | None = None
+            if since is not None and cut is not None and cut.at == since and cut.slot >= by_length:
                 merged.merge(cut.summary)
-                merged.window_s = max(0.0, now - since)
-                return merged
+                oldest, start = cut.slot + 1, since
             for slot, summary in self._slots.get(service, {}).items():
                 if oldest <= slot <= newest:
                     merged.merge(summary)
-            since = max(oldest * self.slot_seconds, self._complete_since.get(service, self.started))
-        merged.window_s = max(0.0, now - since)
+            if start is None:
+                start = max(
+                    oldest * self.slot_seconds, self._complete_since.get(service, self.started)
+                )
+        merged.window_s = max(0.0, now - start)
         return merged
 
     def evidence(
@@ -176,8 +185,6 @@ class WindowStore:
             return
         if cut.slot == slot:
             cut.summary.add_chunk(chunk)
-        elif slot > cut.slot:  # a slot has begun since the cut: the cut is no longer needed
-            del self._cuts[chunk.service]
 
     def services(self) -> list[str]:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 import urllib.error
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -184,6 +185,32 @@ def test_a_window_since_a_fix_leaves_out_the_slots_begun_before_it() -> None:
     only_filling = store.window("a", 15, since=now[0] - 1)  # no slot has begun since
     assert only_filling.span_count > 0 and only_filling.window_s is not None
     assert only_filling.window_s <= 10
+
+
+def test_after_a_verified_fix_no_window_reaches_the_fault_nor_shrinks_to_a_sliver() -> None:
+    """The charter's measurements after a cycle ask since the fix for as long as its window
+    reaches back: a 15 s window over 10 s slots covers up to 25 s. Each holds no span of the
+    fault and at least the seconds since the fix, or the window's length, of spans."""
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    broken = list(sim.chunks(sim.system("a"), Faults(error_rate=0.5), 1, window_s=1))
+    healthy = list(sim.chunks(sim.system("a"), Faults(), 1, window_s=1))
+    per_second = sum(len(c) for c in healthy)
+    fixed_at = 1033.5
+    while now[0] < fixed_at:
+        store.add(broken)
+        now[0] += 1
+    store.evidence("a", fixed_at, threshold_ms=100)  # the verifier's first ask cuts the slot
+    while now[0] < fixed_at + 40:
+        store.add(healthy)
+        window = store.window("a", 15, since=fixed_at)
+        assert window.error_count == 0, now[0] - fixed_at
+        assert window.window_s is not None
+        assert window.window_s >= min(15.0, now[0] - fixed_at) - 1e-9, now[0] - fixed_at
+        assert window.span_count >= per_second * min(15, math.floor(now[0] - fixed_at))
+        now[0] += 1
+    assert store.window("a", 15, since=fixed_at).span_count == store.window("a", 15).span_count
 
 
 def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:

@@ -148,7 +148,12 @@ def test_asking_for_the_requests_since_a_fix_cuts_the_slot_being_filled_there() 
     after = store.window("shop", 60, since=fix)
     assert (after.span_count, after.error_count, after.window_s) == (3, 0, 2.0)
     assert store.window("shop", 60).span_count == 8  # the whole slot is still whole
-    # Once a slot has begun since the fix, windows since it are whole slots again.
+    # Once a slot has begun since the fix, windows since it are that part and the slots after.
     now[0] = 1_800_000_011.0
     store.add(list(decode_json(export(span(now[0] - 0.5, 10)))))
-    assert store.window("shop", 60, since=fix).span_count == 1
+    after = store.window("shop", 60, since=fix)
+    assert (after.span_count, after.error_count, after.window_s) == (4, 0, 8.0)
+    # A window that no longer reaches the cut slot is a window of its own length again.
+    now[0] = 1_800_000_031.0
+    store.add(list(decode_json(export(span(now[0] - 0.5, 10)))))
+    assert store.window("shop", 5, since=fix).span_count == 1

@@ -100,12 +100,14 @@ def measurement_due(
     return found is not None and test.decide(found) is sequential.Decision.FAIL
 
 
-def window_since(status: Mapping[str, Any], window_seconds: float, now: float) -> float | None:
-    """Where the charter's window starts while its last cycle's change is newer than a window
-    (epoch seconds): spans from before the change are not the target as it is now. Without
-    this, the measurement right after a cycle would judge the fault it just removed."""
+def window_since(status: Mapping[str, Any]) -> float | None:
+    """Since when the charter's window may look (epoch seconds): spans from before its last
+    cycle's change are not the target as it is now. Without this, the measurements after a
+    cycle would judge the fault it just removed. The receiver's window reaches back further
+    than its length (whole time slots), so the bound holds however old the change is: a
+    window that does not reach the change is not cut by it."""
     since = (status.get("lastCycle") or {}).get("changedSince")
-    return since if since is not None and now - float(since) < window_seconds else None
+    return None if since is None else float(since)
 
 
 def changed_since(final: Mapping[str, Any]) -> float | None:
