@@ -4,10 +4,12 @@ Runs the demo (`hack/demo.py`: a local control plane with a real kubelet, the op
 Helm chart, the shop under load) up to the end of the cycle its fault causes, watching the
 cycle's Jobs and pods. Each event is timed as it arrives (the API's own stamps have whole
 seconds); each phase process logs its own marks (``phase timings``: process start, imports
-done, phase done, traces flushed). Prints, per phase: the operator's reaction (the previous
-phase's result written to this Job), Job to pod, pod to process start (scheduling, sandbox,
-container), interpreter and imports, the phase's own work (API reads and writes, computing),
-the trace flush, and exit to the Job's completion. Asserts nothing.
+done, turn given, phase done, traces flushed). Prints, per phase: the gap between phases (the
+previous phase's result written to this phase's work beginning), the operator's reaction (the
+previous result to this Job: negative for a Job started ahead of its turn), Job to pod, pod to
+process start (scheduling, sandbox, container), interpreter and imports, the wait for its turn
+(a Job started ahead), the phase's own work (API reads and writes, computing), the trace flush,
+and exit to the Job's completion. Asserts nothing.
 
 Run: .venv/bin/python -m benchmarks.phase_jobs [--scenario config-corruption]
 """
@@ -31,10 +33,12 @@ from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
 from weavergen.k8s.jobs import job_finished
 
 COLUMNS = (
+    ("gap", "previous result -> work"),
     ("operator", "previous result -> Job"),
     ("job->pod", "Job -> pod"),
     ("pod->proc", "pod -> process"),
     ("imports", "interpreter, imports"),
+    ("turn", "waiting for its turn"),
     ("work", "phase work"),
     ("flush", "trace flush"),
     ("exit->done", "exit -> Job complete"),
@@ -100,12 +104,15 @@ def breakdown(seen: dict[tuple[str, str], float], marks: dict[str, dict[str, flo
         def span(start: float | None, end: float | None) -> str:
             return "?" if start is None or end is None else f"{end - start:.2f}"
 
+        working = mark.get("turn", mark.get("imported"))
         cells = [
+            span(previous_result, working),
             span(previous_result, job),
             span(job, pod),
             span(pod, mark.get("started")),
             span(mark.get("started"), mark.get("imported")),
-            span(mark.get("imported"), mark.get("ran")),
+            span(mark.get("imported"), mark.get("turn")) if "turn" in mark else "-",
+            span(working, mark.get("ran")),
             span(mark.get("ran"), mark.get("flushed")),
             span(mark.get("flushed"), done),
             span(job, done),

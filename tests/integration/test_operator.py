@@ -32,7 +32,7 @@ from tests.scenario import (
 )
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import FINAL_PHASES
-from weavergen.api.keys import SNAPSHOT_LABEL
+from weavergen.api.keys import SNAPSHOT_LABEL, TURN_ANNOTATION
 from weavergen.domain.remedy.snapshot import Snapshot
 from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s import snapshots
@@ -327,6 +327,39 @@ def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_p
     for job in jobs:  # one attempt each: nothing ran twice
         assert job["status"].get("succeeded") == 1 and not job["status"].get("failed")
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
+
+
+def test_a_cycle_that_needs_no_regeneration_cancels_the_job_started_ahead_of_explore(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
+) -> None:
+    """Each phase's Job starts while the phase before it runs and waits for its turn. A cycle
+    asked of a healthy charter ends after Measure: the Explore Job started ahead is cancelled,
+    ends without running or writing a result, and the cycle ends only once its pod has."""
+    start_healthy(plane, rest, namespace, operator, executor="job")
+    asked = {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCycle",
+        "metadata": {"name": "web-asked"},
+        "spec": {"charterRef": {"name": "web"}, "reason": "asked by a test"},
+    }
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(asked))
+    final = finished(rest, namespace, "web-asked", operator)
+    assert final["phase"] == "NotNeeded", final.get("message")
+    jobs = {j["metadata"]["name"]: j for j in counted_jobs(rest, namespace)}
+    assert sorted(jobs) == [f"web-asked-{p}" for p in ("define", "explore", "measure")]
+    turns = {
+        name.removeprefix("web-asked-"): (job["metadata"].get("annotations") or {}).get(
+            TURN_ANNOTATION
+        )
+        for name, job in jobs.items()
+    }
+    assert turns == {"define": None, "measure": "go", "explore": "cancelled"}
+    assert jobs["web-asked-explore"]["status"].get("succeeded") == 1
+    assert rest.get("ConfigMap", namespace, result_name("web-asked", "explore")) is None
+    (pod,) = rest.list("Pod", namespace, {"job-name": "web-asked-explore"})
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["state"]["terminated"]["exitCode"] == 0
+    assert container["state"]["terminated"]["finishedAt"] <= final["finishedAt"]
 
 
 def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(

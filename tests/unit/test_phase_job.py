@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from tests.helpers import REPO
+from weavergen.api.keys import TURN_ANNOTATION
 from weavergen.api.profiles import profile_for
 from weavergen.config import OperatorConfig
 from weavergen.k8s.jobs import job_manifest, job_pods_ended
@@ -56,6 +59,35 @@ def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_config
         "Always",
     )
     assert pod["serviceAccountName"] == "sa"
+
+
+def test_a_job_started_ahead_waits_for_its_turn_within_the_deadlines_before_it() -> None:
+    """Started with Define and Measure, Explore's Job may wait out both their deadlines and
+    still have its own; a Job started in its turn neither waits nor carries a turn."""
+    policy = profile_for("web-service").phase_policy
+    assert policy is not None
+
+    def job(ahead_of: tuple[str, ...]) -> dict[str, Any]:
+        return job_manifest(
+            namespace="shop",
+            cycle="web-20261203-101500",
+            owner={},
+            phase="explore",
+            policy=policy,
+            receiver_url=None,
+            config=OperatorConfig(),
+            ahead_of=ahead_of,
+        )
+
+    ahead, in_turn = job(("define", "measure")), job(())
+    assert ahead["metadata"]["annotations"] == {TURN_ANNOTATION: "waiting"}
+    assert ahead["spec"]["activeDeadlineSeconds"] == sum(
+        policy.deadline_seconds(p) for p in ("define", "measure", "explore")
+    )
+    assert ahead["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "--wait-turn"
+    assert "annotations" not in in_turn["metadata"]
+    assert in_turn["spec"]["activeDeadlineSeconds"] == policy.deadline_seconds("explore")
+    assert "--wait-turn" not in in_turn["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
 def _pod(owner_uid: str, phase: str | None) -> dict[str, object]:

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phase_run.add_argument("--phase", required=True, choices=PHASES)
     phase_run.add_argument("--cycle", required=True, metavar="NAMESPACE/NAME")
+    phase_run.add_argument(
+        "--wait-turn",
+        action="store_true",
+        help="started ahead: wait until the operator gives the phase its turn (see k8s/jobs)",
+    )
     phase_run.set_defaults(func=cmd_phase_run)
     return parser
 

@@ -30,7 +30,7 @@ from weavergen.domain.owners import owner_of_kind
 from weavergen.handlers import shards
 from weavergen.handlers.errors import reported
 from weavergen.k8s.cycles import CycleReconciler
-from weavergen.k8s.jobs import ENDING_PHASES
+from weavergen.k8s.jobs import LAST_POD_PHASES
 from weavergen.k8s.notifications import offer_cycle
 from weavergen.telemetry import metrics
 
@@ -154,12 +154,12 @@ def phase_result_written(
 def _ending_phase_succeeded(
     type: str | None, status: kopf.Status, meta: kopf.Meta, labels: kopf.Labels, **_: Any
 ) -> bool:
-    """The pod of a phase whose result may end the cycle succeeded: as the kubelet reports it
+    """The pod of a phase whose end may end the cycle succeeded: as the kubelet reports it
     (not listed at start-up, not as the Job controller removes its finalizer or it is deleted)."""
     return (
         type == "MODIFIED"
         and status.get("phase") == "Succeeded"
-        and labels.get(PHASE_LABEL) in ENDING_PHASES
+        and labels.get(PHASE_LABEL) in LAST_POD_PHASES
         and not meta.get("deletionTimestamp")
         and any(f == JOB_TRACKING_FINALIZER for f in meta.get("finalizers") or [])
     )

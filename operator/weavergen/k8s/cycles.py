@@ -339,9 +339,12 @@ class CycleReconciler:
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
         """The operators that replace inline phases: phase Jobs, and Implement behind the
-        approval gate."""
+        approval gate. Implement's Job is started ahead only when no person needs to give it
+        its turn (a plan that changes what GitOps would revert still waits for one)."""
         operators: dict[str, Any] = {}
+        gate = approval_gate(phases, cycle, meta)
         if phases.charter.executor == "job":
+            held = {"implement"} if gate.reason({}) is not None else set()
             jobs = PhaseJobs(
                 self.rest,
                 refs.namespace,
@@ -350,10 +353,11 @@ class CycleReconciler:
                 policy=phases.spec.phase_policy,
                 receiver_url=self.receiver_url,
                 trace_id=refs.trace_id,
+                ahead=frozenset(PHASES[1:]) - held,
             )
             operators = {phase: jobs.operator(phase) for phase in PHASES}
         implement = operators.get("implement") or phases.traced("implement")
-        operators["implement"] = approval_gate(phases, cycle, meta).guard(implement)
+        operators["implement"] = gate.guard(implement)
         return operators
 
     def advance(

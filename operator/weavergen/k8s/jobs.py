@@ -5,14 +5,24 @@ phase reads the results earlier phases left in ``<cycle>-<phase>`` ConfigMaps an
 there, owned by the cycle. The operator side is a workflow operator that creates the Job once
 (deterministic name, owner reference, labels, deadline and retries from the charter), reports
 ``Pending`` while it runs, and returns the validated result, or fails with the Job's reason.
+
+A pod takes about a second to start and load the code, longer than most phases run, so the
+Jobs of the next phases (``phasePolicy.phasesAhead``) are started while a phase runs, ahead of
+their turn, with ``--wait-turn``: each pod waits, watching its Job, until the operator sets the
+Job's turn annotation to ``go`` when the workflow reaches the phase, or to ``cancelled`` when
+the cycle ends another way (then it exits without a result). A Job that ended before its turn
+(its deadline, or cancelled) is replaced when the turn comes after all.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any, NoReturn
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -20,7 +30,7 @@ from pydantic import ValidationError
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.common import format_validation_error
 from weavergen.api.cycle import RegenerationCycleSpec
-from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL
+from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL, TURN_ANNOTATION
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.config import OperatorConfig, operator_config
 from weavergen.domain.decide.incident import attempts_of
@@ -36,6 +46,9 @@ from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending
 
 RESULT_KEY = "result.json"
+# A Job started ahead of its phase's turn (`TURN_ANNOTATION`): waiting, given it, or cancelled.
+TURN_WAITING, TURN_GO, TURN_CANCELLED = "waiting", "go", "cancelled"
+WAIT_WATCH_SECONDS = 60  # one watch of a waiting Job; it is watched again until its deadline
 
 
 def snapshot_name(cycle: str) -> str:
@@ -63,10 +76,13 @@ def job_manifest(
     receiver_url: str | None,
     config: OperatorConfig,
     trace_id: str | None = None,
+    ahead_of: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Job of one phase (pure: same inputs, same Job)."""
+    """The Job of one phase (pure: same inputs, same Job); started ahead of the phases
+    ``ahead_of`` it waits for its turn, within their deadlines and its own."""
     labels = phase_labels(cycle, phase)
     env = phase_env(phase, receiver_url=receiver_url, trace_id=trace_id)
+    waits = sum(policy.deadline_seconds(earlier) for earlier in ahead_of)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -75,15 +91,17 @@ def job_manifest(
             "namespace": namespace,
             "labels": labels,
             "ownerReferences": [owner],
+            **({"annotations": {TURN_ANNOTATION: TURN_WAITING}} if ahead_of else {}),
         },
         "spec": {
-            "activeDeadlineSeconds": policy.deadline_seconds(phase),
+            "activeDeadlineSeconds": waits + policy.deadline_seconds(phase),
             "backoffLimit": policy.backoff_limit,
             "ttlSecondsAfterFinished": 3600,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": phase_pod_spec(
-                    phase_container(namespace, cycle, phase, env, config), config
+                    phase_container(namespace, cycle, phase, env, config, waits=bool(ahead_of)),
+                    config,
                 ),
             },
         },
@@ -117,7 +135,13 @@ def phase_env(
 
 
 def phase_container(
-    namespace: str, cycle: str, phase: str, env: list[dict[str, str]], config: OperatorConfig
+    namespace: str,
+    cycle: str,
+    phase: str,
+    env: list[dict[str, str]],
+    config: OperatorConfig,
+    *,
+    waits: bool = False,
 ) -> dict[str, Any]:
     """The container that runs one phase from the operator's image, locked down: it writes
     only to its own /tmp, and its logs explain a failure that left no termination message."""
@@ -133,6 +157,7 @@ def phase_container(
             phase,
             "--cycle",
             f"{namespace}/{cycle}",
+            *(["--wait-turn"] if waits else []),
         ],
         "env": env,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -198,10 +223,19 @@ def job_finished(job: dict[str, Any]) -> bool:
 # The phases whose result may end a cycle (Implement's; Measure's when no regeneration is
 # needed); any phase's malformed result ends it too.
 ENDING_PHASES = ("measure", PHASES[-1])
+# The phases whose pod's end may end a cycle: the ending phases, and Explore, started ahead of
+# a Measure that may find no regeneration needed (then cancelled).
+LAST_POD_PHASES = (*ENDING_PHASES, "explore")
+
+
+def turn(job: dict[str, Any]) -> str | None:
+    """A Job's turn annotation: None for a Job started in its turn."""
+    return (job["metadata"].get("annotations") or {}).get(TURN_ANNOTATION)
 
 
 class PhaseJobs:
-    """Workflow operators that run each phase as a Job of the cycle."""
+    """Workflow operators that run each phase as a Job of the cycle; the Jobs of the phases in
+    ``ahead`` are started while the phase before them runs (see the module)."""
 
     def __init__(
         self,
@@ -213,6 +247,7 @@ class PhaseJobs:
         policy: PhasePolicySpec,
         receiver_url: str | None = None,
         trace_id: str | None = None,
+        ahead: frozenset[str] = frozenset(),
     ) -> None:
         self.trace_id = trace_id
         self.rest = rest
@@ -221,6 +256,7 @@ class PhaseJobs:
         self.owner = owner
         self.policy = policy
         self.receiver_url = receiver_url
+        self.ahead = ahead
 
     def operator(self, phase: str) -> Any:
         def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -230,29 +266,76 @@ class PhaseJobs:
                 return self._finished(phase, result)
             job = self.rest.get("Job", self.namespace, name)
             if job is None:
-                self.rest.create(
-                    "Job",
-                    self.namespace,
-                    job_manifest(
-                        namespace=self.namespace,
-                        cycle=self.cycle,
-                        owner=self.owner,
-                        phase=phase,
-                        policy=self.policy,
-                        receiver_url=self.receiver_url,
-                        config=operator_config(),
-                        trace_id=self.trace_id,
-                    ),
-                )
+                self.rest.create("Job", self.namespace, self._manifest(phase))
+                self._start_ahead(phase)
                 raise Pending(f"started Job {name}")
+            if turn(job) in (TURN_WAITING, TURN_CANCELLED):
+                self._give_turn(job)
             failure = job_failure(job)
-            if failure:
+            if failure is None and job_finished(job):
+                failure = "completed without writing its result ConfigMap"
+            if failure is not None:
+                if not self._wind_down():
+                    raise Pending(f"Job {name} failed: ending the Jobs started ahead first")
                 raise PhaseFailed(f"Job {name} failed: {failure}")
-            if job_finished(job):
-                raise PhaseFailed(f"Job {name} completed without writing its result ConfigMap")
             raise Pending(f"Job {name} is running")
 
         return run
+
+    def _manifest(self, phase: str, ahead_of: Sequence[str] = ()) -> dict[str, Any]:
+        return job_manifest(
+            namespace=self.namespace,
+            cycle=self.cycle,
+            owner=self.owner,
+            phase=phase,
+            policy=self.policy,
+            receiver_url=self.receiver_url,
+            config=operator_config(),
+            trace_id=self.trace_id,
+            ahead_of=ahead_of,
+        )
+
+    def _start_ahead(self, phase: str) -> None:
+        """Start the Jobs of the next phases that may start ahead, to wait for their turn
+        while ``phase`` runs."""
+        first = PHASES.index(phase)
+        for following in PHASES[first + 1 : first + 1 + self.policy.phases_ahead]:
+            if following not in self.ahead:
+                return
+            before = PHASES[first : PHASES.index(following)]
+            try:
+                self.rest.create("Job", self.namespace, self._manifest(following, before))
+            except ApiException as err:
+                if err.status != 409:  # started ahead already (an earlier reconcile)
+                    raise
+
+    def _give_turn(self, job: dict[str, Any]) -> NoReturn:
+        """The turn of a Job started ahead: go, or replace it if it ended before its turn."""
+        name = job["metadata"]["name"]
+        if job_finished(job):
+            self.rest.delete("Job", self.namespace, name, propagation="Background")
+            raise Pending(f"replacing Job {name}: it ended before its turn")
+        if turn(job) == TURN_CANCELLED:
+            raise Pending(f"Job {name} was cancelled: starting it anew once it has ended")
+        phase = job["metadata"]["labels"][PHASE_LABEL]
+        # The phase's own deadline runs from its turn: the Job's counts from its start.
+        started = parse_time((job.get("status") or {}).get("startTime")) or parse_time(
+            job["metadata"]["creationTimestamp"]
+        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        waited = max(0, math.ceil((now - started).total_seconds())) if started else 0
+        deadline = waited + self.policy.deadline_seconds(phase)
+        self.rest.patch(
+            "Job",
+            self.namespace,
+            name,
+            {
+                "metadata": {"annotations": {TURN_ANNOTATION: TURN_GO}},
+                "spec": {"activeDeadlineSeconds": deadline},
+            },
+        )
+        self._start_ahead(phase)
+        raise Pending(f"gave Job {name}, started ahead, its turn")
 
     def _finished(self, phase: str, result: dict[str, Any]) -> dict[str, Any]:
         """A phase that wrote its result has acted: the next may start while its pod exits.
@@ -264,20 +347,52 @@ class PhaseJobs:
         try:
             parsed = parse_result(result, phase)
         except PhaseFailed:
-            if not self._jobs_finished():
+            if not self._wind_down():
                 raise waiting from None
             raise
         ends = phase == PHASES[-1] or (phase == "measure" and not parsed["regeneration_needed"])
-        if ends and not self._jobs_finished():
+        if ends and not self._wind_down():
             raise waiting
         return parsed
 
-    def _jobs_finished(self) -> bool:
+    def _wind_down(self) -> bool:
+        """Cancel the Jobs started ahead whose turn will not come; whether every Job of the
+        cycle has ended (finished, or its pod succeeded)."""
         jobs = self.rest.list("Job", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
+        for job in jobs:
+            if turn(job) == TURN_WAITING and not job_finished(job):
+                self.rest.patch(
+                    "Job",
+                    self.namespace,
+                    job["metadata"]["name"],
+                    {"metadata": {"annotations": {TURN_ANNOTATION: TURN_CANCELLED}}},
+                )
         if all(job_finished(job) for job in jobs):
             return True
         pods = self.rest.list("Pod", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
         return all(job_finished(job) or job_pods_ended(job, pods) for job in jobs)
+
+
+def await_turn(rest: Rest, namespace: str, name: str) -> bool:
+    """In the pod of a Job started ahead: wait until the operator gives the phase its turn
+    (True), or cancels it or deletes the Job (False: the cycle went another way). The Job's
+    deadline bounds the wait."""
+    while True:
+        read = rest.get("Job", namespace, name)
+        if read is None:
+            return False
+        since = read["metadata"]["resourceVersion"]
+        try:
+            for kind, job in chain(
+                [("MODIFIED", read)], rest.watch("Job", namespace, name, since, WAIT_WATCH_SECONDS)
+            ):
+                if kind == "DELETED" or turn(job) == TURN_CANCELLED:
+                    return False
+                if turn(job) != TURN_WAITING:
+                    return True
+        except ApiException as err:
+            if err.status != 410:  # the watch fell behind: read the Job again
+                raise
 
 
 def job_pods_ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:

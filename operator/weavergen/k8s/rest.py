@@ -8,6 +8,7 @@ forth. Errors stay ``ApiException`` with the HTTP status.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client
@@ -131,6 +132,46 @@ class Rest:
             return []
         items = found.get("items", [])
         return [_typed(item, kind) for item in items]
+
+    def watch(
+        self, kind: str, namespace: str, name: str, since: str, timeout_seconds: int
+    ) -> Iterator[tuple[str, Obj]]:
+        """The changes to one object after its ``resourceVersion`` ``since``, as (event
+        type, object), until the API server ends the watch after ``timeout_seconds``."""
+        query = [
+            ("watch", "true"),
+            ("fieldSelector", f"metadata.name={name}"),
+            ("resourceVersion", since),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        method, url, headers, _, _ = self.api.param_serialize(
+            method="GET",
+            resource_path=self._path(kind, namespace),
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(
+            method,
+            url,
+            header_params=headers,
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
+        )
+        if not 200 <= response.status <= 299:
+            data = response.read()  # type: ignore[no-untyped-call]
+            raise ApiException.from_response(
+                http_resp=response, body=data.decode(errors="replace") if data else None, data=None
+            )
+        try:
+            for line in response.response:
+                if line.strip():
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":  # e.g. 410 Gone: resourceVersion too old
+                        status = event.get("object") or {}
+                        raise ApiException(status=status.get("code"), reason=status.get("message"))
+                    yield event["type"], _typed(event["object"], kind)
+        finally:
+            response.response.release_conn()
 
     def create(self, kind: str, namespace: str | None, body: Obj) -> Obj:
         return self._call("POST", self._path(kind, namespace), body)
