@@ -74,6 +74,16 @@ def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
 
 
+def asked_cycle(name: str, charter: str, reason: str, **spec: Any) -> dict[str, Any]:
+    """A cycle a person asks of a charter (``spec``: more of its spec, e.g. dryRun=True)."""
+    return {
+        "apiVersion": "regeneration.weavergen.io/v1alpha1",
+        "kind": "RegenerationCycle",
+        "metadata": {"name": name},
+        "spec": {"charterRef": {"name": charter}, "reason": reason, **spec},
+    }
+
+
 def apply(plane: Plane, namespace: str, *objects: dict[str, Any]) -> None:
     plane.apply(namespace, *objects)
 

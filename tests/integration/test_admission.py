@@ -11,6 +11,7 @@ from hack.localplane.plane import Plane
 from tests.helpers import REPO, SAMPLES, manifests
 from tests.integration.conftest import wait_for
 from tests.invalid_charters import BASE_SPEC, INVALID_SPECS, InvalidCase
+from tests.scenario import asked_cycle
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if manifests(p))
 
@@ -76,12 +77,7 @@ def test_system_id_is_immutable(plane: Plane, namespace: str) -> None:
 
 
 def test_cycle_spec_is_immutable_and_short_names_work(plane: Plane, namespace: str) -> None:
-    cycle = {
-        "apiVersion": "regeneration.weavergen.io/v1alpha1",
-        "kind": "RegenerationCycle",
-        "metadata": {"name": "c1"},
-        "spec": {"charterRef": {"name": "checkout"}, "reason": "test"},
-    }
+    cycle = asked_cycle("c1", "checkout", "test")
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(cycle))
     result = plane.kubectl(
         "patch", "rcy", "c1", "-n", namespace, "--type=merge", "-p", '{"spec":{"dryRun":true}}',

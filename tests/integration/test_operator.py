@@ -23,6 +23,7 @@ from tests.scenario import (
     OperatorProcess,
     SpanPusher,
     apply,
+    asked_cycle,
     condition,
     config_map,
     deployment,
@@ -336,12 +337,7 @@ def test_a_cycle_that_needs_no_regeneration_cancels_the_job_started_ahead_of_exp
     asked of a healthy charter ends after Measure: the Explore Job started ahead is cancelled,
     ends without running or writing a result, and the cycle ends only once its pod has."""
     start_healthy(plane, rest, namespace, operator, executor="job")
-    asked = {
-        "apiVersion": "regeneration.weavergen.io/v1alpha1",
-        "kind": "RegenerationCycle",
-        "metadata": {"name": "web-asked"},
-        "spec": {"charterRef": {"name": "web"}, "reason": "asked by a test"},
-    }
+    asked = asked_cycle("web-asked", "web", "asked by a test")
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(asked))
     final = finished(rest, namespace, "web-asked", operator)
     assert final["phase"] == "NotNeeded", final.get("message")

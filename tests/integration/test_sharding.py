@@ -29,6 +29,7 @@ from tests.scenario import (
     OperatorProcess,
     SpanPusher,
     apply,
+    asked_cycle,
     config_map,
     deployment,
     put,
@@ -210,16 +211,7 @@ def logs(processes: Sequence[OperatorProcess]) -> str:
 
 def manual_cycle(charter_name: str) -> dict[str, Any]:
     """A cycle a person asks of a charter: plan only."""
-    return {
-        "apiVersion": "regeneration.weavergen.io/v1alpha1",
-        "kind": "RegenerationCycle",
-        "metadata": {"name": f"{charter_name}-manual"},
-        "spec": {
-            "charterRef": {"name": charter_name},
-            "reason": "asked of one shard",
-            "dryRun": True,
-        },
-    }
+    return asked_cycle(f"{charter_name}-manual", charter_name, "asked of one shard", dryRun=True)
 
 
 def scrape(process: OperatorProcess) -> str:

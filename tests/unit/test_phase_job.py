@@ -12,20 +12,33 @@ from weavergen.api.profiles import profile_for
 from weavergen.config import OperatorConfig
 from weavergen.k8s.jobs import job_manifest, job_pods_ended
 
+POLICY = profile_for("web-service").phase_policy
 
-def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writable_tmp() -> None:
-    values = yaml.safe_load((REPO / "charts" / "weavergen-operator" / "values.yaml").read_text())
-    policy = profile_for("web-service").phase_policy
-    assert policy is not None
-    job = job_manifest(
+
+def manifest(
+    phase: str,
+    *,
+    receiver_url: str | None = None,
+    config: OperatorConfig | None = None,
+    ahead_of: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The Job of a web-service charter's phase."""
+    assert POLICY is not None
+    return job_manifest(
         namespace="shop",
         cycle="web-20261203-101500",
         owner={},
-        phase="implement",
-        policy=policy,
-        receiver_url="http://10.244.1.7:4318",
-        config=OperatorConfig(),
+        phase=phase,
+        policy=POLICY,
+        receiver_url=receiver_url,
+        config=config or OperatorConfig(),
+        ahead_of=ahead_of,
     )
+
+
+def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writable_tmp() -> None:
+    values = yaml.safe_load((REPO / "charts" / "weavergen-operator" / "values.yaml").read_text())
+    job = manifest("implement", receiver_url="http://10.244.1.7:4318")
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["securityContext"] == values["securityContext"]
@@ -38,20 +51,10 @@ def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writab
 
 
 def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_configuration() -> None:
-    policy = profile_for("web-service").phase_policy
-    assert policy is not None
     config = OperatorConfig(
         image="registry.local/weavergen:2", image_pull_policy="Always", phase_service_account="sa"
     )
-    job = job_manifest(
-        namespace="shop",
-        cycle="web-20261203-101500",
-        owner={},
-        phase="measure",
-        policy=policy,
-        receiver_url=None,
-        config=config,
-    )
+    job = manifest("measure", config=config)
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert (container["image"], container["imagePullPolicy"]) == (
@@ -64,29 +67,16 @@ def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_config
 def test_a_job_started_ahead_waits_for_its_turn_within_the_deadlines_before_it() -> None:
     """Started with Define and Measure, Explore's Job may wait out both their deadlines and
     still have its own; a Job started in its turn neither waits nor carries a turn."""
-    policy = profile_for("web-service").phase_policy
-    assert policy is not None
-
-    def job(ahead_of: tuple[str, ...]) -> dict[str, Any]:
-        return job_manifest(
-            namespace="shop",
-            cycle="web-20261203-101500",
-            owner={},
-            phase="explore",
-            policy=policy,
-            receiver_url=None,
-            config=OperatorConfig(),
-            ahead_of=ahead_of,
-        )
-
-    ahead, in_turn = job(("define", "measure")), job(())
+    assert POLICY is not None
+    ahead = manifest("explore", ahead_of=("define", "measure"))
+    in_turn = manifest("explore")
     assert ahead["metadata"]["annotations"] == {TURN_ANNOTATION: "waiting"}
     assert ahead["spec"]["activeDeadlineSeconds"] == sum(
-        policy.deadline_seconds(p) for p in ("define", "measure", "explore")
+        POLICY.deadline_seconds(p) for p in ("define", "measure", "explore")
     )
     assert ahead["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "--wait-turn"
     assert "annotations" not in in_turn["metadata"]
-    assert in_turn["spec"]["activeDeadlineSeconds"] == policy.deadline_seconds("explore")
+    assert in_turn["spec"]["activeDeadlineSeconds"] == POLICY.deadline_seconds("explore")
     assert "--wait-turn" not in in_turn["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
