@@ -334,28 +334,32 @@ def test_a_cycle_that_needs_no_regeneration_cancels_the_job_started_ahead_of_exp
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
     """Each phase's Job starts while the phase before it runs and waits for its turn. A cycle
-    asked of a healthy charter ends after Measure: the Explore Job started ahead is cancelled,
-    ends without running or writing a result, and the cycle ends only once its pod has."""
+    asked of a healthy charter ends after Measure: the Explore Job started ahead is withdrawn
+    without running or writing a result. Deleted if its pod was not running yet; else cancelled,
+    and the cycle ends only once that pod has exited."""
     start_healthy(plane, rest, namespace, operator, executor="job")
     asked = asked_cycle("web-asked", "web", "asked by a test")
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(asked))
     final = finished(rest, namespace, "web-asked", operator)
     assert final["phase"] == "NotNeeded", final.get("message")
     jobs = {j["metadata"]["name"]: j for j in counted_jobs(rest, namespace)}
-    assert sorted(jobs) == [f"web-asked-{p}" for p in ("define", "explore", "measure")]
     turns = {
         name.removeprefix("web-asked-"): (job["metadata"].get("annotations") or {}).get(
             TURN_ANNOTATION
         )
         for name, job in jobs.items()
     }
-    assert turns == {"define": None, "measure": "go", "explore": "cancelled"}
-    assert jobs["web-asked-explore"]["status"].get("succeeded") == 1
+    assert turns in (
+        {"define": None, "measure": "go"},
+        {"define": None, "measure": "go", "explore": "cancelled"},
+    )
     assert rest.get("ConfigMap", namespace, result_name("web-asked", "explore")) is None
-    (pod,) = rest.list("Pod", namespace, {"job-name": "web-asked-explore"})
-    (container,) = pod["status"]["containerStatuses"]
-    assert container["state"]["terminated"]["exitCode"] == 0
-    assert container["state"]["terminated"]["finishedAt"] <= final["finishedAt"]
+    if "explore" in turns:
+        assert jobs["web-asked-explore"]["status"].get("succeeded") == 1
+        (pod,) = rest.list("Pod", namespace, {"job-name": "web-asked-explore"})
+        (container,) = pod["status"]["containerStatuses"]
+        assert container["state"]["terminated"]["exitCode"] == 0
+        assert container["state"]["terminated"]["finishedAt"] <= final["finishedAt"]
 
 
 def test_a_fix_that_does_not_hold_rolls_back_and_the_breaker_stops_retrying(

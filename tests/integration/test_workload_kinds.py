@@ -49,6 +49,7 @@ from weavergen.domain.remedy.gitops import ARGOCD_TRACKING_ID, FLUX_KUSTOMIZE, c
 from weavergen.domain.remedy.snapshot import Snapshot
 from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s.cluster_target import ClusterTarget
+from weavergen.k8s.jobs import job_finished, result_name
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 
@@ -423,7 +424,10 @@ def test_in_enforce_mode_a_fix_gitops_would_revert_waits_for_approval_with_what_
     crd, tracker_object, metadata, tracker, why = TRACKERS[tool]
     install_crds(plane, crd())
     apply(plane, namespace, tracker_object(namespace))
-    start_healthy(plane, rest, namespace, operator, executor="inline")
+    # With phase Jobs, Implement's Job starts ahead (enforce mode) and is withdrawn while the
+    # plan waits for a person; it starts again once approved.
+    executor = "job" if tool == "flux" else "inline"
+    start_healthy(plane, rest, namespace, operator, executor=executor)
     broken_config = config_map("web-config", BROKEN)
     broken_config["metadata"] |= metadata(namespace)
     put(rest, namespace, broken_config)
@@ -447,6 +451,13 @@ def test_in_enforce_mode_a_fix_gitops_would_revert_waits_for_approval_with_what_
     assert note["tracker"] == tracker.format(ns=namespace)
     assert why in note["why"] and "data.timeout_ms" in note["paths"]
     assert any(step["object"] == f"ConfigMap/{namespace}/web-config" for step in waiting["plan"])
+    if executor == "job":
+
+        def withdrawn() -> bool:
+            job = rest.get("Job", namespace, result_name(name, "implement"))
+            return job is None or job_finished(job)
+
+        wait_for(withdrawn, 60, what=f"the Implement Job to be withdrawn ({operator})")
     # Nothing changed while it waits; a person approves, and the fix is carried out.
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == BROKEN
     with HealingExporter(rest, namespace):

@@ -129,7 +129,7 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     marks = {"started": process_started(), "main": time.time()}
     from weavergen.domain.errors import RegenerationError  # noqa: PLC0415
     from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
-    from weavergen.k8s.jobs import await_turn, result_name, run_phase  # noqa: PLC0415
+    from weavergen.k8s.jobs import await_turn, run_phase  # noqa: PLC0415
     from weavergen.k8s.rest import Rest  # noqa: PLC0415
 
     namespace, sep, cycle = args.cycle.partition("/")
@@ -139,7 +139,7 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     marks["imported"] = time.time()
     rest = Rest(api_client())
     if args.wait_turn:
-        if not await_turn(rest, namespace, result_name(cycle, args.phase)):
+        if not await_turn(rest, namespace, cycle, args.phase):
             print(f"phase {args.phase} of {args.cycle} not run: the cycle went another way")
             return 0
         marks["turn"] = time.time()

@@ -11,6 +11,7 @@ import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -202,10 +203,14 @@ class ApprovalGate:
             return None
         return approval_needed(self.mode, data.get("solution"), dry_run=self.dry_run)
 
-    def guard(self, implement: Operator) -> Operator:
+    def guard(self, implement: Operator, on_hold: Callable[[], None] | None = None) -> Operator:
+        """Implement behind the gate; ``on_hold`` is called while it holds."""
+
         def gated(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any] | None:
             why = self.reason(data)
             if why is not None:
+                if on_hold is not None:
+                    on_hold()
                 raise Pending(
                     f"plan ready ({(data.get('chosen') or {}).get('strategy')}, {why}): approve "
                     f"with kubectl annotate rcy <name> {APPROVAL_ANNOTATION}=true"
@@ -339,10 +344,12 @@ class CycleReconciler:
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
         """The operators that replace inline phases: phase Jobs, and Implement behind the
-        approval gate. Implement's Job is started ahead only when no person needs to give it
-        its turn (a plan that changes what GitOps would revert still waits for one)."""
+        approval gate. Implement's Job is started ahead only where no person needs to give it
+        its turn; one started ahead of a plan that does need a person (it changes what GitOps
+        would revert) is withdrawn while the gate holds."""
         operators: dict[str, Any] = {}
         gate = approval_gate(phases, cycle, meta)
+        on_hold = None
         if phases.charter.executor == "job":
             held = {"implement"} if gate.reason({}) is not None else set()
             jobs = PhaseJobs(
@@ -356,8 +363,9 @@ class CycleReconciler:
                 ahead=frozenset(PHASES[1:]) - held,
             )
             operators = {phase: jobs.operator(phase) for phase in PHASES}
+            on_hold = partial(jobs.withdraw, "implement")
         implement = operators.get("implement") or phases.traced("implement")
-        operators["implement"] = gate.guard(implement)
+        operators["implement"] = gate.guard(implement, on_hold)
         return operators
 
     def advance(

@@ -17,8 +17,11 @@ the cycle ends another way (then it exits without a result). A Job that ended be
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import signal
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -26,10 +29,11 @@ from typing import Any, NoReturn
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
+from urllib3.exceptions import HTTPError as TransportError
 
 from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.common import format_validation_error
-from weavergen.api.cycle import RegenerationCycleSpec
+from weavergen.api.cycle import FINAL_PHASES, RegenerationCycleSpec
 from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL, TURN_ANNOTATION
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.config import OperatorConfig, operator_config
@@ -45,6 +49,7 @@ from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.tracing import traceparent
 from weavergen.workflows import Pending
 
+log = logging.getLogger(__name__)
 RESULT_KEY = "result.json"
 # A Job started ahead of its phase's turn (`TURN_ANNOTATION`): waiting, given it, or cancelled.
 TURN_WAITING, TURN_GO, TURN_CANCELLED = "waiting", "go", "cancelled"
@@ -306,8 +311,11 @@ class PhaseJobs:
             try:
                 self.rest.create("Job", self.namespace, self._manifest(following, before))
             except ApiException as err:
-                if err.status != 409:  # started ahead already (an earlier reconcile)
-                    raise
+                # 409: started ahead already (an earlier reconcile). Any other refusal only
+                # costs the start-up: the Job is started in its turn then.
+                if err.status != 409:
+                    log.warning("could not start Job %s ahead: %s", following, err.reason)
+                    return
 
     def _give_turn(self, job: dict[str, Any]) -> NoReturn:
         """The turn of a Job started ahead: go, or replace it if it ended before its turn."""
@@ -356,43 +364,82 @@ class PhaseJobs:
         return parsed
 
     def _wind_down(self) -> bool:
-        """Cancel the Jobs started ahead whose turn will not come; whether every Job of the
-        cycle has ended (finished, or its pod succeeded)."""
-        jobs = self.rest.list("Job", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
-        for job in jobs:
-            if turn(job) == TURN_WAITING and not job_finished(job):
-                self.rest.patch(
-                    "Job",
-                    self.namespace,
-                    job["metadata"]["name"],
-                    {"metadata": {"annotations": {TURN_ANNOTATION: TURN_CANCELLED}}},
-                )
-        if all(job_finished(job) for job in jobs):
-            return True
-        pods = self.rest.list("Pod", self.namespace, {CYCLE_LABEL: label_value(self.cycle)})
-        return all(job_finished(job) or job_pods_ended(job, pods) for job in jobs)
+        """Withdraw the Jobs started ahead whose turn will not come; whether every Job of
+        the cycle has ended (finished, or its pod succeeded)."""
+        selector = {CYCLE_LABEL: label_value(self.cycle)}
+        jobs = self.rest.list("Job", self.namespace, selector)
+        pods = self.rest.list("Pod", self.namespace, selector)
+        return all([self._ended(job, pods) or self._withdrawn(job, pods) for job in jobs])
 
+    @staticmethod
+    def _ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+        return job_finished(job) or job_pods_ended(job, pods)
 
-def await_turn(rest: Rest, namespace: str, name: str) -> bool:
-    """In the pod of a Job started ahead: wait until the operator gives the phase its turn
-    (True), or cancels it or deletes the Job (False: the cycle went another way). The Job's
-    deadline bounds the wait."""
-    while True:
-        read = rest.get("Job", namespace, name)
-        if read is None:
+    def withdraw(self, phase: str) -> None:
+        """Withdraw ``phase``'s Job if it waits for a turn that is not coming now (Implement,
+        when a person has to approve it first): it is started anew in its turn."""
+        job = self.rest.get("Job", self.namespace, result_name(self.cycle, phase))
+        if job is not None and not self._ended(job, []):
+            selector = {CYCLE_LABEL: label_value(self.cycle), PHASE_LABEL: phase}
+            self._withdrawn(job, self.rest.list("Pod", self.namespace, selector))
+
+    def _withdrawn(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
+        """Withdraw a Job that waits for its turn: deleted while none of its pods runs (it
+        cannot have acted), else cancelled, so its pod exits at once. Whether it is gone."""
+        if turn(job) not in (TURN_WAITING, TURN_CANCELLED):
             return False
-        since = read["metadata"]["resourceVersion"]
-        try:
-            for kind, job in chain(
-                [("MODIFIED", read)], rest.watch("Job", namespace, name, since, WAIT_WATCH_SECONDS)
-            ):
-                if kind == "DELETED" or turn(job) == TURN_CANCELLED:
+        name, uid = job["metadata"]["name"], job["metadata"].get("uid")
+        if not any(
+            (pod.get("status") or {}).get("phase") == "Running"
+            for pod in pods
+            if owned_by(pod, uid)
+        ):
+            self.rest.delete("Job", self.namespace, name, propagation="Background")
+            return True
+        if turn(job) == TURN_WAITING:
+            self.rest.patch(
+                "Job",
+                self.namespace,
+                name,
+                {"metadata": {"annotations": {TURN_ANNOTATION: TURN_CANCELLED}}},
+            )
+        return False
+
+
+def await_turn(rest: Rest, namespace: str, cycle: str, phase: str) -> bool:
+    """In the pod of a Job started ahead: wait until the operator gives the phase its turn
+    (True); False when it cancels it, the Job is deleted or being deleted, or the cycle has
+    ended (it went another way, or the Job was withdrawn). Told to stop meanwhile, the process
+    exits at once: it has done nothing. The Job's deadline bounds the wait."""
+    name = result_name(cycle, phase)
+    previous = signal.signal(signal.SIGTERM, _stop_waiting)
+    try:
+        while True:
+            try:
+                read = rest.get("Job", namespace, name)
+                ended = (rest.get("RegenerationCycle", namespace, cycle) or {}).get("status")
+                if read is None or (ended or {}).get("phase") in FINAL_PHASES:
                     return False
-                if turn(job) != TURN_WAITING:
-                    return True
-        except ApiException as err:
-            if err.status != 410:  # the watch fell behind: read the Job again
-                raise
+                since = read["metadata"]["resourceVersion"]
+                changes = rest.watch("Job", namespace, name, since, WAIT_WATCH_SECONDS)
+                for kind, job in chain([("MODIFIED", read)], changes):
+                    if kind == "DELETED" or job["metadata"].get("deletionTimestamp"):
+                        return False
+                    if turn(job) != TURN_WAITING:
+                        return turn(job) == TURN_GO
+            except ApiException as err:
+                if err.status != 410 and not (err.status or 0) >= 500:
+                    raise
+                time.sleep(0 if err.status == 410 else 1)  # 410: the watch fell behind
+            except TransportError as err:  # the API server away a moment: read again
+                log.warning("watching Job %s: %s; reading it again", name, err)
+                time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_waiting(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(0)
 
 
 def job_pods_ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:

@@ -171,6 +171,8 @@ class Rest:
                         raise ApiException(status=status.get("code"), reason=status.get("message"))
                     yield event["type"], _typed(event["object"], kind)
         finally:
+            # Unread events may remain: the connection must not go back to the pool as is.
+            response.response.close()
             response.response.release_conn()
 
     def create(self, kind: str, namespace: str | None, body: Obj) -> Obj:
