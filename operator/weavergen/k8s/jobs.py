@@ -332,16 +332,7 @@ class PhaseJobs:
         )
         now = datetime.now(UTC).replace(tzinfo=None)
         waited = max(0, math.ceil((now - started).total_seconds())) if started else 0
-        deadline = waited + self.policy.deadline_seconds(phase)
-        self.rest.patch(
-            "Job",
-            self.namespace,
-            name,
-            {
-                "metadata": {"annotations": {TURN_ANNOTATION: TURN_GO}},
-                "spec": {"activeDeadlineSeconds": deadline},
-            },
-        )
+        self._set_turn(name, TURN_GO, deadline=waited + self.policy.deadline_seconds(phase))
         self._start_ahead(phase)
         raise Pending(f"gave Job {name}, started ahead, its turn")
 
@@ -368,6 +359,8 @@ class PhaseJobs:
         the cycle has ended (finished, or its pod succeeded)."""
         selector = {CYCLE_LABEL: label_value(self.cycle)}
         jobs = self.rest.list("Job", self.namespace, selector)
+        if all(job_finished(job) for job in jobs):
+            return True
         pods = self.rest.list("Pod", self.namespace, selector)
         return all([self._ended(job, pods) or self._withdrawn(job, pods) for job in jobs])
 
@@ -388,22 +381,20 @@ class PhaseJobs:
         cannot have acted), else cancelled, so its pod exits at once. Whether it is gone."""
         if turn(job) not in (TURN_WAITING, TURN_CANCELLED):
             return False
-        name, uid = job["metadata"]["name"], job["metadata"].get("uid")
-        if not any(
-            (pod.get("status") or {}).get("phase") == "Running"
-            for pod in pods
-            if owned_by(pod, uid)
-        ):
+        name = job["metadata"]["name"]
+        if "Running" not in pod_phases(job, pods):
             self.rest.delete("Job", self.namespace, name, propagation="Background")
             return True
         if turn(job) == TURN_WAITING:
-            self.rest.patch(
-                "Job",
-                self.namespace,
-                name,
-                {"metadata": {"annotations": {TURN_ANNOTATION: TURN_CANCELLED}}},
-            )
+            self._set_turn(name, TURN_CANCELLED)
         return False
+
+    def _set_turn(self, name: str, value: str, deadline: int | None = None) -> None:
+        """Set a Job's turn annotation (and its deadline, when given)."""
+        patch: dict[str, Any] = {"metadata": {"annotations": {TURN_ANNOTATION: value}}}
+        if deadline is not None:
+            patch["spec"] = {"activeDeadlineSeconds": deadline}
+        self.rest.patch("Job", self.namespace, name, patch)
 
 
 def await_turn(rest: Rest, namespace: str, cycle: str, phase: str) -> bool:
@@ -446,9 +437,14 @@ def job_pods_ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
     """Whether a Job's pod has succeeded and none of its pods still runs: it will be marked
     complete, but the Job controller does so seconds after the kubelet reports the pod, and a
     cycle need not wait for that bookkeeping. A failed pod is not an end: the Job may retry."""
-    uid = job["metadata"].get("uid")
-    phases = [(pod.get("status") or {}).get("phase") for pod in pods if owned_by(pod, uid)]
+    phases = pod_phases(job, pods)
     return "Succeeded" in phases and not {"Pending", "Running", "Unknown", None} & set(phases)
+
+
+def pod_phases(job: dict[str, Any], pods: list[dict[str, Any]]) -> list[str | None]:
+    """The phases (Pending, Running, ...) of the Job's pods among ``pods``."""
+    uid = job["metadata"].get("uid")
+    return [(pod.get("status") or {}).get("phase") for pod in pods if owned_by(pod, uid)]
 
 
 def parse_result(config_map: dict[str, Any], phase: str) -> dict[str, Any]:
