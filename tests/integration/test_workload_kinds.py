@@ -42,7 +42,7 @@ from tests.scenario import (
 )
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import FINAL_PHASES
-from weavergen.api.keys import APPROVAL_ANNOTATION
+from weavergen.api.keys import APPROVAL_ANNOTATION, NUDGED_ANNOTATION
 from weavergen.domain.remedy import kinds
 from weavergen.domain.remedy.actions import ActionInput, plan_action
 from weavergen.domain.remedy.gitops import ARGOCD_TRACKING_ID, FLUX_KUSTOMIZE, changed_paths
@@ -361,6 +361,26 @@ def test_a_rollout_paused_mid_update_is_undone_to_stable_and_restarted_by_its_co
     target(rest, namespace, "Rollout").restore(snapshot)
     restored = Snapshot.take(targets.objects())
     assert restored.sha256 == snapshot.sha256, differences(snapshot, restored)
+
+
+def test_a_rollout_its_controller_has_not_observed_is_requeued_without_counting_as_an_edit(
+    plane: Plane, rest: Rest, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No Rollouts controller serves this namespace: the Rollout's new spec stays unobserved,
+    # as when an update event is lost and the controller's resync is minutes away.
+    install_crds(plane, argo_rollouts() / "crds")
+    apply(plane, namespace, rollout("app:1"))
+    targets = Targets(rest, namespace, target(rest, namespace, "Rollout").spec.target)
+    before = Snapshot.take(targets.objects())
+    lagging: dict[str, float] = {}
+    assert targets.nudge_lagging(lagging) == [], "first seen lagging: not requeued yet"
+    monkeypatch.setattr("weavergen.k8s.targets.NUDGE_AFTER_SECONDS", 0.0)
+    assert targets.nudge_lagging(lagging) == [f"Rollout/{namespace}/web"]
+    live = rest.get("Rollout", namespace, "web") or {}
+    assert NUDGED_ANNOTATION in live["metadata"]["annotations"]
+    assert live["metadata"]["generation"] == 1, "an annotation is no new spec"
+    assert Snapshot.take(targets.objects()).sha256 == before.sha256, "nor an edit of it"
+    assert not targets.wait_rollout(0.1)
 
 
 # -- GitOps -------------------------------------------------------------------------------------

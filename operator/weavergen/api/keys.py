@@ -29,5 +29,6 @@ INDEX_ANNOTATION: Final = f"{GROUP}/chunk"  # a snapshot chunk's index
 CHUNKS_ANNOTATION: Final = f"{GROUP}/chunks"  # how many chunks the snapshot has
 CACHE_EPOCH: Final = f"{GROUP}/cache-epoch"  # bumped on a pod template to refresh caches
 TURN_ANNOTATION: Final = f"{GROUP}/turn"  # a phase Job started ahead: waiting, go or cancelled
+NUDGED_ANNOTATION: Final = f"{GROUP}/nudged-at"  # a workload whose controller lagged: requeued
 REPLICAS_BEFORE: Final = f"{GROUP}/replicas-before"  # replicas before a scale-out
 BOUNDS_BEFORE: Final = f"{GROUP}/bounds-before"  # an HPA's min-max before a scale-out through it

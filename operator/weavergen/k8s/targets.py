@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import UTC, datetime
 
 from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import TargetSpec, WorkloadRef
+from weavergen.api.keys import NUDGED_ANNOTATION
 from weavergen.domain.remedy import kinds
 from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest, key_of
 from weavergen.domain.remedy.snapshot import normalise
 from weavergen.k8s.rest import Rest
 
+log = logging.getLogger(__name__)
+
+# A workload controller that has not observed a new spec after this long is requeued: an
+# informer's update can be lost to a conflict, and a controller's resync can be 15 minutes.
+NUDGE_AFTER_SECONDS = 5.0
 # Where each kind keeps its revisions: Deployments and Rollouts in ReplicaSets.
 REVISIONS = {"StatefulSet": "ControllerRevision", "Deployment": "ReplicaSet"}
 
@@ -150,9 +158,45 @@ class Targets:
 
     def wait_rollout(self, timeout_seconds: float, poll: float = 0.5) -> bool:
         deadline = time.monotonic() + timeout_seconds
+        lagging: dict[str, float] = {}
         while time.monotonic() < deadline:
             if self.rolled_out():
                 return True
             self.advance_on_delete()
+            self.nudge_lagging(lagging)
             time.sleep(poll)
         return self.rolled_out()
+
+    def nudge_lagging(self, since: dict[str, float]) -> list[str]:
+        """Requeue each workload whose controller has not observed its latest spec for
+        ``NUDGE_AFTER_SECONDS`` (``since``: when each was first seen lagging, kept by the
+        caller) by touching an annotation: an update event the controller acts on, which
+        changes neither the spec nor what a snapshot compares (a conflict means the object
+        changed meanwhile: an update event too). The keys nudged."""
+        now = time.monotonic()
+        nudged = []
+        for obj in self.workloads():
+            key = key_of(obj)
+            if not kinds.generation_behind(obj):
+                since.pop(key, None)
+                continue
+            if now - since.setdefault(key, now) < NUDGE_AFTER_SECONDS:
+                continue
+            annotations = obj["metadata"].setdefault("annotations", {})
+            annotations[NUDGED_ANNOTATION] = datetime.now(UTC).isoformat(timespec="seconds")
+            try:
+                self.rest.replace(obj["kind"], self.namespace, obj["metadata"]["name"], obj)
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+            log.warning(
+                "%s: its controller has not observed generation %s (observed %s) for %.0f s: "
+                "requeued it",
+                key,
+                obj["metadata"].get("generation"),
+                (obj.get("status") or {}).get("observedGeneration"),
+                now - since[key],
+            )
+            since[key] = now
+            nudged.append(key)
+        return nudged

@@ -251,3 +251,20 @@ def test_a_workload_is_rolled_out_only_once_its_autoscaler_has_brought_it_within
     assert kinds.within_bounds(web | {"spec": web["spec"] | {"replicas": 4}}, objects)
     assert kinds.within_bounds(web | {"spec": web["spec"] | {"replicas": 0}}, objects)
     assert kinds.within_bounds(web, by_key(web))  # no autoscaler
+
+
+@pytest.mark.parametrize(
+    ("kind", "generation", "status", "behind"),
+    [
+        ("Deployment", 3, {"observedGeneration": 3}, False),
+        ("Deployment", 3, {"observedGeneration": 2}, True),
+        ("Rollout", 5, {"observedGeneration": "5"}, False),
+        ("Rollout", 5, {"observedGeneration": "4"}, True),
+        ("StatefulSet", 1, {}, True),
+    ],
+)
+def test_a_workload_is_behind_while_its_controller_has_not_observed_its_generation(
+    kind: str, generation: int, status: dict[str, Any], behind: bool
+) -> None:
+    obj = {"kind": kind, "metadata": {"generation": generation}, "status": status}
+    assert kinds.generation_behind(obj) is behind

@@ -97,6 +97,14 @@ def rolled_out(obj: Mapping[str, Any]) -> bool:
     )
 
 
+def generation_behind(obj: Mapping[str, Any]) -> bool:
+    """Whether the workload's controller has not yet observed its latest spec (a Rollout
+    reports the generation as a string)."""
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    generation = (obj.get("metadata") or {}).get("generation", 0)
+    return observed is None or str(observed) != str(generation)
+
+
 def _ordinal(pod: Mapping[str, Any]) -> int:
     name = str(pod["metadata"]["name"])
     tail = name.rsplit("-", 1)[-1]

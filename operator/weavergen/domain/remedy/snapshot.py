@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from weavergen.api.keys import NUDGED_ANNOTATION
+
 Manifest = dict[str, Any]
 SERVER_OWNED_METADATA = (
     "resourceVersion",
@@ -26,7 +28,12 @@ SERVER_OWNED_METADATA = (
     "deletionGracePeriodSeconds",
     "selfLink",
 )
-SERVER_OWNED_ANNOTATIONS = ("deployment.kubernetes.io/revision", "rollout.argoproj.io/revision")
+# Written by controllers, or by the operator only to requeue a workload (no edit of it).
+SERVER_OWNED_ANNOTATIONS = (
+    "deployment.kubernetes.io/revision",
+    "rollout.argoproj.io/revision",
+    NUDGED_ANNOTATION,
+)
 
 
 class SnapshotIntegrityError(ValueError):
