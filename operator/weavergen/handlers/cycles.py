@@ -146,8 +146,9 @@ def _result_written(type: str | None, **_: Any) -> bool:
 def phase_result_written(
     *, meta: kopf.Meta, namespace: str | None, memo: Any, logger: kopf.Logger, **kwargs: Any
 ) -> None:
-    """A phase wrote its result: the next phase can start while its pod exits (the Job is
-    marked complete seconds later, once the kubelet and the Job controller have seen it)."""
+    """A phase wrote its result: the next phase can start, or the cycle end, while its pod
+    exits (the Job is marked complete seconds later, once the kubelet and the Job controller
+    have seen it)."""
     advance_owner(meta, namespace, memo, logger, kwargs)
 
 

@@ -46,7 +46,7 @@ from weavergen.domain.times import parse_time
 from weavergen.k8s.cluster_target import ClusterTarget, owner_reference
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases
-from weavergen.telemetry.tracing import traceparent
+from weavergen.telemetry import tracing
 from weavergen.workflows import Pending
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def phase_env(
     env = [{"name": "WEAVERGEN_PHASE", "value": phase}]
     if trace_id:
         # W3C trace context: the phase's spans join the cycle's trace (parent: the cycle root).
-        env.append({"name": "TRACEPARENT", "value": traceparent(trace_id)})
+        env.append({"name": "TRACEPARENT", "value": tracing.traceparent(trace_id)})
     env.extend(otel_environment())
     if receiver_url:
         env.append({"name": "WEAVERGEN_RECEIVER_URL", "value": receiver_url})
@@ -225,12 +225,10 @@ def job_finished(job: dict[str, Any]) -> bool:
     )
 
 
-# The phases whose result may end a cycle (Implement's; Measure's when no regeneration is
-# needed); any phase's malformed result ends it too.
-ENDING_PHASES = ("measure", PHASES[-1])
-# The phases whose pod's end may end a cycle: the ending phases, and Explore, started ahead of
-# a Measure that may find no regeneration needed (then cancelled).
-LAST_POD_PHASES = (*ENDING_PHASES, "explore")
+# The phases whose pod's end may end a cycle: those whose Job may be started ahead, and so be
+# withdrawn as the cycle ends (Explore's, when Measure finds no regeneration needed). A pod
+# that wrote its result has ended already for its cycle.
+LAST_POD_PHASES = PHASES[1:]
 
 
 def turn(job: dict[str, Any]) -> str | None:
@@ -338,10 +336,11 @@ class PhaseJobs:
 
     def _finished(self, phase: str, result: dict[str, Any]) -> dict[str, Any]:
         """A phase that wrote its result has acted: the next may start while its pod exits.
-        The cycle never ends with a pod of its own still running, though: a result that ends
+        The cycle never ends while a pod of its own may still act, though: a result that ends
         it (Implement's, Measure's that needs no regeneration, a malformed one) waits for every
-        Job of the cycle to end (their deadlines bound the wait): finished, or its pod
-        succeeded."""
+        Job of the cycle to end (their deadlines bound the wait): finished, its pod succeeded,
+        or its result written (a phase pod's last act; the kubelet reports the exit a second or
+        two later)."""
         waiting = Pending(f"the {phase} result ends the cycle: waiting for its Jobs to end")
         try:
             parsed = parse_result(result, phase)
@@ -356,23 +355,25 @@ class PhaseJobs:
 
     def _wind_down(self) -> bool:
         """Withdraw the Jobs started ahead whose turn will not come; whether every Job of
-        the cycle has ended (finished, or its pod succeeded)."""
+        the cycle has ended (finished, its pod succeeded, or its result written)."""
         selector = {CYCLE_LABEL: label_value(self.cycle)}
-        jobs = self.rest.list("Job", self.namespace, selector)
-        if all(job_finished(job) for job in jobs):
+        jobs = [j for j in self.rest.list("Job", self.namespace, selector) if not job_finished(j)]
+        if jobs:
+            written = {
+                (result["metadata"].get("labels") or {}).get(PHASE_LABEL)
+                for result in self.rest.list("ConfigMap", self.namespace, selector)
+            }
+            jobs = [j for j in jobs if j["metadata"]["labels"].get(PHASE_LABEL) not in written]
+        if not jobs:
             return True
         pods = self.rest.list("Pod", self.namespace, selector)
-        return all([self._ended(job, pods) or self._withdrawn(job, pods) for job in jobs])
-
-    @staticmethod
-    def _ended(job: dict[str, Any], pods: list[dict[str, Any]]) -> bool:
-        return job_finished(job) or job_pods_ended(job, pods)
+        return all([job_pods_ended(job, pods) or self._withdrawn(job, pods) for job in jobs])
 
     def withdraw(self, phase: str) -> None:
         """Withdraw ``phase``'s Job if it waits for a turn that is not coming now (Implement,
         when a person has to approve it first): it is started anew in its turn."""
         job = self.rest.get("Job", self.namespace, result_name(self.cycle, phase))
-        if job is not None and not self._ended(job, []):
+        if job is not None and not job_finished(job):
             selector = {CYCLE_LABEL: label_value(self.cycle), PHASE_LABEL: phase}
             self._withdrawn(job, self.rest.list("Pod", self.namespace, selector))
 
@@ -544,6 +545,9 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
         if found is not None:
             data.update(parse_result(found, earlier))
     result = phases.traced(phase)({}, data)
+    # The result may end the cycle at once: its span is sent first, so the cycle's trace is
+    # whole when it ends.
+    tracing.flush()
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
