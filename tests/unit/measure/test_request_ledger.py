@@ -67,10 +67,14 @@ def test_requests_too_recent_to_have_reported_if_slow_are_left_for_later() -> No
     # up to the moment asked would let the fast ones outnumber the slow ones not yet seen.
     store = store_with(export(*(span(fix + i, 10) for i in range(10))))
     assert store.evidence("shop", fix, threshold_ms=100) == Evidence(10, 0)
-    # Whole seconds begun before ``until`` only.
+    # Whole quarter seconds begun before ``until`` only.
     assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4) == Evidence(4, 0)
-    assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4.9) == Evidence(4, 0)
+    assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4.2) == Evidence(4, 0)
+    assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4.25) == Evidence(5, 0)
     assert store.evidence("shop", fix, threshold_ms=100, until=fix) == Evidence()
+    # From the first whole quarter second after ``since``.
+    assert store.evidence("shop", fix + 0.75, threshold_ms=100) == Evidence(9, 0)
+    assert store.evidence("shop", fix + 0.8, threshold_ms=100) == Evidence(9, 0)
 
 
 def test_only_requests_count_once_a_service_has_sent_one() -> None:
