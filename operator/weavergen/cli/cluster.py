@@ -69,7 +69,8 @@ def cmd_implement(args: argparse.Namespace) -> int:
         return 0
     charter, target = _charter_gateway(args)
     criteria = resolve_spec(charter.spec).success_criteria
-    operators = Operators(target, criteria, target.settings.objectives)
+    settings = target.settings
+    operators = Operators(target, criteria, settings.objectives, settings.min_spans)
     print(f"implementing {solution['strategy']} on {target.namespace}", file=sys.stderr)
     run = run_strategy(
         solution["strategy"],

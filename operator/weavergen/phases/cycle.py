@@ -43,10 +43,12 @@ class CyclePhases:
 
     def __post_init__(self) -> None:
         self.spec = resolve_spec(self.charter)
+        settings = MeasureSettings.from_charter(self.spec)
         self.operators = Operators(
             self.target,
             self.spec.success_criteria,
-            MeasureSettings.from_charter(self.spec).objectives,
+            settings.objectives,
+            min_spans=settings.min_spans,
         )
 
     def registry(self, phase_operators: Mapping[str, Any] | None = None) -> ServiceRegistry:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from weavergen.api.profiles import profile_for
+from weavergen.domain.measure.measure import Measurement
 from weavergen.domain.simulation.simulator import EntropySimulator
 from weavergen.domain.simulation.twin import Twin
 from weavergen.phases.operators import Operators
@@ -72,3 +74,32 @@ def test_a_silent_service_is_never_passed_early() -> None:
     found = operators.settle({"seconds": SETTLE}, data)["verification"]
     assert found["decision"] == "Continue" and found["requests"] == 0
     assert found["seconds"] == SETTLE
+
+
+def test_a_window_too_small_to_measure_is_measured_again_once_its_requests_would_fill_it() -> None:
+    twin, operators, data = broken_twin()
+    twin.apply({k: v for k, v in twin.golden().items() if k.startswith("ConfigMap/")})
+    measure, seen = twin.measure, []
+
+    def measure_since_the_fix() -> Measurement:
+        # Two spans per request; the first window is too small to measure.
+        evidence = twin.request_evidence(data["latency_threshold_ms"])
+        assert evidence is not None
+        seen.append(evidence.requests)
+        found = measure()
+        if len(seen) > 1:
+            return found
+        return replace(
+            found,
+            status="insufficient_data",
+            entropy_score=None,
+            insufficient="window",
+            span_count=2 * evidence.requests,
+        )
+
+    twin.measure = measure_since_the_fix  # type: ignore[method-assign]
+    operators.min_spans = 160
+    found = verify(operators, data)["verification"]
+    assert found["decision"] == "Pass", found
+    # Measured again at the first look with minSpans / 2 requests, not a fixed while later.
+    assert len(seen) == 2 and seen[1] >= operators.min_spans / 2 > seen[0], seen
