@@ -26,7 +26,9 @@ from tests.scenario import (
     spans,
 )
 from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.demo.manifests import CONTAINER_SECURITY, IMAGE, POD_SECURITY
 from weavergen.domain.remedy.actions import RESTARTED_AT, ActionInput, key_of, plan_action
+from weavergen.domain.remedy.endpoints import SERVICE_NAME_LABEL
 from weavergen.domain.remedy.snapshot import Snapshot, SnapshotIntegrityError
 from weavergen.domain.simulation.simulator import Faults
 from weavergen.k8s import snapshots
@@ -80,6 +82,66 @@ def test_rollout_undo_returns_to_the_previous_revision(
     assert targets.wait_rollout(60)
     live = targets.objects()[f"Deployment/{namespace}/web"]
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1"
+
+
+@pytest.mark.real_node
+def test_settling_waits_until_no_endpoint_is_ready_on_a_pod_going_away(
+    plane: Plane, rest: Rest, namespace: str
+) -> None:
+    # The real node: its EndpointSlice controller and pods with addresses.
+    web = deployment("web", IMAGE)
+    web["spec"]["template"]["spec"]["securityContext"] = POD_SECURITY
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"] = CONTAINER_SECURITY
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    apply(plane, namespace, web, service)
+    plane.kubectl("rollout", "status", "deploy/web", "-n", namespace, "--timeout=120s")
+    targets = Targets(
+        rest, namespace, RegenerationCharterSpec.model_validate(charter_spec()).target
+    )
+
+    def ready_endpoints() -> list[str]:
+        found = rest.list("EndpointSlice", namespace, {SERVICE_NAME_LABEL: "web"})
+        return [
+            e["targetRef"]["name"]
+            for s in found
+            for e in s.get("endpoints") or []
+            if e["conditions"].get("ready")
+        ]
+
+    wait_for(lambda: len(ready_endpoints()) == 2, 60, what="both pods ready behind the Service")
+    assert targets.stale_endpoints() == []
+    # A slice kept by someone else (not the EndpointSlice controller), ready on a gone pod.
+    kept = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": "web-kept",
+            "labels": {SERVICE_NAME_LABEL: "web", "endpointslice.kubernetes.io/managed-by": "t"},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": ["10.255.0.9"],
+                "conditions": {"ready": True},
+                "targetRef": {"kind": "Pod", "name": "web-gone", "namespace": namespace},
+            }
+        ],
+        "ports": [{"port": 8080, "protocol": "TCP"}],
+    }
+    apply(plane, namespace, kept)
+    assert targets.stale_endpoints() == ["web-kept/web-gone"]
+    assert not targets.wait_endpoints(0.5)
+    rest.delete("EndpointSlice", namespace, "web-kept")
+    # A pod going away: the controller marks its endpoint not ready as it begins to stop.
+    going = sorted(ready_endpoints())[0]
+    rest.delete("Pod", namespace, going)
+    assert targets.wait_endpoints(30), targets.stale_endpoints()
+    assert going not in ready_endpoints()
 
 
 @pytest.fixture

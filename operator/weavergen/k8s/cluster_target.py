@@ -58,7 +58,12 @@ log = logging.getLogger(__name__)
 BASELINE_KEY = "summary.json"
 CHANGE_LOOKBACK = timedelta(hours=1)
 WRITES_KEY = "writes.json"
-# After a rollout completes, endpoints and proxies take a moment to drop the old pods.
+# After a rollout completes, the endpoints drop the old pods (waited for, at most
+# ENDPOINTS_WAIT_SECONDS), then each node's proxy stops routing to them: kube-proxy applies a
+# change within its minSyncPeriod, 1 s by default. Without the right to read the endpoints
+# (RBAC from before they were read), a fixed ROLLOUT_TAIL_SECONDS instead.
+ENDPOINTS_WAIT_SECONDS = 30.0
+PROXY_SYNC_SECONDS = 1.0
 ROLLOUT_TAIL_SECONDS = 2.0
 # Shared by every charter in the process: decoding spans is most of a measurement's cost.
 DECODED_SPANS: VersionedCache[dict[str, ServiceSummary]] = VersionedCache()
@@ -199,11 +204,22 @@ class ClusterTarget:
         return self.targets.wait_rollout(timeout_seconds)
 
     def begin_settling(self) -> float:
-        """Settling begins ``ROLLOUT_TAIL_SECONDS`` after the rollout completed: until the
-        endpoints and proxies have caught up, old pods still answer some requests, which are
-        no evidence of the change (an early Fail on them would roll back a good fix). The
-        tail is waited here, so the settle's own seconds all count as the change's result."""
-        self.sleep(ROLLOUT_TAIL_SECONDS)
+        """Settling begins once the endpoints have dropped the pods the rollout replaced and
+        the proxies have caught up: until then those pods still answer some requests, which
+        are no evidence of the change (an early Fail on them would roll back a good fix). The
+        wait is here, so the settle's own seconds all count as the change's result."""
+        try:
+            self.targets.wait_endpoints(ENDPOINTS_WAIT_SECONDS)
+        except ApiException as err:
+            if err.status != 403:
+                raise
+            log.warning(
+                "may not read the Services' endpoints (%s): waiting %.0f s after the rollout",
+                err.reason,
+                ROLLOUT_TAIL_SECONDS,
+            )
+            self.sleep(ROLLOUT_TAIL_SECONDS - PROXY_SYNC_SECONDS)
+        self.sleep(PROXY_SYNC_SECONDS)
         self.settling_since = time.time()
         self._paused = 0.0
         return self.settling_since

@@ -29,6 +29,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "ConfigMap": ("api/v1", "configmaps"),
     "Secret": ("api/v1", "secrets"),
     "Pod": ("api/v1", "pods"),
+    "Service": ("api/v1", "services"),
+    "EndpointSlice": ("apis/discovery.k8s.io/v1", "endpointslices"),
     "PersistentVolumeClaim": ("api/v1", "persistentvolumeclaims"),
     "Event": ("api/v1", "events"),
     "Job": ("apis/batch/v1", "jobs"),

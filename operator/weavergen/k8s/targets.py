@@ -10,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from weavergen.api.charter import TargetSpec, WorkloadRef
 from weavergen.api.keys import NUDGED_ANNOTATION
-from weavergen.domain.remedy import kinds
+from weavergen.domain.remedy import endpoints, kinds
 from weavergen.domain.remedy.actions import WORKLOAD_KINDS, Manifest, key_of
 from weavergen.domain.remedy.snapshot import normalise
 from weavergen.k8s.rest import Rest
@@ -155,6 +155,36 @@ class Targets:
                 self.rest.delete("Pod", self.namespace, pod)
                 return pod
         return None
+
+    def stale_endpoints(self) -> list[str]:
+        """The ready endpoints, of the Services routing to the target workloads' pods, whose
+        pod is terminating or gone (see ``endpoints``)."""
+        templates = [
+            ((obj["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+            for obj in self.workloads()
+        ]
+        stale = []
+        for service in self.rest.list("Service", self.namespace):
+            if not any(endpoints.selects(service, labels) for labels in templates):
+                continue
+            name = service["metadata"]["name"]
+            slices = self.rest.list(
+                "EndpointSlice", self.namespace, {endpoints.SERVICE_NAME_LABEL: name}
+            )
+            pods = self.rest.list("Pod", self.namespace, service["spec"]["selector"])
+            stale += endpoints.stale_endpoints(slices, pods)
+        return stale
+
+    def wait_endpoints(self, timeout_seconds: float, poll: float = 0.2) -> bool:
+        """Wait until no Service of the target routes to a pod that is going away; False if
+        one still does after ``timeout_seconds`` (logged)."""
+        deadline = time.monotonic() + timeout_seconds
+        while stale := self.stale_endpoints():
+            if time.monotonic() >= deadline:
+                log.warning("endpoints still ready on pods going away: %s", ", ".join(stale))
+                return False
+            time.sleep(poll)
+        return True
 
     def wait_rollout(self, timeout_seconds: float, poll: float = 0.5) -> bool:
         deadline = time.monotonic() + timeout_seconds
