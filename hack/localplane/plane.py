@@ -47,6 +47,7 @@ CONTROLLERS = (
     "pod-garbage-collector-controller",
     "disruption-controller",
     "horizontal-pod-autoscaler-controller",
+    "resourcequota-controller",
 )
 CONTROL_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager")
 NodeKind = Literal["kubelet", "agent"]

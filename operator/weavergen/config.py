@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -153,6 +153,15 @@ class OperatorConfig:
     image: str = "weavergen-operator:0.1.0"  # WEAVERGEN_IMAGE: of the phase Jobs
     image_pull_policy: str = "IfNotPresent"  # WEAVERGEN_IMAGE_PULL_POLICY
     phase_service_account: str = "weavergen-phase"  # WEAVERGEN_PHASE_SERVICE_ACCOUNT
+    # WEAVERGEN_PHASE_RESOURCES, JSON: the phase containers' requests and limits. A namespace
+    # with a compute ResourceQuota admits no pod without them, and a pod without requests is
+    # the last to get CPU on a busy node, where a phase's start-up is on the cycle's path.
+    phase_resources: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "512Mi"},
+        }
+    )
     # WEAVERGEN_BPMN_DIR: the DMEDI cycle and the strategies' workflows (the repository's bpmn/)
     bpmn_dir: Path = Path(__file__).resolve().parents[2] / "bpmn"
     traceparent: str | None = None  # TRACEPARENT: a phase Job's parent span (W3C)
@@ -193,6 +202,9 @@ class OperatorConfig:
             ),
             phase_service_account=_read(
                 env, "WEAVERGEN_PHASE_SERVICE_ACCOUNT", default.phase_service_account, _text
+            ),
+            phase_resources=_read(
+                env, "WEAVERGEN_PHASE_RESOURCES", default.phase_resources, _resources
             ),
             bpmn_dir=Path(_read(env, "WEAVERGEN_BPMN_DIR", str(default.bpmn_dir), _text)),
             traceparent=env.get("TRACEPARENT") or None,
@@ -338,6 +350,29 @@ def _names(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise _Refused("distinct sink names")
     return names
+
+
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?([eE][0-9]+|[numkMGTPE]|[KMGTPE]i)?")
+
+
+def _resources(value: str) -> Mapping[str, Mapping[str, str]]:
+    """A container's ``resources``: ``{"requests": {"cpu": "100m"}, "limits": {...}}``, each
+    amount a Kubernetes quantity (the chart's ``phase.resources``)."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not set(parsed) <= {"requests", "limits"}:
+        raise _Refused('a JSON object with "requests" and/or "limits"')
+    found: dict[str, dict[str, str]] = {}
+    for part, amounts in parsed.items():
+        if not isinstance(amounts, dict):
+            raise _Refused(f"{part} as an object of resource names to quantities")
+        for name, amount in amounts.items():
+            if not QUANTITY.fullmatch(str(amount)):
+                raise _Refused(f"a quantity for {part}.{name} (like 100m or 128Mi), not {amount!r}")
+        found[part] = {str(name): str(amount) for name, amount in amounts.items()}
+    return found
 
 
 def _sinks_by_ns(value: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

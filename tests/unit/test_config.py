@@ -27,6 +27,10 @@ def test_without_variables_the_defaults_hold() -> None:
     assert config.image == "weavergen-operator:0.1.0"
     assert config.image_pull_policy == "IfNotPresent"
     assert config.phase_service_account == "weavergen-phase"
+    assert config.phase_resources == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     assert config.bpmn_dir == REPO / "bpmn"
     assert config.traceparent is None
 
@@ -52,6 +56,13 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
         ("WEAVERGEN_IMAGE", "registry.local/weavergen:2", "image", "registry.local/weavergen:2"),
         ("WEAVERGEN_IMAGE_PULL_POLICY", "Never", "image_pull_policy", "Never"),
         ("WEAVERGEN_PHASE_SERVICE_ACCOUNT", "phases", "phase_service_account", "phases"),
+        (
+            "WEAVERGEN_PHASE_RESOURCES",
+            '{"requests": {"cpu": "50m", "memory": 67108864}}',
+            "phase_resources",
+            {"requests": {"cpu": "50m", "memory": "67108864"}},
+        ),
+        ("WEAVERGEN_PHASE_RESOURCES", "{}", "phase_resources", {}),
         ("WEAVERGEN_BPMN_DIR", "/opt/weavergen/bpmn", "bpmn_dir", Path("/opt/weavergen/bpmn")),
         ("TRACEPARENT", TRACEPARENT, "traceparent", TRACEPARENT),
         ("TRACEPARENT", "", "traceparent", None),
@@ -87,6 +98,14 @@ def test_each_variable_sets_its_field(variable: str, value: str, field: str, exp
             "one of Always, IfNotPresent, Never, got 'always'",
         ),
         ("WEAVERGEN_PHASE_SERVICE_ACCOUNT", "", "expected a non-empty value, got ''"),
+        ("WEAVERGEN_PHASE_RESOURCES", "100m", 'a JSON object with "requests" and/or "limits"'),
+        ("WEAVERGEN_PHASE_RESOURCES", '{"request": {}}', 'with "requests" and/or "limits"'),
+        ("WEAVERGEN_PHASE_RESOURCES", '{"limits": "1Gi"}', "limits as an object of resource"),
+        (
+            "WEAVERGEN_PHASE_RESOURCES",
+            '{"limits": {"memory": "lots"}}',
+            "a quantity for limits.memory (like 100m or 128Mi), not 'lots'",
+        ),
         ("WEAVERGEN_BPMN_DIR", "", "expected a non-empty value, got ''"),
     ],
 )

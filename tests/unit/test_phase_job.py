@@ -50,9 +50,13 @@ def test_a_phase_job_pod_has_the_charts_restricted_security_context_and_a_writab
     assert env["WEAVERGEN_RECEIVER_URL"] == "http://10.244.1.7:4318"
 
 
-def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_configuration() -> None:
+def test_a_phase_jobs_image_pull_policy_account_and_resources_come_from_the_configuration() -> None:
+    resources = {"requests": {"cpu": "50m"}, "limits": {"memory": "1Gi"}}
     config = OperatorConfig(
-        image="registry.local/weavergen:2", image_pull_policy="Always", phase_service_account="sa"
+        image="registry.local/weavergen:2",
+        image_pull_policy="Always",
+        phase_service_account="sa",
+        phase_resources=resources,
     )
     job = manifest("measure", config=config)
     pod = job["spec"]["template"]["spec"]
@@ -62,6 +66,10 @@ def test_a_phase_jobs_image_pull_policy_and_service_account_come_from_the_config
         "Always",
     )
     assert pod["serviceAccountName"] == "sa"
+    assert container["resources"] == resources
+    # The chart's default is the operator's own.
+    values = yaml.safe_load((REPO / "charts" / "weavergen-operator" / "values.yaml").read_text())
+    assert values["phase"]["resources"] == OperatorConfig().phase_resources
 
 
 def test_a_job_started_ahead_waits_for_its_turn_within_the_deadlines_before_it() -> None:

@@ -165,6 +165,7 @@ def phase_container(
             *(["--wait-turn"] if waits else []),
         ],
         "env": env,
+        "resources": {part: dict(amounts) for part, amounts in config.phase_resources.items()},
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
