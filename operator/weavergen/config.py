@@ -352,7 +352,7 @@ def _names(value: str) -> tuple[str, ...]:
     return names
 
 
-QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?([eE][0-9]+|[numkMGTPE]|[KMGTPE]i)?")
+QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?")
 
 
 def _resources(value: str) -> Mapping[str, Mapping[str, str]]:

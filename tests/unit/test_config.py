@@ -63,6 +63,12 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
             {"requests": {"cpu": "50m", "memory": "67108864"}},
         ),
         ("WEAVERGEN_PHASE_RESOURCES", "{}", "phase_resources", {}),
+        (
+            "WEAVERGEN_PHASE_RESOURCES",
+            '{"requests": {"cpu": ".5", "memory": "1e9", "ephemeral-storage": "+1Gi"}}',
+            "phase_resources",
+            {"requests": {"cpu": ".5", "memory": "1e9", "ephemeral-storage": "+1Gi"}},
+        ),
         ("WEAVERGEN_BPMN_DIR", "/opt/weavergen/bpmn", "bpmn_dir", Path("/opt/weavergen/bpmn")),
         ("TRACEPARENT", TRACEPARENT, "traceparent", TRACEPARENT),
         ("TRACEPARENT", "", "traceparent", None),

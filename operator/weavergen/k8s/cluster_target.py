@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.common import API_VERSION
@@ -210,12 +211,12 @@ class ClusterTarget:
         wait is here, so the settle's own seconds all count as the change's result."""
         try:
             self.targets.wait_endpoints(ENDPOINTS_WAIT_SECONDS)
-        except ApiException as err:
-            if err.status != 403:
-                raise
+        except (ApiException, TransportError) as err:
+            # Without RBAC to read them (an older phase Role), or the API server away a
+            # moment: the change is in place, so settle after the fixed tail instead.
             log.warning(
-                "may not read the Services' endpoints (%s): waiting %.0f s after the rollout",
-                err.reason,
+                "could not read the Services' endpoints (%s): waiting %.0f s after the rollout",
+                getattr(err, "reason", None) or err,
                 ROLLOUT_TAIL_SECONDS,
             )
             self.sleep(ROLLOUT_TAIL_SECONDS - PROXY_SYNC_SECONDS)

@@ -547,8 +547,8 @@ def run_phase(rest: Rest, namespace: str, cycle: str, phase: str) -> dict[str, A
             data.update(parse_result(found, earlier))
     result = phases.traced(phase)({}, data)
     # The result may end the cycle at once: its span is sent first, so the cycle's trace is
-    # whole when it ends.
-    tracing.flush()
+    # whole when it ends (a second at most: an exporter away must not hold the cycle up).
+    tracing.flush(timeout_millis=1_000)
     body = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -159,13 +159,14 @@ class Targets:
     def stale_endpoints(self) -> list[str]:
         """The ready endpoints, of the Services routing to the target workloads' pods, whose
         pod is terminating or gone (see ``endpoints``)."""
-        templates = [
-            ((obj["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+        labels = [
+            pod["metadata"].get("labels") or {}
             for obj in self.workloads()
+            for pod in self._pods(obj)
         ]
         stale = []
         for service in self.rest.list("Service", self.namespace):
-            if not any(endpoints.selects(service, labels) for labels in templates):
+            if not any(endpoints.selects(service, pod_labels) for pod_labels in labels):
                 continue
             name = service["metadata"]["name"]
             slices = self.rest.list(
@@ -214,19 +215,20 @@ class Targets:
                 continue
             annotations = obj["metadata"].setdefault("annotations", {})
             annotations[NUDGED_ANNOTATION] = datetime.now(UTC).isoformat(timespec="seconds")
+            lagging = (
+                f"{key}: its controller has not observed generation "
+                f"{obj['metadata'].get('generation')} (observed "
+                f"{(obj.get('status') or {}).get('observedGeneration')}) for "
+                f"{now - since[key]:.0f} s"
+            )
+            since[key] = now
             try:
                 self.rest.replace(obj["kind"], self.namespace, obj["metadata"]["name"], obj)
             except ApiException as err:
-                if err.status != 409:
-                    raise
-            log.warning(
-                "%s: its controller has not observed generation %s (observed %s) for %.0f s: "
-                "requeued it",
-                key,
-                obj["metadata"].get("generation"),
-                (obj.get("status") or {}).get("observedGeneration"),
-                now - since[key],
-            )
-            since[key] = now
+                # 409: changed meanwhile, an update event of its own. Anything else (a policy
+                # webhook refusing the write): the wait goes on without the nudge.
+                log.warning("%s; could not requeue it: %s", lagging, err.reason)
+                continue
+            log.warning("%s: requeued it", lagging)
             nudged.append(key)
         return nudged

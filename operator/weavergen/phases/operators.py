@@ -68,8 +68,10 @@ def _verification(
 # 1 s heal and roll back the same scenarios; every 0.25 s, 5 fewer good fixes in 300 on one seed).
 POLL_SECONDS = 0.5
 # Between two measurements of a settle whose requests passed but whose measurement did not
-# meet the criteria yet (each reads the receiver, the baseline, the objects and the pods).
+# meet the criteria yet (each reads the receiver, the baseline, the objects and the pods); at
+# least MEASURE_SOON_SECONDS while the window since the fix is still too small to measure.
 MEASURE_AGAIN_SECONDS = 3.0
+MEASURE_SOON_SECONDS = 1.0
 
 
 class RollbackFailed(RuntimeError):
@@ -195,27 +197,24 @@ class Operators:
         since = self.target.begin_settling()
         threshold = data.get("latency_threshold_ms") or self.objectives.latency_threshold_ms
         test = SequentialTest.for_objectives(self.objectives)
-        measured_at, wanted = -math.inf, 0
+        next_at, wanted = 0.0, 0
         while threshold:
             evidence = self.target.request_evidence(float(threshold))
             if evidence is None:
                 break
             decision = test.decide(evidence)
             settled = self.target.settled_seconds()
-            if (
-                decision is Decision.PASS
-                and evidence.requests >= wanted
-                and settled - measured_at >= MEASURE_AGAIN_SECONDS
-            ):
+            if decision is Decision.PASS and evidence.requests >= wanted and settled >= next_at:
                 measurement = self.target.measure()
                 after = measurement.as_dict()
                 if judge(after, float(data.get("entropy_before", 1.0)), self.criteria).met:
                     return _verification(test, evidence, since, settled, after)
-                measured_at, wanted = settled, 0
+                next_at, wanted = settled + MEASURE_AGAIN_SECONDS, 0
                 if measurement.insufficient == "window" and measurement.span_count:
-                    # Too few spans since the fix: measured again as soon as the requests
-                    # would make enough of them, at the spans per request seen so far.
-                    measured_at = -math.inf
+                    # Too few spans since the fix: measured again once the requests would make
+                    # enough of them at the spans per request seen (an overestimate: the
+                    # window holds spans newer than the evidence), a second later at the soonest.
+                    next_at = settled + MEASURE_SOON_SECONDS
                     wanted = max(
                         evidence.requests + 1,
                         math.ceil(evidence.requests * self.min_spans / measurement.span_count),

@@ -211,8 +211,8 @@ class RequestLedger:
     before it, and those are no evidence of the fix. A start further back than the ledger
     reaches (a sender's clock far behind) counts at the arrival: the ledger may then take a
     request from before a fix for one after it, which can fail a good fix, never pass a bad
-    one, as the fault was there before. A bin with requests costs one histogram (0.5 KiB), so
-    a service keeps ``LEDGER_SECONDS`` of them.
+    one, as the fault was there before. A bin with requests costs one histogram (0.5 KiB), and
+    a service keeps ``LEDGER_SECONDS`` of bins (720: at most 360 KiB).
     """
 
     def __init__(self) -> None:

@@ -73,8 +73,10 @@ def test_requests_too_recent_to_have_reported_if_slow_are_left_for_later() -> No
     assert store.evidence("shop", fix, threshold_ms=100, until=fix + 4.25) == Evidence(5, 0)
     assert store.evidence("shop", fix, threshold_ms=100, until=fix) == Evidence()
     # From the first whole quarter second after ``since``.
-    assert store.evidence("shop", fix + 0.75, threshold_ms=100) == Evidence(9, 0)
-    assert store.evidence("shop", fix + 0.8, threshold_ms=100) == Evidence(9, 0)
+    store = store_with(export(*(span(fix + s, 10) for s in (0.1, 0.3, 0.6))))
+    assert store.evidence("shop", fix, threshold_ms=100) == Evidence(3, 0)
+    assert store.evidence("shop", fix + 0.25, threshold_ms=100) == Evidence(2, 0)
+    assert store.evidence("shop", fix + 0.26, threshold_ms=100) == Evidence(1, 0)
 
 
 def test_only_requests_count_once_a_service_has_sent_one() -> None:

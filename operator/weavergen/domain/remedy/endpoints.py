@@ -14,11 +14,15 @@ from typing import Any
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def selects(service: Mapping[str, Any], template_labels: Mapping[str, str]) -> bool:
-    """Whether the Service routes to pods with these labels (a Service without a selector
-    routes to what someone else lists, and is not the workload's)."""
-    selector = (service.get("spec") or {}).get("selector") or {}
-    return bool(selector) and all(template_labels.get(k) == v for k, v in selector.items())
+def selects(service: Mapping[str, Any], pod_labels: Mapping[str, str]) -> bool:
+    """Whether the Service's proxies route to a pod with these labels: not a Service without
+    a selector (it routes to what someone else lists), nor a headless one (no proxy: clients
+    resolve the pods' addresses themselves)."""
+    spec = service.get("spec") or {}
+    selector = spec.get("selector") or {}
+    if not selector or spec.get("clusterIP") == "None":
+        return False
+    return all(pod_labels.get(k) == v for k, v in selector.items())
 
 
 def stale_endpoints(
@@ -26,17 +30,18 @@ def stale_endpoints(
 ) -> list[str]:
     """The ready endpoints among ``slices`` whose pod is terminating or gone (``pods``: those
     the Service selects, as they are now), each as ``slice/pod``."""
-    running = {
-        p["metadata"]["name"]
-        for p in pods
-        if not (p.get("metadata") or {}).get("deletionTimestamp")
-    }
+    running = [p["metadata"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+    names, uids = {m["name"] for m in running}, {m.get("uid") for m in running}
     stale = []
     for endpoint_slice in slices:
         for endpoint in endpoint_slice.get("endpoints") or []:
             ref = endpoint.get("targetRef") or {}
-            # An unset ready condition means ready (the EndpointSlice API's rule).
+            # An unset ready condition means ready (the EndpointSlice API's rule). A Service
+            # that publishes not-ready addresses keeps a terminating pod ready: its proxies
+            # still route there, so that pod is waited for until it is gone.
             ready = (endpoint.get("conditions") or {}).get("ready") is not False
-            if ready and ref.get("kind") == "Pod" and ref.get("name") not in running:
+            # By uid where the endpoint says it: a StatefulSet's pod comes back by its name.
+            gone = ref.get("uid") not in uids if ref.get("uid") else ref.get("name") not in names
+            if ready and ref.get("kind") == "Pod" and gone:
                 stale.append(f"{endpoint_slice['metadata']['name']}/{ref.get('name')}")
     return sorted(stale)
