@@ -66,6 +66,16 @@ def event_reasons(rest: Rest, namespace: str, name: str) -> list[str]:
     ]
 
 
+def posted(rest: Rest, namespace: str, name: str, reasons: set[str]) -> None:
+    """Wait for these Events of the cycle: what a final status owes is posted by the
+    reconcile after the one that wrote it (an outbox), a moment after the status."""
+    wait_for(
+        lambda: reasons <= set(event_reasons(rest, namespace, name)),
+        30,
+        what=f"Events {sorted(reasons)} of {name}",
+    )
+
+
 def test_an_abort_in_the_middle_of_implement_stops_its_job_and_restores_byte_identical(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -118,7 +128,7 @@ def test_an_abort_in_the_middle_of_implement_stops_its_job_and_restores_byte_ide
     assert not rest.list("Pod", namespace, {"job-name": result_name(cycle, "implement")})
     implement = next(p for p in final["phases"] if p["name"] == "implement")
     assert implement["outcome"] == "Failed" and "aborted by alice" in implement["message"]
-    assert {"AbortRequested", "Aborted"} <= set(event_reasons(rest, namespace, cycle))
+    posted(rest, namespace, cycle, {"AbortRequested", "Aborted"})
     recorded = charter_status(
         rest,
         namespace,
@@ -152,7 +162,7 @@ def test_a_plan_awaiting_approval_is_rejected_and_nothing_changes(
     assert final["abort"]["restored"] is False and "rollback" not in final
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == BROKEN
     assert rest.get("ConfigMap", namespace, snapshot_name(cycle)) is None  # never took one
-    assert {"RejectRequested", "Rejected"} <= set(event_reasons(rest, namespace, cycle))
+    posted(rest, namespace, cycle, {"RejectRequested", "Rejected"})
     # An abort of the rejected cycle is moot: no Event, and it stays Rejected.
     annotate(plane, namespace, cycle, f"{ABORT_ANNOTATION}=true")
     measured_again(rest, namespace, "web")
