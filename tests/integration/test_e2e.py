@@ -195,6 +195,7 @@ def _under_load(running: Shop, url: str) -> Iterator[Shop]:
 
 def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -> None:
     shop.healthy()
+    faulted = time.monotonic()
     shop.patch_config(CONFIG, CORRUPT_CONFIG)
     (cycle,) = shop.final_cycles(1)
     status = cycle["status"]
@@ -203,9 +204,17 @@ def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -
     assert status["entropyBefore"]["level"] in ("medium", "high", "critical")
     assert status["entropyAfter"]["level"] == "low"
     assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == GOOD_CONFIG
-    sent = sum(e["sent"] for e in shop.load_lines)
-    unanswered = sum(e["unanswered"] for e in shop.load_lines)
-    assert sent > 0 and unanswered / sent <= 0.01  # restarts never take the shop away
+    # From the fault on: the cycle's restarts never take the shop away. Before it, the load
+    # began as the shop's Service was new, which kube-proxy on a busy node may not yet route.
+    since_fault = [e for e in shop.load_lines if e["at"] > faulted]
+    sent = sum(e["sent"] for e in since_fault)
+    unanswered = sum(e["unanswered"] for e in since_fault)
+    gaps = [
+        f"{e['unanswered']} of {e['sent']} at {e['at'] - faulted:+.1f} s"
+        for e in since_fault
+        if e["unanswered"]
+    ]
+    assert sent > 0 and unanswered / sent <= 0.01, (gaps, "after the fault", cycle["status"])
 
 
 @pytest.mark.parametrize("shop", [BEHIND_A_COLLECTOR], indirect=True, ids=["collector"])
