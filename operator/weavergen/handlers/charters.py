@@ -68,13 +68,14 @@ def reconcile_charter(
     charter = parsed_spec(RegenerationCharterSpec, spec, InvalidCharter)
     now = datetime.now(UTC).replace(tzinfo=None)
     requested = (meta.get("annotations") or {}).get(REQUEST_ANNOTATION)
-    if not measurement_due(charter, status, now, requested, requests_since(memo, charter)):
+    due = measurement_due(charter, status, now, requested, requests_since(memo, charter))
+    if due is None:
         return
     rest: Rest = memo.rest
     target = ClusterTarget(
         rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
     )
-    target.settling_since = window_since(status)
+    target.settling_since, target.onset_since = window_since(status), due.onset
     measurement, problem, inputs = _observe(target, status)
     decision = decide(
         charter,

@@ -128,6 +128,8 @@ class ClusterTarget:
         self.events: list[str] = []
         # When the last change began to settle: spans received before it are not its result.
         self.settling_since: float | None = None
+        # When the target was last measured healthy, while the requests since clearly fail.
+        self.onset_since: float | None = None
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -332,23 +334,34 @@ class ClusterTarget:
             return ServiceSummary(wanted)
         return pick_service(summaries, wanted, f"{name}/{key}")
 
-    def _receiver_window(self) -> ServiceSummary:
+    def _receiver_window(self, since: float | None = None) -> ServiceSummary:
         assert self.receiver_url is not None
+        since = since if since is not None else self.settling_since
         url = (
             f"{self.receiver_url}/v1/summaries/"
             f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?seconds={self.spec.telemetry.window_seconds}"
-            + (f"&since={self.settling_since:.3f}" if self.settling_since is not None else "")
+            + (f"&since={since:.3f}" if since is not None else "")
         )
         return ServiceSummary.from_dict(json.loads(self._receiver_get(url)))
 
     def current(self) -> ServiceSummary:
+        """The window of spans. Since ``onset_since`` when it is later than the settling and
+        the spans since make a measurement (``minSpans``): what failing requests did is then
+        judged without the healthy ones before them, so a fault is measured as what it is at
+        once, not diluted until it fills the window. Fewer spans since (a service falling
+        silent among them) measure the whole window, as without an onset."""
         telemetry = self.spec.telemetry
         if telemetry.source == "configMap":
             assert telemetry.config_map is not None  # the schema requires it
             return self._config_map_spans(
                 telemetry.config_map.name, telemetry.config_map.key, current=True
             )
+        onset, settling = self.onset_since, self.settling_since
+        if onset is not None and (settling is None or onset > settling):
+            since_onset = self._receiver_window(onset)
+            if since_onset.span_count >= self.settings.min_spans:
+                return since_onset
         return self._receiver_window()
 
     def baseline(self) -> ServiceSummary:

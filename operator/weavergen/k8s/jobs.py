@@ -38,7 +38,7 @@ from weavergen.api.keys import CYCLE_LABEL, PHASE_LABEL, TURN_ANNOTATION
 from weavergen.api.phase_results import PHASE_RESULTS
 from weavergen.config import OperatorConfig, operator_config
 from weavergen.domain.decide.incident import attempts_of
-from weavergen.domain.decide.reconcile import strategy_records, window_since
+from weavergen.domain.decide.reconcile import incident_onset, strategy_records, window_since
 from weavergen.domain.errors import CharterNotFound, CycleNotFound, PhaseFailed
 from weavergen.domain.names import child_name, label_value
 from weavergen.domain.owners import owned_by
@@ -498,8 +498,10 @@ def cycle_phases(
         charter_uid=charter_obj["metadata"]["uid"],
     )
     status = charter_obj.get("status") or {}
-    # Measure judges the target as the charter's last cycle left it, as the charter does.
+    # Measure judges the target as the charter's last cycle left it, and the fault since the
+    # incident's onset, as the charter's measurement that started the cycle did.
     target.settling_since = window_since(status)
+    target.onset_since = incident_onset(status)
     history = strategy_records(status)
     incident = status.get("incident")
     return CyclePhases(

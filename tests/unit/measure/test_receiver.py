@@ -34,8 +34,10 @@ from weavergen.telemetry.windows import WindowStore
 Check = Callable[[ClientSession, str, WindowStore], Awaitable[None]]
 
 
-def serve(check: Check, config: ReceiverConfig | None = None) -> WindowStore:
-    store = WindowStore(slot_seconds=5)
+def serve(
+    check: Check, config: ReceiverConfig | None = None, store: WindowStore | None = None
+) -> WindowStore:
+    store = store or WindowStore(slot_seconds=5)
 
     async def main() -> None:
         runner, port = await serve_receiver(build_app(store, config or ReceiverConfig()), port=0)
@@ -235,6 +237,58 @@ def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
     fill(400)
     # An hour and the slot being filled, not the 900 s of old.
     assert store.window("a", 3600).span_count == 361 * spans
+
+
+def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_make_one() -> None:
+    """A measurement brought forward by failing requests (`measurement_due`'s onset) judges
+    the spans since the last healthy measurement, not the fault diluted by the healthy window
+    before it; when they are too few to measure (``minSpans``), the whole window as before."""
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    healthy = list(sim.chunks(sim.system("shop"), Faults(), 1, window_s=1))
+    broken = list(sim.chunks(sim.system("shop"), Faults(error_rate=0.5), 1, window_s=1))
+    per_second, failing_per_second = (sum(len(c) for c in s) for s in (healthy, broken))
+    last_healthy = 1030.5
+    while now[0] < 1035:
+        store.add(healthy if now[0] < last_healthy else broken)
+        now[0] += 1
+
+    def target(min_spans: int) -> ClusterTarget:
+        spec = RegenerationCharterSpec.model_validate(
+            {
+                "systemId": "shop",
+                "systemType": "web-service",
+                "target": {"workloads": [{"name": "shop"}]},
+                "telemetry": {"serviceName": "shop", "windowSeconds": 15, "minSpans": min_spans},
+            }
+        )
+        return ClusterTarget(cast(Rest, None), "shop", "shop", spec, receiver_url=url[0])
+
+    def error_share(window: ServiceSummary) -> float:
+        return window.error_count / window.span_count
+
+    url = [""]
+    found: dict[str, ServiceSummary] = {}
+
+    async def check(session: ClientSession, base: str, _: WindowStore) -> None:
+        url[0] = base
+        whole, onset = target(per_second), target(per_second)
+        onset.onset_since = last_healthy
+        found["whole"] = await asyncio.to_thread(whole.current)
+        found["onset"] = await asyncio.to_thread(onset.current)
+        too_few = target(per_second * 6)
+        too_few.onset_since = last_healthy
+        found["too few"] = await asyncio.to_thread(too_few.current)
+
+    serve(check, store=store)
+    # The slot the onset falls in on: one healthy second and four failing (half their spans).
+    assert found["onset"].span_count == per_second + 4 * failing_per_second
+    assert error_share(found["onset"]) > 0.3
+    # 1020 to now, two slots: the same failing seconds among eleven healthy ones.
+    assert found["whole"].span_count == 11 * per_second + 4 * failing_per_second
+    assert error_share(found["whole"]) < 0.15
+    assert found["too few"].span_count == found["whole"].span_count
 
 
 def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(

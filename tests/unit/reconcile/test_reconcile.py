@@ -15,9 +15,11 @@ from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.domain.decide.cycle_status import cycle_status, phase_records
 from weavergen.domain.decide.reconcile import (
     Conditions,
+    Due,
     RequestsSince,
     changed_since,
     decide,
+    incident_onset,
     measurement_due,
     window_since,
 )
@@ -81,9 +83,11 @@ def test_requests_that_clearly_fail_a_healthy_charter_bring_its_measurement_forw
     healthy = {"entropy": {"measuredAt": stamp(NOW - timedelta(seconds=10)), "level": "low"}}
     asked: list[tuple[float, float]] = []
     failing, fine = _requests(Evidence(40, 20), asked), _requests(Evidence(400, 2), asked)
-    assert measurement_due(SPEC, healthy, NOW, evidence=failing)
+    last_good = (NOW - timedelta(seconds=10)).replace(tzinfo=UTC).timestamp()
+    # Measured from the last healthy measurement on: the failing requests alone.
+    assert measurement_due(SPEC, healthy, NOW, evidence=failing) == Due(onset=last_good)
     # Since the last measurement; without a latency objective only failed requests are bad.
-    assert asked == [((NOW - timedelta(seconds=10)).replace(tzinfo=UTC).timestamp(), math.inf)]
+    assert asked == [(last_good, math.inf)]
     assert not measurement_due(SPEC, healthy, NOW, evidence=fine)
     silent = _requests(Evidence(), asked)
     assert not measurement_due(SPEC, healthy, NOW, evidence=silent)  # silence: the cadence's
@@ -92,8 +96,16 @@ def test_requests_that_clearly_fail_a_healthy_charter_bring_its_measurement_forw
     asked.clear()
     degraded = {"entropy": {**healthy["entropy"], "level": "high"}}
     assert not measurement_due(SPEC, degraded, NOW, evidence=failing)
-    assert measurement_due(SPEC, {}, NOW, evidence=failing)
+    assert measurement_due(SPEC, {}, NOW, evidence=failing) == Due(onset=None)  # the whole window
     assert asked == []
+
+
+def test_a_cycle_measures_its_incident_from_the_last_healthy_measurement() -> None:
+    opened = {"incident": {"lastGoodAt": "2026-11-25T11:59:50Z"}}
+    assert incident_onset(opened) == datetime(2026, 11, 25, 11, 59, 50, tzinfo=UTC).timestamp()
+    # Opened by a cycle that did not heal, or none open: the window as it is.
+    assert incident_onset({"incident": {"lastGoodAt": None}}) is None
+    assert incident_onset({}) is None
 
 
 def test_a_rolled_back_cycle_left_the_target_as_it_was_when_its_rollback_ended() -> None:

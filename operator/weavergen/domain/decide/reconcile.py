@@ -72,13 +72,22 @@ class Conditions:
         ]
 
 
+@dataclass(frozen=True)
+class Due:
+    """A measurement is due. ``onset`` (epoch seconds) when it is due because the requests
+    since the last, healthy, measurement at ``onset`` clearly fail the objectives: a window
+    from then judges them alone, not diluted by the healthy requests before them."""
+
+    onset: float | None = None
+
+
 def measurement_due(
     spec: RegenerationCharterSpec,
     status: Mapping[str, Any],
     now: datetime,
     requested: str | None = None,
     evidence: RequestsSince | None = None,
-) -> bool:
+) -> Due | None:
     """On the cadence; at once when a cycle was requested and not yet handled, or when the
     requests since the last measurement (``evidence``, asked only then) clearly fail the
     objectives of a charter last measured healthy: detecting a fault need not wait for the
@@ -86,18 +95,20 @@ def measurement_due(
     writes. Without a latency threshold in the objectives only failed requests count as bad
     (the baseline's latency is the measurement's to judge)."""
     if requested and requested != status.get("handledRequest"):
-        return True
+        return Due()
     cadence = resolve_spec(spec).cadence
     last = parse_time((status.get("entropy") or {}).get("measuredAt"))
     if last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds):
-        return True
+        return Due()
     if evidence is None or _last_good(status, EntropyLevel(spec.trigger.level)) is None:
-        return False
+        return None
     objectives = MeasureSettings.from_charter(spec).objectives
     threshold = objectives.latency_threshold_ms
-    found = evidence(last.replace(tzinfo=UTC).timestamp(), threshold or math.inf)
+    onset = last.replace(tzinfo=UTC).timestamp()
+    found = evidence(onset, threshold or math.inf)
     test = sequential.SequentialTest.for_objectives(objectives, slow_is_bad=threshold is not None)
-    return found is not None and test.decide(found) is sequential.Decision.FAIL
+    failing = found is not None and test.decide(found) is sequential.Decision.FAIL
+    return Due(onset) if failing else None
 
 
 def window_since(status: Mapping[str, Any]) -> float | None:
@@ -108,6 +119,13 @@ def window_since(status: Mapping[str, Any]) -> float | None:
     window that does not reach the change is not cut by it."""
     since = (status.get("lastCycle") or {}).get("changedSince")
     return None if since is None else float(since)
+
+
+def incident_onset(status: Mapping[str, Any]) -> float | None:
+    """When the charter last measured its target healthy before the open incident (epoch
+    seconds): its cycle measures the fault from then, as the measurement that opened it did."""
+    last_good = parse_time((status.get("incident") or {}).get("lastGoodAt"))
+    return None if last_good is None else last_good.replace(tzinfo=UTC).timestamp()
 
 
 def changed_since(final: Mapping[str, Any]) -> float | None:
