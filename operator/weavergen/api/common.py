@@ -80,6 +80,7 @@ class WireModel(BaseModel):
         extra="forbid",
         validate_assignment=True,
         strict=True,
+        defer_build=True,
     )
 
 

@@ -14,6 +14,7 @@ from weavergen.config import operator_config
 from weavergen.domain import reasons
 from weavergen.domain.decide.reconcile import (
     CharterDecision,
+    Due,
     RequestsSince,
     decide,
     measurement_due,
@@ -72,10 +73,9 @@ def reconcile_charter(
     if due is None:
         return
     rest: Rest = memo.rest
-    target = ClusterTarget(
-        rest, namespace, name, charter, receiver_url=memo.receiver_url, charter_uid=meta["uid"]
-    )
-    target.settling_since, target.onset_since = window_since(status), due.onset
+    target = _target(memo, body, charter, due)
+    if target is None:
+        return
     measurement, problem, inputs = _observe(target, status)
     decision = decide(
         charter,
@@ -108,6 +108,28 @@ def reconcile_charter(
     write_status(rest, "RegenerationCharter", namespace, name, update)
     _announce(body, decision)
     _record(namespace, name, update, decision)
+
+
+def _target(
+    memo: Any, body: kopf.Body, charter: RegenerationCharterSpec, due: Due
+) -> ClusterTarget | None:
+    """The charter's target, its window bounded as its status and ``due`` say; None while the
+    requests that brought the measurement forward have too few spans to judge them alone (a
+    later tick measures them, or the cadence the whole window)."""
+    meta = body.metadata
+    target = ClusterTarget(
+        memo.rest,
+        meta.namespace or "",
+        meta.name or "",
+        charter,
+        receiver_url=memo.receiver_url,
+        charter_uid=meta.uid,
+    )
+    target.settling_since, target.onset_since = window_since(body.status), due.onset
+    since_onset = target.onset_window()
+    if since_onset is not None and since_onset.span_count < target.settings.min_spans:
+        return None
+    return target
 
 
 def requests_since(memo: Any, charter: RegenerationCharterSpec) -> RequestsSince | None:

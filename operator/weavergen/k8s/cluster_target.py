@@ -357,12 +357,19 @@ class ClusterTarget:
             return self._config_map_spans(
                 telemetry.config_map.name, telemetry.config_map.key, current=True
             )
-        onset, settling = self.onset_since, self.settling_since
-        if onset is not None and (settling is None or onset > settling):
-            since_onset = self._receiver_window(onset)
-            if since_onset.span_count >= self.settings.min_spans:
-                return since_onset
+        since_onset = self.onset_window()
+        if since_onset is not None and since_onset.span_count >= self.settings.min_spans:
+            return since_onset
         return self._receiver_window()
+
+    def onset_window(self) -> ServiceSummary | None:
+        """The spans since ``onset_since``, when it bounds the window (see `current`)."""
+        onset, settling = self.onset_since, self.settling_since
+        if self.spec.telemetry.source != "otlp" or onset is None:
+            return None
+        if settling is not None and onset <= settling:
+            return None
+        return self._receiver_window(onset)
 
     def baseline(self) -> ServiceSummary:
         """The charter's baseline ConfigMap of spans, or the window captured as the baseline.

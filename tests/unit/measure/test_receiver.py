@@ -9,14 +9,16 @@ import math
 import urllib.error
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
+import kopf
 import pytest
 from aiohttp import ClientSession
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.config import operator_config
-from weavergen.domain.decide.reconcile import decide
+from weavergen.domain.decide.reconcile import Due, decide
 from weavergen.domain.errors import MeasurementUnavailable
 from weavergen.domain.measure.summary import ServiceSummary
 from weavergen.domain.simulation.simulator import (
@@ -25,6 +27,7 @@ from weavergen.domain.simulation.simulator import (
     to_otlp_json,
     to_otlp_protobuf,
 )
+from weavergen.handlers.charters import _target
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry.receiver import ReceiverConfig, build_app
@@ -280,6 +283,14 @@ def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_ma
         too_few = target(per_second * 6)
         too_few.onset_since = last_healthy
         found["too few"] = await asyncio.to_thread(too_few.current)
+        # The charter waits for the spans rather than measure the fault diluted (which would
+        # read as healthy, and move the onset into the fault).
+        memo = SimpleNamespace(rest=None, receiver_url=base)
+        body = kopf.Body({"metadata": {"name": "shop", "namespace": "shop", "uid": "u"}})
+        for min_spans, waits in ((per_second, False), (per_second * 6, True)):
+            spec = target(min_spans).spec
+            charter = await asyncio.to_thread(_target, memo, body, spec, Due(last_healthy))
+            assert (charter is None) is waits
 
     serve(check, store=store)
     # The slot the onset falls in on: one healthy second and four failing (half their spans).
