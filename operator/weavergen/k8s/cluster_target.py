@@ -334,14 +334,18 @@ class ClusterTarget:
             return ServiceSummary(wanted)
         return pick_service(summaries, wanted, f"{name}/{key}")
 
-    def _receiver_window(self, since: float | None = None) -> ServiceSummary:
+    def _receiver_window(
+        self, since: float | None = None, *, slot_of: float | None = None
+    ) -> ServiceSummary:
         assert self.receiver_url is not None
-        since = since if since is not None else self.settling_since
+        if slot_of is None and since is None:
+            since = self.settling_since
         url = (
             f"{self.receiver_url}/v1/summaries/"
             f"{urllib.parse.quote(self.spec.telemetry.service_name, safe='')}"
             f"?seconds={self.spec.telemetry.window_seconds}"
             + (f"&since={since:.3f}" if since is not None else "")
+            + (f"&slotOf={slot_of:.3f}" if slot_of is not None else "")
         )
         return ServiceSummary.from_dict(json.loads(self._receiver_get(url)))
 
@@ -363,13 +367,19 @@ class ClusterTarget:
         return self._receiver_window()
 
     def onset_window(self) -> ServiceSummary | None:
-        """The spans since ``onset_since``, when it bounds the window (see `current`)."""
+        """The spans since ``onset_since``, when it bounds the window (see `current`): of the
+        receiver's slots begun since, or when they hold too few spans yet (one began just
+        after the onset), from the slot the onset falls in, what came just before it
+        included. Not that one after a change (it may reach before the change)."""
         onset, settling = self.onset_since, self.settling_since
         if self.spec.telemetry.source != "otlp" or onset is None:
             return None
         if settling is not None and onset <= settling:
             return None
-        return self._receiver_window(onset)
+        since_onset = self._receiver_window(onset)
+        if since_onset.span_count >= self.settings.min_spans or settling is not None:
+            return since_onset
+        return self._receiver_window(slot_of=onset)
 
     def baseline(self) -> ServiceSummary:
         """The charter's baseline ConfigMap of spans, or the window captured as the baseline.

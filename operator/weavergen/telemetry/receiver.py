@@ -5,7 +5,8 @@ over the limit, 415 for an unsupported content type or encoding, 400 for a body 
 401 without the configured bearer token. Decoding and summarising run in a worker thread so the
 operator's event loop stays responsive. ``GET /v1/summaries/<service>?seconds=N`` hands a merged
 window summary to the Measure phase (summaries, never raw spans); ``&since=T`` (epoch seconds)
-leaves out what arrived before a fix began to settle. ``GET /v1/evidence/<service>?since=T&
+leaves out what arrived before a fix began to settle; ``&slotOf=T`` (instead) starts the window
+at the slot T falls in (a fault's onset: no older slot). ``GET /v1/evidence/<service>?since=T&
 latencyMs=L&exportDelay=D`` counts the requests begun since T, and the bad ones among them, for a
 sequential verification (`RequestLedger`).
 """
@@ -146,12 +147,10 @@ def build_app(store: WindowStore, config: ReceiverConfig = ReceiverConfig()) -> 
 
     async def summary(request: web.Request) -> web.Response:
         try:
-            seconds = _number(request, "seconds", "a number", 60.0)
-            since = _number(request, "since", "a number (seconds since the epoch)")
+            seconds, since, slot_of = _summary_query(request)
         except RequestRefused as refused:
             return web.json_response({"message": refused.reason}, status=refused.status)
-        assert seconds is not None  # defaulted
-        merged = store.window(request.match_info["service"], seconds, since)
+        merged = store.window(request.match_info["service"], seconds, since, slot_of=slot_of)
         return web.Response(text=json.dumps(merged.to_dict()), content_type=JSON)
 
     async def evidence(request: web.Request) -> web.Response:
@@ -200,6 +199,17 @@ def _number(
     if not math.isfinite(value):
         raise RequestRefused(400, f"{name} must be {what}")
     return value
+
+
+def _summary_query(request: web.Request) -> tuple[float, float | None, float | None]:
+    """``seconds`` (60 by default), and ``since`` or ``slotOf`` (epoch seconds) or neither."""
+    seconds = _number(request, "seconds", "a number", 60.0)
+    since = _number(request, "since", "a number (seconds since the epoch)")
+    slot_of = _number(request, "slotOf", "a number (seconds since the epoch)")
+    if since is not None and slot_of is not None:
+        raise RequestRefused(400, "give since or slotOf, not both")
+    assert seconds is not None  # defaulted
+    return seconds, since, slot_of
 
 
 def _evidence_query(request: web.Request) -> tuple[float, float, float]:

@@ -114,16 +114,26 @@ class WindowStore:
             self.counters.spans_dropped += dropped
         return accepted, dropped
 
-    def window(self, service: str, seconds: float, since: float | None = None) -> ServiceSummary:
+    def window(
+        self,
+        service: str,
+        seconds: float,
+        since: float | None = None,
+        *,
+        slot_of: float | None = None,
+    ) -> ServiceSummary:
         """The merged summary of a service's slots over the last ``seconds``, of those begun at
         or after ``since`` (an epoch time) when it is given, and of the slot cut at ``since``
-        what arrived after it."""
+        what arrived after it; with ``slot_of`` (an epoch time, not with ``since``), of the
+        slot that moment falls in and those after it."""
         now = self.clock()
         newest = self._slot(now)
         covering = self._slots_for(seconds, now)
         by_length = oldest = newest - covering + 1
         if since is not None:
             oldest = max(oldest, min(newest, math.ceil(since / self.slot_seconds)))
+        elif slot_of is not None:
+            oldest = max(oldest, min(newest, self._slot(slot_of)))
         merged = ServiceSummary(service)
         with self._lock:
             kept = self._kept.get(service, self.default_slots)

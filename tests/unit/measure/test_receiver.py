@@ -302,6 +302,52 @@ def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_ma
     assert found["too few"].span_count == found["whole"].span_count
 
 
+def test_an_onset_just_before_a_slot_began_is_measured_from_the_slot_it_fell_in() -> None:
+    """A slot that began just after the onset holds too few spans to measure yet: the window
+    then starts at the slot the onset fell in (what came just before the onset with it, no
+    older slot), rather than wait for the new slot to fill or measure the whole window."""
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    sim = EntropySimulator(1)
+    healthy = list(sim.chunks(sim.system("shop"), Faults(), 1, window_s=1))
+    broken = list(sim.chunks(sim.system("shop"), Faults(error_rate=0.5), 1, window_s=1))
+    per_second, failing_per_second = (sum(len(c) for c in s) for s in (healthy, broken))
+    last_healthy = 1038.5
+    while now[0] < 1042:
+        store.add(healthy if now[0] < last_healthy else broken)
+        now[0] += 1
+    # 1039 in the onset's slot, 1040 and 1041 in the slot begun since.
+    assert store.window("shop", 15, since=last_healthy).span_count == 2 * failing_per_second
+    from_its_slot = store.window("shop", 15, slot_of=last_healthy)
+    assert from_its_slot.span_count == 9 * per_second + 3 * failing_per_second
+    assert store.window("shop", 15).span_count > from_its_slot.span_count  # 1030 is older
+
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", "minSpans": 3 * per_second},
+        }
+    )
+    found: dict[str, ServiceSummary | None] = {}
+
+    async def check(session: ClientSession, url: str, _: WindowStore) -> None:
+        async with session.get(f"{url}/v1/summaries/shop?since=1&slotOf=1") as both:
+            assert both.status == 400 and "not both" in await both.text()
+        for settling in (None, 1000.0):
+            target = ClusterTarget(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
+            target.onset_since, target.settling_since = last_healthy, settling
+            found[str(settling)] = await asyncio.to_thread(target.onset_window)
+
+    serve(check, store=store)
+    assert found["None"] is not None
+    assert found["None"].span_count == from_its_slot.span_count
+    # After a change the onset's slot may reach before it: the slots begun since, waited for.
+    assert found["1000.0"] is not None
+    assert found["1000.0"].span_count == 2 * failing_per_second
+
+
 def test_the_gateway_reads_a_token_guarded_receiver_with_the_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
