@@ -31,7 +31,7 @@ from tests.scenario import (
     spans,
     status,
 )
-from weavergen.api.charter import RegenerationCharterSpec
+from weavergen.api.charter import PHASES, PhasePolicySpec, RegenerationCharterSpec
 from weavergen.api.cycle import FINAL_PHASES
 from weavergen.api.keys import SNAPSHOT_LABEL, TURN_ANNOTATION
 from weavergen.domain.remedy.snapshot import Snapshot
@@ -330,13 +330,14 @@ def test_an_operator_killed_in_every_phase_finishes_the_cycle_with_one_job_per_p
     assert (rest.get("ConfigMap", namespace, "web-config") or {})["data"] == GOOD
 
 
-def test_a_cycle_that_needs_no_regeneration_cancels_the_job_started_ahead_of_explore(
+def test_a_cycle_that_needs_no_regeneration_withdraws_the_jobs_started_ahead(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess
 ) -> None:
-    """Each phase's Job starts while the phase before it runs and waits for its turn. A cycle
-    asked of a healthy charter ends after Measure: the Explore Job started ahead is withdrawn
-    without running or writing a result. Deleted if its pod was not running yet; else cancelled,
-    and the cycle ends only once that pod has exited."""
+    """Phases' Jobs start while the phases before them run and wait for their turn. A cycle
+    asked of a healthy charter ends after Measure: the Jobs started ahead (Explore's, and with
+    two ahead Develop's) are withdrawn without running or writing a result. Deleted if their
+    pod was not running yet; else cancelled, and the cycle ends only once that pod has
+    exited."""
     start_healthy(plane, rest, namespace, operator, executor="job")
     asked = asked_cycle("web-asked", "web", "asked by a test")
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(asked))
@@ -349,14 +350,15 @@ def test_a_cycle_that_needs_no_regeneration_cancels_the_job_started_ahead_of_exp
         )
         for name, job in jobs.items()
     }
-    assert turns in (
-        {"define": None, "measure": "go"},
-        {"define": None, "measure": "go", "explore": "cancelled"},
-    )
-    assert rest.get("ConfigMap", namespace, result_name("web-asked", "explore")) is None
-    if "explore" in turns:
-        assert jobs["web-asked-explore"]["status"].get("succeeded") == 1
-        (pod,) = rest.list("Pod", namespace, {"job-name": "web-asked-explore"})
+    # Started ahead while Define and Measure ran: as many phases after Measure as run ahead.
+    ahead = PHASES[2 : 2 + PhasePolicySpec.model_fields["phases_ahead"].default]
+    withdrawn = {phase: turn for phase, turn in turns.items() if phase in ahead}
+    assert turns == {"define": None, "measure": "go", **withdrawn}
+    assert set(withdrawn.values()) <= {"cancelled"}  # those not deleted
+    for phase in withdrawn:
+        assert rest.get("ConfigMap", namespace, result_name("web-asked", phase)) is None
+        assert jobs[f"web-asked-{phase}"]["status"].get("succeeded") == 1
+        (pod,) = rest.list("Pod", namespace, {"job-name": f"web-asked-{phase}"})
         (container,) = pod["status"]["containerStatuses"]
         assert container["state"]["terminated"]["exitCode"] == 0
         assert container["state"]["terminated"]["finishedAt"] <= final["finishedAt"]
