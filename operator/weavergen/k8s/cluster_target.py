@@ -350,26 +350,18 @@ class ClusterTarget:
         return ServiceSummary.from_dict(json.loads(self._receiver_get(url)))
 
     def current(self) -> ServiceSummary:
-        """The window of spans. Since ``onset_since`` when it is later than the settling and
-        the spans since make a measurement (``minSpans``): what failing requests did is then
-        judged without the healthy ones before them, so a fault is measured as what it is at
-        once, not diluted until it fills the window. Fewer spans since (a service falling
-        silent among them) measure the whole window, as without an onset."""
         telemetry = self.spec.telemetry
         if telemetry.source == "configMap":
             assert telemetry.config_map is not None  # the schema requires it
             return self._config_map_spans(
                 telemetry.config_map.name, telemetry.config_map.key, current=True
             )
-        since_onset = self.onset_window()
-        if since_onset is not None and since_onset.span_count >= self.settings.min_spans:
-            return since_onset
         return self._receiver_window()
 
     def onset_window(self) -> ServiceSummary | None:
-        """The spans since ``onset_since``, when it bounds the window (see `current`): of the
-        receiver's slots begun since, or when they hold too few spans yet (one began just
-        after the onset), from the slot the onset falls in, what came just before it
+        """The spans since ``onset_since`` when it is later than the settling (see `measure`):
+        of the receiver's slots begun since, or when they hold too few spans yet (one began
+        just after the onset), from the slot the onset falls in, what came just before it
         included. Not that one after a change (it may reach before the change)."""
         onset, settling = self.onset_since, self.settling_since
         if self.spec.telemetry.source != "otlp" or onset is None:
@@ -476,25 +468,40 @@ class ClusterTarget:
 
     def measure(self) -> Measurement:
         """The telemetry of the window against the baseline, with the workloads' state: a
-        workload that fails without a span to show for it is measured all the same."""
-        s = self.settings
+        workload that fails without a span to show for it is measured all the same.
+
+        With an onset whose spans make a measurement (``minSpans``, see `onset_window`), they
+        are measured too and the worse of the two counts: failing requests are judged without
+        the healthy ones before them, so a fault is measured as what it is at once, not
+        diluted until it fills the window; and seconds of spans, which cannot tell a drop in
+        throughput, never hide what the whole window shows."""
         with _unreadable_as_unavailable():
             from_prometheus = self.spec.telemetry.source == "prometheus"
             parts = self.red().parts() if from_prometheus else self._span_parts()
-        result = measure(
+            since_onset = None if from_prometheus else self.onset_window()
+        workload = self.workload_health()
+        result = self._judged(parts, workload)
+        if since_onset is not None and since_onset.span_count >= self.settings.min_spans:
+            onset = self._judged(replace(parts, current=since_onset), workload)
+            if (onset.entropy_score or 0.0) > (result.entropy_score or 0.0):
+                result = onset
+        if parts.pending and result.insufficient == "baseline":
+            result = replace(result, reason=parts.pending)
+        return replace(result, sources=parts.sources)
+
+    def _judged(self, parts: Parts, workload: WorkloadHealth | None) -> Measurement:
+        s = self.settings
+        return measure(
             parts.current,
             parts.baseline,
             objectives=s.objectives,
             thresholds=s.thresholds,
             min_spans=s.min_spans,
-            workload=self.workload_health(),
+            workload=workload,
             sampling_ratio=s.sampling_ratio,
             counts=parts.counts,
             attributes=parts.attributes,
         )
-        if parts.pending and result.insufficient == "baseline":
-            result = replace(result, reason=parts.pending)
-        return replace(result, sources=parts.sources)
 
     def workload_health(self) -> WorkloadHealth | None:
         """The target workloads, their pods and the Warning events on them (read only)."""

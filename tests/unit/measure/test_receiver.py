@@ -242,64 +242,91 @@ def test_a_service_keeps_the_slots_of_the_longest_window_asked_of_it() -> None:
     assert store.window("a", 3600).span_count == 361 * spans
 
 
-def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_make_one() -> None:
-    """A measurement brought forward by failing requests (`measurement_due`'s onset) judges
-    the spans since the last healthy measurement, not the fault diluted by the healthy window
-    before it; when they are too few to measure (``minSpans``), the whole window as before."""
+class _Measured(ClusterTarget):
+    """A target whose baseline and workloads are given (no cluster): which window is judged."""
+
+    given_baseline: ServiceSummary
+
+    def baseline(self) -> ServiceSummary:
+        return self.given_baseline
+
+    def workload_health(self) -> None:
+        return None
+
+
+def _spans_of(faults: Faults) -> list[Any]:
+    sim = EntropySimulator(1)
+    return list(sim.chunks(sim.system("shop"), faults, 1, window_s=1))
+
+
+HEALTHY, FAILING = _spans_of(Faults()), _spans_of(Faults(error_rate=0.5))
+PER_SECOND, FAILING_PER_SECOND = (sum(len(c) for c in s) for s in (HEALTHY, FAILING))
+
+
+def _measured(failing: Callable[[float], bool], onset: float, min_spans: int) -> dict[str, Any]:
+    """Spans from 1000 to 1035 (``failing`` says which seconds fail), measured at 1035 with and
+    without ``onset``, and whether the charter measures now or waits for spans."""
     now = [1000.0]
     store = WindowStore(slot_seconds=10, clock=lambda: now[0])
-    sim = EntropySimulator(1)
-    healthy = list(sim.chunks(sim.system("shop"), Faults(), 1, window_s=1))
-    broken = list(sim.chunks(sim.system("shop"), Faults(error_rate=0.5), 1, window_s=1))
-    per_second, failing_per_second = (sum(len(c) for c in s) for s in (healthy, broken))
-    last_healthy = 1030.5
+    baseline = WindowStore(slot_seconds=10, clock=lambda: now[0])
     while now[0] < 1035:
-        store.add(healthy if now[0] < last_healthy else broken)
+        store.add(FAILING if failing(now[0]) else HEALTHY)
+        baseline.add(HEALTHY)
         now[0] += 1
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", "windowSeconds": 15, "minSpans": min_spans},
+        }
+    )
+    found: dict[str, Any] = {}
 
-    def target(min_spans: int) -> ClusterTarget:
-        spec = RegenerationCharterSpec.model_validate(
-            {
-                "systemId": "shop",
-                "systemType": "web-service",
-                "target": {"workloads": [{"name": "shop"}]},
-                "telemetry": {"serviceName": "shop", "windowSeconds": 15, "minSpans": min_spans},
-            }
-        )
-        return ClusterTarget(cast(Rest, None), "shop", "shop", spec, receiver_url=url[0])
-
-    def error_share(window: ServiceSummary) -> float:
-        return window.error_count / window.span_count
-
-    url = [""]
-    found: dict[str, ServiceSummary] = {}
-
-    async def check(session: ClientSession, base: str, _: WindowStore) -> None:
-        url[0] = base
-        whole, onset = target(per_second), target(per_second)
-        onset.onset_since = last_healthy
-        found["whole"] = await asyncio.to_thread(whole.current)
-        found["onset"] = await asyncio.to_thread(onset.current)
-        too_few = target(per_second * 6)
-        too_few.onset_since = last_healthy
-        found["too few"] = await asyncio.to_thread(too_few.current)
-        # The charter waits for the spans rather than measure the fault diluted (which would
-        # read as healthy, and move the onset into the fault).
-        memo = SimpleNamespace(rest=None, receiver_url=base)
+    async def check(session: ClientSession, url: str, _: WindowStore) -> None:
+        for name, since in (("whole", None), ("onset", onset)):
+            target = _Measured(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
+            target.given_baseline, target.onset_since = baseline.window("shop", 30), since
+            found[name] = await asyncio.to_thread(target.measure)
+        found["onset window"] = await asyncio.to_thread(target.onset_window)
+        memo = SimpleNamespace(rest=None, receiver_url=url)
         body = kopf.Body({"metadata": {"name": "shop", "namespace": "shop", "uid": "u"}})
-        for min_spans, waits in ((per_second, False), (per_second * 6, True)):
-            spec = target(min_spans).spec
-            charter = await asyncio.to_thread(_target, memo, body, spec, Due(last_healthy))
-            assert (charter is None) is waits
+        found["waits"] = await asyncio.to_thread(_target, memo, body, spec, Due(onset)) is None
 
     serve(check, store=store)
+    return found
+
+
+def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_make_one() -> None:
+    """A measurement brought forward by failing requests (`measurement_due`'s onset) judges
+    the spans since the last healthy measurement too, and the worse counts: the fault is not
+    diluted by the healthy window before it."""
+    found = _measured(lambda second: second > 1030.5, onset=1030.5, min_spans=PER_SECOND)
     # The slot the onset falls in on: one healthy second and four failing (half their spans).
-    assert found["onset"].span_count == per_second + 4 * failing_per_second
-    assert error_share(found["onset"]) > 0.3
+    assert found["onset window"].span_count == PER_SECOND + 4 * FAILING_PER_SECOND
+    assert not found["waits"]
+    whole, onset = found["whole"], found["onset"]
     # 1020 to now, two slots: the same failing seconds among eleven healthy ones.
-    assert found["whole"].span_count == 11 * per_second + 4 * failing_per_second
-    assert error_share(found["whole"]) < 0.15
-    assert found["too few"].span_count == found["whole"].span_count
+    assert whole.span_count == 11 * PER_SECOND + 4 * FAILING_PER_SECOND
+    assert onset.span_count == found["onset window"].span_count
+    assert onset.entropy_score > whole.entropy_score
+    assert onset.health_score < whole.health_score
+
+
+def test_seconds_since_an_onset_never_hide_what_the_whole_window_shows() -> None:
+    """Failing before the last healthy measurement and not since: the whole window counts."""
+    found = _measured(lambda second: 1021 <= second < 1029, onset=1030.5, min_spans=PER_SECOND)
+    assert found["onset"].span_count == found["whole"].span_count > PER_SECOND * 5
+    assert found["onset"].entropy_score == found["whole"].entropy_score > 0
+
+
+def test_a_charter_waits_for_the_spans_since_an_onset_rather_than_measure_it_diluted() -> None:
+    """Too few spans since the onset to measure (``minSpans``): the charter waits for them (a
+    later tick), rather than measure the fault diluted, read it healthy, and move the onset
+    into the fault."""
+    found = _measured(lambda second: second > 1030.5, onset=1030.5, min_spans=PER_SECOND * 6)
+    assert found["waits"]
+    assert found["onset"].span_count == found["whole"].span_count  # the whole window only
 
 
 def test_an_onset_just_before_a_slot_began_is_measured_from_the_slot_it_fell_in() -> None:
