@@ -231,7 +231,14 @@ def test_a_corrupted_config_is_healed_through_a_collector_forwarding_a_quarter_o
     shop.patch_config(CONFIG, CORRUPT_CONFIG)
     (cycle,) = shop.final_cycles(1)
     status = cycle["status"]
-    assert status["phase"] == "Succeeded", (status.get("message"), str(shop.operator))
+    charter = shop.rest.get("RegenerationCharter", shop.namespace, APP) or {}
+    assert status["phase"] == "Succeeded", (
+        status.get("message"),
+        cycle["spec"].get("reason"),
+        status.get("entropyBefore"),
+        (charter.get("status") or {}).get("incident"),
+        str(shop.operator),
+    )
     assert status["entropyAfter"]["level"] == "low"
     assert (shop.rest.get("ConfigMap", shop.namespace, CONFIG) or {})["data"] == GOOD_CONFIG
 
