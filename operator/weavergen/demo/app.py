@@ -32,7 +32,7 @@ import random
 import signal
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from opentelemetry import trace
@@ -41,6 +41,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+if TYPE_CHECKING:
+    from weavergen.k8s.rest import Rest
 
 LOG = logging.getLogger("weavergen.demo.app")
 ROUTES = ("/checkout", "/cart")
@@ -109,25 +112,30 @@ class ConfigWatcher:
         self.version = version
         self.behaviour = Behaviour.from_config({}, version)
         self.stop = threading.Event()
+        self._rest: Rest | None = None
+
+    def read(self) -> None:
+        """Read the ConfigMaps once; a failure is logged and the behaviour stays as it was."""
+        try:
+            if self._rest is None:
+                from weavergen.k8s.client import api_client  # noqa: PLC0415 - the app's own
+                from weavergen.k8s.rest import Rest  # noqa: PLC0415
+
+                self._rest = Rest(api_client())
+            own = self._rest.get("ConfigMap", self.namespace, self.name) or {}
+            payments = self._rest.get("ConfigMap", self.namespace, self.payments) or {}
+            behaviour = Behaviour.from_config(
+                own.get("data") or {}, self.version, payments.get("data") or {}
+            )
+            if behaviour != self.behaviour:
+                LOG.info("config changed: %s", behaviour)
+            self.behaviour = behaviour
+        except Exception as err:
+            LOG.warning("could not read ConfigMap %s: %s", self.name, err)
 
     def poll(self) -> None:
-        from weavergen.k8s.client import api_client  # noqa: PLC0415 - only the app needs it
-        from weavergen.k8s.rest import Rest  # noqa: PLC0415
-
-        rest = Rest(api_client())
-        while not self.stop.is_set():
-            try:
-                own = rest.get("ConfigMap", self.namespace, self.name) or {}
-                payments = rest.get("ConfigMap", self.namespace, self.payments) or {}
-                behaviour = Behaviour.from_config(
-                    own.get("data") or {}, self.version, payments.get("data") or {}
-                )
-                if behaviour != self.behaviour:
-                    LOG.info("config changed: %s", behaviour)
-                self.behaviour = behaviour
-            except Exception as err:
-                LOG.warning("could not read ConfigMap %s: %s", self.name, err)
-            self.stop.wait(1.0)
+        while not self.stop.wait(1.0):
+            self.read()
 
 
 def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) -> web.Application:
@@ -217,6 +225,10 @@ def run(*, port: int, version: str, namespace: str, config_map: str, payments: s
     """Serve until stopped; spans go where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     watcher = ConfigWatcher(namespace, config_map, version, payments)
+    # Configured before serving, as apps are: a pod that served its first requests while its
+    # reloader imported its client (holding the interpreter for half a second on a busy node)
+    # answered them slowly, and with defaults rather than its configuration.
+    watcher.read()
     threading.Thread(target=watcher.poll, daemon=True).start()
     provider = tracer_provider(version)
     try:
