@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ class Shop:
         assert isinstance(found, list)
         return sorted(found, key=lambda c: c["metadata"]["creationTimestamp"])
 
+    def pod_events(self, since: float) -> list[str]:
+        """The shop's pods' events from ``since`` (wall clock) on, in seconds after it."""
+        found = []
+        for event in self.rest.list("Event", self.namespace):
+            stamp = parse_time(event.get("lastTimestamp"))
+            at = stamp.replace(tzinfo=UTC).timestamp() if stamp else None
+            involved = event.get("involvedObject") or {}
+            if at is not None and at >= since - 1 and involved.get("kind") == "Pod":
+                found.append((at - since, f"{event.get('reason')} {involved.get('name')}"))
+        return [f"{what} at {at:+.0f} s" for at, what in sorted(found)]
+
     def targets(self, spec: dict[str, Any]) -> Targets:
         target = RegenerationCharterSpec.model_validate(spec["spec"]).target
         return Targets(self.rest, self.namespace, target)
@@ -195,7 +207,7 @@ def _under_load(running: Shop, url: str) -> Iterator[Shop]:
 
 def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -> None:
     shop.healthy()
-    faulted = time.monotonic()
+    faulted, faulted_at = time.monotonic(), time.time()
     shop.patch_config(CONFIG, CORRUPT_CONFIG)
     (cycle,) = shop.final_cycles(1)
     status = cycle["status"]
@@ -210,11 +222,13 @@ def test_a_corrupted_config_is_healed_and_the_shop_stays_reachable(shop: Shop) -
     sent = sum(e["sent"] for e in since_fault)
     unanswered = sum(e["unanswered"] for e in since_fault)
     gaps = [
-        f"{e['unanswered']} of {e['sent']} at {e['at'] - faulted:+.1f} s"
+        f"{e['unanswered']} of {e['sent']} ({e.get('unanswered_by')}) at {e['at'] - faulted:+.1f} s"
         for e in since_fault
         if e["unanswered"]
     ]
-    assert sent > 0 and unanswered / sent <= 0.01, (gaps, "after the fault", cycle["status"])
+    assert sent > 0 and unanswered / sent <= 0.01, "\n".join(
+        ["unanswered after the fault:", *gaps, "the pods:", *shop.pod_events(since=faulted_at)]
+    )
 
 
 @pytest.mark.parametrize("shop", [BEHIND_A_COLLECTOR], indirect=True, ids=["collector"])

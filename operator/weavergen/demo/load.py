@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ class Tally:
     ok: int = 0
     failed: int = 0  # answered 5xx, or not answered at all
     unanswered: int = 0  # connection refused or reset, or timed out: the service was not there
+    # Why: "connect" (refused or unreachable), "disconnect" (reset or closed before an answer),
+    # "timeout"; the three point at different causes (nothing listening, a server stopping,
+    # packets going nowhere).
+    unanswered_by: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
     def line(self, elapsed: float) -> dict[str, Any]:
@@ -45,6 +50,7 @@ class Tally:
             "ok": self.ok,
             "failed": self.failed,
             "unanswered": self.unanswered,
+            "unanswered_by": dict(self.unanswered_by),
             "ok_share": round(self.ok / self.sent, 4) if self.sent else None,
             "p50_ms": round(float(p50), 2),
             "p99_ms": round(float(p99), 2),
@@ -66,17 +72,19 @@ async def generate(
     async def one(session: aiohttp.ClientSession, n: int) -> None:
         async with in_flight:
             begun = time.perf_counter()
-            answered = True
+            unanswered = None
             try:
                 async with session.get(url.rstrip("/") + ROUTES[n % len(ROUTES)]) as response:
                     await response.read()
                     good = response.status < 500
-            except (aiohttp.ClientError, TimeoutError):
-                good = answered = False
+            except (aiohttp.ClientError, TimeoutError) as err:
+                good, unanswered = False, _unanswered_because(err)
             for tally in (total, interval):
                 tally.ok += good
                 tally.failed += not good
-                tally.unanswered += not answered
+                if unanswered:
+                    tally.unanswered += 1
+                    tally.unanswered_by[unanswered] += 1
                 tally.latencies.append(time.perf_counter() - begun)
 
     client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -101,6 +109,14 @@ async def generate(
                 next_report += report_every
         await asyncio.gather(*tasks)
     return total
+
+
+def _unanswered_because(err: BaseException) -> str:
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(err, TimeoutError):
+        return "timeout"
+    return "disconnect"
 
 
 def run(*, url: str, rps: float, duration: float, report_every: float, timeout: float) -> int:
