@@ -1,10 +1,10 @@
 """The demo workload (clearly a demo): a small shop service that the operator keeps healthy.
 
-It serves ``/checkout``, ``/cart`` and ``/healthz`` over HTTP, calls a simulated ``payments``
-dependency, and exports one server span per request (and a client span per dependency call)
-over OTLP/HTTP to the operator's receiver (the standard ``OTEL_*`` variables). What goes wrong
-is read live from its ConfigMap, so corrupting the ConfigMap breaks the running service the way
-a bad config push would:
+It serves ``/checkout``, ``/cart`` and ``/healthz`` (503 once it is stopping) over HTTP, calls a
+simulated ``payments`` dependency, and exports one server span per request (and a client span
+per dependency call) over OTLP/HTTP to the operator's receiver (the standard ``OTEL_*``
+variables). What goes wrong is read live from its ConfigMap, so corrupting the ConfigMap breaks
+the running service the way a bad config push would:
 
 - ``errorRate``: share of requests answered 500 (default 0)
 - ``latencyMs``: mean extra latency per request (default 15)
@@ -31,6 +31,7 @@ import os
 import random
 import signal
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("weavergen.demo.app")
 ROUTES = ("/checkout", "/cart")
+# A stopping shop serves until no request has come for this long, for at most the longest.
+DRAIN_QUIET_SECONDS = 1.0
+DRAIN_LONGEST_SECONDS = 15.0
 EXTRA_LATENCY_MS = max(0.0, float(os.environ.get("EXTRA_LATENCY_MS") or 0))
 
 
@@ -138,7 +142,31 @@ class ConfigWatcher:
             self.read()
 
 
-def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) -> web.Application:
+@dataclass
+class Traffic:
+    """When the shop last answered a request, and whether it is stopping."""
+
+    last: float = 0.0
+    stopping: bool = False
+
+    def seen(self) -> None:
+        self.last = time.monotonic()
+
+    async def drained(self, *, quiet: float, longest: float) -> None:
+        """Fail the readiness check and return once no request has come for ``quiet`` seconds
+        (or after ``longest``). A Service's kube-proxy learns that a pod stops seconds later on
+        a busy node; a pod that stopped listening on time would refuse what is sent meanwhile."""
+        self.stopping = True
+        stopped = time.monotonic()
+        while (now := time.monotonic()) - max(self.last, stopped) < quiet:
+            if now - stopped >= longest:
+                return
+            await asyncio.sleep(0.05)
+
+
+def build_app(
+    watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random, traffic: Traffic
+) -> web.Application:
     async def pay(behaviour: Behaviour) -> bool:
         attempts = 3 if behaviour.retry_storm else 1
         ok = False
@@ -162,6 +190,7 @@ def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) 
         return ok
 
     async def handle(request: web.Request) -> web.Response:
+        traffic.seen()
         behaviour = watcher.behaviour
         route = request.path
         with tracer.start_as_current_span(f"GET {route}", kind=SpanKind.SERVER) as span:
@@ -181,6 +210,8 @@ def build_app(watcher: ConfigWatcher, tracer: trace.Tracer, rng: random.Random) 
         return web.json_response({"status": status}, status=status)
 
     async def healthz(_: web.Request) -> web.Response:
+        if traffic.stopping:
+            return web.Response(status=503, text="stopping")
         return web.Response(text="ok")
 
     app = web.Application()
@@ -203,8 +234,9 @@ def tracer_provider(version: str) -> TracerProvider:
 
 
 async def serve(port: int, watcher: ConfigWatcher, provider: TracerProvider) -> None:
+    traffic = Traffic()
     runner = web.AppRunner(
-        build_app(watcher, provider.get_tracer("weavergen.demo"), random.Random()),
+        build_app(watcher, provider.get_tracer("weavergen.demo"), random.Random(), traffic),
         access_log=None,
         shutdown_timeout=5.0,
     )
@@ -216,7 +248,10 @@ async def serve(port: int, watcher: ConfigWatcher, provider: TracerProvider) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    # Graceful: stop accepting, let requests in flight finish, as a pod being replaced should.
+    # Graceful, as a pod being replaced should be: serve while requests still come here, then
+    # stop accepting and let those in flight finish (all within the pod's 30 s grace period).
+    LOG.info("stopping: serving until requests stop coming")
+    await traffic.drained(quiet=DRAIN_QUIET_SECONDS, longest=DRAIN_LONGEST_SECONDS)
     LOG.info("stopping: finishing requests in flight")
     await runner.cleanup()
 

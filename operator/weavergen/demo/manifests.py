@@ -140,12 +140,19 @@ def _shop_container(*, otlp_endpoint: str, version: str) -> dict[str, Any]:
         "args": ["demo", "app", f"--port={PORT}", f"--version={version}"],
         "ports": [{"name": "http", "containerPort": PORT}],
         "securityContext": CONTAINER_SECURITY,
+        # A pod without a CPU request gets CPU last: on a busy node (a cycle's phase pods
+        # starting beside it) its requests stalled for seconds and timed out.
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "256Mi"},
+        },
         "readinessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 1,
         },
         # Serve on while kube-proxy stops sending here: an endpoint leaves the Service a
-        # moment after its pod is told to stop.
+        # moment after its pod is told to stop (the shop also serves on after SIGTERM until
+        # requests stop coming, for when that moment is long).
         "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
         "envFrom": [{"configMapRef": {"name": RUNTIME}}],
         "env": [
