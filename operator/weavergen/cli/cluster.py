@@ -129,7 +129,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
 def cmd_phase_run(args: argparse.Namespace) -> int:
     marks = {"started": process_started(), "main": time.time()}
     from weavergen.domain.errors import RegenerationError  # noqa: PLC0415
-    from weavergen.k8s.client import api_client  # noqa: PLC0415 - only Jobs need a client
+    from weavergen.k8s.client import RIDE_OUT_RESTARTS, api_client  # noqa: PLC0415 - only Jobs
     from weavergen.k8s.jobs import await_turn, run_phase  # noqa: PLC0415
     from weavergen.k8s.rest import Rest  # noqa: PLC0415
 
@@ -138,7 +138,7 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
         fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
     tracing.configure("weavergen-phase")
     marks["imported"] = time.time()
-    rest = Rest(api_client())
+    rest = Rest(api_client(retries=RIDE_OUT_RESTARTS))
     if args.wait_turn:
         if not await_turn(rest, namespace, cycle, args.phase):
             print(f"phase {args.phase} of {args.cycle} not run: the cycle went another way")
