@@ -579,7 +579,7 @@ class PhasePolicySpec(WireModel):
         default=2, ge=0, le=10, description="Retries of a failed phase Job before the cycle fails."
     )
     phases_ahead: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=len(PHASES) - 1,
         description=(
