@@ -187,7 +187,7 @@ class Targets:
             time.sleep(poll)
         return True
 
-    def wait_rollout(self, timeout_seconds: float, poll: float = 0.5) -> bool:
+    def wait_rollout(self, timeout_seconds: float, poll: float = 0.25) -> bool:
         deadline = time.monotonic() + timeout_seconds
         lagging: dict[str, float] = {}
         while time.monotonic() < deadline:
