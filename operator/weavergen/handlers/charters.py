@@ -126,10 +126,7 @@ def _target(
         charter_uid=meta.uid,
     )
     target.settling_since, target.onset_since = window_since(body.status), due.onset
-    since_onset = target.onset_window()
-    if since_onset is not None and since_onset.span_count < target.settings.min_spans:
-        return None
-    return target
+    return None if target.onset_too_thin() else target
 
 
 def requests_since(memo: Any, charter: RegenerationCharterSpec) -> RequestsSince | None:

@@ -373,6 +373,16 @@ class ClusterTarget:
             return since_onset
         return self._receiver_window(slot_of=onset)
 
+    def onset_too_thin(self) -> bool:
+        """Whether the spans since the onset are too few to judge alone (``minSpans``). A
+        window that cannot be read is not: the measurement reports it unavailable."""
+        try:
+            with _unreadable_as_unavailable():
+                since_onset = self.onset_window()
+        except MeasurementUnavailable:
+            return False
+        return since_onset is not None and since_onset.span_count < self.settings.min_spans
+
     def baseline(self) -> ServiceSummary:
         """The charter's baseline ConfigMap of spans, or the window captured as the baseline.
 

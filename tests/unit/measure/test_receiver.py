@@ -313,6 +313,25 @@ def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_ma
     assert onset.health_score < whole.health_score
 
 
+def test_an_unreachable_receiver_on_a_brought_forward_measurement_is_reported_not_raised() -> None:
+    """With an onset and the receiver away, the charter does not wait (nor fail its handler)
+    on the spans since the onset: it measures, and the measurement says it is unavailable."""
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop", "windowSeconds": 15, "minSpans": 10},
+        }
+    )
+    memo = SimpleNamespace(rest=None, receiver_url="http://127.0.0.1:9")  # nothing listens
+    body = kopf.Body({"metadata": {"name": "shop", "namespace": "shop", "uid": "u"}})
+    target = _target(memo, body, spec, Due(1030.5))
+    assert target is not None and target.onset_since == 1030.5
+    with pytest.raises(MeasurementUnavailable):
+        target.measure()
+
+
 def test_seconds_since_an_onset_never_hide_what_the_whole_window_shows() -> None:
     """Failing before the last healthy measurement and not since: the whole window counts."""
     found = _measured(lambda second: 1021 <= second < 1029, onset=1030.5, min_spans=PER_SECOND)
