@@ -36,7 +36,7 @@ from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.k8s.targets import Targets
 from weavergen.phases.operators import Operators
-from weavergen.workflows import WorkflowRun, load_process
+from weavergen.workflows.engine import WorkflowRun, load_process
 
 PYTHON = os.path.basename(sys.executable)
 GOOD = {"timeout_ms": "800", "pool": "20"}

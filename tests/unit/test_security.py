@@ -41,19 +41,18 @@ from weavergen.k8s.gate import Gate
 from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry.receiver import ReceiverConfig, build_app, serve
 from weavergen.telemetry.windows import WindowStore
-from weavergen.workflows import (
+from weavergen.workflows.engine import (
     SAFE_BUILTINS,
-    CustomStrategy,
     InvalidWorkflow,
     RestrictedScriptEngine,
     UnsafeExpression,
     WorkflowFailed,
     WorkflowRun,
     compile_restricted,
-    generate_bpmn,
     load_process,
     load_process_text,
 )
+from weavergen.workflows.generator import CustomStrategy, generate_bpmn
 
 PACKAGE = REPO / "operator" / "weavergen"
 BPMN_NS = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"

@@ -21,7 +21,6 @@ from weavergen.cli.common import (
 )
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import run_strategy, start_cycle_workflow
 
 
 def peering_priority(value: str) -> int:
@@ -58,6 +57,8 @@ def _progress(task: str) -> None:
 
 
 def cmd_implement(args: argparse.Namespace) -> int:
+    from weavergen.workflows.runs import run_strategy  # noqa: PLC0415 - not for a phase Job
+
     solution = load_json_or_yaml(args.solution, "solution file")
     if not isinstance(solution, dict) or "workflow" not in solution:
         fail(f"solution file {args.solution}: expected the JSON of `regeneration develop`")
@@ -96,6 +97,7 @@ def cmd_implement(args: argparse.Namespace) -> int:
 def cmd_auto(args: argparse.Namespace) -> int:
     from weavergen.api.cycle import RegenerationCycleSpec  # noqa: PLC0415
     from weavergen.phases.cycle import CyclePhases  # noqa: PLC0415
+    from weavergen.workflows.runs import start_cycle_workflow  # noqa: PLC0415
 
     charter, target = _charter_gateway(args)
     cycle = RegenerationCycleSpec.model_validate(

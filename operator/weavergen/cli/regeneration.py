@@ -41,9 +41,7 @@ from weavergen.domain.measure.thresholds import ThresholdCalculator
 from weavergen.domain.remedy.actions import key_of
 from weavergen.domain.remedy.develop import develop
 from weavergen.phases.operators import validation_registry
-from weavergen.phases.simulate import ScenarioResult, SimulationEngine, incident_summary
 from weavergen.telemetry import tracing
-from weavergen.workflows import load_process, validate
 
 _STAKEHOLDERS = TypeAdapter(list[Stakeholder])
 
@@ -201,6 +199,10 @@ def manifests_by_key(path: str | None, what: str) -> dict[str, Any]:
 
 
 def cmd_develop(args: argparse.Namespace) -> int:
+    # The workflow engine and the simulator load here, not with the command line: a phase
+    # Job's pod runs the same command line and needs neither.
+    from weavergen.workflows.engine import load_process, validate  # noqa: PLC0415
+
     exploration = load_json_or_yaml(args.options, "options file")
     options = exploration.get("options") if isinstance(exploration, dict) else None
     if not options:
@@ -241,6 +243,12 @@ def cmd_develop(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from weavergen.phases.simulate import (  # noqa: PLC0415 - see cmd_develop
+        ScenarioResult,
+        SimulationEngine,
+        incident_summary,
+    )
+
     engine = SimulationEngine(seed=args.seed, failure_share=args.failure_share)
 
     def progress(done: int, result: ScenarioResult) -> None:

@@ -59,13 +59,9 @@ from weavergen.k8s.rest import Rest
 from weavergen.k8s.status import write_status
 from weavergen.phases.cycle import CyclePhases, record_cycle_span, trace_id_of
 from weavergen.telemetry.tracing import traceparent
-from weavergen.workflows import (
-    Operator,
-    Pending,
-    ServiceRegistry,
-    WorkflowRun,
-    start_cycle_workflow,
-)
+from weavergen.workflows.engine import WorkflowRun
+from weavergen.workflows.registry import Operator, Pending, ServiceRegistry
+from weavergen.workflows.runs import start_cycle_workflow
 
 STATE_KEY = "state.json.gz"
 

@@ -47,7 +47,7 @@ from weavergen.k8s.cluster_target import ClusterTarget, owner_reference
 from weavergen.k8s.rest import Rest
 from weavergen.phases.cycle import CyclePhases
 from weavergen.telemetry import tracing
-from weavergen.workflows import Pending
+from weavergen.workflows.registry import Pending
 
 log = logging.getLogger(__name__)
 RESULT_KEY = "result.json"

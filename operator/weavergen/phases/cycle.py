@@ -26,7 +26,7 @@ from weavergen.domain.remedy.port import TargetPort
 from weavergen.domain.remedy.strategies import OBSERVE
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import Pending, ServiceRegistry, run_strategy
+from weavergen.workflows.registry import Pending, ServiceRegistry
 
 
 @dataclass
@@ -170,6 +170,9 @@ class CyclePhases:
         return {"solution": solution.as_dict()}
 
     def implement_phase(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        # Only Implement runs a workflow: the other phases' pods never load SpiffWorkflow.
+        from weavergen.workflows.runs import run_strategy  # noqa: PLC0415
+
         solution = data["solution"]
         if self.cycle.dry_run:
             return {"implementation": {"outcome": "dry_run"}, "implementation_succeeded": True}

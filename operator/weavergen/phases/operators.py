@@ -26,7 +26,7 @@ from weavergen.domain.remedy.snapshot import (
     fingerprints,
 )
 from weavergen.domain.remedy.vocabulary import ACTIONS
-from weavergen.workflows import ServiceRegistry
+from weavergen.workflows.registry import ServiceRegistry
 
 
 def validation_registry() -> ServiceRegistry:

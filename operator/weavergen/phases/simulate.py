@@ -36,7 +36,7 @@ from weavergen.domain.times import stamp
 from weavergen.phases.cycle import CyclePhases, record_cycle_span
 from weavergen.phases.operators import Operators
 from weavergen.telemetry import tracing
-from weavergen.workflows import start_cycle_workflow
+from weavergen.workflows.runs import start_cycle_workflow
 
 # The charter the scenarios run under: a web service, acting from MEDIUM.
 SCENARIO_CHARTER = {

@@ -34,7 +34,6 @@ import gzip
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import CodeType, MappingProxyType
@@ -62,10 +61,12 @@ from SpiffWorkflow.spiff.specs.defaults import ServiceTask as SpiffServiceTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
-from weavergen.domain.remedy.vocabulary import VOCABULARY
-
-Operator = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
-"""``fn(params, data) -> dict | None``: what it returns is merged into the workflow data."""
+from weavergen.workflows.registry import (
+    BPMN_TYPES,
+    Pending,
+    RegisteredOperator,
+    ServiceRegistry,
+)
 
 FAILURE_ERROR_CODE = "task_failed"
 """Error code of the BPMN error a failing service task throws (catch it with no code, or this)."""
@@ -77,11 +78,6 @@ OUTCOMES: tuple[str, ...] = get_args(WorkflowOutcome)
 
 _MAX_ERROR_CHARS = 1000
 _MAX_EXPRESSION_CHARS = 2000
-_BPMN_TYPES: Mapping[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-class UnknownOperator(ValueError):
-    """A service task names an operator that is not registered."""
 
 
 class InvalidWorkflow(ValueError):
@@ -96,64 +92,8 @@ class UnsafeExpression(ValueError):
     """An expression uses Python that the restricted engine does not evaluate."""
 
 
-class Pending(Exception):
-    """Raised by an operator that has started its work but not finished it (call again later)."""
-
-
 class WorkflowFailed(RuntimeError):
     """The workflow cannot go on: a task failed and nothing in the BPMN catches the error."""
-
-
-# --------------------------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegisteredOperator:
-    name: str
-    fn: Operator
-    params: Mapping[str, type]
-
-
-class ServiceRegistry:
-    """Operators by name, with the parameters (name -> Python type) each one requires."""
-
-    def __init__(self) -> None:
-        self._ops: dict[str, RegisteredOperator] = {}
-
-    def register(self, name: str, fn: Operator, params: Mapping[str, type] | None = None) -> None:
-        """Register ``fn`` as operator ``name``.
-
-        ``params`` defaults to the vocabulary's declaration for a known name (and to none for any
-        other name). Registering a name again replaces the operator.
-        """
-        if not name.isidentifier():
-            raise ValueError(f"operator name {name!r} is not an identifier")
-        if not callable(fn):
-            raise TypeError(f"operator {name!r} is not callable")
-        declared = dict(VOCABULARY.get(name, {}) if params is None else params)
-        for pname, ptype in declared.items():
-            if ptype not in _BPMN_TYPES.values():
-                raise TypeError(
-                    f"operator {name!r} parameter {pname!r}: type {ptype!r} is not one of "
-                    f"{', '.join(_BPMN_TYPES)}"
-                )
-        self._ops[name] = RegisteredOperator(name, fn, MappingProxyType(declared))
-
-    def names(self) -> list[str]:
-        return sorted(self._ops)
-
-    def get(self, name: str) -> RegisteredOperator:
-        try:
-            return self._ops[name]
-        except KeyError:
-            raise UnknownOperator(
-                f"unknown operator {name!r} (registered: {', '.join(self.names()) or 'none'})"
-            ) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._ops
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,7 +489,7 @@ def _validate_operator_task(
     for pname, ptype in op.params.items():
         if pname not in given:
             continue
-        declared = _BPMN_TYPES.get(str(given[pname].get("type", "")))
+        declared = BPMN_TYPES.get(str(given[pname].get("type", "")))
         if declared is not ptype:
             problems.append(
                 f"{where}: parameter {pname!r} has type {given[pname].get('type')!r}, "

@@ -11,7 +11,8 @@ from typing import Any
 
 from weavergen.config import operator_config
 from weavergen.domain.remedy.develop import workflow_path
-from weavergen.workflows.engine import ServiceRegistry, WorkflowRun, load_process
+from weavergen.workflows.engine import WorkflowRun, load_process
+from weavergen.workflows.registry import ServiceRegistry
 
 CYCLE_WORKFLOW = ("dmedi_cycle.bpmn", "dmedi_cycle")
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import REPO
-from weavergen.workflows import VOCABULARY, Pending, ServiceRegistry, WorkflowRun, load_process
+from weavergen.domain.remedy.vocabulary import VOCABULARY
+from weavergen.workflows.engine import WorkflowRun, load_process
+from weavergen.workflows.registry import Pending, ServiceRegistry
 
 BPMN = REPO / "bpmn"
 STRATEGIES = BPMN / "strategies"

@@ -12,12 +12,10 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from tests.unit.workflows.fakes import CYCLE, Recorder, run, start, strategy_path
-from weavergen.workflows import (
-    VOCABULARY,
+from weavergen.domain.remedy.vocabulary import VOCABULARY
+from weavergen.workflows.engine import (
     InvalidWorkflow,
     RestrictedScriptEngine,
-    ServiceRegistry,
-    UnknownOperator,
     UnsafeExpression,
     WorkflowFailed,
     WorkflowRun,
@@ -26,6 +24,7 @@ from weavergen.workflows import (
     load_process_text,
     validate,
 )
+from weavergen.workflows.registry import ServiceRegistry, UnknownOperator
 
 HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'

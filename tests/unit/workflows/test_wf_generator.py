@@ -8,15 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.unit.workflows.fakes import Recorder
-from weavergen.workflows import (
-    CustomStrategy,
-    Step,
-    WorkflowRun,
-    generate_bpmn,
-    load_process_text,
-    service_tasks,
-    validate,
-)
+from weavergen.workflows.engine import WorkflowRun, load_process_text, service_tasks, validate
+from weavergen.workflows.generator import CustomStrategy, Step, generate_bpmn
 
 
 def strategy(name: str, *steps: str | tuple[str, dict[str, Any]]) -> CustomStrategy:

@@ -18,12 +18,12 @@ from typing import Any
 
 from tests.helpers import REPO
 from tests.unit.workflows.fakes import CYCLE, Recorder, start, strategy_path
-from weavergen.workflows import WorkflowRun
+from weavergen.workflows.engine import WorkflowRun
 
 CHILD = """
 import base64, json, sys
 from tests.unit.workflows.fakes import Recorder
-from weavergen.workflows import WorkflowRun
+from weavergen.workflows.engine import WorkflowRun
 
 results = []
 for job in json.load(sys.stdin):

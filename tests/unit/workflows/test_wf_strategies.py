@@ -9,13 +9,8 @@ import pytest
 from tests.helpers import REPO
 from tests.unit.workflows.fakes import CYCLE, STRATEGIES, Recorder, run, strategy_path
 from weavergen.domain.remedy.strategies import CATALOG
-from weavergen.workflows import (
-    MUTATING_ACTIONS,
-    OperatorTask,
-    load_process,
-    service_tasks,
-    validate,
-)
+from weavergen.domain.remedy.vocabulary import MUTATING_ACTIONS
+from weavergen.workflows.engine import OperatorTask, load_process, service_tasks, validate
 
 SNAP = ("snapshot_targets", "verify_snapshot")
 VERIFY = ("wait_rollout", "settle", "remeasure", "verify_success_criteria")
