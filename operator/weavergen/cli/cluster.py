@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -138,6 +139,11 @@ def cmd_phase_run(args: argparse.Namespace) -> int:
     namespace, sep, cycle = args.cycle.partition("/")
     if not sep or not namespace or not cycle:
         fail(f"--cycle {args.cycle!r}: expected NAMESPACE/NAME")
+    # The pod's log is where people look for what a phase did and why it took its time.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("spiff").setLevel(logging.WARNING)  # a line per task state change
     tracing.configure("weavergen-phase")
     marks["imported"] = time.time()
     rest = Rest(api_client(retries=RIDE_OUT_RESTARTS))

@@ -7,6 +7,7 @@ snapshot itself stays with the target's caller and only its hash travels in the 
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -27,6 +28,8 @@ from weavergen.domain.remedy.snapshot import (
 )
 from weavergen.domain.remedy.vocabulary import ACTIONS
 from weavergen.workflows.registry import ServiceRegistry
+
+log = logging.getLogger(__name__)
 
 
 def validation_registry() -> ServiceRegistry:
@@ -207,8 +210,16 @@ class Operators:
             if decision is Decision.PASS and evidence.requests >= wanted and settled >= next_at:
                 measurement = self.target.measure()
                 after = measurement.as_dict()
-                if judge(after, float(data.get("entropy_before", 1.0)), self.criteria).met:
+                verdict = judge(after, float(data.get("entropy_before", 1.0)), self.criteria)
+                if verdict.met:
                     return _verification(test, evidence, since, settled, after)
+                # Why verification goes on although the requests pass, in the phase's log.
+                log.info(
+                    "%.1f s after the change, %d requests pass; the measurement does not: %s",
+                    settled,
+                    evidence.requests,
+                    "; ".join(verdict.reasons),
+                )
                 next_at, wanted = settled + MEASURE_AGAIN_SECONDS, 0
                 if measurement.insufficient == "window" and measurement.span_count:
                     # Too few spans since the fix: measured again once the requests would make

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from weavergen.api.profiles import profile_for
 from weavergen.domain.measure.measure import Measurement
@@ -111,3 +114,25 @@ def test_a_window_too_small_to_measure_is_measured_again_once_its_requests_would
     (first_at, first), (again_at, again) = measured
     due = next((at, n) for at, n in looks if at >= first_at + MEASURE_SOON_SECONDS and n >= 80)
     assert first < 80 and (again_at, again) == due, (measured, looks)
+
+
+def test_why_verification_goes_on_while_the_requests_pass_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Passing requests and a measurement that does not meet the criteria (a new pod's slow
+    first requests, say): the phase's log says why it measures again rather than ending."""
+    twin, operators, data = broken_twin()
+    twin.apply({k: v for k, v in twin.golden().items() if k.startswith("ConfigMap/")})
+    measure, taken = twin.measure, []
+
+    def first_one_drifting() -> Measurement:
+        taken.append(twin.settled_seconds())
+        found = measure()
+        return found if len(taken) > 1 else replace(found, entropy_score=0.9)
+
+    twin.measure = first_one_drifting  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="weavergen.phases.operators"):
+        found = verify(operators, data)["verification"]
+    assert found["decision"] == "Pass" and len(taken) == 2, found
+    (logged,) = [r.getMessage() for r in caplog.records if "the measurement does not" in r.message]
+    assert "requests pass; the measurement does not: entropy 0.900 >" in logged
