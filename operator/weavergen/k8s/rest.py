@@ -8,11 +8,13 @@ forth. Errors stay ``ApiException`` with the HTTP status.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 Obj = dict[str, Any]
 
@@ -44,6 +46,11 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # (connect, read) seconds. Without them a request in flight when the API server goes away can
 # wait forever: a phase Job would hang until its deadline instead of failing and being retried.
 REQUEST_TIMEOUT = (5.0, 30.0)
+# A restarted API server serves before its authorizer has loaded the RBAC rules and denies every
+# request meanwhile: a Forbidden from a server that is not ready (``/readyz``, which it always
+# allows) is asked again once it is, if within this long.
+READY_WAIT_SECONDS = 30.0
+READY_POLL_SECONDS = 0.25
 
 
 class Rest:
@@ -67,6 +74,29 @@ class Rest:
         *,
         accept: str = "application/json",
     ) -> Obj:
+        response = self._send(method, path, body, query, content_type=content_type, accept=accept)
+        if response.status == 403 and self._became_ready():
+            response = self._send(
+                method, path, body, query, content_type=content_type, accept=accept
+            )
+        data = response.data
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(
+                http_resp=response, body=data.decode(errors="replace") if data else None, data=None
+            )
+        parsed: Obj = json.loads(data) if data else {}
+        return parsed
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: list[tuple[str, str]] | None,
+        *,
+        content_type: str,
+        accept: str,
+    ) -> Any:
         method, url, headers, payload, post = self.api.param_serialize(
             method=method,
             resource_path=path,
@@ -84,13 +114,27 @@ class Rest:
             _request_timeout=REQUEST_TIMEOUT,
         )
         response.read()  # type: ignore[no-untyped-call]
-        data = response.data
-        if not 200 <= response.status <= 299:
-            raise ApiException.from_response(
-                http_resp=response, body=data.decode(errors="replace") if data else None, data=None
+        return response
+
+    def _ready(self) -> bool:
+        try:
+            answer = self._send(
+                "GET", "/readyz", None, None, content_type="text/plain", accept="*/*"
             )
-        parsed: Obj = json.loads(data) if data else {}
-        return parsed
+        except (ApiException, TransportError):
+            return False
+        return bool(answer.status == 200)
+
+    def _became_ready(self) -> bool:
+        """Whether the API server was not ready and is now (see ``READY_WAIT_SECONDS``)."""
+        if self._ready():
+            return False
+        deadline = time.monotonic() + READY_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(READY_POLL_SECONDS)
+            if self._ready():
+                return True
+        return False
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         """The object, or None when it does not exist."""
