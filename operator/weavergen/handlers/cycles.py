@@ -56,7 +56,9 @@ def exclusive(namespace: str, name: str, *, wait: float) -> Iterator[bool]:
             lock.release()
 
 
-@kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, initial_delay=0.5, when=OWNED)
+# No initial delay: a new cycle's first reconcile starts its phase Jobs, and its detection is
+# already behind it.
+@kopf.timer(GROUP, VERSION, "regenerationcycles", interval=3, when=OWNED)
 @reported()
 def reconcile_cycle(
     *,
