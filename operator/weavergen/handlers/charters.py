@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,7 @@ from weavergen.telemetry import metrics
 from weavergen.telemetry.windows import WindowStore
 
 TIMER_SECONDS = operator_config().timer_seconds
+log = logging.getLogger(__name__)
 
 
 OWNED, _ = shards.filters()
@@ -98,6 +100,8 @@ def reconcile_charter(
         )
         update["activeCycle"] = cycle
         if created:
+            # In the operator's log too: the moment a fault was acted on, for time to heal.
+            log.info("started cycle=%s charter=%s: %s", cycle, name, decision.start_cycle)
             kopf.info(
                 body,
                 reason=reasons.CYCLE_STARTED,

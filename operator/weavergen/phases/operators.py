@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from weavergen.api.charter import SuccessCriteriaSpec
@@ -103,8 +104,20 @@ class Operators:
         registry = ServiceRegistry()
         for name in ACTIONS:
             fn = self._planned(name) if name in PLANNERS else getattr(self, name)
-            registry.register(name, fn)
+            registry.register(name, self._timed(name, fn))
         return registry
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        """``fn``, logging how long it took (wall clock): where Implement's time goes."""
+
+        def run(params: dict[str, Any], data: dict[str, Any]) -> Any:
+            started = time.monotonic()
+            try:
+                return fn(params, data)
+            finally:
+                log.info("%s took %.2f s", name, time.monotonic() - started)
+
+        return run
 
     def _planned(self, action: str) -> Any:
         def run(params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

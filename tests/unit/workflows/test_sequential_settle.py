@@ -136,3 +136,18 @@ def test_why_verification_goes_on_while_the_requests_pass_is_logged(
     assert found["decision"] == "Pass" and len(taken) == 2, found
     (logged,) = [r.getMessage() for r in caplog.records if "the measurement does not" in r.message]
     assert "requests pass; the measurement does not: entropy 0.900 >" in logged
+
+
+def test_each_step_a_workflow_runs_logs_how_long_it_took(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where Implement's seconds go is in its pod's log, a line per step, failed ones too."""
+    _, operators, data = broken_twin()
+    registry = operators.registry()
+    with caplog.at_level(logging.INFO, logger="weavergen.phases.operators"):
+        registry.get("snapshot_targets").fn({}, data)
+        with pytest.raises(RuntimeError, match="no snapshot"):
+            broken_twin()[1].registry().get("verify_snapshot").fn({}, data)  # none taken
+    took = [r.getMessage() for r in caplog.records if " took " in r.message]
+    assert [line.split(" took ")[0] for line in took] == ["snapshot_targets", "verify_snapshot"]
+    assert all(line.endswith(" s") for line in took), took
