@@ -34,6 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
+
 from hack.localplane.plane import Plane
 from hack.localplane.release import Release
 from weavergen.api.cycle import FINAL_PHASES
@@ -246,9 +249,10 @@ class Demo:
         last_phase = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            self.show_measurement(
-                self.status("RegenerationCharter", APP).get("entropy") or {}, seen
-            )
+            charter = self.rest.get("RegenerationCharter", SHOP, APP) or {}
+            self.show_measurement((charter.get("status") or {}).get("entropy") or {}, seen)
+            # The charter's status names the cycle it starts: watched until then, the cycle after.
+            watched = ("RegenerationCharter", charter)
             if cycle_name is None:
                 cycles = self.rest.list("RegenerationCycle", SHOP)
                 if cycles:
@@ -259,7 +263,8 @@ class Demo:
                         f"{cycle_seen_at - fault_at:.1f}s after the fault"
                     )
             else:
-                status = self.status("RegenerationCycle", cycle_name)
+                cycle = self.rest.get("RegenerationCycle", SHOP, cycle_name) or {}
+                status, watched = cycle.get("status") or {}, ("RegenerationCycle", cycle)
                 for record in status.get("phases") or []:
                     key = f"{record['name']}:{record.get('outcome')}"
                     if key not in phases_seen:
@@ -279,8 +284,22 @@ class Demo:
                         "_seen_at": cycle_seen_at,
                         "_ended_at": time.monotonic(),
                     }
-            time.sleep(0.5)
+            self.await_change(*watched)
         raise TimeoutError("the cycle did not finish within 10 minutes")
+
+    def await_change(self, kind: str, read: dict[str, Any], seconds: int = 1) -> None:
+        """Until the object ``read`` changes, or ``seconds`` pass: the narration (and the
+        times it prints) follows the status as it changes, not a poll's interval later."""
+        assert self.rest is not None
+        since = (read.get("metadata") or {}).get("resourceVersion")
+        if not since:
+            time.sleep(0.5)
+            return
+        try:
+            for _ in self.rest.watch(kind, SHOP, read["metadata"]["name"], since, seconds):
+                return
+        except (ApiException, TransportError):  # e.g. 410: read again
+            time.sleep(0.1)
 
     def follow_after(self, final: dict[str, Any]) -> None:
         """Narrate the first measurements after the cycle: did the fix hold?"""
