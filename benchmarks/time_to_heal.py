@@ -5,7 +5,8 @@ installed with Helm, the OTel-instrumented shop under load) for each scenario, o
 and run, alternating the two so a machine getting busier weighs on both alike. The earlier
 commit runs from a git worktree of it (its own images, chart and demo). From each narration it
 takes: fault -> cycle created, each phase's duration, and fault -> the cycle's end (verified
-healthy, or rolled back). From the API server's own metrics (``apiserver_request_total``) it
+healthy, or rolled back) as narrated; and from the operator's container log on the demo's node,
+when the operator ended the cycle: a narrator that polls (an earlier commit's) sees it late. From the API server's own metrics (``apiserver_request_total``) it
 counts the requests made from the fault to the cycle's end: the writes to the operator's
 resources (the charter's and cycle's status patches: no patch storm) and every request, by every
 client (the demo's own narration included, the same for both).
@@ -25,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,6 +59,9 @@ class Run:
     phases: dict[str, float] = field(default_factory=dict)
     fault_at: float | None = None
     ended_at: float | None = None
+    # Epoch seconds: the fault line's arrival here, and the operator's log line ending the cycle.
+    fault_epoch: float | None = None
+    finished_epoch: float | None = None
     api_requests: dict[str, float] = field(default_factory=dict)  # in the cycle, by kind
 
     @property
@@ -64,11 +70,18 @@ class Run:
             return None
         return self.ended_at - self.fault_at
 
+    @property
+    def logged(self) -> float | None:
+        if self.fault_epoch is None or self.finished_epoch is None:
+            return None
+        return self.finished_epoch - self.fault_epoch
+
     def figures(self) -> dict[str, float | None]:
         return {
             "fault -> cycle created": self.detected,
             **{f"  {phase}": self.phases.get(phase) for phase in PHASES},
-            "fault -> cycle ended": self.healed,
+            "fault -> cycle ended, as narrated": self.healed,
+            "fault -> cycle ended, by the operator's log": self.logged,
             **{f"API requests: {kind}": n for kind, n in sorted(self.api_requests.items())},
         }
 
@@ -140,17 +153,22 @@ def demo(tree: Path, scenario: str) -> Run:
     env = {**os.environ, "PYTHONPATH": f"{tree / 'operator'}{os.pathsep}{tree}"}
     with tempfile.TemporaryDirectory(prefix="weavergen-tth-") as tmp:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hack.demo", "--scenario", scenario, "--report", f"{tmp}/r"],
+            [
+                *(sys.executable, "-m", "hack.demo", "--scenario", scenario),
+                *("--report", f"{tmp}/r", "--state", f"{tmp}/state"),
+            ],
             cwd=tree,
             env=env,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert process.stdout is not None
-        lines, kubeconfig, counted = [], "", {}
+        lines, kubeconfig, counted, fault_epoch = [], "", {}, None
         for line in process.stdout:
             print(line, end="", file=sys.stderr, flush=True)
             lines.append(line)
+            if fault_epoch is None and FAULT.search(line):
+                fault_epoch = time.time()
             if found := KUBECONFIG.search(line):
                 kubeconfig = found[1]
             # From the fault to the cycle's end (its last phase), as the narration says them.
@@ -158,10 +176,25 @@ def demo(tree: Path, scenario: str) -> Run:
                 counted["fault" if not counted else "end"] = api_requests(kubeconfig)
         if process.wait() != 0:
             raise RuntimeError(f"the demo from {tree} ({scenario}) exited {process.returncode}")
+        finished_epoch = cycle_finished(Path(tmp) / "state")
     run = parse("".join(lines))
+    run.fault_epoch, run.finished_epoch = fault_epoch, finished_epoch
     if "end" in counted:
         run.api_requests = {k: counted["end"][k] - v for k, v in counted["fault"].items()}
     return run
+
+
+def cycle_finished(state: Path) -> float | None:
+    """When the operator logged the cycle's end (epoch seconds), from its container's log on
+    the demo's node: the end as the operator wrote it, whatever its narrator's way of looking
+    (the narration of an earlier commit may poll)."""
+    logs = state / "plane" / "node" / "pod-logs"
+    for path in sorted(logs.glob("weavergen-system_*/*/*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if "finished cycle=" in line:
+                stamp = line.split(" ", 1)[0]  # the runtime's RFC 3339 time, in nanoseconds
+                return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp()
+    return None
 
 
 def median(values: list[float | None]) -> float | None:
