@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import kopf
 import pytest
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ProtocolError
 
 from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.domain import errors
@@ -14,7 +16,7 @@ from weavergen.domain.errors import (
     RegenerationError,
     parsed_spec,
 )
-from weavergen.handlers.errors import kopf_error, reported
+from weavergen.handlers.errors import API_RETRY_SECONDS, kopf_error, reported
 
 EVERY_ERROR = [
     cls
@@ -64,3 +66,36 @@ def test_an_invalid_spec_names_every_field_at_fault() -> None:
         )
     message = str(caught.value)
     assert "spec.systemId:" in message and "spec.telemetry:" in message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")),
+        ApiException(status=503, reason="Service Unavailable"),
+        ApiException(status=429, reason="Too Many Requests"),
+        ApiException(status=0, reason="no status: the connection failed"),
+    ],
+    ids=["connection-reset", "503", "429", "no-status"],
+)
+def test_a_handler_that_failed_on_the_api_server_runs_again_in_seconds(error: Exception) -> None:
+    """Not after kopf's 60 s back-off for an error: a charter unmeasured for a minute."""
+
+    @reported()
+    def handler() -> None:
+        raise error
+
+    with pytest.raises(kopf.TemporaryError) as raised:
+        handler()
+    assert raised.value.delay == API_RETRY_SECONDS < 10
+    assert raised.value.__cause__ is error
+
+
+@pytest.mark.parametrize("status", [403, 404, 409, 422])
+def test_an_answer_of_the_api_server_is_not_retried_soon(status: int) -> None:
+    @reported()
+    def handler() -> None:
+        raise ApiException(status=status, reason="an answer")
+
+    with pytest.raises(ApiException):
+        handler()
