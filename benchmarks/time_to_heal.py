@@ -6,8 +6,9 @@ and run, alternating the two so a machine getting busier weighs on both alike. T
 commit runs from a git worktree of it (its own images, chart and demo). From each narration it
 takes: fault -> cycle created, each phase's duration, and fault -> the cycle's end (verified
 healthy, or rolled back) as narrated; and from the operator's container log on the demo's node,
-when the operator ended the cycle: a narrator that polls (an earlier commit's) sees it late. From the API server's own metrics (``apiserver_request_total``) it
-counts the requests made from the fault to the cycle's end: the writes to the operator's
+when the operator ended the cycle: a narrator that polls (an earlier commit's) sees it late.
+From the API server's own metrics (``apiserver_request_total``) it counts the requests made
+from the fault to the cycle's end: the writes to the operator's
 resources (the charter's and cycle's status patches: no patch storm) and every request, by every
 client (the demo's own narration included, the same for both).
 Prints a table per scenario with the medians and their ratios (this / earlier): on a shared
