@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from weavergen.domain.decide.reconcile import (
     Due,
     RequestsSince,
     decide,
+    healthy_onset,
     measurement_due,
     window_since,
 )
@@ -110,6 +112,7 @@ def reconcile_charter(
         else:
             logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
     write_status(rest, "RegenerationCharter", namespace, name, update)
+    _cut_at_onset(memo, charter, before=status, after=update)
     _announce(body, decision)
     _record(namespace, name, update, decision)
 
@@ -144,6 +147,25 @@ def requests_since(memo: Any, charter: RegenerationCharterSpec) -> RequestsSince
         return windows.evidence(charter.telemetry.service_name, since, threshold_ms, cut=False)
 
     return read
+
+
+def _cut_at_onset(
+    memo: Any,
+    charter: RegenerationCharterSpec,
+    *,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """A measurement that found the target healthy is where a fault after it will be measured
+    from: the receiver keeps what arrives from then on apart (see `WindowStore.cut`), so the
+    measurement a fault brings forward judges the fault, not the healthy spans of the slot
+    before it as well (it used to take two or three measurements to reach the trigger)."""
+    if charter.telemetry.source != "otlp":
+        return
+    onset = healthy_onset(charter, {**before, **after})
+    if onset is not None:
+        windows: WindowStore = memo.windows
+        windows.cut(charter.telemetry.service_name, onset, replacing=healthy_onset(charter, before))
 
 
 def _observe(

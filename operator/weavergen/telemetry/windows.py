@@ -23,7 +23,9 @@ arrives in that slot from then on is also kept apart, and the window since the m
 part and the slots after it, so a verification need not wait for the next slot, and a window
 just after the next slot began is not a fraction of a second long. Without a cut (never asked,
 or asked before a restart) the slot being filled is the window, spans from before the moment
-included. A ``since`` older than the window changes nothing.
+included. A ``since`` older than the window changes nothing. A charter cuts the slot too, where it
+last measured its service healthy (`WindowStore.cut`): a fault after that is measured from there,
+not with the slot's healthy spans from before it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from weavergen.domain.measure.otlp import SpanChunk
 from weavergen.domain.measure.sequential import Evidence, evidence_of
 from weavergen.domain.measure.sketch import NUM_BUCKETS, bucket_of
 from weavergen.domain.measure.summary import MAX_SERVICES, ServiceSummary
+
+# Cuts kept per service: its verifiers' and its charters' (one each at a time).
+MAX_CUTS = 8
 
 
 @dataclass
@@ -71,7 +76,9 @@ class WindowStore:
         # Since when every slot of a service is kept (later than ``started`` for a service
         # whose window grew: older slots were dropped before it was asked for more).
         self._complete_since: dict[str, float] = {}
-        self._cuts: dict[str, _Cut] = {}
+        # Per service, by the moment each was cut at: a verifier's (where its fix began) and a
+        # charter's (its last healthy measurement) are kept side by side.
+        self._cuts: dict[str, dict[float, _Cut]] = {}
         self.ledger = RequestLedger()
         self._lock = threading.Lock()
 
@@ -103,9 +110,9 @@ class WindowStore:
                     kept = self._kept.get(chunk.service, self.default_slots)
                     for old in sorted(slots)[:-kept]:
                         del slots[old]
-                    cut = self._cuts.get(chunk.service)
-                    if cut is not None and cut.slot <= slot - kept:
-                        del self._cuts[chunk.service]
+                    cuts = self._cuts.get(chunk.service, {})
+                    for at in [at for at, cut in cuts.items() if cut.slot <= slot - kept]:
+                        del cuts[at]
                 summary.add_chunk(chunk)
                 self._add_after_cut(chunk, slot)
                 self.ledger.add(chunk, arrived)
@@ -145,9 +152,9 @@ class WindowStore:
                 self._kept[service] = covering
             elif service not in self._kept and len(self._kept) < MAX_SERVICES:
                 self._kept[service] = kept
-            cut = self._cuts.get(service)
+            cut = None if since is None else self._cuts.get(service, {}).get(since)
             start: float | None = None
-            if since is not None and cut is not None and cut.at == since and cut.slot >= by_length:
+            if since is not None and cut is not None and cut.slot >= by_length:
                 merged.merge(cut.summary)
                 oldest, start = cut.slot + 1, since
             for slot, summary in self._slots.get(service, {}).items():
@@ -177,24 +184,37 @@ class WindowStore:
                 self._cut(service, since, self.clock())
             return self.ledger.evidence(service, since, threshold_ms, until)
 
+    def cut(self, service: str, at: float, *, replacing: float | None = None) -> None:
+        """Keep apart what arrives from now on in the slot being filled, as the spans since
+        ``at`` (a charter's healthy measurement: a fault after it is then measured without the
+        slot's earlier spans), in place of the cut at ``replacing``."""
+        with self._lock:
+            if replacing is not None and replacing != at:
+                self._cuts.get(service, {}).pop(replacing, None)
+            self._cut(service, at, self.clock())
+
     def _cut(self, service: str, since: float, now: float) -> None:
         """Cut the slot being filled at ``since``, unless it is cut there already or began
-        since (then no cut is needed)."""
+        since (then no cut is needed). A service keeps its ``MAX_CUTS`` newest."""
         slot = self._slot(now)
         if since <= slot * self.slot_seconds or since > now:
             return
-        cut = self._cuts.get(service)
-        if cut is not None and cut.at == since and cut.slot == slot:
+        cuts = self._cuts.get(service)
+        if cuts is None:
+            if len(self._cuts) >= MAX_SERVICES:
+                return
+            cuts = self._cuts[service] = {}
+        cut = cuts.get(since)
+        if cut is not None and cut.slot == slot:
             return
-        if cut is not None or len(self._cuts) < MAX_SERVICES:
-            self._cuts[service] = _Cut(since, slot, ServiceSummary(service))
+        cuts[since] = _Cut(since, slot, ServiceSummary(service))
+        for at in sorted(cuts)[:-MAX_CUTS]:
+            del cuts[at]
 
     def _add_after_cut(self, chunk: SpanChunk, slot: int) -> None:
-        cut = self._cuts.get(chunk.service)
-        if cut is None:
-            return
-        if cut.slot == slot:
-            cut.summary.add_chunk(chunk)
+        for cut in self._cuts.get(chunk.service, {}).values():
+            if cut.slot == slot:
+                cut.summary.add_chunk(chunk)
 
     def services(self) -> list[str]:
         with self._lock:

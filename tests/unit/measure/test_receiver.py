@@ -27,7 +27,7 @@ from weavergen.domain.simulation.simulator import (
     to_otlp_json,
     to_otlp_protobuf,
 )
-from weavergen.handlers.charters import _target
+from weavergen.handlers.charters import _cut_at_onset, _target
 from weavergen.k8s.cluster_target import ClusterTarget
 from weavergen.k8s.rest import Rest
 from weavergen.telemetry.receiver import ReceiverConfig, build_app
@@ -261,16 +261,28 @@ def _spans_of(faults: Faults) -> list[Any]:
 
 HEALTHY, FAILING = _spans_of(Faults()), _spans_of(Faults(error_rate=0.5))
 PER_SECOND, FAILING_PER_SECOND = (sum(len(c) for c in s) for s in (HEALTHY, FAILING))
+MILD = _spans_of(Faults(error_rate=0.1))  # judged by degrees, where 0.5 is as bad as can be
+MILD_PER_SECOND = sum(len(c) for c in MILD)
 
 
-def _measured(failing: Callable[[float], bool], onset: float, min_spans: int) -> dict[str, Any]:
+def _measured(
+    failing: Callable[[float], bool],
+    onset: float,
+    min_spans: int,
+    *,
+    cut: bool = False,
+    fault: list[Any] = FAILING,
+) -> dict[str, Any]:
     """Spans from 1000 to 1035 (``failing`` says which seconds fail), measured at 1035 with and
-    without ``onset``, and whether the charter measures now or waits for spans."""
+    without ``onset``, and whether the charter measures now or waits for spans; with ``cut``,
+    the charter cut the slot at the onset (its healthy measurement) as it happened."""
     now = [1000.0]
     store = WindowStore(slot_seconds=10, clock=lambda: now[0])
     baseline = WindowStore(slot_seconds=10, clock=lambda: now[0])
     while now[0] < 1035:
-        store.add(FAILING if failing(now[0]) else HEALTHY)
+        if cut and now[0] == onset:
+            store.cut("shop", onset)
+        store.add(fault if failing(now[0]) else HEALTHY)
         baseline.add(HEALTHY)
         now[0] += 1
     spec = RegenerationCharterSpec.model_validate(
@@ -311,6 +323,79 @@ def test_a_fault_is_measured_from_the_last_healthy_measurement_when_its_spans_ma
     assert onset.span_count == found["onset window"].span_count
     assert onset.entropy_score > whole.entropy_score
     assert onset.health_score < whole.health_score
+
+
+def test_a_fault_after_a_healthy_measurement_is_measured_without_the_slot_before_it() -> None:
+    """Where the charter last measured healthy it cut the receiver's slot: the measurement the
+    fault brings forward judges what came since, not the slot's healthy seconds before too."""
+
+    def failing(second: float) -> bool:
+        return second > 1031
+
+    plain = _measured(failing, onset=1031.0, min_spans=PER_SECOND, fault=MILD)
+    cut = _measured(failing, onset=1031.0, min_spans=PER_SECOND, cut=True, fault=MILD)
+    # The slot began at 1030: a healthy second before the onset, one at it, three failing.
+    assert plain["onset window"].span_count == 2 * PER_SECOND + 3 * MILD_PER_SECOND
+    assert cut["onset window"].span_count == PER_SECOND + 3 * MILD_PER_SECOND
+    assert cut["onset"].health_score < plain["onset"].health_score
+    assert cut["onset"].entropy_score >= plain["onset"].entropy_score
+    assert cut["whole"].span_count == plain["whole"].span_count  # the whole window is whole
+
+
+def test_a_charter_cut_and_a_verifier_cut_of_one_service_are_kept_side_by_side() -> None:
+    """A charter's newest cut replaces its previous one, never a verifier's."""
+    now = [1000.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    store.add(HEALTHY)
+    now[0] = 1001.0
+    store.evidence("shop", 1001.0, threshold_ms=100)  # a verifier's fix began at 1001
+    store.cut("shop", 1001.0 + 0.5)  # never the verifier's moment exactly
+    now[0] = 1002.0
+    store.add(FAILING)
+    store.cut("shop", 1002.0, replacing=1001.5)
+    now[0] = 1003.0
+    store.add(HEALTHY)
+    assert store.window("shop", 15, since=1001.0).span_count == FAILING_PER_SECOND + PER_SECOND
+    assert store.window("shop", 15, since=1002.0).span_count == PER_SECOND
+    # The replaced cut is gone: a window since it is the slot being filled, all of it.
+    assert store.window("shop", 15, since=1001.5).span_count == 2 * PER_SECOND + FAILING_PER_SECOND
+
+
+def test_a_charter_cuts_where_it_measured_healthy_and_keeps_the_cut_through_the_fault() -> None:
+    """Each healthy measurement moves the charter's cut to its own time (as its status has it,
+    to the second); one at the trigger leaves the last healthy one's: the onset of the fault."""
+    now = [1_800_000_003.0]
+    store = WindowStore(slot_seconds=10, clock=lambda: now[0])
+    memo = SimpleNamespace(windows=store)
+    spec = RegenerationCharterSpec.model_validate(
+        {
+            "systemId": "shop",
+            "systemType": "web-service",
+            "target": {"workloads": [{"name": "shop"}]},
+            "telemetry": {"serviceName": "shop"},
+            "trigger": {"level": "medium"},
+        }
+    )
+
+    def measured(second: int, level: str) -> dict[str, Any]:
+        return {"entropy": {"measuredAt": f"2027-01-15T08:00:0{second}Z", "level": level}}
+
+    def at(moment: float, then: Callable[[], None]) -> None:
+        now[0] = 1_800_000_000 + moment
+        then()
+
+    first, second = measured(3, "low"), measured(6, "low")  # 1_800_000_003 and ..._006
+    at(3.0, lambda: store.add(HEALTHY))
+    at(3.4, lambda: _cut_at_onset(memo, spec, before={}, after=first))
+    at(4.0, lambda: store.add(HEALTHY))
+    at(6.2, lambda: _cut_at_onset(memo, spec, before=first, after=second))
+    medium = measured(7, "medium")
+    at(7.1, lambda: _cut_at_onset(memo, spec, before=second, after=medium))
+    at(7.5, lambda: store.add(FAILING))
+    assert store.window("shop", 15, since=1_800_000_006.0).span_count == FAILING_PER_SECOND
+    # The first one's cut was replaced: the window since it is the whole slot being filled.
+    whole_slot = 2 * PER_SECOND + FAILING_PER_SECOND
+    assert store.window("shop", 15, since=1_800_000_003.0).span_count == whole_slot
 
 
 def test_an_unreachable_receiver_on_a_brought_forward_measurement_is_reported_not_raised() -> None:

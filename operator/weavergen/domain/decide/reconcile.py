@@ -100,15 +100,23 @@ def measurement_due(
     last = parse_time((status.get("entropy") or {}).get("measuredAt"))
     if last is None or now - last >= timedelta(seconds=cadence.measure_interval_seconds):
         return Due()
-    if evidence is None or _last_good(status, EntropyLevel(spec.trigger.level)) is None:
+    onset = healthy_onset(spec, status)
+    if evidence is None or onset is None:
         return None
     objectives = MeasureSettings.from_charter(spec).objectives
     threshold = objectives.latency_threshold_ms
-    onset = last.replace(tzinfo=UTC).timestamp()
     found = evidence(onset, threshold or math.inf)
     test = sequential.SequentialTest.for_objectives(objectives, slow_is_bad=threshold is not None)
     failing = found is not None and test.decide(found) is sequential.Decision.FAIL
     return Due(onset) if failing else None
+
+
+def healthy_onset(spec: RegenerationCharterSpec, status: Mapping[str, Any]) -> float | None:
+    """When the charter last measured its target healthy (below its trigger), in epoch seconds
+    as its status has it (to the second): a fault's requests are tested, and the fault measured,
+    from there."""
+    last = parse_time(_last_good(status, EntropyLevel(spec.trigger.level)))
+    return None if last is None else last.replace(tzinfo=UTC).timestamp()
 
 
 def window_since(status: Mapping[str, Any]) -> float | None:
