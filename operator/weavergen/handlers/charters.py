@@ -133,6 +133,10 @@ def _target(
         charter_uid=meta.uid,
     )
     target.settling_since, target.onset_since = window_since(body.status), due.onset
+    windows: WindowStore = memo.windows
+    target.onset_cut = due.onset is not None and windows.has_cut(
+        charter.telemetry.service_name, due.onset
+    )
     return None if target.onset_too_thin() else target
 
 

@@ -130,6 +130,9 @@ class ClusterTarget:
         self.settling_since: float | None = None
         # When the target was last measured healthy, while the requests since clearly fail.
         self.onset_since: float | None = None
+        # Whether the receiver cut its slot at the onset (the charter's healthy measurement):
+        # the window since it is then exact, and too few spans there are waited for.
+        self.onset_cut = False
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -362,7 +365,8 @@ class ClusterTarget:
         """The spans since ``onset_since`` when it is later than the settling (see `measure`):
         of the receiver's slots begun since, or when they hold too few spans yet (one began
         just after the onset), from the slot the onset falls in, what came just before it
-        included. Not that one after a change (it may reach before the change)."""
+        included; not that one after a change (it may reach before the change), nor where the
+        receiver cut its slot at the onset (``onset_cut``: those spans are waited for)."""
         onset, settling = self.onset_since, self.settling_since
         if self.spec.telemetry.source != "otlp" or onset is None:
             return None
@@ -371,7 +375,10 @@ class ClusterTarget:
         since_onset = self._receiver_window(onset)
         if since_onset.span_count >= self.settings.min_spans or settling is not None:
             return since_onset
-        return self._receiver_window(slot_of=onset)
+        # Cut there, the spans since the onset are few only for a moment: waited for, not made
+        # up with the healthy ones before it (measured diluted, a fault reads below the trigger
+        # and moves the onset into itself).
+        return since_onset if self.onset_cut else self._receiver_window(slot_of=onset)
 
     def onset_too_thin(self) -> bool:
         """Whether the spans since the onset are too few to judge alone (``minSpans``). A

@@ -193,6 +193,11 @@ class WindowStore:
                 self._cuts.get(service, {}).pop(replacing, None)
             self._cut(service, at, self.clock())
 
+    def has_cut(self, service: str, at: float) -> bool:
+        """Whether what arrived since ``at`` is kept apart (a window since it is exact)."""
+        with self._lock:
+            return at in self._cuts.get(service, {})
+
     def _cut(self, service: str, since: float, now: float) -> None:
         """Cut the slot being filled at ``since``, unless it is cut there already or began
         since (then no cut is needed). A service keeps its ``MAX_CUTS`` newest."""

@@ -295,13 +295,13 @@ def _measured(
     )
     found: dict[str, Any] = {}
 
-    async def check(session: ClientSession, url: str, _: WindowStore) -> None:
+    async def check(session: ClientSession, url: str, received: WindowStore) -> None:
         for name, since in (("whole", None), ("onset", onset)):
             target = _Measured(cast(Rest, None), "shop", "shop", spec, receiver_url=url)
             target.given_baseline, target.onset_since = baseline.window("shop", 30), since
             found[name] = await asyncio.to_thread(target.measure)
         found["onset window"] = await asyncio.to_thread(target.onset_window)
-        memo = SimpleNamespace(rest=None, receiver_url=url)
+        memo = SimpleNamespace(rest=None, receiver_url=url, windows=received)
         body = kopf.Body({"metadata": {"name": "shop", "namespace": "shop", "uid": "u"}})
         found["waits"] = await asyncio.to_thread(_target, memo, body, spec, Due(onset)) is None
 
@@ -340,6 +340,18 @@ def test_a_fault_after_a_healthy_measurement_is_measured_without_the_slot_before
     assert cut["onset"].health_score < plain["onset"].health_score
     assert cut["onset"].entropy_score >= plain["onset"].entropy_score
     assert cut["whole"].span_count == plain["whole"].span_count  # the whole window is whole
+
+
+def test_a_fault_just_after_a_healthy_measurement_is_waited_for_not_measured_diluted() -> None:
+    """Cut at the onset, too few spans since it are waited for (a tick later they are the
+    fault's own); without the cut the slot the onset fell in makes them up at once."""
+
+    def failing(second: float) -> bool:
+        return second > 1031
+
+    many = PER_SECOND * 9 // 2  # more than came since the onset, fewer than its slot holds
+    assert _measured(failing, onset=1031.0, min_spans=many, cut=True)["waits"]
+    assert not _measured(failing, onset=1031.0, min_spans=many)["waits"]
 
 
 def test_a_charter_cut_and_a_verifier_cut_of_one_service_are_kept_side_by_side() -> None:
@@ -409,7 +421,9 @@ def test_an_unreachable_receiver_on_a_brought_forward_measurement_is_reported_no
             "telemetry": {"serviceName": "shop", "windowSeconds": 15, "minSpans": 10},
         }
     )
-    memo = SimpleNamespace(rest=None, receiver_url="http://127.0.0.1:9")  # nothing listens
+    memo = SimpleNamespace(  # nothing listens
+        rest=None, receiver_url="http://127.0.0.1:9", windows=WindowStore()
+    )
     body = kopf.Body({"metadata": {"name": "shop", "namespace": "shop", "uid": "u"}})
     target = _target(memo, body, spec, Due(1030.5))
     assert target is not None and target.onset_since == 1030.5
