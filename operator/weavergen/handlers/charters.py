@@ -97,24 +97,27 @@ def reconcile_charter(
         logger.info("captured the known-good snapshot charter=%s", name)
     update = dict(decision.status)
     if decision.start_cycle:
-        cycle, created = start_cycle(
-            rest, cycle_manifest(name, namespace, meta["uid"], decision.start_cycle, now)
-        )
-        update["activeCycle"] = cycle
-        if created:
-            # In the operator's log too: the moment a fault was acted on, for time to heal.
-            log.info("started cycle=%s charter=%s: %s", cycle, name, decision.start_cycle)
-            kopf.info(
-                body,
-                reason=reasons.CYCLE_STARTED,
-                message=f"started {cycle}: {decision.start_cycle}",
-            )
-        else:
-            logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
+        update["activeCycle"] = _start_cycle(rest, body, decision.start_cycle, now, logger)
     write_status(rest, "RegenerationCharter", namespace, name, update)
     _cut_at_onset(memo, charter, before=status, after=update)
     _announce(body, decision)
     _record(namespace, name, update, decision)
+
+
+def _start_cycle(
+    rest: Rest, body: kopf.Body, reason: str, now: datetime, logger: kopf.Logger
+) -> str:
+    """Create the charter's cycle for ``reason``, or adopt the one a run before created."""
+    meta = body.metadata
+    name, namespace = meta.name or "", meta.namespace or ""
+    cycle, created = start_cycle(rest, cycle_manifest(name, namespace, meta.uid, reason, now))
+    if created:
+        # In the operator's log too: the moment a fault was acted on, for time to heal.
+        log.info("started cycle=%s charter=%s: %s", cycle, name, reason)
+        kopf.info(body, reason=reasons.CYCLE_STARTED, message=f"started {cycle}: {reason}")
+    else:
+        logger.info("adopted the unfinished cycle=%s charter=%s", cycle, name)
+    return cycle
 
 
 def _target(
