@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -700,6 +701,13 @@ def test_a_charter_with_a_63_character_name_heals_and_leaves_nothing_behind_when
     wait_for(lambda: not left_behind(), 90, what=f"the charter's objects to go: {left_behind()}")
 
 
+def records_a_new_cycle(request: dict[str, Any]) -> bool:
+    """The charter's status patch that records a cycle it has just created."""
+    new = ((request.get("object") or {}).get("status") or {}).get("activeCycle")
+    old = ((request.get("oldObject") or {}).get("status") or {}).get("activeCycle")
+    return request.get("subResource") == "status" and bool(new) and not old
+
+
 def test_a_cycle_created_before_its_charter_recorded_it_is_adopted_not_started_twice(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
@@ -707,12 +715,6 @@ def test_a_cycle_created_before_its_charter_recorded_it_is_adopted_not_started_t
     operator is SIGKILLed, then refuses it (the patch is lost). The restarted operator finds the
     cycle it made instead of starting a second one; that cycle heals and is recorded."""
     start_healthy(plane, rest, namespace, operator, executor="inline")
-
-    def records_a_new_cycle(request: dict[str, Any]) -> bool:
-        new = ((request.get("object") or {}).get("status") or {}).get("activeCycle")
-        old = ((request.get("oldObject") or {}).get("status") or {}).get("activeCycle")
-        return request.get("subResource") == "status" and bool(new) and not old
-
     with AdmissionHold(
         plane,
         namespace,
@@ -1017,3 +1019,32 @@ def test_a_crash_looping_deployment_with_no_spans_gets_a_cycle_naming_the_crash_
     assert measured["entropy"]["spanCount"] == 0
     (loop,) = [i for i in measured["entropy"]["indicators"] if i["type"] == "crash_loop"]
     assert "last_exit_code=3" in loop["summary"]
+
+
+def test_a_new_cycle_begins_only_once_its_charter_has_recorded_it(
+    plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    """The charter records a new cycle, with the incident that cycle measures (since when the
+    target was healthy), in a status patch just after creating it. Held at the API server for
+    two seconds, the cycle waits for that record instead of beginning on a charter that has no
+    incident yet (it measured the fault diluted by the healthy spans before it); then it heals."""
+    start_healthy(plane, rest, namespace, operator, executor="inline")
+    with AdmissionHold(
+        plane,
+        namespace,
+        tmp_path,
+        resources=["regenerationcharters/status"],
+        groups=("regeneration.weavergen.io",),
+        picks=records_a_new_cycle,
+    ) as hold:
+
+        def hold_the_record(name: str) -> None:
+            assert hold.holding.wait(60), f"no status patch recording {name} ({operator})"
+            time.sleep(2)
+            waiting = (rest.get("RegenerationCycle", namespace, name) or {}).get("status") or {}
+            hold.release()
+            began = waiting.get("phase")
+            assert not began, f"began before its charter recorded it: {began}, {waiting['phases']}"
+
+        _, final = corrupt_and_wait_for_the_cycle(rest, namespace, operator, hold_the_record)
+    assert final["phase"] == "Succeeded", final.get("message")

@@ -8,6 +8,7 @@ run twice (snapshots are never overwritten; actions are level-based).
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from weavergen.domain.decide.cycle_plan import (
     CycleDecision,
     CycleObservation,
     approval_needed,
+    awaits_charter_record,
     plan_cycle,
     plan_missing_charter,
 )
@@ -64,6 +66,8 @@ from weavergen.workflows.registry import Operator, Pending, ServiceRegistry
 from weavergen.workflows.runs import start_cycle_workflow
 
 STATE_KEY = "state.json.gz"
+# Between two reads of a charter that has not recorded its new cycle yet.
+RECORD_POLL_SECONDS = 0.05
 
 
 def cycle_manifest(
@@ -283,7 +287,7 @@ class CycleReconciler:
     ) -> CycleDecision | None:
         """Advance the cycle; returns the decision that ended it once it is over, else None."""
         cycle = parsed_spec(RegenerationCycleSpec, spec)
-        charter_obj = self.rest.get("RegenerationCharter", namespace, cycle.charter_ref.name)
+        charter_obj = self.charter_of(namespace, cycle.charter_ref.name, meta, status)
         owner = cycle_owner(name, meta["uid"])
         trace_id = status.get("traceId") or trace_id_of(meta["uid"])
         if charter_obj is None:
@@ -330,6 +334,18 @@ class CycleReconciler:
             approval_gate(phases, cycle, meta),
             jobs=phases.charter.executor == "job",
         )
+
+    def charter_of(
+        self, namespace: str, charter: str, meta: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The cycle's charter, once it has recorded the new cycle it started (see
+        `awaits_charter_record`): its patch follows the create by milliseconds, so it is read
+        again at once rather than at the timer's next tick seconds later."""
+        while True:
+            found = self.rest.get("RegenerationCharter", namespace, charter)
+            if found is None or not awaits_charter_record(meta, status, found, _now()):
+                return found
+            time.sleep(RECORD_POLL_SECONDS)
 
     def phase_operators(
         self,

@@ -13,7 +13,9 @@ from weavergen.api.charter import RegenerationCharterSpec
 from weavergen.api.cycle import RegenerationCycleStatus
 from weavergen.api.status import InvalidStatus, status_patch
 from weavergen.domain.decide.cycle_plan import (
+    RECORD_PATIENCE_SECONDS,
     CycleObservation,
+    awaits_charter_record,
     plan_cycle,
     plan_missing_charter,
 )
@@ -189,3 +191,24 @@ def test_status_patches_checked_at_once_in_threads_each_keep_their_own_values() 
             {"predictedEntropy": worker / 10 + i / 1e4, "message": f"w{worker}-{i}"}
             for i in range(300)
         ]
+
+
+def test_a_new_cycle_waits_for_its_charter_to_record_it_and_no_longer_than_its_patience() -> None:
+    """The charter creates its cycle, then records it with the incident the cycle measures;
+    read in between, the charter's status has no onset and the fault is measured diluted."""
+    charter = {"metadata": {"uid": "charter-uid"}, "status": {}}
+    meta = {
+        "name": "c",
+        "creationTimestamp": "2026-12-03T12:00:00Z",
+        "ownerReferences": [{"kind": "RegenerationCharter", "uid": "charter-uid"}],
+    }
+    assert awaits_charter_record(meta, {}, charter, NOW)
+    recorded = {**charter, "status": {"activeCycle": "c", "incident": {"lastGoodAt": "x"}}}
+    assert not awaits_charter_record(meta, {}, recorded, NOW)
+    # Begun already: it reads the charter as it goes.
+    assert not awaits_charter_record(meta, {"phase": "Measure"}, charter, NOW)
+    # A person's cycle is not the charter's to record.
+    assert not awaits_charter_record({**meta, "ownerReferences": []}, {}, charter, NOW)
+    # The record lost (the operator died between the two writes): not waited for forever.
+    later = NOW + timedelta(seconds=RECORD_PATIENCE_SECONDS)
+    assert not awaits_charter_record(meta, {}, charter, later)

@@ -24,7 +24,8 @@ from weavergen.domain.decide.cycle_status import (
     phase_records,
 )
 from weavergen.domain.decide.reconcile import record_outcome
-from weavergen.domain.times import stamp
+from weavergen.domain.owners import owned_by
+from weavergen.domain.times import parse_time, stamp
 
 NEXT_PHASE = {
     "define": "measure",
@@ -33,6 +34,12 @@ NEXT_PHASE = {
     "develop": "implement",
 }
 WARNING_OUTCOMES = frozenset({"RolledBack", "Failed"})
+# How long a new cycle waits for its charter to record it. The charter creates the cycle, then
+# patches its own status with it and with the incident the cycle measures (since when the
+# target was healthy); a cycle that read the charter in between measured the fault diluted by
+# the healthy minutes before it and could end NotNeeded. Past this the record is taken as lost
+# (the operator died between the two writes): the charter adopts the cycle when it next runs.
+RECORD_PATIENCE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,23 @@ def _plan(observed: CycleObservation, now: datetime) -> CycleDecision:
     if observed.step is not None:
         return _stepped(observed, observed.step, now)
     return CycleDecision(status={})
+
+
+def awaits_charter_record(
+    meta: Mapping[str, Any],
+    status: Mapping[str, Any],
+    charter: Mapping[str, Any],
+    now: datetime,
+) -> bool:
+    """Whether a cycle its charter started, not begun yet, should wait for the charter's status
+    to name it (``activeCycle``): see ``RECORD_PATIENCE_SECONDS``. A cycle a person created
+    is not the charter's to record, and one that began reads the charter as it goes."""
+    if status.get("phase") or not owned_by({"metadata": meta}, charter["metadata"].get("uid")):
+        return False
+    if (charter.get("status") or {}).get("activeCycle") == meta.get("name"):
+        return False
+    created = parse_time(meta.get("creationTimestamp"))
+    return created is not None and (now - created).total_seconds() < RECORD_PATIENCE_SECONDS
 
 
 def plan_missing_charter(charter: str, status: Mapping[str, Any], now: datetime) -> CycleDecision:
