@@ -88,10 +88,12 @@ def test_without_those_retries_a_refused_connection_fails_at_once(tmp_path: Path
 
 
 class _Starting(BaseHTTPRequestHandler):
-    """An API server just restarted: not ready, and denying every request, until ``ready_at``;
-    then it allows everything but ``/forbidden``."""
+    """An API server just restarted: not ready, and answering every request ``refusal`` (403:
+    its authorizer has no rules yet; 503: its HTTP paths are not installed yet), until
+    ``ready_at``; then it allows everything but ``/forbidden``."""
 
     ready_at = 0.0
+    refusal = 403
     asked: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
@@ -99,7 +101,11 @@ class _Starting(BaseHTTPRequestHandler):
         ready = time.monotonic() >= self.ready_at
         if self.path == "/readyz":
             self._answer(200 if ready else 500, b"ok" if ready else b"[-]poststarthook/rbac")
-        elif not ready or "forbidden" in self.path:
+        elif not ready:
+            self._answer(
+                self.refusal, json.dumps({"kind": "Status", "code": self.refusal}).encode()
+            )
+        elif "forbidden" in self.path:
             self._answer(403, json.dumps({"kind": "Status", "code": 403}).encode())
         else:
             self._answer(200, json.dumps(CONFIG_MAP).encode())
@@ -114,8 +120,11 @@ class _Starting(BaseHTTPRequestHandler):
         pass
 
 
-def _starting_server(tmp_path: Path, ready_in: float) -> tuple[Rest, HTTPServer]:
+def _starting_server(
+    tmp_path: Path, ready_in: float, refusal: int = 403
+) -> tuple[Rest, HTTPServer]:
     _Starting.ready_at, _Starting.asked = time.monotonic() + ready_in, []
+    _Starting.refusal = refusal
     server = HTTPServer(("127.0.0.1", 0), _Starting)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -123,10 +132,11 @@ def _starting_server(tmp_path: Path, ready_in: float) -> tuple[Rest, HTTPServer]
     return Rest(api_client(_kubeconfig(tmp_path, server.server_address[1]))), server
 
 
-def test_a_forbidden_from_an_api_server_not_ready_yet_is_asked_again_once_it_is(
-    tmp_path: Path,
+@pytest.mark.parametrize("refusal", [403, 503])
+def test_a_refusal_from_an_api_server_not_ready_yet_is_asked_again_once_it_is(
+    tmp_path: Path, refusal: int
 ) -> None:
-    rest, server = _starting_server(tmp_path, ready_in=1.0)
+    rest, server = _starting_server(tmp_path, ready_in=1.0, refusal=refusal)
     try:
         assert (rest.get("ConfigMap", "ns", "result") or {}).get("data") == CONFIG_MAP["data"]
     finally:

@@ -46,9 +46,11 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # (connect, read) seconds. Without them a request in flight when the API server goes away can
 # wait forever: a phase Job would hang until its deadline instead of failing and being retried.
 REQUEST_TIMEOUT = (5.0, 30.0)
-# A restarted API server serves before its authorizer has loaded the RBAC rules and denies every
-# request meanwhile: a Forbidden from a server that is not ready (``/readyz``, which it always
-# allows) is asked again once it is, if within this long.
+# A restarted API server serves before it is ready: it answers 503 until all its HTTP paths are
+# installed ("please try again": the request was not served) and denies every request until its
+# authorizer has loaded the RBAC rules. Either answer from a server that is not ready
+# (``/readyz``, which it always allows) is asked again once it is, if within this long.
+NOT_READY_ANSWERS = frozenset({403, 503})
 READY_WAIT_SECONDS = 30.0
 READY_POLL_SECONDS = 0.25
 
@@ -75,7 +77,7 @@ class Rest:
         accept: str = "application/json",
     ) -> Obj:
         response = self._send(method, path, body, query, content_type=content_type, accept=accept)
-        if response.status == 403 and self._became_ready():
+        if response.status in NOT_READY_ANSWERS and self._became_ready():
             response = self._send(
                 method, path, body, query, content_type=content_type, accept=accept
             )
