@@ -708,6 +708,22 @@ def records_a_new_cycle(request: dict[str, Any]) -> bool:
     return request.get("subResource") == "status" and bool(new) and not old
 
 
+def hold_the_record_of_a_new_cycle(
+    plane: Plane, namespace: str, directory: Path, *, deny_held: bool = False
+) -> AdmissionHold:
+    """The API server holds the charter's status patch that records its new cycle (then lets
+    it through, or refuses it with ``deny_held``) until the test releases it."""
+    return AdmissionHold(
+        plane,
+        namespace,
+        directory,
+        resources=["regenerationcharters/status"],
+        groups=("regeneration.weavergen.io",),
+        picks=records_a_new_cycle,
+        deny_held=deny_held,
+    )
+
+
 def test_a_cycle_created_before_its_charter_recorded_it_is_adopted_not_started_twice(
     plane: Plane, rest: Rest, namespace: str, operator: OperatorProcess, tmp_path: Path
 ) -> None:
@@ -715,15 +731,7 @@ def test_a_cycle_created_before_its_charter_recorded_it_is_adopted_not_started_t
     operator is SIGKILLed, then refuses it (the patch is lost). The restarted operator finds the
     cycle it made instead of starting a second one; that cycle heals and is recorded."""
     start_healthy(plane, rest, namespace, operator, executor="inline")
-    with AdmissionHold(
-        plane,
-        namespace,
-        tmp_path,
-        resources=["regenerationcharters/status"],
-        groups=("regeneration.weavergen.io",),
-        picks=records_a_new_cycle,
-        deny_held=True,
-    ) as hold:
+    with hold_the_record_of_a_new_cycle(plane, namespace, tmp_path, deny_held=True) as hold:
 
         def kill_before_the_charter_records_it(name: str) -> None:
             assert hold.holding.wait(60), f"no status patch recording {name} ({operator})"
@@ -1029,14 +1037,7 @@ def test_a_new_cycle_begins_only_once_its_charter_has_recorded_it(
     two seconds, the cycle waits for that record instead of beginning on a charter that has no
     incident yet (it measured the fault diluted by the healthy spans before it); then it heals."""
     start_healthy(plane, rest, namespace, operator, executor="inline")
-    with AdmissionHold(
-        plane,
-        namespace,
-        tmp_path,
-        resources=["regenerationcharters/status"],
-        groups=("regeneration.weavergen.io",),
-        picks=records_a_new_cycle,
-    ) as hold:
+    with hold_the_record_of_a_new_cycle(plane, namespace, tmp_path) as hold:
 
         def hold_the_record(name: str) -> None:
             assert hold.holding.wait(60), f"no status patch recording {name} ({operator})"
